@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one place where the pure-logic files (mapping, policy, bitmap) learn
+ * whether they are built into the kernel module or into a userspace unit
+ * test, simulator or fuzzer.  Kernel-version differences live here too.
+ */
+#ifndef STASH_COMPAT_H
+#define STASH_COMPAT_H
+
+#ifdef __KERNEL__
+
+#include <linux/types.h>
+#include <linux/kernel.h>
+#include <linux/bitops.h>
+#include <linux/hash.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+static inline void *stash_zalloc_array(size_t n, size_t size)
+{
+	return kvcalloc(n, size, GFP_KERNEL);
+}
+
+static inline void stash_free_array(void *p)
+{
+	kvfree(p);
+}
+
+#else /* userspace */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+
+#define __bitwise
+#define __force
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define likely(x) __builtin_expect(!!(x), 1)
+#define U32_MAX ((u32)~0U)
+#define BITS_PER_LONG ((int)(8 * sizeof(long)))
+#define BITS_TO_LONGS(n) (((n) + BITS_PER_LONG - 1) / BITS_PER_LONG)
+#define GOLDEN_RATIO_64 0x61C8864680B583EBull
+
+static inline u32 hash_64(u64 val, unsigned int bits)
+{
+	return (u32)((val * GOLDEN_RATIO_64) >> (64 - bits));
+}
+
+static inline unsigned int ilog2(u64 v)
+{
+	return 63 - __builtin_clzll(v);
+}
+
+static inline u64 rounddown_pow_of_two(u64 v)
+{
+	return 1ull << ilog2(v);
+}
+
+static inline bool test_bit(unsigned long nr, const unsigned long *addr)
+{
+	return (addr[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;
+}
+
+static inline void __set_bit(unsigned long nr, unsigned long *addr)
+{
+	addr[nr / BITS_PER_LONG] |= 1ul << (nr % BITS_PER_LONG);
+}
+
+static inline void __clear_bit(unsigned long nr, unsigned long *addr)
+{
+	addr[nr / BITS_PER_LONG] &= ~(1ul << (nr % BITS_PER_LONG));
+}
+
+static inline void *stash_zalloc_array(size_t n, size_t size)
+{
+	return calloc(n ? n : 1, size);
+}
+
+static inline void stash_free_array(void *p)
+{
+	free(p);
+}
+
+#endif /* __KERNEL__ */
+
+#endif /* STASH_COMPAT_H */

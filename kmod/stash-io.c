@@ -1,0 +1,695 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-stash I/O paths: one function per mode and direction, each returning a
+ * stash_action that the single switch in stash_dispatch() acts on.
+ *
+ * Coherence between a promotion and a write to the same block
+ * ------------------------------------------------------------
+ * We use per-block locking plus a generation check, in this way:
+ *  - A block being filled (promotion) or written through is SE_BUSY; reads
+ *    and writes-through that find it busy wait on sc->deferred and are
+ *    dispatched again when it becomes idle.
+ *  - A write that must not wait (write-around, or a write-through that
+ *    finds a fill in progress) invalidates the entry instead: it is
+ *    unhashed and marked SE_STALE, and the fill, on completion, frees the
+ *    slot instead of making it valid.  That is the generation check.
+ *  - A read miss never starts a promotion while a write to the same block is
+ *    in flight to the origin (sc->wip counts those writes per hash slot;
+ *    a collision only costs a skipped promotion), because the fill could
+ *    read the origin before that write lands and install the old data.
+ * Together: no fill that could have read data older than an acknowledged
+ * (or in-flight) write ever becomes valid.
+ */
+#include <linux/module.h>
+#include <linux/blkdev.h>
+#include <linux/sched.h>
+
+#include "dm-stash.h"
+
+/* What a bio needs undone at completion. */
+enum stash_bio_kind {
+	PB_PLAIN,	/* nothing */
+	PB_READ_HIT,	/* a pin on pb->cblock */
+	PB_FILL,	/* an origin read of a whole block to install in pb->cblock */
+	PB_WRITE_ORIGIN,	/* a wip slot */
+	PB_WRITE_HIT,	/* write-through hit: pb->cblock is busy, a cache clone runs */
+	PB_DONE,	/* the target finished its work; completion passes */
+};
+
+struct stash_bio {
+	struct stash_cache *sc;
+	cblock_t cblock;
+	u32 wip_slot;
+	u8 kind;
+	bool cache_failed;
+	struct bvec_iter saved_iter;
+};
+
+enum stash_action {
+	STASH_REMAP_ORIGIN,	/* send the bio to the origin */
+	STASH_REMAP_CACHE,	/* send the bio to its slot (or, empty, the cache) */
+	STASH_DEFER,		/* park until a busy block becomes idle */
+	STASH_QUEUED,		/* handed to the worker */
+	STASH_SUBMITTED,	/* the path submitted or completed it itself */
+};
+
+/* A copy the target runs on its own (partial-block promotion). */
+struct stash_job {
+	struct stash_cache *sc;
+	cblock_t cblock;
+};
+
+static struct kmem_cache *stash_job_cache;
+
+size_t stash_per_bio_data_size(void)
+{
+	return sizeof(struct stash_bio);
+}
+
+static struct stash_bio *pb_of(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct stash_bio));
+}
+
+static u32 wip_slot_of(oblock_t ob)
+{
+	return hash_64(from_oblock(ob), ilog2(STASH_WIP_SLOTS));
+}
+
+static sector_t cache_sector(struct stash_cache *sc, cblock_t c,
+			     sector_t origin_sector)
+{
+	return sc->data_start + (from_cblock(c) << sc->block_shift) +
+	       (origin_sector & (sc->block_sectors - 1));
+}
+
+static void kick_worker(struct stash_cache *sc)
+{
+	queue_work(sc->wq, &sc->worker);
+}
+
+/* Called under sc->lock after a block stopped being busy. */
+static bool wake_deferred_locked(struct stash_cache *sc)
+{
+	return !bio_list_empty(&sc->deferred);
+}
+
+static void release_block(struct stash_cache *sc, cblock_t c, bool busy)
+{
+	unsigned long flags;
+	bool kick;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	stash_map_release(&sc->map, c, busy);
+	kick = busy && wake_deferred_locked(sc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		kick_worker(sc);
+}
+
+static void queue_bio(struct stash_cache *sc, struct bio_list *list,
+		      struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	bio_list_add(list, bio);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	kick_worker(sc);
+}
+
+/*----------------------------------------------------------------
+ * Promotion
+ *--------------------------------------------------------------*/
+
+/*
+ * Called under sc->lock on a read miss: decide whether to promote and, if
+ * so, take a slot.  Returns the (busy) slot or STASH_NO_CBLOCK.
+ */
+static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
+				      bool sequential)
+{
+	cblock_t c;
+	u64 evicted;
+
+	if (sequential) {
+		sc->stats.bypassed++;
+		return STASH_NO_CBLOCK;
+	}
+	if (sc->wip[wip_slot_of(ob)])
+		return STASH_NO_CBLOCK;
+	if (!stash_filter_check_and_record(&sc->filter, ob))
+		return STASH_NO_CBLOCK;
+
+	c = stash_map_alloc(&sc->map, ob, &evicted);
+	if (cblock_is_valid(c) && evicted != STASH_NO_INDEX)
+		sc->stats.evictions++;
+	return c;
+}
+
+/*
+ * The slot of a finished (@ok) or failed fill: valid unless invalidated
+ * meanwhile.  The caller counts errors.
+ */
+static void fill_complete(struct stash_cache *sc, cblock_t c, bool ok)
+{
+	struct stash_entry *e;
+	unsigned long flags;
+	bool kick;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	e = stash_map_entry(&sc->map, c);
+	if (ok && !(e->flags & SE_STALE)) {
+		e->flags |= SE_VALID;
+		sc->stats.promotions++;
+	} else {
+		stash_map_invalidate(&sc->map, c);
+	}
+	stash_map_release(&sc->map, c, true);
+	kick = wake_deferred_locked(sc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		kick_worker(sc);
+}
+
+static void fill_copy_done(int read_err, unsigned long write_err, void *context)
+{
+	struct stash_job *job = context;
+	struct stash_cache *sc = job->sc;
+
+	if (read_err || write_err) {
+		unsigned long flags;
+
+		spin_lock_irqsave(&sc->lock, flags);
+		if (read_err)
+			sc->stats.origin_errors++;
+		if (write_err)
+			sc->stats.cache_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
+	}
+	fill_complete(sc, job->cblock, !read_err && !write_err);
+	kmem_cache_free(stash_job_cache, job);
+	if (atomic_dec_and_test(&sc->nr_jobs))
+		wake_up(&sc->jobs_wait);
+}
+
+/* A read that covers only part of the block: copy the whole block. */
+static void fill_by_copy(struct stash_cache *sc, oblock_t ob, cblock_t c)
+{
+	struct dm_io_region from, to;
+	struct stash_job *job;
+
+	job = kmem_cache_alloc(stash_job_cache, GFP_NOIO);
+	if (!job) {
+		fill_complete(sc, c, false);
+		return;
+	}
+	job->sc = sc;
+	job->cblock = c;
+	from.bdev = sc->origin_dev->bdev;
+	from.sector = from_oblock(ob) << sc->block_shift;
+	from.count = sc->block_sectors;
+	to.bdev = sc->cache_dev->bdev;
+	to.sector = cache_sector(sc, c, 0);
+	to.count = sc->block_sectors;
+	atomic_inc(&sc->nr_jobs);
+	dm_kcopyd_copy(sc->kcopyd, &from, 1, &to, 0, fill_copy_done, job);
+}
+
+static void fill_write_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+	struct stash_bio *pb = pb_of(bio);
+	struct stash_cache *sc = pb->sc;
+
+	if (clone->bi_status) {
+		unsigned long flags;
+
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.cache_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
+	}
+	fill_complete(sc, pb->cblock, !clone->bi_status);
+	bio_put(clone);
+	pb->kind = PB_DONE;
+	bio_endio(bio);
+}
+
+/*
+ * The origin read of a whole block is done: write the same pages to the
+ * slot, then complete the user's read.  Runs in the worker.
+ */
+static void fill_by_reuse(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+	struct bio *clone;
+
+	bio->bi_iter = pb->saved_iter;
+	clone = bio_alloc_clone(sc->cache_dev->bdev, bio, GFP_NOIO, &sc->bs);
+	clone->bi_opf = REQ_OP_WRITE;
+	clone->bi_iter.bi_sector = cache_sector(sc, pb->cblock, 0);
+	clone->bi_end_io = fill_write_endio;
+	clone->bi_private = bio;
+	submit_bio_noacct(clone);
+}
+
+/*----------------------------------------------------------------
+ * Reads (the same in every mode)
+ *--------------------------------------------------------------*/
+
+static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
+				    oblock_t ob)
+{
+	struct stash_bio *pb = pb_of(bio);
+	struct stash_entry *e;
+	unsigned long flags;
+	bool sequential;
+	cblock_t c;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sequential = stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+					     bio_sectors(bio));
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		e = stash_map_entry(&sc->map, c);
+		if ((e->flags & SE_BUSY) || e->pins == STASH_MAX_PINS) {
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		}
+		e->pins++;
+		e->flags |= SE_REF;
+		sc->stats.read_hits++;
+		spin_unlock_irqrestore(&sc->lock, flags);
+		pb->kind = PB_READ_HIT;
+		pb->cblock = c;
+		pb->saved_iter = bio->bi_iter;
+		return STASH_REMAP_CACHE;
+	}
+
+	sc->stats.read_misses++;
+	c = promote_decide_locked(sc, ob, sequential);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (!cblock_is_valid(c))
+		return STASH_REMAP_ORIGIN;
+
+	pb->cblock = c;
+	if (bio_sectors(bio) == sc->block_sectors) {
+		/* The user's read brings the whole block: reuse its pages. */
+		pb->kind = PB_FILL;
+		pb->saved_iter = bio->bi_iter;
+	} else {
+		fill_by_copy(sc, ob, c);
+	}
+	return STASH_REMAP_ORIGIN;
+}
+
+/*----------------------------------------------------------------
+ * Writes
+ *--------------------------------------------------------------*/
+
+/* Under sc->lock: the write goes to the origin; count it in flight. */
+static enum stash_action write_origin_locked(struct stash_cache *sc,
+					     struct bio *bio, oblock_t ob)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	pb->wip_slot = wip_slot_of(ob);
+	sc->wip[pb->wip_slot]++;
+	pb->kind = PB_WRITE_ORIGIN;
+	return STASH_REMAP_ORIGIN;
+}
+
+/*
+ * Write-around: the origin only.  A cached copy is invalidated before the
+ * write is issued, so no later read can find the old data in the cache.
+ */
+static enum stash_action stash_write_around(struct stash_cache *sc,
+					    struct bio *bio, oblock_t ob)
+{
+	enum stash_action action;
+	unsigned long flags;
+	cblock_t c;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.write_hits++;
+		sc->stats.invalidations++;
+	} else {
+		sc->stats.write_misses++;
+	}
+	action = write_origin_locked(sc, bio, ob);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return action;
+}
+
+static void write_through_cache_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+
+	if (clone->bi_status)
+		pb_of(bio)->cache_failed = true;
+	bio_put(clone);
+	bio_endio(bio);		/* drops the count bio_inc_remaining() took */
+}
+
+/*
+ * Write-through: origin and cache together, completing when both are done.
+ * A miss does not allocate (reads decide what is worth caching).  A hit
+ * makes the block busy so that two writes to it cannot reach the two
+ * devices in different orders.
+ */
+static enum stash_action stash_write_through(struct stash_cache *sc,
+					     struct bio *bio, oblock_t ob)
+{
+	struct stash_bio *pb = pb_of(bio);
+	enum stash_action action;
+	struct stash_entry *e;
+	unsigned long flags;
+	struct bio *clone;
+	cblock_t c;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		e = stash_map_entry(&sc->map, c);
+		if (!(e->flags & SE_VALID)) {
+			/* A fill is reading the origin: it must not install. */
+			stash_map_invalidate(&sc->map, c);
+			sc->stats.invalidations++;
+		} else if (e->flags & SE_BUSY) {
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		} else {
+			e->flags |= SE_BUSY | SE_REF;
+			sc->stats.write_hits++;
+			spin_unlock_irqrestore(&sc->lock, flags);
+
+			pb->kind = PB_WRITE_HIT;
+			pb->cblock = c;
+			pb->cache_failed = false;
+			clone = bio_alloc_clone(sc->cache_dev->bdev, bio,
+						GFP_NOIO, &sc->bs);
+			clone->bi_iter.bi_sector =
+				cache_sector(sc, c, bio->bi_iter.bi_sector);
+			clone->bi_end_io = write_through_cache_endio;
+			clone->bi_private = bio;
+			bio_inc_remaining(bio);
+			submit_bio_noacct(clone);
+			return STASH_REMAP_ORIGIN;
+		}
+	}
+	sc->stats.write_misses++;
+	action = write_origin_locked(sc, bio, ob);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return action;
+}
+
+/*----------------------------------------------------------------
+ * Flushes and discards
+ *--------------------------------------------------------------*/
+
+/* Empty flush: bio number 0 goes to the origin, number 1 to the cache. */
+static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	pb->cblock = STASH_NO_CBLOCK;
+	return dm_bio_get_target_bio_nr(bio) ? STASH_REMAP_CACHE :
+					       STASH_REMAP_ORIGIN;
+}
+
+/* Invalidate every block a discard touches; runs in the worker. */
+static void discard_invalidate(struct stash_cache *sc, struct bio *bio)
+{
+	sector_t start = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	u64 first = start >> sc->block_shift;
+	u64 last = (start + bio_sectors(bio) - 1) >> sc->block_shift;
+	unsigned long flags;
+	u64 ob, n = 0;
+	cblock_t c;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (last - first >= sc->nr_cblocks) {
+		/* A huge range: walking the slots is cheaper. */
+		u32 i;
+
+		for (i = 0; i < sc->nr_cblocks; i++) {
+			struct stash_entry *e = &sc->map.entries[i];
+
+			if (!(e->flags & SE_MAPPED))
+				continue;
+			ob = from_oblock(stash_entry_oblock(e));
+			if (ob < first || ob > last)
+				continue;
+			stash_map_invalidate(&sc->map, to_cblock(i));
+			sc->stats.invalidations++;
+			if (!(++n % 4096)) {
+				spin_unlock_irqrestore(&sc->lock, flags);
+				cond_resched();
+				spin_lock_irqsave(&sc->lock, flags);
+			}
+		}
+	} else {
+		for (ob = first; ob <= last; ob++) {
+			c = stash_map_lookup(&sc->map, to_oblock(ob));
+			if (cblock_is_valid(c)) {
+				stash_map_invalidate(&sc->map, c);
+				sc->stats.invalidations++;
+			}
+			if (!(++n % 4096)) {
+				spin_unlock_irqrestore(&sc->lock, flags);
+				cond_resched();
+				spin_lock_irqsave(&sc->lock, flags);
+			}
+		}
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+}
+
+/*----------------------------------------------------------------
+ * Dispatch
+ *--------------------------------------------------------------*/
+
+static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+	sector_t origin_sector;
+	oblock_t ob;
+
+	pb->sc = sc;
+	pb->kind = PB_PLAIN;
+	pb->cblock = STASH_NO_CBLOCK;
+
+	if (bio->bi_opf & REQ_PREFLUSH)
+		return stash_flush(sc, bio);
+	if (bio_op(bio) == REQ_OP_DISCARD) {
+		queue_bio(sc, &sc->discards, bio);
+		return STASH_QUEUED;
+	}
+
+	origin_sector = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	ob = stash_oblock_of(sc, origin_sector);
+	/* A partial last block is never cached. */
+	if (from_oblock(ob) >= sc->nr_oblocks)
+		return STASH_REMAP_ORIGIN;
+
+	if (bio_data_dir(bio) == READ)
+		return stash_read(sc, bio, ob);
+
+	switch (READ_ONCE(sc->mode)) {
+	case STASH_MODE_WRITETHROUGH:
+		return stash_write_through(sc, bio, ob);
+	case STASH_MODE_WRITEAROUND:
+	default:
+		return stash_write_around(sc, bio, ob);
+	}
+}
+
+static void remap_to_origin(struct stash_cache *sc, struct bio *bio)
+{
+	bio_set_dev(bio, sc->origin_dev->bdev);
+	if (bio_sectors(bio))
+		bio->bi_iter.bi_sector =
+			dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+}
+
+static void remap_to_cache(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	bio_set_dev(bio, sc->cache_dev->bdev);
+	if (cblock_is_valid(pb->cblock))
+		bio->bi_iter.bi_sector =
+			cache_sector(sc, pb->cblock,
+				     dm_target_offset(sc->ti, bio->bi_iter.bi_sector));
+}
+
+/* Returns true if @bio was remapped and the caller must submit it. */
+static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
+{
+	switch (stash_process(sc, bio)) {
+	case STASH_REMAP_ORIGIN:
+		remap_to_origin(sc, bio);
+		return true;
+	case STASH_REMAP_CACHE:
+		remap_to_cache(sc, bio);
+		return true;
+	case STASH_DEFER:
+	case STASH_QUEUED:
+	case STASH_SUBMITTED:
+		break;
+	}
+	return false;
+}
+
+int stash_map_bio(struct dm_target *ti, struct bio *bio)
+{
+	return stash_dispatch(ti->private, bio) ? DM_MAPIO_REMAPPED :
+						  DM_MAPIO_SUBMITTED;
+}
+
+/*----------------------------------------------------------------
+ * Completion
+ *--------------------------------------------------------------*/
+
+int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct stash_cache *sc = ti->private;
+	struct stash_bio *pb = pb_of(bio);
+	unsigned long flags;
+	bool kick;
+
+	switch (pb->kind) {
+	case PB_READ_HIT:
+		if (!*error) {
+			release_block(sc, pb->cblock, false);
+			break;
+		}
+		/* A clean block: read it from the origin instead. */
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.cache_errors++;
+		stash_map_invalidate(&sc->map, pb->cblock);
+		stash_map_release(&sc->map, pb->cblock, false);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		DMERR_LIMIT("cache read error %d: reading the origin instead",
+			    blk_status_to_errno(*error));
+		pb->kind = PB_DONE;
+		bio->bi_iter = pb->saved_iter;
+		bio->bi_status = BLK_STS_OK;
+		queue_bio(sc, &sc->retries, bio);
+		return DM_ENDIO_INCOMPLETE;
+
+	case PB_FILL:
+		if (*error) {
+			fill_complete(sc, pb->cblock, false);
+			break;
+		}
+		queue_bio(sc, &sc->fills, bio);
+		return DM_ENDIO_INCOMPLETE;
+
+	case PB_WRITE_ORIGIN:
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->wip[pb->wip_slot]--;
+		if (*error)
+			sc->stats.origin_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
+		break;
+
+	case PB_WRITE_HIT:
+		spin_lock_irqsave(&sc->lock, flags);
+		if (*error)
+			sc->stats.origin_errors++;
+		if (pb->cache_failed)
+			sc->stats.cache_errors++;
+		if (*error || pb->cache_failed) {
+			stash_map_invalidate(&sc->map, pb->cblock);
+			sc->stats.invalidations++;
+		}
+		stash_map_release(&sc->map, pb->cblock, true);
+		kick = wake_deferred_locked(sc);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (kick)
+			kick_worker(sc);
+		break;
+
+	default:
+		break;
+	}
+	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT)
+		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+	return DM_ENDIO_DONE;
+}
+
+/*----------------------------------------------------------------
+ * Worker
+ *--------------------------------------------------------------*/
+
+static void process_discard(struct stash_cache *sc, struct bio *bio)
+{
+	discard_invalidate(sc, bio);
+	if (sc->discard_passdown &&
+	    bdev_max_discard_sectors(sc->origin_dev->bdev)) {
+		remap_to_origin(sc, bio);
+		dm_submit_bio_remap(bio, NULL);
+	} else {
+		bio_endio(bio);
+	}
+}
+
+static void take_list(struct stash_cache *sc, struct bio_list *from,
+		      struct bio_list *to)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	bio_list_merge(to, from);
+	bio_list_init(from);
+	spin_unlock_irqrestore(&sc->lock, flags);
+}
+
+void stash_do_work(struct work_struct *ws)
+{
+	struct stash_cache *sc = container_of(ws, struct stash_cache, worker);
+	struct bio_list list = BIO_EMPTY_LIST;
+	struct bio *bio;
+
+	take_list(sc, &sc->fills, &list);
+	while ((bio = bio_list_pop(&list)))
+		fill_by_reuse(sc, bio);
+
+	take_list(sc, &sc->retries, &list);
+	while ((bio = bio_list_pop(&list))) {
+		remap_to_origin(sc, bio);
+		submit_bio_noacct(bio);
+	}
+
+	take_list(sc, &sc->discards, &list);
+	while ((bio = bio_list_pop(&list)))
+		process_discard(sc, bio);
+
+	take_list(sc, &sc->deferred, &list);
+	while ((bio = bio_list_pop(&list)))
+		if (stash_dispatch(sc, bio))
+			dm_submit_bio_remap(bio, NULL);
+}
+
+void stash_wait_for_jobs(struct stash_cache *sc)
+{
+	wait_event(sc->jobs_wait, !atomic_read(&sc->nr_jobs));
+	flush_workqueue(sc->wq);
+}
+
+int stash_io_init(void)
+{
+	stash_job_cache = KMEM_CACHE(stash_job, 0);
+	return stash_job_cache ? 0 : -ENOMEM;
+}
+
+void stash_io_exit(void)
+{
+	kmem_cache_destroy(stash_job_cache);
+}

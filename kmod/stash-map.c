@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mapping table and clock replacement (see stash-map.h).
+ */
+#include "stash-map.h"
+
+static u32 bucket_of(const struct stash_map *m, oblock_t ob)
+{
+	return m->hash_bits ? hash_64(from_oblock(ob), m->hash_bits) : 0;
+}
+
+int stash_map_init(struct stash_map *m, u32 nr_cblocks)
+{
+	u32 nr_buckets, i;
+
+	memset(m, 0, sizeof(*m));
+	if (!nr_cblocks || nr_cblocks > STASH_MAX_CBLOCKS)
+		return -1;
+
+	nr_buckets = rounddown_pow_of_two(nr_cblocks) / 2;
+	if (!nr_buckets)
+		nr_buckets = 1;
+	m->hash_bits = ilog2(nr_buckets);
+
+	m->entries = stash_zalloc_array(nr_cblocks, sizeof(*m->entries));
+	m->buckets = stash_zalloc_array(nr_buckets, sizeof(*m->buckets));
+	if (!m->entries || !m->buckets) {
+		stash_map_exit(m);
+		return -1;
+	}
+	for (i = 0; i < nr_buckets; i++)
+		m->buckets[i] = STASH_NO_INDEX;
+
+	/* Free list in ascending order, so a new cache fills from the front. */
+	for (i = 0; i < nr_cblocks; i++)
+		m->entries[i].next = i + 1 < nr_cblocks ? i + 1 : STASH_NO_INDEX;
+	m->nr_cblocks = nr_cblocks;
+	m->free_head = 0;
+	m->nr_free = nr_cblocks;
+	return 0;
+}
+
+void stash_map_exit(struct stash_map *m)
+{
+	stash_free_array(m->entries);
+	stash_free_array(m->buckets);
+	m->entries = NULL;
+	m->buckets = NULL;
+}
+
+cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob)
+{
+	u32 i = m->buckets[bucket_of(m, ob)];
+
+	while (i != STASH_NO_INDEX) {
+		const struct stash_entry *e = &m->entries[i];
+
+		if (stash_entry_oblock(e) == ob)
+			return to_cblock(i);
+		i = e->next;
+	}
+	return STASH_NO_CBLOCK;
+}
+
+static void hash_insert(struct stash_map *m, u32 i)
+{
+	struct stash_entry *e = &m->entries[i];
+	u32 *head = &m->buckets[bucket_of(m, stash_entry_oblock(e))];
+
+	e->next = *head;
+	*head = i;
+	e->flags |= SE_MAPPED;
+}
+
+static void hash_remove(struct stash_map *m, u32 i)
+{
+	struct stash_entry *e = &m->entries[i];
+	u32 *link = &m->buckets[bucket_of(m, stash_entry_oblock(e))];
+
+	while (*link != STASH_NO_INDEX) {
+		if (*link == i) {
+			*link = e->next;
+			break;
+		}
+		link = &m->entries[*link].next;
+	}
+	e->next = STASH_NO_INDEX;
+	e->flags &= ~SE_MAPPED;
+}
+
+static void free_entry(struct stash_map *m, u32 i)
+{
+	struct stash_entry *e = &m->entries[i];
+
+	if (e->flags & SE_MAPPED)
+		hash_remove(m, i);
+	e->flags = 0;
+	e->pins = 0;
+	e->next = m->free_head;
+	m->free_head = i;
+	m->nr_free++;
+}
+
+static bool evictable(const struct stash_map *m, u32 i)
+{
+	const struct stash_entry *e = &m->entries[i];
+
+	if ((e->flags & (SE_MAPPED | SE_VALID | SE_BUSY | SE_STALE)) !=
+	    (SE_MAPPED | SE_VALID))
+		return false;
+	if (e->pins)
+		return false;
+	return !(m->dirty && test_bit(i, m->dirty));
+}
+
+/*
+ * Second-chance clock: a referenced entry loses its mark and is passed
+ * over once.  Two sweeps always suffice to find an evictable entry if there
+ * is one.
+ */
+static u32 clock_evict(struct stash_map *m)
+{
+	u64 steps;
+
+	for (steps = 0; steps < 2ull * m->nr_cblocks; steps++) {
+		u32 i = m->clock_hand;
+		struct stash_entry *e = &m->entries[i];
+
+		m->clock_hand = i + 1 < m->nr_cblocks ? i + 1 : 0;
+		if (!evictable(m, i))
+			continue;
+		if (e->flags & SE_REF) {
+			e->flags &= ~SE_REF;
+			continue;
+		}
+		return i;
+	}
+	return STASH_NO_INDEX;
+}
+
+cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
+{
+	struct stash_entry *e;
+	u32 i;
+
+	*evicted = STASH_NO_INDEX;
+	if (m->nr_free) {
+		i = m->free_head;
+		m->free_head = m->entries[i].next;
+		m->nr_free--;
+	} else {
+		i = clock_evict(m);
+		if (i == STASH_NO_INDEX)
+			return STASH_NO_CBLOCK;
+		*evicted = from_oblock(stash_entry_oblock(&m->entries[i]));
+		hash_remove(m, i);
+	}
+
+	e = &m->entries[i];
+	e->oblock_lo = (u32)from_oblock(ob);
+	e->oblock_hi = (u16)(from_oblock(ob) >> 32);
+	e->flags = SE_ALLOC | SE_BUSY;
+	e->pins = 0;
+	hash_insert(m, i);
+	return to_cblock(i);
+}
+
+bool stash_map_invalidate(struct stash_map *m, cblock_t c)
+{
+	u32 i = (u32)from_cblock(c);
+	struct stash_entry *e = &m->entries[i];
+
+	if (!(e->flags & SE_ALLOC) || (e->flags & SE_STALE))
+		return false;
+	if ((e->flags & SE_BUSY) || e->pins) {
+		if (e->flags & SE_MAPPED)
+			hash_remove(m, i);
+		e->flags = (e->flags & ~SE_VALID) | SE_STALE;
+		return false;
+	}
+	free_entry(m, i);
+	return true;
+}
+
+bool stash_map_release(struct stash_map *m, cblock_t c, bool busy)
+{
+	u32 i = (u32)from_cblock(c);
+	struct stash_entry *e = &m->entries[i];
+
+	if (busy)
+		e->flags &= ~SE_BUSY;
+	else if (e->pins)
+		e->pins--;
+	if ((e->flags & SE_STALE) && !(e->flags & SE_BUSY) && !e->pins) {
+		free_entry(m, i);
+		return true;
+	}
+	return false;
+}
+
+u32 stash_map_bytes_per_cblock(const struct stash_map *m)
+{
+	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +
+		    (sizeof(u32) << m->hash_bits);
+
+	return (u32)((bytes + m->nr_cblocks - 1) / m->nr_cblocks);
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Mapping table: which origin block (oblock) lives in which cache slot
+ * (cblock), plus the replacement policy state that rides on each entry.
+ *
+ * Pure logic: no locking, no I/O, no kernel dependency beyond stash-compat.h.
+ * The caller serialises every call (the cache's map lock in the module).
+ *
+ * RAM per cache block: one 12-byte entry, at most two bytes of hash buckets
+ * (rounddown_pow_of_two(nr_cblocks) / 2 buckets of 4 bytes), plus what the
+ * promotion filter and the dirty bitmap add (see stash-policy.h and
+ * stash-bitmap.h).  Lists are linked by 32-bit indexes, not pointers.
+ */
+#ifndef STASH_MAP_H
+#define STASH_MAP_H
+
+#include "stash-compat.h"
+
+typedef u64 __bitwise oblock_t;
+typedef u64 __bitwise cblock_t;
+
+static inline oblock_t to_oblock(u64 b)
+{
+	return (__force oblock_t)b;
+}
+
+static inline u64 from_oblock(oblock_t b)
+{
+	return (__force u64)b;
+}
+
+static inline cblock_t to_cblock(u64 b)
+{
+	return (__force cblock_t)b;
+}
+
+static inline u64 from_cblock(cblock_t b)
+{
+	return (__force u64)b;
+}
+
+/* Largest oblock an entry can hold: 48 bits, 1 EiB of origin at 4 KiB. */
+#define STASH_MAX_OBLOCKS	(1ull << 48)
+/* Largest number of cache blocks: indexes are 32-bit, U32_MAX is "none". */
+#define STASH_MAX_CBLOCKS	(U32_MAX - 1)
+#define STASH_NO_INDEX		U32_MAX
+#define STASH_NO_CBLOCK		to_cblock(STASH_NO_INDEX)
+
+static inline bool cblock_is_valid(cblock_t c)
+{
+	return from_cblock(c) != STASH_NO_INDEX;
+}
+
+/* Entry flags. */
+enum {
+	SE_MAPPED = 1 << 0,	/* in the hash: lookups find it */
+	SE_VALID  = 1 << 1,	/* the cache slot holds the block's data */
+	SE_REF    = 1 << 2,	/* referenced since the clock hand last passed */
+	SE_BUSY   = 1 << 3,	/* an exclusive operation (fill, write) runs */
+	SE_STALE  = 1 << 4,	/* invalidated while busy or pinned: free when idle */
+	SE_ALLOC  = 1 << 5,	/* allocated (not on the free list) */
+};
+
+/* Readers in flight on one slot before new readers must wait. */
+#define STASH_MAX_PINS		255
+
+struct stash_entry {
+	u32 oblock_lo;
+	u32 next;		/* hash chain when mapped, free list when free */
+	u16 oblock_hi;
+	u8 flags;
+	u8 pins;		/* reads in flight from the cache slot */
+};
+
+struct stash_map {
+	struct stash_entry *entries;
+	u32 *buckets;
+	const unsigned long *dirty;	/* dirty bitmap (may be NULL): never evict */
+	u32 nr_cblocks;
+	u32 hash_bits;
+	u32 free_head;
+	u32 nr_free;
+	u32 clock_hand;
+};
+
+int stash_map_init(struct stash_map *m, u32 nr_cblocks);
+void stash_map_exit(struct stash_map *m);
+
+static inline struct stash_entry *stash_map_entry(const struct stash_map *m,
+						  cblock_t c)
+{
+	return &m->entries[from_cblock(c)];
+}
+
+static inline oblock_t stash_entry_oblock(const struct stash_entry *e)
+{
+	return to_oblock(((u64)e->oblock_hi << 32) | e->oblock_lo);
+}
+
+static inline u32 stash_map_nr_allocated(const struct stash_map *m)
+{
+	return m->nr_cblocks - m->nr_free;
+}
+
+/* The mapped slot of @ob, or STASH_NO_CBLOCK. */
+cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob);
+
+/*
+ * Take a slot for @ob from the free list or, failing that, by evicting the
+ * clean, idle, unreferenced entry the clock hand finds first.  The new entry
+ * is mapped and SE_BUSY (not yet SE_VALID).  Sets *evicted to the victim's
+ * oblock or to STASH_NO_INDEX.  Returns STASH_NO_CBLOCK when every slot is
+ * busy, pinned or dirty.
+ */
+cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted);
+
+/*
+ * Forget the mapping of @c: new lookups miss.  An idle entry goes back to
+ * the free list at once; a busy or pinned one is marked SE_STALE and is
+ * freed by stash_map_release() when its last user lets go.
+ * Returns true if the slot was freed now.
+ */
+bool stash_map_invalidate(struct stash_map *m, cblock_t c);
+
+/*
+ * Drop one pin or the busy flag (as @busy says) and free the entry if it is
+ * stale and nobody else holds it.  Returns true if the slot was freed.
+ */
+bool stash_map_release(struct stash_map *m, cblock_t c, bool busy);
+
+/* Bytes of mapping RAM per cache block, rounded up. */
+u32 stash_map_bytes_per_cblock(const struct stash_map *m);
+
+#endif /* STASH_MAP_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Promotion policy: which read misses earn a cache slot.
+ *
+ * - Promotion filter: a block is promoted on its second miss within a recent
+ *   window, so a one-off scan (every block seen once) never displaces the
+ *   hot set.  Two generations of a two-hash Bloom filter remember the
+ *   window; the older generation is cleared when the newer one has taken
+ *   nbits / 16 insertions, which keeps false positives near 1.5 %.
+ *   RAM: two tables of rounddown_pow_of_two(4 * nr_cblocks) bits, at most
+ *   one byte per cache block for both.
+ * - Sequential detector: a few recent streams; I/O that continues a stream
+ *   which has already moved more than the cutoff is "sequential" and is
+ *   neither promoted nor allowed to allocate (it bypasses the cache).
+ *
+ * Pure logic like stash-map.c: the caller serialises calls.
+ */
+#ifndef STASH_POLICY_H
+#define STASH_POLICY_H
+
+#include "stash-compat.h"
+#include "stash-map.h"
+
+struct stash_filter {
+	unsigned long *gen[2];
+	u32 bits;		/* log2 of the bits per generation */
+	u32 cur;		/* generation taking insertions */
+	u32 inserted;		/* insertions into gen[cur] */
+	u32 rotate_at;
+};
+
+int stash_filter_init(struct stash_filter *f, u32 nr_cblocks);
+void stash_filter_exit(struct stash_filter *f);
+/* Record a miss on @ob; true if @ob missed recently too (promote it). */
+bool stash_filter_check_and_record(struct stash_filter *f, oblock_t ob);
+void stash_filter_clear(struct stash_filter *f);
+
+#define STASH_NR_STREAMS	16
+
+struct stash_stream {
+	u64 next_sector;	/* where the stream goes on */
+	u64 sectors;		/* how far it has gone */
+	u64 last_used;
+};
+
+struct stash_seq {
+	struct stash_stream streams[STASH_NR_STREAMS];
+	u64 tick;
+	u64 cutoff_sectors;	/* 0: detection off */
+};
+
+void stash_seq_init(struct stash_seq *s, u64 cutoff_sectors);
+/* Account an I/O; true if it belongs to a stream past the cutoff. */
+bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors);
+
+#endif /* STASH_POLICY_H */
