@@ -1,0 +1,228 @@
+#!/bin/bash
+# Boot Debian's stock 6.1 kernel under QEMU (TCG) and run a command in it.
+#
+# usage: tests/vm/run-vm.sh [--timeout SECS] [--mem MB] [--disk PATH]... -- CMD...
+#
+# The guest sees the host's root file system read-only over virtio-9p with a
+# tmpfs overlay on top (it can write anywhere; writes vanish at power-off),
+# runs CMD as root in the repo directory and powers off.  build/vm/out is
+# shared read-write at the same path and exported as STASH_OUT: whatever the
+# guest writes there stays on the host.  Host variables named STASH_* are
+# passed into the guest.
+#
+# Exit status: CMD's exit status.  A kernel panic (oops, WARN with
+# panic_on_warn, hung task, soft lockup), a VM that dies without reporting a
+# status, or a timeout make the run fail and print the tail of the serial log.
+# The full log is build/vm/serial.log, with a timestamped copy in
+# build/vm/logs/.
+#
+# Only one VM runs at a time on the machine: the launcher holds an exclusive
+# flock on /tmp/dm-stash-vm.lock for the whole run and waits for it if busy.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VMDIR=$REPO/build/vm
+OUT=$VMDIR/out
+LOCK=${STASH_VM_LOCK:-/tmp/dm-stash-vm.lock}
+
+# Modules the stock kernel needs to mount a 9p root under an overlay, in load
+# order.
+INITRAMFS_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
+		   virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay)
+
+timeout_s=1800
+mem=2048
+disks=()
+
+usage() {
+	sed -n '2,4s/^# \{0,1\}//p' "$0"
+	exit "${1:-2}"
+}
+
+die() {
+	echo "run-vm: $*" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timeout) timeout_s=${2:?}; shift 2 ;;
+	--mem) mem=${2:?}; shift 2 ;;
+	--disk) disks+=("$(realpath -e "${2:?}")") || die "no such disk image: $2"; shift 2 ;;
+	-h|--help) usage 0 ;;
+	--) shift; break ;;
+	*) echo "run-vm: unknown option $1" >&2; usage ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+[[ $timeout_s =~ ^[0-9]+$ && $mem =~ ^[0-9]+$ ]] || die "--timeout and --mem take numbers"
+
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (make deps)"
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 ||
+	die "/bin/busybox must be busybox-static (make deps)"
+
+# The newest Debian 6.1 kernel, unless STASH_VM_KVER names one.
+if [ -n "${STASH_VM_KVER:-}" ]; then
+	kver=$STASH_VM_KVER
+else
+	kernel=$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sort -V | tail -n1)
+	[ -n "$kernel" ] || die "no /boot/vmlinuz-6.1.*-amd64 (make deps)"
+	kver=${kernel#/boot/vmlinuz-}
+fi
+kernel=/boot/vmlinuz-$kver
+moddir=/lib/modules/$kver
+[ -r "$kernel" ] || die "$kernel not readable"
+[ -d "$moddir" ] || die "$moddir missing"
+case "$REPO$OUT" in
+*[[:space:]]*) die "the repo path must not contain white space: $REPO" ;;
+esac
+
+# Wait for our turn: one VM at a time on this machine.  QEMU inherits the
+# descriptor, so the lock stays held for as long as the VM runs.
+exec 9>>"$LOCK"
+if ! flock -n 9; then
+	echo "run-vm: another VM holds $LOCK, waiting for it..."
+	flock 9
+fi
+
+mkdir -p "$VMDIR/logs"
+
+# ---------------------------------------------------------------------------
+# Initramfs: static busybox, the modules above, tests/vm/init.sh as /init.
+# Rebuilt only when one of its inputs changes.
+# ---------------------------------------------------------------------------
+find_module() {
+	local name=$1 alt=${1//_/-} f
+
+	for f in "$name.ko" "$name.ko.xz" "$name.ko.zst" "$name.ko.gz" \
+		 "$alt.ko" "$alt.ko.xz" "$alt.ko.zst" "$alt.ko.gz"; do
+		f=$(find "$moddir/kernel" -name "$f" -print -quit)
+		[ -n "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+module_files=()
+for m in "${INITRAMFS_MODULES[@]}"; do
+	f=$(find_module "$m") || die "module $m not found under $moddir"
+	module_files+=("$f")
+done
+
+initramfs=$VMDIR/initramfs-$kver.cpio
+stamp=$VMDIR/initramfs-$kver.stamp
+inputs=$({
+	stat -L -c '%n %s %Y' /bin/busybox "${module_files[@]}"
+	sha256sum "$REPO/tests/vm/init.sh" "${BASH_SOURCE[0]}"
+} | sha256sum | cut -d' ' -f1)
+
+if [ ! -f "$initramfs" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
+	echo "run-vm: building $initramfs"
+	stage=$(mktemp -d "$VMDIR/initramfs.XXXXXX")
+	trap 'rm -rf "$stage"' EXIT
+	mkdir -p "$stage"/{bin,dev,proc,sys,lib/modules,newroot}
+	cp /bin/busybox "$stage/bin/busybox"
+	for a in sh mount insmod mkdir poweroff sleep switch_root cat; do
+		ln -s busybox "$stage/bin/$a"
+	done
+	: >"$stage/modules.list"
+	for i in "${!INITRAMFS_MODULES[@]}"; do
+		m=${INITRAMFS_MODULES[$i]} f=${module_files[$i]}
+		case $f in
+		*.ko.xz)  xz -dc "$f" ;;
+		*.ko.zst) zstd -qdc "$f" ;;
+		*.ko.gz)  gzip -dc "$f" ;;
+		*)        cat "$f" ;;
+		esac >"$stage/lib/modules/$m.ko"
+		echo "$m" >>"$stage/modules.list"
+	done
+	install -m 0755 "$REPO/tests/vm/init.sh" "$stage/init"
+	# The kernel opens /dev/console for /init before devtmpfs is mounted.
+	mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
+	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+		cpio --quiet -o -H newc -R 0:0) >"$initramfs.tmp"
+	mv "$initramfs.tmp" "$initramfs"
+	echo "$inputs" >"$stamp"
+	rm -rf "$stage"
+	trap - EXIT
+fi
+
+# ---------------------------------------------------------------------------
+# The command, the results share and the kernel command line.
+# ---------------------------------------------------------------------------
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+nonce=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+{
+	echo "# generated by tests/vm/run-vm.sh"
+	while IFS= read -r v; do
+		[ "$v" = STASH_OUT ] || printf 'export %s=%q\n' "$v" "${!v}"
+	done < <(compgen -e | grep '^STASH_' || true)
+	printf 'cd %q || exit 125\n' "$REPO"
+	printf '%q ' "$@"
+	echo
+} >"$VMDIR/guest-cmd.sh"
+
+cmdline="console=ttyS0 loglevel=5 panic_on_warn=1 oops=panic hung_task_panic=1"
+cmdline+=" softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_check edd=off"
+cmdline+=" rdinit=/init stash_repo=$REPO stash_out=$OUT stash_nonce=$nonce"
+
+qemu=(qemu-system-x86_64
+	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
+	-nographic -no-reboot -nodefaults -serial stdio -nic none
+	-fw_cfg name=etc/sercon-port,string=0
+	-kernel "$kernel" -initrd "$initramfs" -append "$cmdline"
+	-fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap
+	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot
+	-fsdev "local,id=o,path=$OUT,security_model=none,multidevs=remap"
+	-device virtio-9p-pci,fsdev=o,mount_tag=stashout)
+for d in "${disks[@]}"; do
+	qemu+=(-drive "file=$d,format=raw,if=virtio,cache=writeback,discard=unmap")
+done
+
+# ---------------------------------------------------------------------------
+# Run it.  The serial console streams to stdout and into the log.
+# ---------------------------------------------------------------------------
+log=$VMDIR/serial.log
+echo "run-vm: booting $kver (timeout ${timeout_s}s, ${mem} MiB, ${#disks[@]} extra disk(s))"
+start=$(date +%s)
+set +e
+# (SeaBIOS is told to keep off the serial console; QEMU warns about the name
+# of that fw_cfg item, which is the one SeaBIOS reads.)
+timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null \
+	2> >(grep -v 'fw_cfg item names should be prefixed' >&2) | tee "$log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(($(date +%s) - start))
+copy=$VMDIR/logs/serial-$(date +%Y%m%d-%H%M%S).log
+cp "$log" "$copy"
+# Keep the 20 newest copies.
+ls -1t "$VMDIR"/logs/serial-*.log | tail -n +21 | xargs -r rm -f
+
+rc=$(grep -ao "STASH-VM-EXIT:$nonce:[0-9]*" "$log" | tail -n1 | cut -d: -f3)
+why=
+if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
+	why="timed out after ${timeout_s}s"
+	rc=124
+elif grep -aq -e 'Kernel panic - not syncing' -e 'end Kernel panic' "$log"; then
+	why="kernel panic"
+	rc=${rc:-1}
+	[ "$rc" -ne 0 ] || rc=1
+elif [ -z "$rc" ]; then
+	why="the VM stopped without reporting an exit status (qemu exit $qemu_rc)"
+	rc=1
+elif [ "$qemu_rc" -ne 0 ]; then
+	why="qemu exited with $qemu_rc"
+	[ "$rc" -ne 0 ] || rc=1
+fi
+
+if [ -n "$why" ]; then
+	echo
+	echo "run-vm: FAILED: $why; last 60 lines of the serial log:"
+	echo "------------------------------------------------------------------------"
+	tail -n 60 "$log" | tr -d '\r'
+	echo "------------------------------------------------------------------------"
+	echo "run-vm: full log: $log (copy: $copy)"
+fi
+echo "run-vm: guest exit status $rc after ${elapsed}s"
+exit "$rc"
