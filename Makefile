@@ -1,8 +1,146 @@
-# Minimal bootstrap Makefile; the harness work extends it.
+# dm-stash: top-level Makefile.
+#
+#   make               the module (kmod/dm-stash.ko) and stashctl
+#   make deps          install the Debian 12 packages everything here needs
+#   make check         build, unit tests, then the test suite in a QEMU VM
+#                      (TEST="name ..." runs only those tests)
+#   make check-native  the test suite on this machine (root, module loading)
+#   make demo          a stash volume on a slow disk, in the VM, with a report
+#   make lint          checkpatch, sparse, strict userspace build
+#   make unit          userspace unit tests (tests/unit)
+#   make clean
+#
+# KDIR is the kernel build tree: the running kernel's if it has one, else the
+# newest /usr/src/linux-headers-*-amd64.  Give KDIR=... to override.
+
 KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1; fi)
-all: module
-module:
+
+# The kernel the test VM boots (newest Debian 6.1 image) and, unless KDIR was
+# given, the build tree that matches it, so that the VM can load the module.
+VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V | tail -n1)
+ifeq ($(origin KDIR),file)
+VM_KDIR = $(or $(realpath /lib/modules/$(VM_KVER)/build),$(KDIR))
+else
+VM_KDIR = $(KDIR)
+endif
+
+TEST     ?=
+VM_ARGS  ?=
+SHELL    := /bin/bash
+
+DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
+	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
+	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
+	xz-utils zstd util-linux procps
+
+LINUX_SRC        := /usr/src/linux-source-6.1
+LINUX_SRC_TARBALL := /usr/src/linux-source-6.1.tar.xz
+CHECKPATCH_DIR   := build/checkpatch
+CHECKPATCH_FILES := checkpatch.pl spelling.txt const_structs.checkpatch
+LINT_SOURCES = $(filter-out %.mod.c,$(wildcard kmod/*.c)) $(wildcard kmod/*.h) \
+	       $(wildcard kmod/uapi/linux/*.h)
+
+all: module tools
+
+module: have-kdir
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+tools:
+	$(MAKE) -C userspace-tools
+
+have-kdir:
+	@if [ -z "$(KDIR)" ] || [ ! -d "$(KDIR)" ]; then \
+		echo "No kernel build tree (KDIR='$(KDIR)'): run 'make deps' or give KDIR=..." >&2; \
+		exit 1; \
+	fi
+
+# Install what is missing; quick when nothing is.
+deps:
+	@missing=$$(for p in $(DEPS); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | \
+			grep -q '^install ok installed$$' || echo "$$p"; \
+	done); \
+	if [ -z "$$missing" ]; then \
+		echo "deps: all installed"; \
+	else \
+		echo "deps: installing" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install packages" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && \
+		apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+unit:
+	$(MAKE) -C tests/unit
+
+# Each step is a sub-make so that the variables above are evaluated after
+# "deps" has installed the kernel and its headers on a fresh machine.
+check:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory vm-check
+
+vm-build:
+	$(MAKE) all KDIR=$(VM_KDIR)
+
+vm-check:
+	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh $(VM_ARGS) -- tests/run $(TEST)
+
+check-native:
+	@if [ ! -e /proc/modules ]; then \
+		echo "check-native: this kernel cannot load modules (no /proc/modules);" \
+		     "use 'make check' to run the tests in a VM" >&2; \
+		exit 1; \
+	fi
+	@if [ "$$(id -u)" != 0 ]; then echo "check-native: must run as root" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory all
+	tests/run $(TEST)
+
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh $(VM_ARGS) -- tests/demo.sh
+
+# checkpatch.pl with spelling.txt and const_structs.checkpatch beside it,
+# from the extracted kernel source or else straight from its tarball.
+$(CHECKPATCH_DIR)/checkpatch.pl:
+	@mkdir -p $(CHECKPATCH_DIR)
+	@if [ -f $(LINUX_SRC)/scripts/checkpatch.pl ]; then \
+		for f in $(CHECKPATCH_FILES); do cp $(LINUX_SRC)/scripts/$$f $(CHECKPATCH_DIR)/ || exit; done; \
+	elif [ -f $(LINUX_SRC_TARBALL) ]; then \
+		echo "lint: extracting checkpatch from $(LINUX_SRC_TARBALL)"; \
+		tar -xJf $(LINUX_SRC_TARBALL) -C $(CHECKPATCH_DIR) --strip-components=2 \
+			$(addprefix linux-source-6.1/scripts/,$(CHECKPATCH_FILES)); \
+	else \
+		echo "lint: no linux-source-6.1 (make deps)" >&2; exit 1; \
+	fi
+	@chmod +x $@
+
+# All three parts run; the target fails at the end if any of them failed.
+lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
+	@mkdir -p build/lint; fail=; \
+	echo "== checkpatch --strict"; \
+	perl $(CHECKPATCH_DIR)/checkpatch.pl --no-tree --strict --terse -f \
+		$(LINT_SOURCES) || fail+=" checkpatch"; \
+	echo "== sparse (C=2 W=1)"; \
+	$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) C=2 W=1 modules \
+		>build/lint/sparse.log 2>&1 || fail+=" kbuild"; \
+	grep -v -e '^make\[[0-9]*\]: ' -e '^  [A-Z]' build/lint/sparse.log; \
+	if grep -qE '(^|/)kmod/[^: ]+:[0-9]+(:[0-9]+)?: (warning|error)' build/lint/sparse.log; then \
+		fail+=" sparse"; \
+	fi; \
+	echo "== userspace (-Wall -Wextra -Werror)"; \
+	$(MAKE) --no-print-directory -C userspace-tools -B stashctl || fail+=" stashctl"; \
+	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
+	if [ -n "$$fail" ]; then echo "lint: FAILED:$$fail" >&2; exit 1; fi; \
+	echo "lint: clean"
+
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
-.PHONY: all module clean
+	-[ -z "$(KDIR)" ] || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C userspace-tools clean
+	$(MAKE) -C tests/unit clean
+	rm -rf build
+
+.PHONY: all module tools have-kdir deps unit check vm-build vm-check \
+	check-native demo lint clean
