@@ -8,6 +8,7 @@
 #define DM_STASH_H
 
 #include <linux/device-mapper.h>
+#include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/bio.h>
 #include <linux/spinlock.h>
@@ -17,6 +18,7 @@
 
 #include "stash-map.h"
 #include "stash-policy.h"
+#include "stash-bitmap.h"
 
 #define DM_MSG_PREFIX "stash"
 
@@ -35,6 +37,15 @@ enum stash_mode {
 #define STASH_MIN_CBLOCKS		16
 /* Slots of the in-flight-write table (power of two). */
 #define STASH_WIP_SLOTS			1024
+/* Writeback: runs in flight at most, and the bytes one run may merge. */
+#define STASH_WB_SLOTS			8
+#define STASH_WB_RUN_BYTES		(256u << 10)
+#define STASH_WB_BATCH			4096	/* candidates sorted per round */
+#define STASH_DEFAULT_HIGH_WM		50	/* percent dirty */
+#define STASH_DEFAULT_LOW_WM		10
+#define STASH_DEFAULT_IDLE_MS		2000
+#define STASH_MAX_IDLE_MS		3600000
+#define STASH_WB_ERROR_BACKOFF_MS	1000
 
 /*
  * Counters.  Written under sc->lock, read without it by status (a torn
@@ -52,6 +63,36 @@ struct stash_stats {
 	u64 bypassed;
 	u64 cache_errors;
 	u64 origin_errors;
+	u64 written_back;	/* blocks copied to the origin */
+	u64 writeback_errors;
+};
+
+/* Tunables: set by the table line or the "set" message, read lockless. */
+struct stash_tunables {
+	u32 seq_cutoff_kb;
+	u32 high_wm;		/* start writeback above this percent dirty */
+	u32 low_wm;		/* and stop at or below this one */
+	u32 idle_ms;		/* drain after this long without I/O; 0 = never */
+	u32 wb_inflight;	/* writeback runs in flight, 1..STASH_WB_SLOTS */
+};
+
+/* One merged writeback I/O: contiguous origin blocks, any cache slots. */
+struct stash_wb_run {
+	struct stash_cache *sc;
+	void *buf;			/* STASH_WB_RUN_BYTES or one block */
+	u64 first_oblock;
+	u32 nr_blocks;
+	u32 slot;
+	atomic_t reads_pending;
+	bool failed;
+	struct completion reads_done;
+	u32 cblocks[];			/* up to run_max_blocks entries */
+};
+
+/* A dirty block picked for writeback. */
+struct stash_wb_candidate {
+	u64 oblock;
+	u32 cblock;
 };
 
 struct stash_cache {
@@ -80,9 +121,24 @@ struct stash_cache {
 	struct bio_list retries;	/* failed cache reads to redo on origin */
 	struct bio_list discards;	/* discards to process in process context */
 	struct stash_stats stats;
+	struct stash_bitmap dirty;	/* blocks newer on the cache than on the origin */
+	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
+	struct bio_list flush_waiting;	/* flushes for the next drain pass */
+	struct bio_list flush_pass;	/* flushes the current drain pass completes */
+	bool drain_requested;		/* a full drain is wanted */
+	bool pass_active;
+	bool pass_is_drain;		/* cleans the whole snapshot, then completes */
+	bool pass_failed;
+	u32 pass_cursor;
+	u32 nr_writeback;		/* blocks in writeback runs */
+	u64 drains_started;
+	u64 drains_completed;
+	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 
 	/* --- Lockless. --- */
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
+	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
+	unsigned long last_io;		/* jiffies of the last user I/O */
 	atomic_t nr_jobs;		/* internal copies in flight */
 	wait_queue_head_t jobs_wait;
 
@@ -90,9 +146,34 @@ struct stash_cache {
 	struct work_struct worker;
 	struct dm_kcopyd_client *kcopyd;
 	struct bio_set bs;
+
+	/* --- Writeback (stash-writeback.c). --- */
+	struct workqueue_struct *wb_wq;
+	struct work_struct wb_work;
+	struct delayed_work waker;
+	struct dm_io_client *io_client;
+	struct stash_wb_candidate *wb_batch;	/* used by wb_work only */
+	struct stash_wb_run *wb_runs[STASH_WB_SLOTS];
+	unsigned long wb_slots_free;		/* bit per free run slot */
+	u32 run_max_blocks;
+	atomic_t wb_inflight;
+	wait_queue_head_t wb_wait;		/* a run finished */
+	wait_queue_head_t drain_wait;		/* a drain pass finished */
 };
 
+/* stash-writeback.c */
+int stash_wb_create(struct stash_cache *sc);
+void stash_wb_destroy(struct stash_cache *sc);
+void stash_wb_kick(struct stash_cache *sc);
+void stash_wb_arm_waker(struct stash_cache *sc);
+void stash_wb_request_drain(struct stash_cache *sc);
+int stash_wb_drain_sync(struct stash_cache *sc);
+const char *stash_wb_state(struct stash_cache *sc);
+
 /* stash-io.c */
+void stash_kick_worker(struct stash_cache *sc);
+void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
+			  bool failed);
 int stash_map_bio(struct dm_target *ti, struct bio *bio);
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void stash_do_work(struct work_struct *ws);
@@ -100,6 +181,12 @@ void stash_wait_for_jobs(struct stash_cache *sc);
 size_t stash_per_bio_data_size(void);
 int stash_io_init(void);
 void stash_io_exit(void);
+
+/* Under sc->lock: has the cache more dirty blocks than @pct percent? */
+static inline bool stash_dirty_above(struct stash_cache *sc, u32 pct)
+{
+	return (u64)sc->dirty.nr_set * 100 > (u64)pct * sc->nr_cblocks;
+}
 
 static inline oblock_t stash_oblock_of(struct stash_cache *sc,
 				       sector_t origin_sector)

@@ -17,10 +17,25 @@
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/dm-io.h>
 
 static inline void *stash_zalloc_array(size_t n, size_t size)
 {
 	return kvcalloc(n, size, GFP_KERNEL);
+}
+
+/*
+ * dm_io() gained an ioprio argument (6.10, backported to later 6.1.y);
+ * Kbuild tests the header and defines STASH_DM_IO_HAS_IOPRIO.
+ */
+static inline int stash_dm_io(struct dm_io_request *req,
+			      struct dm_io_region *region)
+{
+#ifdef STASH_DM_IO_HAS_IOPRIO
+	return dm_io(req, 1, region, NULL, 0);
+#else
+	return dm_io(req, 1, region, NULL);
+#endif
 }
 
 static inline void stash_free_array(void *p)
@@ -63,6 +78,11 @@ static inline unsigned int ilog2(u64 v)
 static inline u64 rounddown_pow_of_two(u64 v)
 {
 	return 1ull << ilog2(v);
+}
+
+static inline unsigned long __ffs(unsigned long word)
+{
+	return __builtin_ctzl(word);
 }
 
 static inline bool test_bit(unsigned long nr, const unsigned long *addr)

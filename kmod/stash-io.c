@@ -33,6 +33,7 @@ enum stash_bio_kind {
 	PB_FILL,	/* an origin read of a whole block to install in pb->cblock */
 	PB_WRITE_ORIGIN,	/* a wip slot */
 	PB_WRITE_HIT,	/* write-through hit: pb->cblock is busy, a cache clone runs */
+	PB_WB_WRITE,	/* write-back: pb->cblock is busy and dirty */
 	PB_DONE,	/* the target finished its work; completion passes */
 };
 
@@ -42,6 +43,7 @@ struct stash_bio {
 	u32 wip_slot;
 	u8 kind;
 	bool cache_failed;
+	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
 	struct bvec_iter saved_iter;
 };
 
@@ -83,7 +85,7 @@ static sector_t cache_sector(struct stash_cache *sc, cblock_t c,
 	       (origin_sector & (sc->block_sectors - 1));
 }
 
-static void kick_worker(struct stash_cache *sc)
+void stash_kick_worker(struct stash_cache *sc)
 {
 	queue_work(sc->wq, &sc->worker);
 }
@@ -104,7 +106,7 @@ static void release_block(struct stash_cache *sc, cblock_t c, bool busy)
 	kick = busy && wake_deferred_locked(sc);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (kick)
-		kick_worker(sc);
+		stash_kick_worker(sc);
 }
 
 static void queue_bio(struct stash_cache *sc, struct bio_list *list,
@@ -115,7 +117,7 @@ static void queue_bio(struct stash_cache *sc, struct bio_list *list,
 	spin_lock_irqsave(&sc->lock, flags);
 	bio_list_add(list, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
-	kick_worker(sc);
+	stash_kick_worker(sc);
 }
 
 /*----------------------------------------------------------------
@@ -169,7 +171,7 @@ static void fill_complete(struct stash_cache *sc, cblock_t c, bool ok)
 	kick = wake_deferred_locked(sc);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (kick)
-		kick_worker(sc);
+		stash_kick_worker(sc);
 }
 
 static void fill_copy_done(int read_err, unsigned long write_err, void *context)
@@ -324,6 +326,9 @@ static enum stash_action write_origin_locked(struct stash_cache *sc,
  * Write-around: the origin only.  A cached copy is invalidated before the
  * write is issued, so no later read can find the old data in the cache.
  */
+static enum stash_action stash_write_through(struct stash_cache *sc,
+					     struct bio *bio, oblock_t ob);
+
 static enum stash_action stash_write_around(struct stash_cache *sc,
 					    struct bio *bio, oblock_t ob)
 {
@@ -333,6 +338,15 @@ static enum stash_action stash_write_around(struct stash_cache *sc,
 
 	spin_lock_irqsave(&sc->lock, flags);
 	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c) &&
+	    stash_bitmap_test(&sc->dirty, from_cblock(c))) {
+		/*
+		 * Left over from write-back: the rest of the block exists only
+		 * here, so update both copies instead of invalidating.
+		 */
+		spin_unlock_irqrestore(&sc->lock, flags);
+		return stash_write_through(sc, bio, ob);
+	}
 	if (cblock_is_valid(c)) {
 		stash_map_invalidate(&sc->map, c);
 		sc->stats.write_hits++;
@@ -359,7 +373,9 @@ static void write_through_cache_endio(struct bio *clone)
  * Write-through: origin and cache together, completing when both are done.
  * A miss does not allocate (reads decide what is worth caching).  A hit
  * makes the block busy so that two writes to it cannot reach the two
- * devices in different orders.
+ * devices in different orders.  A dirty block (left from write-back, or a
+ * REQ_FUA write in write-back) stays dirty: only this write reached the
+ * origin.
  */
 static enum stash_action stash_write_through(struct stash_cache *sc,
 					     struct bio *bio, oblock_t ob)
@@ -379,7 +395,7 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 			/* A fill is reading the origin: it must not install. */
 			stash_map_invalidate(&sc->map, c);
 			sc->stats.invalidations++;
-		} else if (e->flags & SE_BUSY) {
+		} else if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -408,66 +424,202 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 	return action;
 }
 
+static void write_back_cache_done(struct stash_cache *sc, bool newly_dirty)
+{
+	if (newly_dirty) {
+		stash_wb_arm_waker(sc);
+		if (stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
+			stash_wb_kick(sc);
+	}
+}
+
+/*
+ * Write-back: the cache only; the block becomes dirty.
+ *  - A hit (partial or whole) updates the slot.
+ *  - A miss that covers the whole block takes a slot (evicting a clean
+ *    block); when every slot is dirty or busy the write waits for
+ *    writeback to clean one.
+ *  - A partial miss is written around to the origin: filling the rest of
+ *    the block first would cost an origin read on the write path.
+ *  - A sequential stream past the cutoff bypasses the cache like
+ *    write-around (a dirty hit still updates the slot).
+ *  - REQ_FUA writes go through to the origin, so that a volatile cache
+ *    never holds the only copy of a FUA write.
+ */
+static enum stash_action stash_write_back(struct stash_cache *sc,
+					  struct bio *bio, oblock_t ob)
+{
+	struct stash_bio *pb = pb_of(bio);
+	struct stash_entry *e;
+	unsigned long flags;
+	bool sequential, newly_dirty, dirty;
+	u64 evicted;
+	cblock_t c;
+
+	if (bio->bi_opf & REQ_FUA)
+		return stash_write_through(sc, bio, ob);
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sequential = stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+					     bio_sectors(bio));
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		e = stash_map_entry(&sc->map, c);
+		if (e->flags & (SE_BUSY | SE_WRITEBACK))
+			goto defer;
+		dirty = stash_bitmap_test(&sc->dirty, from_cblock(c));
+		if (sequential && !dirty) {
+			sc->stats.bypassed++;
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return stash_write_around(sc, bio, ob);
+		}
+		e->flags |= SE_BUSY | SE_REF;
+		sc->stats.write_hits++;
+		pb->was_dirty = dirty;
+	} else {
+		if (sequential || bio_sectors(bio) != sc->block_sectors) {
+			if (sequential)
+				sc->stats.bypassed++;
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return stash_write_around(sc, bio, ob);
+		}
+		c = stash_map_alloc(&sc->map, ob, &evicted);
+		if (!cblock_is_valid(c)) {
+			/* Every slot is dirty or busy: wait for writeback. */
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			stash_wb_kick(sc);
+			return STASH_DEFER;
+		}
+		sc->stats.write_misses++;
+		if (evicted != STASH_NO_INDEX)
+			sc->stats.evictions++;
+		pb->was_dirty = false;
+	}
+	newly_dirty = stash_bitmap_set(&sc->dirty, from_cblock(c));
+	spin_unlock_irqrestore(&sc->lock, flags);
+
+	pb->kind = PB_WB_WRITE;
+	pb->cblock = c;
+	pb->saved_iter = bio->bi_iter;
+	write_back_cache_done(sc, newly_dirty);
+	return STASH_REMAP_CACHE;
+
+defer:
+	bio_list_add(&sc->deferred, bio);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return STASH_DEFER;
+}
+
 /*----------------------------------------------------------------
  * Flushes and discards
  *--------------------------------------------------------------*/
 
-/* Empty flush: bio number 0 goes to the origin, number 1 to the cache. */
+/*
+ * Empty flush: bio number 1 goes to the cache device, number 0 to the
+ * origin.  While blocks are dirty the origin's flush first waits for a
+ * drain pass, so that every write acknowledged before the flush is on the
+ * origin when the origin flushes: the cache is volatile.
+ */
 static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 {
-	struct stash_bio *pb = pb_of(bio);
+	unsigned long flags;
 
-	pb->cblock = STASH_NO_CBLOCK;
-	return dm_bio_get_target_bio_nr(bio) ? STASH_REMAP_CACHE :
-					       STASH_REMAP_ORIGIN;
+	if (dm_bio_get_target_bio_nr(bio))
+		return STASH_REMAP_CACHE;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (!sc->dirty.nr_set) {
+		spin_unlock_irqrestore(&sc->lock, flags);
+		return STASH_REMAP_ORIGIN;
+	}
+	bio_list_add(&sc->flush_waiting, bio);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	stash_wb_kick(sc);
+	return STASH_QUEUED;
 }
 
-/* Invalidate every block a discard touches; runs in the worker. */
-static void discard_invalidate(struct stash_cache *sc, struct bio *bio)
+/* Complete the flushes a drain pass was holding. */
+void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
+			  bool failed)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(flushes))) {
+		if (failed) {
+			bio->bi_status = BLK_STS_IOERR;
+			bio_endio(bio);
+			continue;
+		}
+		bio_set_dev(bio, sc->origin_dev->bdev);
+		dm_submit_bio_remap(bio, NULL);
+	}
+}
+
+/*
+ * Under sc->lock: forget block @c for a discard covering [@start, @end)
+ * of the origin.  A dirty block that the discard covers only in part keeps
+ * its other sectors, so it stays; a dirty block under writeback or a write
+ * makes the discard wait.  Returns false if the discard must wait.
+ */
+static bool discard_block_locked(struct stash_cache *sc, cblock_t c,
+				 sector_t start, sector_t end)
+{
+	struct stash_entry *e = stash_map_entry(&sc->map, c);
+	sector_t first = from_oblock(stash_entry_oblock(e)) << sc->block_shift;
+	u32 i = from_cblock(c);
+
+	if (stash_bitmap_test(&sc->dirty, i)) {
+		if (first < start || first + sc->block_sectors > end)
+			return true;
+		if (e->flags & (SE_BUSY | SE_WRITEBACK))
+			return false;
+		stash_bitmap_clear(&sc->dirty, i);
+	}
+	stash_map_invalidate(&sc->map, c);
+	sc->stats.invalidations++;
+	return true;
+}
+
+/*
+ * Invalidate every block a discard touches; runs in the worker.  Returns
+ * false if some block was busy: the discard is dispatched again later and
+ * finds the blocks it already invalidated gone.
+ */
+static bool discard_invalidate(struct stash_cache *sc, struct bio *bio)
 {
 	sector_t start = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	sector_t end = start + bio_sectors(bio);
 	u64 first = start >> sc->block_shift;
-	u64 last = (start + bio_sectors(bio) - 1) >> sc->block_shift;
+	u64 last = (end - 1) >> sc->block_shift;
+	bool walk_slots = last - first >= sc->nr_cblocks;
+	u64 i, n = walk_slots ? sc->nr_cblocks : last - first + 1;
 	unsigned long flags;
-	u64 ob, n = 0;
+	bool done = true;
 	cblock_t c;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	if (last - first >= sc->nr_cblocks) {
-		/* A huge range: walking the slots is cheaper. */
-		u32 i;
-
-		for (i = 0; i < sc->nr_cblocks; i++) {
+	for (i = 0; i < n; i++) {
+		if (walk_slots) {
+			/* A huge range: walking the slots is cheaper. */
 			struct stash_entry *e = &sc->map.entries[i];
+			u64 ob = from_oblock(stash_entry_oblock(e));
 
-			if (!(e->flags & SE_MAPPED))
-				continue;
-			ob = from_oblock(stash_entry_oblock(e));
-			if (ob < first || ob > last)
-				continue;
-			stash_map_invalidate(&sc->map, to_cblock(i));
-			sc->stats.invalidations++;
-			if (!(++n % 4096)) {
-				spin_unlock_irqrestore(&sc->lock, flags);
-				cond_resched();
-				spin_lock_irqsave(&sc->lock, flags);
-			}
+			c = (e->flags & SE_MAPPED) && ob >= first && ob <= last ?
+			    to_cblock(i) : STASH_NO_CBLOCK;
+		} else {
+			c = stash_map_lookup(&sc->map, to_oblock(first + i));
 		}
-	} else {
-		for (ob = first; ob <= last; ob++) {
-			c = stash_map_lookup(&sc->map, to_oblock(ob));
-			if (cblock_is_valid(c)) {
-				stash_map_invalidate(&sc->map, c);
-				sc->stats.invalidations++;
-			}
-			if (!(++n % 4096)) {
-				spin_unlock_irqrestore(&sc->lock, flags);
-				cond_resched();
-				spin_lock_irqsave(&sc->lock, flags);
-			}
+		if (cblock_is_valid(c) && !discard_block_locked(sc, c, start, end))
+			done = false;
+		if (!((i + 1) % 4096)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			cond_resched();
+			spin_lock_irqsave(&sc->lock, flags);
 		}
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
+	return done;
 }
 
 /*----------------------------------------------------------------
@@ -501,6 +653,8 @@ static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 		return stash_read(sc, bio, ob);
 
 	switch (READ_ONCE(sc->mode)) {
+	case STASH_MODE_WRITEBACK:
+		return stash_write_back(sc, bio, ob);
 	case STASH_MODE_WRITETHROUGH:
 		return stash_write_through(sc, bio, ob);
 	case STASH_MODE_WRITEAROUND:
@@ -548,8 +702,11 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
 
 int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
-	return stash_dispatch(ti->private, bio) ? DM_MAPIO_REMAPPED :
-						  DM_MAPIO_SUBMITTED;
+	struct stash_cache *sc = ti->private;
+
+	if (READ_ONCE(sc->last_io) != jiffies)
+		WRITE_ONCE(sc->last_io, jiffies);
+	return stash_dispatch(sc, bio) ? DM_MAPIO_REMAPPED : DM_MAPIO_SUBMITTED;
 }
 
 /*----------------------------------------------------------------
@@ -569,9 +726,17 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			release_block(sc, pb->cblock, false);
 			break;
 		}
-		/* A clean block: read it from the origin instead. */
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.cache_errors++;
+		if (stash_bitmap_test(&sc->dirty, from_cblock(pb->cblock))) {
+			/* The data exists nowhere else: the user sees the error. */
+			stash_map_release(&sc->map, pb->cblock, false);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			DMERR_LIMIT("cache read error %d on a dirty block",
+				    blk_status_to_errno(*error));
+			break;
+		}
+		/* A clean block: read it from the origin instead. */
 		stash_map_invalidate(&sc->map, pb->cblock);
 		stash_map_release(&sc->map, pb->cblock, false);
 		spin_unlock_irqrestore(&sc->lock, flags);
@@ -605,7 +770,14 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			sc->stats.origin_errors++;
 		if (pb->cache_failed)
 			sc->stats.cache_errors++;
-		if (*error || pb->cache_failed) {
+		if (stash_bitmap_test(&sc->dirty, from_cblock(pb->cblock))) {
+			/*
+			 * Other sectors of the block exist only in the cache:
+			 * keep it; a failed cache write fails the user's write.
+			 */
+			if (pb->cache_failed)
+				*error = BLK_STS_IOERR;
+		} else if (*error || pb->cache_failed) {
 			stash_map_invalidate(&sc->map, pb->cblock);
 			sc->stats.invalidations++;
 		}
@@ -613,7 +785,41 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		kick = wake_deferred_locked(sc);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
-			kick_worker(sc);
+			stash_kick_worker(sc);
+		break;
+
+	case PB_WB_WRITE:
+		spin_lock_irqsave(&sc->lock, flags);
+		if (!*error) {
+			stash_map_entry(&sc->map, pb->cblock)->flags |= SE_VALID;
+		} else {
+			sc->stats.cache_errors++;
+			if (!pb->was_dirty) {
+				/*
+				 * The origin still has the block's only good
+				 * copy: forget the slot and write there.
+				 */
+				stash_bitmap_clear(&sc->dirty,
+						   from_cblock(pb->cblock));
+				stash_map_invalidate(&sc->map, pb->cblock);
+			}
+		}
+		stash_map_release(&sc->map, pb->cblock, true);
+		kick = wake_deferred_locked(sc);
+		if (*error && !pb->was_dirty) {
+			write_origin_locked(sc, bio, stash_oblock_of(sc,
+				dm_target_offset(ti, pb->saved_iter.bi_sector)));
+			spin_unlock_irqrestore(&sc->lock, flags);
+			DMERR_LIMIT("cache write error %d: writing to the origin instead",
+				    blk_status_to_errno(*error));
+			bio->bi_iter = pb->saved_iter;
+			bio->bi_status = BLK_STS_OK;
+			queue_bio(sc, &sc->retries, bio);
+			return DM_ENDIO_INCOMPLETE;
+		}
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (kick)
+			stash_kick_worker(sc);
 		break;
 
 	default:
@@ -630,7 +836,14 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 
 static void process_discard(struct stash_cache *sc, struct bio *bio)
 {
-	discard_invalidate(sc, bio);
+	unsigned long flags;
+
+	if (!discard_invalidate(sc, bio)) {
+		spin_lock_irqsave(&sc->lock, flags);
+		bio_list_add(&sc->deferred, bio);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		return;
+	}
 	if (sc->discard_passdown &&
 	    bdev_max_discard_sectors(sc->origin_dev->bdev)) {
 		remap_to_origin(sc, bio);
@@ -671,10 +884,17 @@ void stash_do_work(struct work_struct *ws)
 	while ((bio = bio_list_pop(&list)))
 		process_discard(sc, bio);
 
+	/*
+	 * Bios deferred from here on wait for the next kick (a busy block
+	 * becoming idle), so a discard that must wait does not spin.
+	 */
 	take_list(sc, &sc->deferred, &list);
-	while ((bio = bio_list_pop(&list)))
-		if (stash_dispatch(sc, bio))
+	while ((bio = bio_list_pop(&list))) {
+		if (bio_op(bio) == REQ_OP_DISCARD)
+			process_discard(sc, bio);
+		else if (stash_dispatch(sc, bio))
 			dm_submit_bio_remap(bio, NULL);
+	}
 }
 
 void stash_wait_for_jobs(struct stash_cache *sc)

@@ -59,6 +59,7 @@ enum {
 	SE_BUSY   = 1 << 3,	/* an exclusive operation (fill, write) runs */
 	SE_STALE  = 1 << 4,	/* invalidated while busy or pinned: free when idle */
 	SE_ALLOC  = 1 << 5,	/* allocated (not on the free list) */
+	SE_WRITEBACK = 1 << 6,	/* being written back: reads go on, writes wait */
 };
 
 /* Readers in flight on one slot before new readers must wait. */

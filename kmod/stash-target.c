@@ -17,6 +17,9 @@
  * busy		a slot with an exclusive operation in flight (fill, write).
  * pin		a read in flight from a slot; pinned slots are not evicted.
  * wip		writes in progress to the origin, counted per hash slot.
+ * dirty	a block whose cache copy is newer than the origin's.
+ * writeback	copying dirty blocks to the origin; a pass does it from a
+ *		snapshot of the dirty bitmap; a drain pass cleans all of it.
  *
  * Modes
  * -----
@@ -31,11 +34,23 @@
  * block and the user still gets success; an origin failure is returned and
  * invalidates the block.  The cache is never dirty.
  *
+ * writeback: writes go to the cache only and mark the block dirty in the
+ * dirty bitmap; the writeback thread (stash-writeback.c) copies dirty blocks
+ * to the origin in origin order.  No metadata is kept on the cache device
+ * yet, so every cache is volatile: a REQ_PREFLUSH drains all dirty blocks to
+ * the origin before it completes, a REQ_FUA write goes through to the
+ * origin, and suspend drains.
+ *
+ * Mode switches: into writeback at once; out of writeback, writes follow
+ * the new mode at once (dirty blocks are updated on both devices and stay
+ * dirty) while the writeback thread drains; status shows state=draining
+ * until the last dirty block is clean.
+ *
  * Lock ordering
  * -------------
  * There is one spinlock per cache, sc->lock.  It guards the mapping table,
- * the policy state, the in-flight-write table, the bio lists and the
- * counters.  It is taken with irqsave from any context (map, end_io, kcopyd
+ * the policy state, the in-flight-write table, the dirty bitmaps, the
+ * writeback pass state, the bio lists and the counters.  It is taken with irqsave from any context (map, end_io, kcopyd
  * callbacks, the worker) and nothing is ever taken inside it: no other lock,
  * no allocation, no I/O submission.
  */
@@ -56,10 +71,71 @@
 struct stash_args {
 	enum stash_mode mode;
 	sector_t block_sectors;
-	u32 seq_cutoff_kb;
+	struct stash_tunables tun;
 	bool is_volatile;
 	bool discard_passdown;
 };
+
+/* Tunables, settable in the table line and by "set <name> <value>". */
+struct stash_tunable_desc {
+	const char *name;
+	u32 min;
+	u32 max;
+	size_t offset;
+};
+
+#define TUNABLE(n, lo, hi, field) \
+	{ n, lo, hi, offsetof(struct stash_tunables, field) }
+
+static const struct stash_tunable_desc stash_tunable_descs[] = {
+	TUNABLE("sequential_cutoff", 0, STASH_MAX_SEQ_CUTOFF_KB, seq_cutoff_kb),
+	TUNABLE("high_watermark", 1, 100, high_wm),
+	TUNABLE("low_watermark", 0, 99, low_wm),
+	TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
+	TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
+};
+
+static const struct stash_tunable_desc *find_tunable(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(stash_tunable_descs); i++)
+		if (!strcasecmp(name, stash_tunable_descs[i].name))
+			return &stash_tunable_descs[i];
+	return NULL;
+}
+
+static u32 *tunable_field(struct stash_tunables *tun,
+			  const struct stash_tunable_desc *d)
+{
+	return (u32 *)((char *)tun + d->offset);
+}
+
+/*
+ * Parse @value for tunable @d into @tun.  The error names the range.
+ * Returns 0 or -EINVAL; @tun is unchanged on error.
+ */
+static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
+			 struct stash_tunables *tun, char *err, size_t err_len)
+{
+	struct stash_tunables t = *tun;
+	unsigned int v;
+
+	if (!value || kstrtouint(value, 10, &v) || v < d->min || v > d->max) {
+		snprintf(err, err_len, "%s must be a number in %u..%u", d->name,
+			 d->min, d->max);
+		return -EINVAL;
+	}
+	*tunable_field(&t, d) = v;
+	if (t.low_wm >= t.high_wm) {
+		snprintf(err, err_len,
+			 "low_watermark (%u) must be below high_watermark (%u)",
+			 t.low_wm, t.high_wm);
+		return -EINVAL;
+	}
+	*tun = t;
+	return 0;
+}
 
 static int parse_mode(const char *s, enum stash_mode *mode, char **error)
 {
@@ -67,10 +143,9 @@ static int parse_mode(const char *s, enum stash_mode *mode, char **error)
 		*mode = STASH_MODE_WRITEAROUND;
 	else if (!strcmp(s, "writethrough"))
 		*mode = STASH_MODE_WRITETHROUGH;
-	else if (!strcmp(s, "writeback")) {
-		*error = "Mode writeback is not supported yet";
-		return -EINVAL;
-	} else {
+	else if (!strcmp(s, "writeback"))
+		*mode = STASH_MODE_WRITEBACK;
+	else {
 		*error = "Unknown mode (expected writearound, writethrough or writeback)";
 		return -EINVAL;
 	}
@@ -106,19 +181,27 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
 
 /*
  * Optional arguments: [<#opt args> <opt args>...]
- *   block_size <sectors>	  power of two, 8..2048 (4 KiB..1 MiB); default 8
- *   sequential_cutoff <KiB>  bypass streams longer than this; 0 = off;
- *			  default 4096
- *   volatile		  the cache device keeps no metadata (RAM)
- *   no_discard_passdown	  discards invalidate but are not sent on
+ *   block_size <sectors>	power of two, 8..2048 (4 KiB..1 MiB); default 8
+ *   volatile			the cache device keeps no metadata (RAM)
+ *   no_discard_passdown	discards invalidate but are not sent on
+ *   <tunable> <value>		any tunable of stash_tunable_descs:
+ *     sequential_cutoff <KiB>	bypass streams longer than this; 0 = off; 4096
+ *     high_watermark <%>	start writeback above this; 1..100; 50
+ *     low_watermark <%>	stop watermark writeback here; 0..99; 10
+ *     idle_ms <ms>		drain after this long idle; 0 = never; 2000
+ *     writeback_inflight <n>	writeback I/Os in flight; 1..8; 8
+ * Each may be given once.
  */
 static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			 char **error)
 {
 	static const struct dm_arg nr_opts = {
-		0, 6, "Invalid number of optional arguments"
+		0, 4 + 2 * ARRAY_SIZE(stash_tunable_descs),
+		"Invalid number of optional arguments"
 	};
-	unsigned int argc, seen = 0;
+	static char err_buf[96];
+	const struct stash_tunable_desc *d;
+	unsigned int argc, seen = 0, bit;
 	const char *name;
 	u32 v;
 	int r;
@@ -128,10 +211,21 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		return r;
 
 	while (argc--) {
-		unsigned int bit;
-
 		name = dm_shift_arg(as);
-		if (!strcasecmp(name, "block_size")) {
+		d = find_tunable(name);
+		if (d) {
+			bit = 16 << (d - stash_tunable_descs);
+			if (!argc--) {
+				*error = "A tunable needs a value";
+				return -EINVAL;
+			}
+			r = parse_tunable(d, dm_shift_arg(as), &args->tun,
+					  err_buf, sizeof(err_buf));
+			if (r) {
+				*error = err_buf;
+				return r;
+			}
+		} else if (!strcasecmp(name, "block_size")) {
 			bit = 1;
 			if (!argc--) {
 				*error = "block_size needs a value";
@@ -147,17 +241,6 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 				return -EINVAL;
 			}
 			args->block_sectors = v;
-		} else if (!strcasecmp(name, "sequential_cutoff")) {
-			bit = 2;
-			if (!argc--) {
-				*error = "sequential_cutoff needs a value";
-				return -EINVAL;
-			}
-			r = parse_u32_arg(as, 0, STASH_MAX_SEQ_CUTOFF_KB,
-					  &args->seq_cutoff_kb, error,
-					  "sequential_cutoff must be 0..4194304 KiB");
-			if (r)
-				return r;
 		} else if (!strcasecmp(name, "volatile")) {
 			bit = 4;
 			args->is_volatile = true;
@@ -272,7 +355,9 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 	atomic_set(&sc->nr_jobs, 0);
 	init_waitqueue_head(&sc->jobs_wait);
 	INIT_WORK(&sc->worker, stash_do_work);
-	stash_seq_init(&sc->seq, (u64)args->seq_cutoff_kb * 2);
+	stash_seq_init(&sc->seq, (u64)args->tun.seq_cutoff_kb * 2);
+	sc->tun = args->tun;
+	sc->last_io = jiffies;
 
 	if (stash_map_init(&sc->map, sc->nr_cblocks)) {
 		ti->error = "Cannot allocate the mapping table";
@@ -300,8 +385,15 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		r = -ENOMEM;
 		goto bad_wq;
 	}
+	r = stash_wb_create(sc);
+	if (r) {
+		ti->error = "Cannot allocate the writeback state";
+		goto bad_wb;
+	}
 	return 0;
 
+bad_wb:
+	destroy_workqueue(sc->wq);
 bad_wq:
 	dm_kcopyd_client_destroy(sc->kcopyd);
 bad_kcopyd:
@@ -315,6 +407,7 @@ bad_filter:
 
 static void destroy_runtime(struct stash_cache *sc)
 {
+	stash_wb_destroy(sc);
 	destroy_workqueue(sc->wq);
 	dm_kcopyd_client_destroy(sc->kcopyd);
 	bioset_exit(&sc->bs);
@@ -325,14 +418,20 @@ static void destroy_runtime(struct stash_cache *sc)
 /*
  * Table line:
  *   <start> <len> stash <origin> <cache> <mode> [<#opt args> <opt args>...]
- * mode: writearound | writethrough (writeback is refused for now)
+ * mode: writearound | writethrough | writeback
  * Optional arguments: see parse_options().
  */
 static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct stash_args args = {
 		.block_sectors = STASH_DEFAULT_BLOCK_SECTORS,
-		.seq_cutoff_kb = STASH_DEFAULT_SEQ_CUTOFF_KB,
+		.tun = {
+			.seq_cutoff_kb = STASH_DEFAULT_SEQ_CUTOFF_KB,
+			.high_wm = STASH_DEFAULT_HIGH_WM,
+			.low_wm = STASH_DEFAULT_LOW_WM,
+			.idle_ms = STASH_DEFAULT_IDLE_MS,
+			.wb_inflight = STASH_WB_SLOTS,
+		},
 		.discard_passdown = true,
 	};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
@@ -408,6 +507,9 @@ static void stash_dtr(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
+	if (sc->dirty.nr_set)
+		DMERR("%u dirty blocks could not be written back and are lost",
+		      sc->dirty.nr_set);
 	stash_wait_for_jobs(sc);
 	destroy_runtime(sc);
 	dm_put_device(ti, sc->cache_dev);
@@ -420,32 +522,47 @@ static void stash_dtr(struct dm_target *ti)
  * Status and messages
  *--------------------------------------------------------------*/
 
-/* Kernel RAM per cache block: mapping entries, buckets, filter. */
+/*
+ * Kernel RAM per cache block: mapping entries, buckets, promotion filter
+ * and the two dirty bitmaps (live and pass snapshot).
+ */
 static u32 stash_ram_per_cblock(struct stash_cache *sc)
 {
 	u64 bytes = (u64)sc->map.nr_cblocks * sizeof(struct stash_entry) +
 		    (sizeof(u32) << sc->map.hash_bits) +
-		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long);
+		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
+		    2 * BITS_TO_LONGS(sc->nr_cblocks) * sizeof(long);
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
 }
 
 /*
  * INFO status: space-separated key=value fields, in this order:
- *   mode=		writearound | writethrough
+ *   mode=		writearound | writethrough | writeback
+ *   state=		idle | writeback (a watermark pass runs) | flushing (a
+ *			drain pass runs) | draining (left write-back, dirty
+ *			blocks remain)
  *   block_size=	block size in sectors
  *   cache_blocks=	<used>/<total> cache blocks
+ *   dirty=		dirty blocks
+ *   writeback=	blocks in writeback I/O now
  *   read_hits= read_misses= write_hits= write_misses=
  *			I/Os (after splitting at block boundaries)
  *   promotions=	blocks copied into the cache
  *   evictions=	clean blocks dropped to make room
  *   invalidations=	cached copies forgotten (writes, discards, errors)
- *   bypassed=		read misses not promoted because they were sequential
+ *   bypassed=		I/Os that skipped the cache as part of a sequential
+ *			stream
+ *   written_back=	blocks copied to the origin by writeback (a
+ *			throughput when sampled twice)
  *   cache_errors=	failed cache-device I/Os
  *   origin_errors=	failed origin I/Os
- *   sequential_cutoff=	current cutoff in KiB (0 = off)
+ *   writeback_errors=	blocks whose writeback failed (they stay dirty)
+ *   sequential_cutoff= high_watermark= low_watermark= idle_ms=
+ *   writeback_inflight=	the tunables
  *   ram_per_block=	bytes of kernel RAM per cache block
- *   metadata=		volatile (no metadata is kept on the cache device)
+ *   metadata=		none: nothing is kept on the cache device yet, so
+ *			every cache behaves as volatile
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -459,20 +576,28 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("mode=%s block_size=%llu cache_blocks=%u/%u",
-		       mode_name(READ_ONCE(sc->mode)),
+		DMEMIT("mode=%s state=%s block_size=%llu cache_blocks=%u/%u",
+		       mode_name(READ_ONCE(sc->mode)), stash_wb_state(sc),
 		       (unsigned long long)sc->block_sectors,
 		       stash_map_nr_allocated(&sc->map), sc->nr_cblocks);
+		DMEMIT(" dirty=%u writeback=%u", READ_ONCE(sc->dirty.nr_set),
+		       READ_ONCE(sc->nr_writeback));
 		DMEMIT(" read_hits=%llu read_misses=%llu write_hits=%llu write_misses=%llu",
 		       READ_ONCE(st->read_hits), READ_ONCE(st->read_misses),
 		       READ_ONCE(st->write_hits), READ_ONCE(st->write_misses));
 		DMEMIT(" promotions=%llu evictions=%llu invalidations=%llu bypassed=%llu",
 		       READ_ONCE(st->promotions), READ_ONCE(st->evictions),
 		       READ_ONCE(st->invalidations), READ_ONCE(st->bypassed));
-		DMEMIT(" cache_errors=%llu origin_errors=%llu",
-		       READ_ONCE(st->cache_errors), READ_ONCE(st->origin_errors));
-		DMEMIT(" sequential_cutoff=%llu ram_per_block=%u metadata=volatile",
-		       (unsigned long long)READ_ONCE(sc->seq.cutoff_sectors) / 2,
+		DMEMIT(" written_back=%llu cache_errors=%llu origin_errors=%llu writeback_errors=%llu",
+		       READ_ONCE(st->written_back), READ_ONCE(st->cache_errors),
+		       READ_ONCE(st->origin_errors),
+		       READ_ONCE(st->writeback_errors));
+		DMEMIT(" sequential_cutoff=%u high_watermark=%u low_watermark=%u idle_ms=%u writeback_inflight=%u",
+		       READ_ONCE(sc->tun.seq_cutoff_kb),
+		       READ_ONCE(sc->tun.high_wm), READ_ONCE(sc->tun.low_wm),
+		       READ_ONCE(sc->tun.idle_ms),
+		       READ_ONCE(sc->tun.wb_inflight));
+		DMEMIT(" ram_per_block=%u metadata=none",
 		       stash_ram_per_cblock(sc));
 		break;
 	case STATUSTYPE_TABLE:
@@ -499,28 +624,60 @@ static void reset_counters(struct stash_cache *sc)
 static int set_tunable(struct stash_cache *sc, const char *key,
 		       const char *value)
 {
+	const struct stash_tunable_desc *d = find_tunable(key);
+	struct stash_tunables tun;
 	unsigned long flags;
-	unsigned int v;
+	char err[96];
+	int r;
 
-	if (!strcasecmp(key, "sequential_cutoff")) {
-		if (kstrtouint(value, 10, &v) || v > STASH_MAX_SEQ_CUTOFF_KB) {
-			DMWARN("sequential_cutoff must be 0..%u KiB",
-			       STASH_MAX_SEQ_CUTOFF_KB);
-			return -EINVAL;
-		}
-		spin_lock_irqsave(&sc->lock, flags);
-		stash_seq_init(&sc->seq, (u64)v * 2);
-		spin_unlock_irqrestore(&sc->lock, flags);
-		return 0;
+	if (!d) {
+		DMWARN("unknown tunable '%s'", key);
+		return -EINVAL;
 	}
-	DMWARN("unknown tunable '%s'", key);
-	return -EINVAL;
+	spin_lock_irqsave(&sc->lock, flags);
+	tun = sc->tun;
+	r = parse_tunable(d, value, &tun, err, sizeof(err));
+	if (!r) {
+		WRITE_ONCE(sc->tun.seq_cutoff_kb, tun.seq_cutoff_kb);
+		WRITE_ONCE(sc->tun.high_wm, tun.high_wm);
+		WRITE_ONCE(sc->tun.low_wm, tun.low_wm);
+		WRITE_ONCE(sc->tun.idle_ms, tun.idle_ms);
+		WRITE_ONCE(sc->tun.wb_inflight, tun.wb_inflight);
+		stash_seq_init(&sc->seq, (u64)tun.seq_cutoff_kb * 2);
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (r) {
+		DMWARN("%s", err);
+		return r;
+	}
+	/* New watermarks or idle time may call for writeback now. */
+	stash_wb_kick(sc);
+	wake_up(&sc->wb_wait);
+	return 0;
+}
+
+/* Into write-back at once; out of it, the writeback thread drains. */
+static int set_mode(struct stash_cache *sc, const char *name)
+{
+	enum stash_mode mode;
+	char *err = NULL;
+
+	if (parse_mode(name, &mode, &err)) {
+		DMWARN("%s", err);
+		return -EINVAL;
+	}
+	WRITE_ONCE(sc->mode, mode);
+	stash_wb_kick(sc);
+	return 0;
 }
 
 /*
  * Messages:
  *   reset_counters		zero the counters shown by status
- *   set <tunable> <value>	sequential_cutoff <KiB>
+ *   set <tunable> <value>	see stash_tunable_descs
+ *   mode <mode>		switch mode (see the top of this file)
+ *   flush			start writing back every dirty block; progress
+ *				shows in status (state=flushing, dirty=)
  */
 static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 char *result, unsigned int maxlen)
@@ -531,6 +688,12 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 		reset_counters(sc);
 		return 0;
 	}
+	if (argc == 1 && !strcasecmp(argv[0], "flush")) {
+		stash_wb_request_drain(sc);
+		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "mode"))
+		return set_mode(sc, argv[1]);
 	if (argc == 3 && !strcasecmp(argv[0], "set"))
 		return set_tunable(sc, argv[1], argv[2]);
 
@@ -543,9 +706,20 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
  * Suspend, devices, limits
  *--------------------------------------------------------------*/
 
+/* The cache is volatile: suspend writes every dirty block back. */
+static void stash_presuspend(struct dm_target *ti)
+{
+	stash_wb_request_drain(ti->private);
+}
+
 static void stash_postsuspend(struct dm_target *ti)
 {
-	stash_wait_for_jobs(ti->private);
+	struct stash_cache *sc = ti->private;
+
+	if (stash_wb_drain_sync(sc))
+		DMERR("suspend: %u dirty blocks could not be written back",
+		      READ_ONCE(sc->dirty.nr_set));
+	stash_wait_for_jobs(sc);
 }
 
 static int stash_iterate_devices(struct dm_target *ti,
@@ -598,6 +772,7 @@ static struct target_type stash_target = {
 	.dtr = stash_dtr,
 	.map = stash_map_bio,
 	.end_io = stash_end_io,
+	.presuspend = stash_presuspend,
 	.postsuspend = stash_postsuspend,
 	.status = stash_status,
 	.message = stash_message,

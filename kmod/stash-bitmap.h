@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Dirty-block bitmap: one bit per cache block plus a count of set bits.
+ *
+ * Pure logic; the caller serialises calls (sc->lock in the module), and
+ * setting a bit never blocks or allocates.  A writeback pass works from a
+ * snapshot (stash_bitmap_copy() into a second bitmap) so that the live
+ * bitmap keeps changing while the pass runs.
+ */
+#ifndef STASH_BITMAP_H
+#define STASH_BITMAP_H
+
+#include "stash-compat.h"
+
+struct stash_bitmap {
+	unsigned long *words;
+	u32 nr_bits;
+	u32 nr_set;
+};
+
+int stash_bitmap_init(struct stash_bitmap *b, u32 nr_bits);
+void stash_bitmap_exit(struct stash_bitmap *b);
+
+static inline bool stash_bitmap_test(const struct stash_bitmap *b, u32 i)
+{
+	return test_bit(i, b->words);
+}
+
+/* Returns true if the bit was clear before. */
+bool stash_bitmap_set(struct stash_bitmap *b, u32 i);
+/* Returns true if the bit was set before. */
+bool stash_bitmap_clear(struct stash_bitmap *b, u32 i);
+/* The first set bit at or after @start, or nr_bits. */
+u32 stash_bitmap_next(const struct stash_bitmap *b, u32 start);
+/* @dst becomes a copy of @src (same size). */
+void stash_bitmap_copy(struct stash_bitmap *dst, const struct stash_bitmap *src);
+void stash_bitmap_zero(struct stash_bitmap *b);
+
+#endif /* STASH_BITMAP_H */

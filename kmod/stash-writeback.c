@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-stash writeback: copies dirty blocks from the cache device to the
+ * origin, in origin order, merging neighbours into one origin write.
+ *
+ * Passes
+ * ------
+ * All writeback happens in passes.  A pass starts from a snapshot of the
+ * dirty bitmap (sc->pass) and writes back the blocks in it:
+ *  - a watermark pass starts when more than high_watermark percent of the
+ *    cache is dirty and stops once low_watermark is reached;
+ *  - a drain pass cleans every block of its snapshot, then completes the
+ *    flushes that were waiting for it.  It is requested by a REQ_PREFLUSH
+ *    while blocks are dirty, the "flush" message, idleness, a mode switch
+ *    out of writeback, and suspend.
+ * A block being written back is SE_WRITEBACK: reads go on, writes and
+ * discards wait.  Its dirty bit is cleared only after the origin write
+ * completed, so a dirty block is never lost; on an error it stays dirty
+ * and the next pass retries after a back-off.
+ *
+ * Throttling: at most tunables.wb_inflight runs are in flight, each at most
+ * STASH_WB_RUN_BYTES, so foreground I/O keeps most of the devices; the pass
+ * makes progress regardless of foreground load because user writes never
+ * re-dirty a block that a pass has already taken.
+ */
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/sort.h>
+#include <linux/delay.h>
+#include <linux/vmalloc.h>
+
+#include "dm-stash.h"
+
+void stash_wb_kick(struct stash_cache *sc)
+{
+	queue_work(sc->wb_wq, &sc->wb_work);
+}
+
+static unsigned long waker_period(struct stash_cache *sc)
+{
+	u32 idle = READ_ONCE(sc->tun.idle_ms);
+
+	return msecs_to_jiffies(idle ? clamp(idle / 4, 10u, 1000u) : 1000);
+}
+
+/* Called after a block became dirty: the waker watches for idleness. */
+void stash_wb_arm_waker(struct stash_cache *sc)
+{
+	if (!delayed_work_pending(&sc->waker))
+		queue_delayed_work(sc->wb_wq, &sc->waker, waker_period(sc));
+}
+
+void stash_wb_request_drain(struct stash_cache *sc)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->drain_requested = true;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	stash_wb_kick(sc);
+}
+
+/* Periodic while blocks are dirty; never runs on a clean cache. */
+static void waker_fn(struct work_struct *ws)
+{
+	struct stash_cache *sc = container_of(to_delayed_work(ws),
+					      struct stash_cache, waker);
+	u32 idle = READ_ONCE(sc->tun.idle_ms);
+	unsigned long flags;
+	bool dirty;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	dirty = sc->dirty.nr_set;
+	if (dirty && idle &&
+	    time_after_eq(jiffies, READ_ONCE(sc->last_io) + msecs_to_jiffies(idle)))
+		sc->drain_requested = true;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (!dirty)
+		return;
+	stash_wb_kick(sc);
+	queue_delayed_work(sc->wb_wq, &sc->waker, waker_period(sc));
+}
+
+const char *stash_wb_state(struct stash_cache *sc)
+{
+	if (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
+	    READ_ONCE(sc->dirty.nr_set))
+		return "draining";
+	if (!READ_ONCE(sc->pass_active))
+		return "idle";
+	return READ_ONCE(sc->pass_is_drain) ? "flushing" : "writeback";
+}
+
+/*----------------------------------------------------------------
+ * Runs
+ *--------------------------------------------------------------*/
+
+static void run_finish(struct stash_wb_run *run)
+{
+	struct stash_cache *sc = run->sc;
+	unsigned long flags;
+	bool kick;
+	u32 i;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	for (i = 0; i < run->nr_blocks; i++) {
+		u32 c = run->cblocks[i];
+
+		sc->map.entries[c].flags &= ~SE_WRITEBACK;
+		sc->nr_writeback--;
+		if (run->failed) {
+			sc->stats.writeback_errors++;
+			continue;
+		}
+		if (stash_bitmap_clear(&sc->dirty, c))
+			sc->stats.written_back++;
+	}
+	if (run->failed)
+		sc->pass_failed = true;
+	kick = !bio_list_empty(&sc->deferred);
+	spin_unlock_irqrestore(&sc->lock, flags);
+
+	if (run->failed)
+		DMERR_LIMIT("writeback of %u blocks at origin block %llu failed; they stay dirty",
+			    run->nr_blocks, run->first_oblock);
+	set_bit(run->slot, &sc->wb_slots_free);
+	atomic_dec(&sc->wb_inflight);
+	wake_up(&sc->wb_wait);
+	if (kick)
+		stash_kick_worker(sc);
+}
+
+static void run_write_done(unsigned long error, void *context)
+{
+	struct stash_wb_run *run = context;
+
+	if (error)
+		run->failed = true;
+	run_finish(run);
+}
+
+static void run_read_done(unsigned long error, void *context)
+{
+	struct stash_wb_run *run = context;
+
+	if (error)
+		run->failed = true;
+	if (atomic_dec_and_test(&run->reads_pending))
+		complete(&run->reads_done);
+}
+
+static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
+{
+	u32 slot;
+
+	wait_event(sc->wb_wait, atomic_read(&sc->wb_inflight) <
+				READ_ONCE(sc->tun.wb_inflight));
+	atomic_inc(&sc->wb_inflight);
+	for (;;) {
+		slot = find_first_bit(&sc->wb_slots_free, STASH_WB_SLOTS);
+		if (slot < STASH_WB_SLOTS &&
+		    test_and_clear_bit(slot, &sc->wb_slots_free))
+			return sc->wb_runs[slot];
+	}
+}
+
+/* Read the run's blocks from the cache, then write them to the origin. */
+static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
+{
+	unsigned int block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	struct dm_io_request req = {
+		.bi_opf = REQ_OP_READ,
+		.mem.type = DM_IO_VMA,
+		.notify.fn = run_read_done,
+		.notify.context = run,
+		.client = sc->io_client,
+	};
+	struct dm_io_region region;
+	u32 i;
+
+	run->failed = false;
+	init_completion(&run->reads_done);
+	atomic_set(&run->reads_pending, run->nr_blocks);
+	for (i = 0; i < run->nr_blocks; i++) {
+		region.bdev = sc->cache_dev->bdev;
+		region.sector = sc->data_start +
+				((sector_t)run->cblocks[i] << sc->block_shift);
+		region.count = sc->block_sectors;
+		req.mem.ptr.vma = run->buf + (size_t)i * block_bytes;
+		if (stash_dm_io(&req, &region))
+			run_read_done(1, run);
+	}
+	wait_for_completion(&run->reads_done);
+	if (run->failed) {
+		run_finish(run);
+		return;
+	}
+
+	req.bi_opf = REQ_OP_WRITE;
+	req.mem.ptr.vma = run->buf;
+	req.notify.fn = run_write_done;
+	region.bdev = sc->origin_dev->bdev;
+	region.sector = run->first_oblock << sc->block_shift;
+	region.count = (sector_t)run->nr_blocks << sc->block_shift;
+	if (stash_dm_io(&req, &region))
+		run_write_done(1, run);
+}
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	const struct stash_wb_candidate *x = a, *y = b;
+
+	if (x->oblock != y->oblock)
+		return x->oblock < y->oblock ? -1 : 1;
+	return 0;
+}
+
+/* Sort the batch by origin block and issue it as merged runs. */
+static void issue_batch(struct stash_cache *sc, u32 n)
+{
+	struct stash_wb_candidate *b = sc->wb_batch;
+	struct stash_wb_run *run = NULL;
+	u32 i;
+
+	sort(b, n, sizeof(*b), cmp_candidate, NULL);
+	for (i = 0; i < n; i++) {
+		if (run && (b[i].oblock != run->first_oblock + run->nr_blocks ||
+			    run->nr_blocks == sc->run_max_blocks)) {
+			run_issue(sc, run);
+			run = NULL;
+		}
+		if (!run) {
+			run = get_run_slot(sc);
+			run->first_oblock = b[i].oblock;
+			run->nr_blocks = 0;
+		}
+		run->cblocks[run->nr_blocks++] = b[i].cblock;
+	}
+	if (run)
+		run_issue(sc, run);
+}
+
+/*----------------------------------------------------------------
+ * Passes
+ *--------------------------------------------------------------*/
+
+enum collect_result {
+	COLLECT_IDLE = -1,	/* nothing to do */
+	COLLECT_AGAIN = -2,	/* state changed: collect again */
+	COLLECT_BUSY = -3,	/* only busy blocks left: wait a little */
+};
+
+/* Under sc->lock: should a pass start, and of which kind? */
+static bool start_pass_locked(struct stash_cache *sc)
+{
+	bool drain;
+
+	if (!sc->dirty.nr_set) {
+		sc->drain_requested = false;
+		return false;
+	}
+	if (time_before(jiffies, sc->wb_backoff_until))
+		return false;
+	drain = sc->drain_requested || !bio_list_empty(&sc->flush_waiting) ||
+		READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK;
+	if (!drain && !stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
+		return false;
+
+	sc->pass_active = true;
+	sc->pass_is_drain = drain;
+	sc->pass_failed = false;
+	sc->pass_cursor = 0;
+	sc->drain_requested = false;
+	if (drain) {
+		sc->drains_started++;
+		bio_list_merge(&sc->flush_pass, &sc->flush_waiting);
+		bio_list_init(&sc->flush_waiting);
+	}
+	stash_bitmap_copy(&sc->pass, &sc->dirty);
+	return true;
+}
+
+/* Under sc->lock; the lock is dropped and taken again. */
+static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
+{
+	struct bio_list flushes = BIO_EMPTY_LIST;
+	bool failed = sc->pass_failed;
+
+	sc->pass_active = false;
+	stash_bitmap_zero(&sc->pass);
+	if (failed)
+		sc->wb_backoff_until = jiffies +
+				       msecs_to_jiffies(STASH_WB_ERROR_BACKOFF_MS);
+	if (sc->pass_is_drain) {
+		sc->drains_completed++;
+		bio_list_merge(&flushes, &sc->flush_pass);
+		bio_list_init(&sc->flush_pass);
+	}
+	spin_unlock_irqrestore(&sc->lock, *flags);
+
+	stash_submit_flushes(sc, &flushes, failed);
+	wake_up_all(&sc->drain_wait);
+	if (failed)
+		stash_wb_arm_waker(sc);
+	spin_lock_irqsave(&sc->lock, *flags);
+}
+
+/*
+ * Pick the next dirty blocks of the pass, mark them SE_WRITEBACK and put
+ * them in sc->wb_batch.  Returns how many, or a collect_result.
+ */
+static int collect(struct stash_cache *sc)
+{
+	u32 n = 0, i, start;
+	bool skipped = false, done;
+	unsigned long flags;
+	int r;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (!sc->pass_active && !start_pass_locked(sc)) {
+		r = COLLECT_IDLE;
+		goto out;
+	}
+	/* A watermark pass stops at the low watermark. */
+	done = !sc->pass_is_drain &&
+	       !stash_dirty_above(sc, READ_ONCE(sc->tun.low_wm));
+
+	start = sc->pass_cursor;
+	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
+	     i < sc->nr_cblocks && n < STASH_WB_BATCH;
+	     i = stash_bitmap_next(&sc->pass, i + 1)) {
+		struct stash_entry *e = &sc->map.entries[i];
+
+		if (!stash_bitmap_test(&sc->dirty, i)) {
+			stash_bitmap_clear(&sc->pass, i);
+			continue;
+		}
+		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+			skipped = true;
+			continue;
+		}
+		e->flags |= SE_WRITEBACK;
+		stash_bitmap_clear(&sc->pass, i);
+		sc->nr_writeback++;
+		sc->wb_batch[n].oblock = from_oblock(stash_entry_oblock(e));
+		sc->wb_batch[n].cblock = i;
+		n++;
+	}
+	sc->pass_cursor = i < sc->nr_cblocks ? i : 0;
+	if (n) {
+		r = n;
+		goto out;
+	}
+	if (done || !sc->pass.nr_set) {
+		if (atomic_read(&sc->wb_inflight)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
+			return COLLECT_AGAIN;
+		}
+		end_pass_locked(sc, &flags);
+		r = COLLECT_AGAIN;
+	} else {
+		r = (start || !skipped) ? COLLECT_AGAIN : COLLECT_BUSY;
+	}
+out:
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return r;
+}
+
+static void wb_work_fn(struct work_struct *ws)
+{
+	struct stash_cache *sc = container_of(ws, struct stash_cache, wb_work);
+	unsigned int noio = memalloc_noio_save();
+	int n;
+
+	for (;;) {
+		n = collect(sc);
+		if (n == COLLECT_IDLE)
+			break;
+		if (n == COLLECT_BUSY) {
+			/* Blocks with a user write in flight: it ends soon. */
+			usleep_range(100, 1000);
+			continue;
+		}
+		if (n > 0)
+			issue_batch(sc, n);
+		cond_resched();
+	}
+	memalloc_noio_restore(noio);
+}
+
+/*
+ * Write back every dirty block and wait.  Returns 0, or -EIO if blocks
+ * stay dirty because the origin or the cache device failed.
+ */
+int stash_wb_drain_sync(struct stash_cache *sc)
+{
+	unsigned long flags;
+	u64 target;
+	bool failed;
+
+	for (;;) {
+		spin_lock_irqsave(&sc->lock, flags);
+		if (!sc->dirty.nr_set) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return 0;
+		}
+		sc->drain_requested = true;
+		sc->wb_backoff_until = jiffies;
+		target = sc->drains_started + 1;
+		spin_unlock_irqrestore(&sc->lock, flags);
+
+		stash_wb_kick(sc);
+		wait_event(sc->drain_wait,
+			   READ_ONCE(sc->drains_completed) >= target);
+		spin_lock_irqsave(&sc->lock, flags);
+		failed = sc->pass_failed && sc->dirty.nr_set;
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (failed)
+			return -EIO;
+	}
+}
+
+/*----------------------------------------------------------------
+ * Setup
+ *--------------------------------------------------------------*/
+
+int stash_wb_create(struct stash_cache *sc)
+{
+	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	size_t buf_bytes = max_t(size_t, block_bytes, STASH_WB_RUN_BYTES);
+	u32 i;
+
+	sc->run_max_blocks = buf_bytes / block_bytes;
+	atomic_set(&sc->wb_inflight, 0);
+	init_waitqueue_head(&sc->wb_wait);
+	init_waitqueue_head(&sc->drain_wait);
+	INIT_WORK(&sc->wb_work, wb_work_fn);
+	INIT_DELAYED_WORK(&sc->waker, waker_fn);
+	bio_list_init(&sc->flush_waiting);
+	bio_list_init(&sc->flush_pass);
+
+	if (stash_bitmap_init(&sc->dirty, sc->nr_cblocks) ||
+	    stash_bitmap_init(&sc->pass, sc->nr_cblocks))
+		goto bad;
+	sc->map.dirty = sc->dirty.words;
+	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
+				GFP_KERNEL);
+	if (!sc->wb_batch)
+		goto bad;
+	for (i = 0; i < STASH_WB_SLOTS; i++) {
+		struct stash_wb_run *run;
+
+		run = kzalloc(struct_size(run, cblocks, sc->run_max_blocks),
+			      GFP_KERNEL);
+		if (!run)
+			goto bad;
+		sc->wb_runs[i] = run;
+		run->sc = sc;
+		run->slot = i;
+		run->buf = vmalloc(buf_bytes);
+		if (!run->buf)
+			goto bad;
+		set_bit(i, &sc->wb_slots_free);
+	}
+	sc->io_client = dm_io_client_create();
+	if (IS_ERR(sc->io_client)) {
+		sc->io_client = NULL;
+		goto bad;
+	}
+	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
+	if (!sc->wb_wq)
+		goto bad;
+	return 0;
+
+bad:
+	stash_wb_destroy(sc);
+	return -ENOMEM;
+}
+
+void stash_wb_destroy(struct stash_cache *sc)
+{
+	u32 i;
+
+	if (sc->wb_wq) {
+		cancel_delayed_work_sync(&sc->waker);
+		cancel_work_sync(&sc->wb_work);
+		destroy_workqueue(sc->wb_wq);
+		sc->wb_wq = NULL;
+	}
+	if (sc->io_client)
+		dm_io_client_destroy(sc->io_client);
+	sc->io_client = NULL;
+	for (i = 0; i < STASH_WB_SLOTS; i++) {
+		if (sc->wb_runs[i])
+			vfree(sc->wb_runs[i]->buf);
+		kfree(sc->wb_runs[i]);
+		sc->wb_runs[i] = NULL;
+	}
+	kvfree(sc->wb_batch);
+	sc->wb_batch = NULL;
+	stash_bitmap_exit(&sc->pass);
+	stash_bitmap_exit(&sc->dirty);
+	sc->map.dirty = NULL;
+}
