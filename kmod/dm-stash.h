@@ -161,6 +161,19 @@ struct stash_cache {
 	wait_queue_head_t drain_wait;		/* a drain pass finished */
 };
 
+/*
+ * Control API (stash-target.c): what `dmsetup message` and the ioctls of
+ * the control device both call.  Each returns 0 or -EINVAL and changes
+ * nothing on error.
+ */
+const char *stash_mode_name(enum stash_mode mode);
+int stash_set_mode(struct stash_cache *sc, const char *name);
+int stash_set_tunable(struct stash_cache *sc, const char *key,
+		      const char *value);
+void stash_reset_counters(struct stash_cache *sc);
+void stash_invalidate_clean(struct stash_cache *sc);
+/* stash_wb_request_drain() (below) starts a flush of all dirty blocks. */
+
 /* stash-writeback.c */
 int stash_wb_create(struct stash_cache *sc);
 void stash_wb_destroy(struct stash_cache *sc);

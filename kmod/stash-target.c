@@ -152,7 +152,7 @@ static int parse_mode(const char *s, enum stash_mode *mode, char **error)
 	return 0;
 }
 
-static const char *mode_name(enum stash_mode mode)
+const char *stash_mode_name(enum stash_mode mode)
 {
 	switch (mode) {
 	case STASH_MODE_WRITEAROUND:
@@ -577,7 +577,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 	switch (type) {
 	case STATUSTYPE_INFO:
 		DMEMIT("mode=%s state=%s block_size=%llu cache_blocks=%u/%u",
-		       mode_name(READ_ONCE(sc->mode)), stash_wb_state(sc),
+		       stash_mode_name(READ_ONCE(sc->mode)), stash_wb_state(sc),
 		       (unsigned long long)sc->block_sectors,
 		       stash_map_nr_allocated(&sc->map), sc->nr_cblocks);
 		DMEMIT(" dirty=%u writeback=%u", READ_ONCE(sc->dirty.nr_set),
@@ -602,7 +602,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
-		       mode_name(READ_ONCE(sc->mode)));
+		       stash_mode_name(READ_ONCE(sc->mode)));
 		if (*sc->table_opts)
 			DMEMIT(" %s", sc->table_opts);
 		break;
@@ -612,7 +612,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
-static void reset_counters(struct stash_cache *sc)
+void stash_reset_counters(struct stash_cache *sc)
 {
 	unsigned long flags;
 
@@ -621,8 +621,31 @@ static void reset_counters(struct stash_cache *sc)
 	spin_unlock_irqrestore(&sc->lock, flags);
 }
 
-static int set_tunable(struct stash_cache *sc, const char *key,
-		       const char *value)
+/* Forget every clean block (dirty ones stay until written back). */
+void stash_invalidate_clean(struct stash_cache *sc)
+{
+	unsigned long flags;
+	u32 i;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	for (i = 0; i < sc->nr_cblocks; i++) {
+		struct stash_entry *e = &sc->map.entries[i];
+
+		if ((e->flags & SE_MAPPED) && !stash_bitmap_test(&sc->dirty, i)) {
+			stash_map_invalidate(&sc->map, to_cblock(i));
+			sc->stats.invalidations++;
+		}
+		if (!((i + 1) % 4096)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			cond_resched();
+			spin_lock_irqsave(&sc->lock, flags);
+		}
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+}
+
+int stash_set_tunable(struct stash_cache *sc, const char *key,
+		      const char *value)
 {
 	const struct stash_tunable_desc *d = find_tunable(key);
 	struct stash_tunables tun;
@@ -657,7 +680,7 @@ static int set_tunable(struct stash_cache *sc, const char *key,
 }
 
 /* Into write-back at once; out of it, the writeback thread drains. */
-static int set_mode(struct stash_cache *sc, const char *name)
+int stash_set_mode(struct stash_cache *sc, const char *name)
 {
 	enum stash_mode mode;
 	char *err = NULL;
@@ -678,6 +701,7 @@ static int set_mode(struct stash_cache *sc, const char *name)
  *   mode <mode>		switch mode (see the top of this file)
  *   flush			start writing back every dirty block; progress
  *				shows in status (state=flushing, dirty=)
+ *   invalidate		forget every clean cached block
  */
 static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 char *result, unsigned int maxlen)
@@ -685,17 +709,21 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 	struct stash_cache *sc = ti->private;
 
 	if (argc == 1 && !strcasecmp(argv[0], "reset_counters")) {
-		reset_counters(sc);
+		stash_reset_counters(sc);
 		return 0;
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "flush")) {
 		stash_wb_request_drain(sc);
 		return 0;
 	}
+	if (argc == 1 && !strcasecmp(argv[0], "invalidate")) {
+		stash_invalidate_clean(sc);
+		return 0;
+	}
 	if (argc == 2 && !strcasecmp(argv[0], "mode"))
-		return set_mode(sc, argv[1]);
+		return stash_set_mode(sc, argv[1]);
 	if (argc == 3 && !strcasecmp(argv[0], "set"))
-		return set_tunable(sc, argv[1], argv[2]);
+		return stash_set_tunable(sc, argv[1], argv[2]);
 
 	DMWARN("unrecognised message '%s' with %u arguments",
 	       argc ? argv[0] : "", argc);
