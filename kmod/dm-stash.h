@@ -136,6 +136,8 @@ struct stash_cache {
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 
 	/* --- Lockless. --- */
+	bool live;			/* resumed: this table serves I/O */
+	struct list_head registry;	/* in the control registry (its lock) */
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
 	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
 	unsigned long last_io;		/* jiffies of the last user I/O */
@@ -173,6 +175,31 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 void stash_reset_counters(struct stash_cache *sc);
 void stash_invalidate_clean(struct stash_cache *sc);
 /* stash_wb_request_drain() (below) starts a flush of all dirty blocks. */
+
+/* A consistent-enough snapshot of a cache for the control device. */
+struct stash_info {
+	enum stash_mode mode;
+	const char *state;
+	u32 block_sectors;
+	u32 nr_cblocks;
+	u32 used_cblocks;
+	u32 dirty;
+	u32 writeback;
+	u32 ram_per_block;
+	bool is_volatile;
+	dev_t origin_dev;
+	dev_t cache_dev;
+	struct stash_stats stats;
+	struct stash_tunables tun;
+};
+
+void stash_get_info(struct stash_cache *sc, struct stash_info *info);
+
+/* stash-control.c: the registry of caches and /dev/stash-control. */
+int stash_registry_add(struct stash_cache *sc);
+void stash_registry_remove(struct stash_cache *sc);
+int stash_control_init(void);
+void stash_control_exit(void);
 
 /* stash-writeback.c */
 int stash_wb_create(struct stash_cache *sc);

@@ -489,6 +489,11 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->discards_supported = true;
 	ti->per_io_data_size = stash_per_bio_data_size();
 	ti->private = sc;
+	r = stash_registry_add(sc);
+	if (r) {
+		ti->error = "Cannot register the cache";
+		goto bad_io_len;
+	}
 	return 0;
 
 bad_io_len:
@@ -507,6 +512,7 @@ static void stash_dtr(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
+	stash_registry_remove(sc);
 	if (sc->dirty.nr_set)
 		DMERR("%u dirty blocks could not be written back and are lost",
 		      sc->dirty.nr_set);
@@ -534,6 +540,27 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 		    2 * BITS_TO_LONGS(sc->nr_cblocks) * sizeof(long);
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
+}
+
+void stash_get_info(struct stash_cache *sc, struct stash_info *info)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	info->mode = sc->mode;
+	info->state = stash_wb_state(sc);
+	info->block_sectors = sc->block_sectors;
+	info->nr_cblocks = sc->nr_cblocks;
+	info->used_cblocks = stash_map_nr_allocated(&sc->map);
+	info->dirty = sc->dirty.nr_set;
+	info->writeback = sc->nr_writeback;
+	info->stats = sc->stats;
+	info->tun = sc->tun;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	info->ram_per_block = stash_ram_per_cblock(sc);
+	info->is_volatile = sc->is_volatile;
+	info->origin_dev = sc->origin_dev->bdev->bd_dev;
+	info->cache_dev = sc->cache_dev->bdev->bd_dev;
 }
 
 /*
@@ -740,10 +767,18 @@ static void stash_presuspend(struct dm_target *ti)
 	stash_wb_request_drain(ti->private);
 }
 
+static void stash_resume(struct dm_target *ti)
+{
+	struct stash_cache *sc = ti->private;
+
+	WRITE_ONCE(sc->live, true);
+}
+
 static void stash_postsuspend(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
+	WRITE_ONCE(sc->live, false);
 	if (stash_wb_drain_sync(sc))
 		DMERR("suspend: %u dirty blocks could not be written back",
 		      READ_ONCE(sc->dirty.nr_set));
@@ -802,6 +837,7 @@ static struct target_type stash_target = {
 	.end_io = stash_end_io,
 	.presuspend = stash_presuspend,
 	.postsuspend = stash_postsuspend,
+	.resume = stash_resume,
 	.status = stash_status,
 	.message = stash_message,
 	.iterate_devices = stash_iterate_devices,
@@ -818,13 +854,25 @@ static int __init dm_stash_init(void)
 	r = dm_register_target(&stash_target);
 	if (r) {
 		DMERR("register failed %d", r);
-		stash_io_exit();
+		goto bad_target;
 	}
+	r = stash_control_init();
+	if (r) {
+		DMERR("control device failed %d", r);
+		goto bad_control;
+	}
+	return 0;
+
+bad_control:
+	dm_unregister_target(&stash_target);
+bad_target:
+	stash_io_exit();
 	return r;
 }
 
 static void __exit dm_stash_exit(void)
 {
+	stash_control_exit();
 	dm_unregister_target(&stash_target);
 	stash_io_exit();
 }
