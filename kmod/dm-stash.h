@@ -19,6 +19,7 @@
 #include "stash-map.h"
 #include "stash-policy.h"
 #include "stash-bitmap.h"
+#include "stash-format.h"
 
 #define DM_MSG_PREFIX "stash"
 
@@ -46,6 +47,10 @@ enum stash_mode {
 #define STASH_DEFAULT_IDLE_MS		2000
 #define STASH_MAX_IDLE_MS		3600000
 #define STASH_WB_ERROR_BACKOFF_MS	1000
+#define STASH_DEFAULT_COMMIT_MS		1000
+#define STASH_MAX_COMMIT_MS		60000
+/* Metadata pages one commit writes at most (1 MiB of buffer). */
+#define STASH_MD_MAX_COMMIT_PAGES	256
 
 /*
  * Counters.  Written under sc->lock, read without it by status (a torn
@@ -65,6 +70,7 @@ struct stash_stats {
 	u64 origin_errors;
 	u64 written_back;	/* blocks copied to the origin */
 	u64 writeback_errors;
+	u64 commits;		/* metadata commits */
 };
 
 /* Tunables: set by the table line or the "set" message, read lockless. */
@@ -74,6 +80,7 @@ struct stash_tunables {
 	u32 low_wm;		/* and stop at or below this one */
 	u32 idle_ms;		/* drain after this long without I/O; 0 = never */
 	u32 wb_inflight;	/* writeback runs in flight, 1..STASH_WB_SLOTS */
+	u32 commit_ms;		/* periodic metadata commit */
 };
 
 /* One merged writeback I/O: contiguous origin blocks, any cache slots. */
@@ -108,7 +115,8 @@ struct stash_cache {
 	u64 nr_oblocks;			/* whole blocks of the origin we may cache */
 	bool is_volatile;
 	bool discard_passdown;
-	char *table_opts;		/* optional args as given, for TABLE */
+	char *table_opts;
+	struct dm_io_client *io_client;		/* optional args as given, for TABLE */
 
 	/* --- Guarded by lock (taken from any context: irqsave). --- */
 	spinlock_t lock;
@@ -134,6 +142,11 @@ struct stash_cache {
 	u64 drains_started;
 	u64 drains_completed;
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
+	bool wb_stopped;		/* suspended: no new writeback */
+	u64 md_cleaned;			/* blocks cleaned since the last commit */
+	struct bio_list commit_waiting;	/* bios completed by the next commit */
+	struct stash_bitmap md_touched;	/* metadata pages changed */
+	struct stash_bitmap md_cdirty;	/* slots recorded dirty on disk */
 
 	/* --- Lockless. --- */
 	bool live;			/* resumed: this table serves I/O */
@@ -153,7 +166,6 @@ struct stash_cache {
 	struct workqueue_struct *wb_wq;
 	struct work_struct wb_work;
 	struct delayed_work waker;
-	struct dm_io_client *io_client;
 	struct stash_wb_candidate *wb_batch;	/* used by wb_work only */
 	struct stash_wb_run *wb_runs[STASH_WB_SLOTS];
 	unsigned long wb_slots_free;		/* bit per free run slot */
@@ -161,6 +173,21 @@ struct stash_cache {
 	atomic_t wb_inflight;
 	wait_queue_head_t wb_wait;		/* a run finished */
 	wait_queue_head_t drain_wait;		/* a drain pass finished */
+
+	/* --- Persistent metadata (stash-metadata.c); unused if volatile. --- */
+	struct mutex commit_lock;	/* one commit at a time; outside sc->lock */
+	struct stash_geometry geo;
+	struct stash_sb sb;		/* the last commit */
+	unsigned long *md_page_loc;	/* per page: copy with its newest commit */
+	void *md_buf;			/* pages of one commit (vmalloc) */
+	u32 md_buf_pages;
+	u32 *md_buf_index;		/* which page each md_buf slot holds */
+	void *md_sb_buf;		/* one 4 KiB block (kmalloc) */
+	u64 *md_entries;		/* one page of entries, for commits */
+	bool md_loaded;
+	bool md_failed;			/* READ_ONCE: a commit failed */
+	struct work_struct commit_work;
+	struct delayed_work commit_timer;
 };
 
 /*
@@ -201,7 +228,19 @@ void stash_registry_remove(struct stash_cache *sc);
 int stash_control_init(void);
 void stash_control_exit(void);
 
+/* stash-metadata.c */
+int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors);
+int stash_md_create(struct stash_cache *sc);
+void stash_md_destroy(struct stash_cache *sc);
+void stash_md_init_work(struct stash_cache *sc);
+int stash_md_commit(struct stash_cache *sc, bool clean);
+void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
+int stash_md_resume(struct stash_cache *sc);
+void stash_md_suspend(struct stash_cache *sc);
+
 /* stash-writeback.c */
+void stash_wb_stop(struct stash_cache *sc);
+void stash_wb_start(struct stash_cache *sc);
 int stash_wb_create(struct stash_cache *sc);
 void stash_wb_destroy(struct stash_cache *sc);
 void stash_wb_kick(struct stash_cache *sc);
@@ -221,6 +260,20 @@ void stash_wait_for_jobs(struct stash_cache *sc);
 size_t stash_per_bio_data_size(void);
 int stash_io_init(void);
 void stash_io_exit(void);
+
+/* Under sc->lock: mark @c dirty; true if it was clean. */
+static inline bool stash_set_dirty(struct stash_cache *sc, u32 c)
+{
+	stash_map_touch(&sc->map, to_cblock(c));
+	return stash_bitmap_set(&sc->dirty, c);
+}
+
+/* Under sc->lock: mark @c clean; true if it was dirty. */
+static inline bool stash_clear_dirty(struct stash_cache *sc, u32 c)
+{
+	stash_map_touch(&sc->map, to_cblock(c));
+	return stash_bitmap_clear(&sc->dirty, c);
+}
 
 /* Under sc->lock: has the cache more dirty blocks than @pct percent? */
 static inline bool stash_dirty_above(struct stash_cache *sc, u32 pct)

@@ -18,6 +18,12 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/dm-io.h>
+#include <linux/crc32c.h>
+
+static inline u32 stash_crc32c(u32 seed, const void *p, size_t len)
+{
+	return crc32c(seed, p, len);
+}
 
 static inline void *stash_zalloc_array(size_t n, size_t size)
 {
@@ -50,11 +56,34 @@ static inline void stash_free_array(void *p)
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 
 typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+typedef uint32_t __le32;
+typedef uint64_t __le64;
+
+#define cpu_to_le32(x) htole32(x)
+#define cpu_to_le64(x) htole64(x)
+#define le32_to_cpu(x) le32toh(x)
+#define le64_to_cpu(x) le64toh(x)
+#define __packed __attribute__((packed))
+
+/* Castagnoli CRC, bitwise: the userspace builds are tests and tools. */
+static inline u32 stash_crc32c(u32 crc, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	int k;
+
+	while (len--) {
+		crc ^= *b++;
+		for (k = 0; k < 8; k++)
+			crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78 : crc >> 1;
+	}
+	return crc;
+}
 
 #define __bitwise
 #define __force

@@ -53,6 +53,7 @@ enum stash_action {
 	STASH_DEFER,		/* park until a busy block becomes idle */
 	STASH_QUEUED,		/* handed to the worker */
 	STASH_SUBMITTED,	/* the path submitted or completed it itself */
+	STASH_KILL,		/* fail it with an I/O error */
 };
 
 /* A copy the target runs on its own (partial-block promotion). */
@@ -144,7 +145,7 @@ static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
 		return STASH_NO_CBLOCK;
 
 	c = stash_map_alloc(&sc->map, ob, &evicted);
-	if (cblock_is_valid(c) && evicted != STASH_NO_INDEX)
+	if (cblock_is_valid(c) && evicted != STASH_NO_OBLOCK)
 		sc->stats.evictions++;
 	return c;
 }
@@ -162,7 +163,7 @@ static void fill_complete(struct stash_cache *sc, cblock_t c, bool ok)
 	spin_lock_irqsave(&sc->lock, flags);
 	e = stash_map_entry(&sc->map, c);
 	if (ok && !(e->flags & SE_STALE)) {
-		e->flags |= SE_VALID;
+		stash_map_set_valid(&sc->map, c);
 		sc->stats.promotions++;
 	} else {
 		stash_map_invalidate(&sc->map, c);
@@ -443,8 +444,9 @@ static void write_back_cache_done(struct stash_cache *sc, bool newly_dirty)
  *    the block first would cost an origin read on the write path.
  *  - A sequential stream past the cutoff bypasses the cache like
  *    write-around (a dirty hit still updates the slot).
- *  - REQ_FUA writes go through to the origin, so that a volatile cache
- *    never holds the only copy of a FUA write.
+ *  - On a volatile cache REQ_FUA writes go through to the origin, so that
+ *    the cache never holds the only copy of a FUA write; on a persistent
+ *    one they complete after the next metadata commit.
  */
 static enum stash_action stash_write_back(struct stash_cache *sc,
 					  struct bio *bio, oblock_t ob)
@@ -456,8 +458,12 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	u64 evicted;
 	cblock_t c;
 
-	if (bio->bi_opf & REQ_FUA)
+	if (sc->is_volatile && (bio->bi_opf & REQ_FUA))
 		return stash_write_through(sc, bio, ob);
+	if (READ_ONCE(sc->md_failed)) {
+		DMERR_LIMIT("metadata failed: refusing a write-back write");
+		return STASH_KILL;
+	}
 
 	spin_lock_irqsave(&sc->lock, flags);
 	sequential = stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
@@ -492,11 +498,11 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 			return STASH_DEFER;
 		}
 		sc->stats.write_misses++;
-		if (evicted != STASH_NO_INDEX)
+		if (evicted != STASH_NO_OBLOCK)
 			sc->stats.evictions++;
 		pb->was_dirty = false;
 	}
-	newly_dirty = stash_bitmap_set(&sc->dirty, from_cblock(c));
+	newly_dirty = stash_set_dirty(sc, from_cblock(c));
 	spin_unlock_irqrestore(&sc->lock, flags);
 
 	pb->kind = PB_WB_WRITE;
@@ -517,14 +523,23 @@ defer:
 
 /*
  * Empty flush: bio number 1 goes to the cache device, number 0 to the
- * origin.  While blocks are dirty the origin's flush first waits for a
- * drain pass, so that every write acknowledged before the flush is on the
- * origin when the origin flushes: the cache is volatile.
+ * origin.  On a persistent cache, number 1 completes after the next
+ * metadata commit (which flushes the cache device).  On a volatile cache,
+ * while blocks are dirty the origin's flush first waits for a drain pass,
+ * so that every write acknowledged before the flush is on the origin when
+ * the origin flushes.
  */
 static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 {
 	unsigned long flags;
 
+	if (!sc->is_volatile) {
+		/* Persistent: the origin flushes; the cache commits. */
+		if (!dm_bio_get_target_bio_nr(bio))
+			return STASH_REMAP_ORIGIN;
+		stash_md_wait_commit(sc, bio);
+		return STASH_QUEUED;
+	}
 	if (dm_bio_get_target_bio_nr(bio))
 		return STASH_REMAP_CACHE;
 
@@ -574,7 +589,7 @@ static bool discard_block_locked(struct stash_cache *sc, cblock_t c,
 			return true;
 		if (e->flags & (SE_BUSY | SE_WRITEBACK))
 			return false;
-		stash_bitmap_clear(&sc->dirty, i);
+		stash_clear_dirty(sc, i);
 	}
 	stash_map_invalidate(&sc->map, c);
 	sc->stats.invalidations++;
@@ -692,6 +707,9 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
 	case STASH_REMAP_CACHE:
 		remap_to_cache(sc, bio);
 		return true;
+	case STASH_KILL:
+		bio_io_error(bio);
+		break;
 	case STASH_DEFER:
 	case STASH_QUEUED:
 	case STASH_SUBMITTED:
@@ -791,7 +809,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	case PB_WB_WRITE:
 		spin_lock_irqsave(&sc->lock, flags);
 		if (!*error) {
-			stash_map_entry(&sc->map, pb->cblock)->flags |= SE_VALID;
+			stash_map_set_valid(&sc->map, pb->cblock);
 		} else {
 			sc->stats.cache_errors++;
 			if (!pb->was_dirty) {
@@ -799,8 +817,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 				 * The origin still has the block's only good
 				 * copy: forget the slot and write there.
 				 */
-				stash_bitmap_clear(&sc->dirty,
-						   from_cblock(pb->cblock));
+				stash_clear_dirty(sc, from_cblock(pb->cblock));
 				stash_map_invalidate(&sc->map, pb->cblock);
 			}
 		}
@@ -820,6 +837,12 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
+		if (!*error && (bio->bi_opf & REQ_FUA) && !sc->is_volatile) {
+			/* Durable once the mapping is committed too. */
+			pb->kind = PB_DONE;
+			stash_md_wait_commit(sc, bio);
+			return DM_ENDIO_INCOMPLETE;
+		}
 		break;
 
 	default:

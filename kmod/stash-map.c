@@ -70,6 +70,7 @@ static void hash_insert(struct stash_map *m, u32 i)
 	e->next = *head;
 	*head = i;
 	e->flags |= SE_MAPPED;
+	stash_map_touch(m, to_cblock(i));
 }
 
 static void hash_remove(struct stash_map *m, u32 i)
@@ -86,12 +87,14 @@ static void hash_remove(struct stash_map *m, u32 i)
 	}
 	e->next = STASH_NO_INDEX;
 	e->flags &= ~SE_MAPPED;
+	stash_map_touch(m, to_cblock(i));
 }
 
 static void free_entry(struct stash_map *m, u32 i)
 {
 	struct stash_entry *e = &m->entries[i];
 
+	stash_map_touch(m, to_cblock(i));
 	if (e->flags & SE_MAPPED)
 		hash_remove(m, i);
 	e->flags = 0;
@@ -99,6 +102,12 @@ static void free_entry(struct stash_map *m, u32 i)
 	e->next = m->free_head;
 	m->free_head = i;
 	m->nr_free++;
+}
+
+static bool reuse_blocked(const struct stash_map *m, u32 i)
+{
+	return (m->dirty && test_bit(i, m->dirty)) ||
+	       (m->cdirty && test_bit(i, m->cdirty));
 }
 
 static bool evictable(const struct stash_map *m, u32 i)
@@ -110,7 +119,7 @@ static bool evictable(const struct stash_map *m, u32 i)
 		return false;
 	if (e->pins)
 		return false;
-	return !(m->dirty && test_bit(i, m->dirty));
+	return !reuse_blocked(m, i);
 }
 
 /*
@@ -143,8 +152,8 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	struct stash_entry *e;
 	u32 i;
 
-	*evicted = STASH_NO_INDEX;
-	if (m->nr_free) {
+	*evicted = STASH_NO_OBLOCK;
+	if (m->nr_free && !reuse_blocked(m, m->free_head)) {
 		i = m->free_head;
 		m->free_head = m->entries[i].next;
 		m->nr_free--;
@@ -163,6 +172,39 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	e->pins = 0;
 	hash_insert(m, i);
 	return to_cblock(i);
+}
+
+int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob)
+{
+	u32 i = (u32)from_cblock(c);
+	struct stash_entry *e = &m->entries[i];
+
+	if (i >= m->nr_cblocks || (e->flags & SE_ALLOC) ||
+	    cblock_is_valid(stash_map_lookup(m, ob)))
+		return -1;
+	e->oblock_lo = (u32)from_oblock(ob);
+	e->oblock_hi = (u16)(from_oblock(ob) >> 32);
+	e->flags = SE_ALLOC | SE_VALID;
+	e->pins = 0;
+	hash_insert(m, i);
+	return 0;
+}
+
+void stash_map_rebuild_free(struct stash_map *m)
+{
+	u32 i = m->nr_cblocks;
+
+	m->free_head = STASH_NO_INDEX;
+	m->nr_free = 0;
+	while (i--) {
+		struct stash_entry *e = &m->entries[i];
+
+		if (e->flags & SE_ALLOC)
+			continue;
+		e->next = m->free_head;
+		m->free_head = i;
+		m->nr_free++;
+	}
 }
 
 bool stash_map_invalidate(struct stash_map *m, cblock_t c)

@@ -15,6 +15,7 @@
 #define STASH_MAP_H
 
 #include "stash-compat.h"
+#include "stash-bitmap.h"
 
 typedef u64 __bitwise oblock_t;
 typedef u64 __bitwise cblock_t;
@@ -45,6 +46,8 @@ static inline u64 from_cblock(cblock_t b)
 #define STASH_MAX_CBLOCKS	(U32_MAX - 1)
 #define STASH_NO_INDEX		U32_MAX
 #define STASH_NO_CBLOCK		to_cblock(STASH_NO_INDEX)
+/* "No oblock": outside the 48-bit range an entry can hold. */
+#define STASH_NO_OBLOCK		(~0ull)
 
 static inline bool cblock_is_valid(cblock_t c)
 {
@@ -77,6 +80,16 @@ struct stash_map {
 	struct stash_entry *entries;
 	u32 *buckets;
 	const unsigned long *dirty;	/* dirty bitmap (may be NULL): never evict */
+	/*
+	 * Committed-dirty bitmap (may be NULL): slots the on-disk metadata
+	 * says are dirty.  They are not reused, even when free or clean in
+	 * RAM, until a commit says otherwise: after a crash, recovery would
+	 * take the new data for the old block.
+	 */
+	const unsigned long *cdirty;
+	/* Metadata pages changed since the last commit (may be NULL). */
+	struct stash_bitmap *touched;
+	u32 entries_per_page;
 	u32 nr_cblocks;
 	u32 hash_bits;
 	u32 free_head;
@@ -110,7 +123,7 @@ cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob);
  * Take a slot for @ob from the free list or, failing that, by evicting the
  * clean, idle, unreferenced entry the clock hand finds first.  The new entry
  * is mapped and SE_BUSY (not yet SE_VALID).  Sets *evicted to the victim's
- * oblock or to STASH_NO_INDEX.  Returns STASH_NO_CBLOCK when every slot is
+ * oblock or to STASH_NO_OBLOCK.  Returns STASH_NO_CBLOCK when every slot is
  * busy, pinned or dirty.
  */
 cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted);
@@ -128,6 +141,29 @@ bool stash_map_invalidate(struct stash_map *m, cblock_t c);
  * stale and nobody else holds it.  Returns true if the slot was freed.
  */
 bool stash_map_release(struct stash_map *m, cblock_t c, bool busy);
+
+/* Record that slot @c changed, for the next metadata commit. */
+static inline void stash_map_touch(struct stash_map *m, cblock_t c)
+{
+	if (m->touched)
+		stash_bitmap_set(m->touched,
+				 (u32)from_cblock(c) / m->entries_per_page);
+}
+
+/* Mark a busy entry's data valid (a fill or first write completed). */
+static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
+{
+	m->entries[from_cblock(c)].flags |= SE_VALID;
+	stash_map_touch(m, c);
+}
+
+/*
+ * Loading a cache from disk: map @ob to slot @c as a valid, idle entry.
+ * Returns -1 if @c is taken or @ob is already mapped.  Call
+ * stash_map_rebuild_free() when every entry is loaded.
+ */
+int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob);
+void stash_map_rebuild_free(struct stash_map *m);
 
 /* Bytes of mapping RAM per cache block, rounded up. */
 u32 stash_map_bytes_per_cblock(const struct stash_map *m);

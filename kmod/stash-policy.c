@@ -8,8 +8,11 @@ int stash_filter_init(struct stash_filter *f, u32 nr_cblocks)
 {
 	u64 nbits = rounddown_pow_of_two(4ull * (nr_cblocks ? nr_cblocks : 1));
 
-	if (nbits < 1024)
-		nbits = 1024;
+	/* A floor for tiny caches; a cap because hash_64() gives 32 bits. */
+	if (nbits < 64)
+		nbits = 64;
+	if (nbits > (1ull << 32))
+		nbits = 1ull << 32;
 	memset(f, 0, sizeof(*f));
 	f->bits = ilog2(nbits);
 	f->rotate_at = (u32)(nbits / 16);

@@ -36,10 +36,15 @@
  *
  * writeback: writes go to the cache only and mark the block dirty in the
  * dirty bitmap; the writeback thread (stash-writeback.c) copies dirty blocks
- * to the origin in origin order.  No metadata is kept on the cache device
- * yet, so every cache is volatile: a REQ_PREFLUSH drains all dirty blocks to
- * the origin before it completes, a REQ_FUA write goes through to the
- * origin, and suspend drains.
+ * to the origin in origin order.
+ *
+ * Persistence: a persistent cache device holds a superblock, the mapping
+ * table and the dirty bits (stash-metadata.c, docs/format.md); a
+ * REQ_PREFLUSH or REQ_FUA write completes after the metadata commit that
+ * covers it, and dirty blocks survive remove, reload and power loss.  A
+ * volatile cache (RAM) keeps nothing: a REQ_PREFLUSH drains all dirty
+ * blocks to the origin before it completes, a REQ_FUA write goes through
+ * to the origin, and suspend drains.
  *
  * Mode switches: into writeback at once; out of writeback, writes follow
  * the new mode at once (dirty blocks are updated on both devices and stay
@@ -48,6 +53,9 @@
  *
  * Lock ordering
  * -------------
+ * sc->commit_lock (a mutex, one metadata commit at a time) is taken before
+ * sc->lock and never inside it.
+ *
  * There is one spinlock per cache, sc->lock.  It guards the mapping table,
  * the policy state, the in-flight-write table, the dirty bitmaps, the
  * writeback pass state, the bio lists and the counters.  It is taken with irqsave from any context (map, end_io, kcopyd
@@ -73,6 +81,7 @@ struct stash_args {
 	sector_t block_sectors;
 	struct stash_tunables tun;
 	bool is_volatile;
+	bool format;
 	bool discard_passdown;
 };
 
@@ -93,6 +102,7 @@ static const struct stash_tunable_desc stash_tunable_descs[] = {
 	TUNABLE("low_watermark", 0, 99, low_wm),
 	TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
 	TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
+	TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
 };
 
 static const struct stash_tunable_desc *find_tunable(const char *name)
@@ -183,6 +193,8 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  * Optional arguments: [<#opt args> <opt args>...]
  *   block_size <sectors>	power of two, 8..2048 (4 KiB..1 MiB); default 8
  *   volatile			the cache device keeps no metadata (RAM)
+ *   format			a cache device with no dm-stash superblock may
+ *				be formatted even if it is not blank
  *   no_discard_passdown	discards invalidate but are not sent on
  *   <tunable> <value>		any tunable of stash_tunable_descs:
  *     sequential_cutoff <KiB>	bypass streams longer than this; 0 = off; 4096
@@ -190,13 +202,14 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *     low_watermark <%>	stop watermark writeback here; 0..99; 10
  *     idle_ms <ms>		drain after this long idle; 0 = never; 2000
  *     writeback_inflight <n>	writeback I/Os in flight; 1..8; 8
+ *     commit_ms <ms>		periodic metadata commit; 1..60000; 1000
  * Each may be given once.
  */
 static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			 char **error)
 {
 	static const struct dm_arg nr_opts = {
-		0, 4 + 2 * ARRAY_SIZE(stash_tunable_descs),
+		0, 5 + 2 * ARRAY_SIZE(stash_tunable_descs),
 		"Invalid number of optional arguments"
 	};
 	static char err_buf[96];
@@ -247,6 +260,9 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		} else if (!strcasecmp(name, "no_discard_passdown")) {
 			bit = 8;
 			args->discard_passdown = false;
+		} else if (!strcasecmp(name, "format")) {
+			bit = 2;
+			args->format = true;
 		} else {
 			*error = "Unknown optional argument";
 			return -EINVAL;
@@ -320,24 +336,31 @@ static int parse_geometry(struct dm_target *ti, struct stash_cache *sc,
 {
 	sector_t cache_sectors = bdev_nr_sectors(sc->cache_dev->bdev);
 	u64 nr_cblocks;
+	int r;
 
 	sc->block_sectors = args->block_sectors;
 	sc->block_shift = __ffs(args->block_sectors);
-	sc->data_start = 0;
-	nr_cblocks = (cache_sectors - sc->data_start) >> sc->block_shift;
-	if (nr_cblocks < STASH_MIN_CBLOCKS) {
-		ti->error = "Cache device too small (needs at least 16 blocks)";
-		return -EINVAL;
-	}
-	if (nr_cblocks > STASH_MAX_CBLOCKS) {
-		ti->error = "Cache device too large for this block size";
-		return -EINVAL;
-	}
-	sc->nr_cblocks = nr_cblocks;
 	sc->nr_oblocks = ti->len >> sc->block_shift;
 	if (sc->nr_oblocks >= STASH_MAX_OBLOCKS) {
 		ti->error = "Origin too large for this block size";
 		return -EINVAL;
+	}
+	if (!sc->is_volatile) {
+		r = stash_md_open(sc, args->format, args->block_sectors);
+		if (r)
+			return r;
+	} else {
+		sc->data_start = 0;
+		nr_cblocks = cache_sectors >> sc->block_shift;
+		if (nr_cblocks < STASH_MIN_CBLOCKS) {
+			ti->error = "Cache device too small (needs at least 16 blocks)";
+			return -EINVAL;
+		}
+		if (nr_cblocks > STASH_MAX_CBLOCKS) {
+			ti->error = "Cache device too large for this block size";
+			return -EINVAL;
+		}
+		sc->nr_cblocks = nr_cblocks;
 	}
 	return 0;
 }
@@ -390,8 +413,17 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Cannot allocate the writeback state";
 		goto bad_wb;
 	}
+	if (!sc->is_volatile) {
+		r = stash_md_create(sc);
+		if (r) {
+			ti->error = "Cannot allocate the metadata state";
+			goto bad_md;
+		}
+	}
 	return 0;
 
+bad_md:
+	stash_wb_destroy(sc);
 bad_wb:
 	destroy_workqueue(sc->wq);
 bad_wq:
@@ -431,6 +463,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 			.low_wm = STASH_DEFAULT_LOW_WM,
 			.idle_ms = STASH_DEFAULT_IDLE_MS,
 			.wb_inflight = STASH_WB_SLOTS,
+			.commit_ms = STASH_DEFAULT_COMMIT_MS,
 		},
 		.discard_passdown = true,
 	};
@@ -473,6 +506,12 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_devices(ti, sc, argv[0], argv[1]);
 	if (r)
 		goto bad_devices;
+	sc->io_client = dm_io_client_create();
+	if (IS_ERR(sc->io_client)) {
+		ti->error = "Cannot create the I/O client";
+		r = PTR_ERR(sc->io_client);
+		goto bad_io_client;
+	}
 	r = parse_geometry(ti, sc, &args);
 	if (r)
 		goto bad_geometry;
@@ -499,6 +538,9 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 bad_io_len:
 	destroy_runtime(sc);
 bad_geometry:
+	stash_md_destroy(sc);
+	dm_io_client_destroy(sc->io_client);
+bad_io_client:
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 bad_devices:
@@ -513,11 +555,13 @@ static void stash_dtr(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	stash_registry_remove(sc);
-	if (sc->dirty.nr_set)
+	if (sc->is_volatile && sc->dirty.nr_set)
 		DMERR("%u dirty blocks could not be written back and are lost",
 		      sc->dirty.nr_set);
 	stash_wait_for_jobs(sc);
 	destroy_runtime(sc);
+	stash_md_destroy(sc);
+	dm_io_client_destroy(sc->io_client);
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 	kfree(sc->table_opts);
@@ -540,6 +584,13 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 		    2 * BITS_TO_LONGS(sc->nr_cblocks) * sizeof(long);
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
+}
+
+static const char *stash_metadata_state(struct stash_cache *sc)
+{
+	if (sc->is_volatile)
+		return "volatile";
+	return READ_ONCE(sc->md_failed) ? "failed" : "persistent";
 }
 
 void stash_get_info(struct stash_cache *sc, struct stash_info *info)
@@ -587,9 +638,12 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   writeback_errors=	blocks whose writeback failed (they stay dirty)
  *   sequential_cutoff= high_watermark= low_watermark= idle_ms=
  *   writeback_inflight=	the tunables
+ *   commit_ms=	the periodic metadata commit interval
+ *   commits=		metadata commits done
  *   ram_per_block=	bytes of kernel RAM per cache block
- *   metadata=		none: nothing is kept on the cache device yet, so
- *			every cache behaves as volatile
+ *   metadata=		volatile (nothing kept on the cache device) |
+ *			persistent | failed (a commit failed: writes that
+ *			need one are refused, resume is refused)
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -624,8 +678,9 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		       READ_ONCE(sc->tun.high_wm), READ_ONCE(sc->tun.low_wm),
 		       READ_ONCE(sc->tun.idle_ms),
 		       READ_ONCE(sc->tun.wb_inflight));
-		DMEMIT(" ram_per_block=%u metadata=none",
-		       stash_ram_per_cblock(sc));
+		DMEMIT(" commit_ms=%u commits=%llu ram_per_block=%u metadata=%s",
+		       READ_ONCE(sc->tun.commit_ms), READ_ONCE(st->commits),
+		       stash_ram_per_cblock(sc), stash_metadata_state(sc));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
@@ -693,6 +748,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 		WRITE_ONCE(sc->tun.low_wm, tun.low_wm);
 		WRITE_ONCE(sc->tun.idle_ms, tun.idle_ms);
 		WRITE_ONCE(sc->tun.wb_inflight, tun.wb_inflight);
+		WRITE_ONCE(sc->tun.commit_ms, tun.commit_ms);
 		stash_seq_init(&sc->seq, (u64)tun.seq_cutoff_kb * 2);
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -761,17 +817,17 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
  * Suspend, devices, limits
  *--------------------------------------------------------------*/
 
-/* The cache is volatile: suspend writes every dirty block back. */
+/*
+ * Suspend: a volatile cache writes every dirty block back; a persistent
+ * one stops writeback and commits its metadata with the clean flag, so
+ * dirty blocks stay on the cache device across remove and reload.
+ */
 static void stash_presuspend(struct dm_target *ti)
-{
-	stash_wb_request_drain(ti->private);
-}
-
-static void stash_resume(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
-	WRITE_ONCE(sc->live, true);
+	if (sc->is_volatile)
+		stash_wb_request_drain(sc);
 }
 
 static void stash_postsuspend(struct dm_target *ti)
@@ -779,10 +835,33 @@ static void stash_postsuspend(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	WRITE_ONCE(sc->live, false);
-	if (stash_wb_drain_sync(sc))
-		DMERR("suspend: %u dirty blocks could not be written back",
-		      READ_ONCE(sc->dirty.nr_set));
+	if (sc->is_volatile) {
+		if (stash_wb_drain_sync(sc))
+			DMERR("suspend: %u dirty blocks could not be written back",
+			      READ_ONCE(sc->dirty.nr_set));
+	} else {
+		stash_wb_stop(sc);
+	}
 	stash_wait_for_jobs(sc);
+	if (!sc->is_volatile)
+		stash_md_suspend(sc);
+}
+
+/* A persistent cache loads its metadata on the first resume. */
+static int stash_preresume(struct dm_target *ti)
+{
+	struct stash_cache *sc = ti->private;
+
+	return sc->is_volatile ? 0 : stash_md_resume(sc);
+}
+
+static void stash_resume(struct dm_target *ti)
+{
+	struct stash_cache *sc = ti->private;
+
+	if (!sc->is_volatile)
+		stash_wb_start(sc);
+	WRITE_ONCE(sc->live, true);
 }
 
 static int stash_iterate_devices(struct dm_target *ti,
@@ -837,6 +916,7 @@ static struct target_type stash_target = {
 	.end_io = stash_end_io,
 	.presuspend = stash_presuspend,
 	.postsuspend = stash_postsuspend,
+	.preresume = stash_preresume,
 	.resume = stash_resume,
 	.status = stash_status,
 	.message = stash_message,

@@ -112,8 +112,10 @@ static void run_finish(struct stash_wb_run *run)
 			sc->stats.writeback_errors++;
 			continue;
 		}
-		if (stash_bitmap_clear(&sc->dirty, c))
+		if (stash_clear_dirty(sc, c)) {
 			sc->stats.written_back++;
+			sc->md_cleaned++;
+		}
 	}
 	if (run->failed)
 		sc->pass_failed = true;
@@ -259,6 +261,8 @@ static bool start_pass_locked(struct stash_cache *sc)
 		sc->drain_requested = false;
 		return false;
 	}
+	if (sc->wb_stopped)
+		return false;
 	if (time_before(jiffies, sc->wb_backoff_until))
 		return false;
 	drain = sc->drain_requested || !bio_list_empty(&sc->flush_waiting) ||
@@ -321,9 +325,9 @@ static int collect(struct stash_cache *sc)
 		r = COLLECT_IDLE;
 		goto out;
 	}
-	/* A watermark pass stops at the low watermark. */
-	done = !sc->pass_is_drain &&
-	       !stash_dirty_above(sc, READ_ONCE(sc->tun.low_wm));
+	/* A watermark pass stops at the low watermark; any pass at suspend. */
+	done = sc->wb_stopped || (!sc->pass_is_drain &&
+		!stash_dirty_above(sc, READ_ONCE(sc->tun.low_wm)));
 
 	start = sc->pass_cursor;
 	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
@@ -421,6 +425,30 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 	}
 }
 
+/* Suspend of a persistent cache: finish the runs in flight, start none. */
+void stash_wb_stop(struct stash_cache *sc)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->wb_stopped = true;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	cancel_delayed_work_sync(&sc->waker);
+	flush_work(&sc->wb_work);
+	wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
+}
+
+void stash_wb_start(struct stash_cache *sc)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->wb_stopped = false;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	stash_wb_kick(sc);
+	stash_wb_arm_waker(sc);
+}
+
 /*----------------------------------------------------------------
  * Setup
  *--------------------------------------------------------------*/
@@ -432,6 +460,7 @@ int stash_wb_create(struct stash_cache *sc)
 	u32 i;
 
 	sc->run_max_blocks = buf_bytes / block_bytes;
+	stash_md_init_work(sc);
 	atomic_set(&sc->wb_inflight, 0);
 	init_waitqueue_head(&sc->wb_wait);
 	init_waitqueue_head(&sc->drain_wait);
@@ -463,11 +492,6 @@ int stash_wb_create(struct stash_cache *sc)
 			goto bad;
 		set_bit(i, &sc->wb_slots_free);
 	}
-	sc->io_client = dm_io_client_create();
-	if (IS_ERR(sc->io_client)) {
-		sc->io_client = NULL;
-		goto bad;
-	}
 	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
 	if (!sc->wb_wq)
 		goto bad;
@@ -483,14 +507,13 @@ void stash_wb_destroy(struct stash_cache *sc)
 	u32 i;
 
 	if (sc->wb_wq) {
+		cancel_delayed_work_sync(&sc->commit_timer);
+		cancel_work_sync(&sc->commit_work);
 		cancel_delayed_work_sync(&sc->waker);
 		cancel_work_sync(&sc->wb_work);
 		destroy_workqueue(sc->wb_wq);
 		sc->wb_wq = NULL;
 	}
-	if (sc->io_client)
-		dm_io_client_destroy(sc->io_client);
-	sc->io_client = NULL;
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
 		if (sc->wb_runs[i])
 			vfree(sc->wb_runs[i]->buf);

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * On-disk format: geometry, encode, decode and validation (see
+ * stash-format.h).  Everything read from a disk is checked here before the
+ * module or a tool uses it.
+ */
+#include "stash-format.h"
+
+static u32 block_crc(const void *block)
+{
+	return ~stash_crc32c(~0u, (const u8 *)block + 4,
+			     STASH_MD_BLOCK_BYTES - 4);
+}
+
+int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
+			   u64 origin_sectors, u32 block_sectors,
+			   u32 min_cblocks)
+{
+	u64 n, md_pages, data_start;
+
+	memset(g, 0, sizeof(*g));
+	if (!block_sectors || cache_sectors <= STASH_MD_START)
+		return -1;
+	n = (cache_sectors - STASH_MD_START) / block_sectors;
+	if (n > STASH_MAX_CBLOCKS)
+		n = STASH_MAX_CBLOCKS;
+	/* Metadata grows with n: step down until data and metadata fit. */
+	for (;;) {
+		md_pages = (n + STASH_MD_ENTRIES_PER_PAGE - 1) /
+			   STASH_MD_ENTRIES_PER_PAGE;
+		data_start = STASH_MD_START + md_pages * 2 * STASH_MD_BLOCK_SECTORS;
+		data_start = (data_start + block_sectors - 1) /
+			     block_sectors * block_sectors;
+		if (n < min_cblocks || n == 0)
+			return -1;
+		if (data_start + n * block_sectors <= cache_sectors)
+			break;
+		n = data_start < cache_sectors ?
+		    (cache_sectors - data_start) / block_sectors : 0;
+	}
+	g->origin_sectors = origin_sectors;
+	g->cache_sectors = cache_sectors;
+	g->md_start = STASH_MD_START;
+	g->data_start = data_start;
+	g->block_sectors = block_sectors;
+	g->nr_cblocks = (u32)n;
+	g->md_pages = (u32)md_pages;
+	return 0;
+}
+
+void stash_sb_encode(const struct stash_sb *sb, void *block)
+{
+	struct stash_sb_disk *d = block;
+
+	memset(d, 0, sizeof(*d));
+	d->magic = cpu_to_le32(STASH_SB_MAGIC);
+	d->version = cpu_to_le32(STASH_FORMAT_VERSION);
+	d->flags = cpu_to_le32(sb->flags);
+	d->seq = cpu_to_le64(sb->seq);
+	memcpy(d->uuid, sb->uuid, sizeof(d->uuid));
+	d->origin_sectors = cpu_to_le64(sb->geo.origin_sectors);
+	d->cache_sectors = cpu_to_le64(sb->geo.cache_sectors);
+	d->md_start = cpu_to_le64(sb->geo.md_start);
+	d->data_start = cpu_to_le64(sb->geo.data_start);
+	d->block_sectors = cpu_to_le32(sb->geo.block_sectors);
+	d->nr_cblocks = cpu_to_le32(sb->geo.nr_cblocks);
+	d->md_pages = cpu_to_le32(sb->geo.md_pages);
+	d->mode = cpu_to_le32(sb->mode);
+	d->crc = cpu_to_le32(block_crc(d));
+}
+
+static bool all_zero(const u8 *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
+{
+	const struct stash_sb_disk *d = block;
+	struct stash_geometry g;
+	u32 flags;
+
+	if (le32_to_cpu(d->magic) != STASH_SB_MAGIC) {
+		*why = "no dm-stash superblock (bad magic)";
+		return -1;
+	}
+	if (le32_to_cpu(d->crc) != block_crc(d)) {
+		*why = "superblock checksum mismatch";
+		return -1;
+	}
+	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION) {
+		*why = "unsupported on-disk format version";
+		return -1;
+	}
+	flags = le32_to_cpu(d->flags);
+	if ((flags & ~STASH_SB_FLAG_CLEAN) || !all_zero(d->reserved, sizeof(d->reserved)) ||
+	    le32_to_cpu(d->mode) > 2) {
+		*why = "superblock has unknown flags or fields";
+		return -1;
+	}
+	/* The geometry must be exactly what the sizes give. */
+	if (stash_geometry_compute(&g, le64_to_cpu(d->cache_sectors),
+				   le64_to_cpu(d->origin_sectors),
+				   le32_to_cpu(d->block_sectors), 1) ||
+	    g.md_start != le64_to_cpu(d->md_start) ||
+	    g.data_start != le64_to_cpu(d->data_start) ||
+	    g.nr_cblocks != le32_to_cpu(d->nr_cblocks) ||
+	    g.md_pages != le32_to_cpu(d->md_pages) ||
+	    (g.block_sectors & (g.block_sectors - 1))) {
+		*why = "superblock geometry is inconsistent";
+		return -1;
+	}
+	sb->geo = g;
+	sb->seq = le64_to_cpu(d->seq);
+	sb->flags = flags;
+	sb->mode = le32_to_cpu(d->mode);
+	memcpy(sb->uuid, d->uuid, sizeof(sb->uuid));
+	return 0;
+}
+
+void stash_md_page_encode(void *block, u32 index, u64 seq, const u64 *entries)
+{
+	struct stash_md_page_disk *d = block;
+	u32 i;
+
+	d->index = cpu_to_le32(index);
+	d->seq = cpu_to_le64(seq);
+	for (i = 0; i < STASH_MD_ENTRIES_PER_PAGE; i++)
+		d->entries[i] = cpu_to_le64(entries[i]);
+	d->crc = cpu_to_le32(block_crc(d));
+}
+
+int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
+			 u64 nr_oblocks, u64 *seq, u64 *entries,
+			 const char **why)
+{
+	const struct stash_md_page_disk *d = block;
+	u64 first = (u64)index * STASH_MD_ENTRIES_PER_PAGE;
+	u32 i;
+
+	if (le32_to_cpu(d->crc) != block_crc(d)) {
+		*why = "metadata page checksum mismatch";
+		return -1;
+	}
+	if (le32_to_cpu(d->index) != index) {
+		*why = "metadata page in the wrong place";
+		return -1;
+	}
+	*seq = le64_to_cpu(d->seq);
+	for (i = 0; i < STASH_MD_ENTRIES_PER_PAGE; i++) {
+		u64 e = le64_to_cpu(d->entries[i]);
+
+		if (e && (!(e & STASH_MD_VALID) || (e & STASH_MD_RESERVED_MASK) ||
+			  first + i >= nr_cblocks ||
+			  (e & STASH_MD_OBLOCK_MASK) >= nr_oblocks)) {
+			*why = "metadata entry out of range";
+			return -1;
+		}
+		entries[i] = e;
+	}
+	return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * On-disk format of a persistent dm-stash cache device (see docs/format.md).
+ *
+ * Layout, in 512-byte sectors:
+ *   0..7	superblock copy 0
+ *   8..15	superblock copy 1
+ *   md_start	metadata pages: page p has two copies, at
+ *		md_start + (2p + k) * 8, k = 0, 1
+ *   data_start	cache block c at data_start + c * block_sectors
+ *
+ * Everything is little-endian, 4096-byte blocks, each with a crc32c of the
+ * block from byte 4 on (seed ~0).  A commit with sequence S writes the
+ * changed metadata pages, each to its copy that does not hold its newest
+ * committed version, stamped S; flushes; then writes superblock copy S % 2
+ * with FUA.  Recovery takes the valid superblock with the highest sequence
+ * and, for each page, the valid copy with the highest sequence not above
+ * the superblock's.
+ *
+ * Pure logic: encode, decode and validate only; no I/O.
+ */
+#ifndef STASH_FORMAT_H
+#define STASH_FORMAT_H
+
+#include "stash-compat.h"
+#include "stash-map.h"
+
+#define STASH_SB_MAGIC			0x48535453u	/* "STSH" */
+#define STASH_FORMAT_VERSION		1u
+#define STASH_MD_BLOCK_BYTES		4096u
+#define STASH_MD_BLOCK_SECTORS		8u
+#define STASH_MD_START			16u	/* after the two superblocks */
+#define STASH_MD_ENTRIES_PER_PAGE	510u
+#define STASH_SB_FLAG_CLEAN		1u	/* shut down cleanly */
+
+/* Entry: bit 63 valid, bit 62 dirty, bits 0..47 the oblock. */
+#define STASH_MD_VALID			(1ull << 63)
+#define STASH_MD_DIRTY			(1ull << 62)
+#define STASH_MD_OBLOCK_MASK		((1ull << 48) - 1)
+#define STASH_MD_RESERVED_MASK		(~(STASH_MD_VALID | STASH_MD_DIRTY | \
+					   STASH_MD_OBLOCK_MASK))
+
+struct stash_sb_disk {
+	__le32 crc;
+	__le32 magic;
+	__le32 version;
+	__le32 flags;
+	__le64 seq;
+	u8 uuid[16];
+	__le64 origin_sectors;	/* target length when formatted */
+	__le64 cache_sectors;	/* cache device size when formatted */
+	__le64 md_start;
+	__le64 data_start;
+	__le32 block_sectors;
+	__le32 nr_cblocks;
+	__le32 md_pages;
+	__le32 mode;		/* write mode at the last commit */
+	u8 reserved[4008];	/* zero */
+};
+
+struct stash_md_page_disk {
+	__le32 crc;
+	__le32 index;
+	__le64 seq;
+	__le64 entries[STASH_MD_ENTRIES_PER_PAGE];
+};
+
+_Static_assert(sizeof(struct stash_sb_disk) == STASH_MD_BLOCK_BYTES,
+	       "superblock must fill one 4 KiB block");
+_Static_assert(sizeof(struct stash_md_page_disk) == STASH_MD_BLOCK_BYTES,
+	       "metadata page must fill one 4 KiB block");
+
+/* Where everything lives, derived from the sizes and the block size. */
+struct stash_geometry {
+	u64 origin_sectors;
+	u64 cache_sectors;
+	u64 md_start;
+	u64 data_start;
+	u32 block_sectors;
+	u32 nr_cblocks;
+	u32 md_pages;
+};
+
+/* A decoded superblock. */
+struct stash_sb {
+	struct stash_geometry geo;
+	u64 seq;
+	u32 flags;
+	u32 mode;
+	u8 uuid[16];
+};
+
+/*
+ * Fit as many cache blocks as possible after the metadata they need.
+ * Returns 0, or -1 if fewer than @min_cblocks fit.
+ */
+int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
+			   u64 origin_sectors, u32 block_sectors,
+			   u32 min_cblocks);
+
+static inline u64 stash_md_page_sector(const struct stash_geometry *g,
+				       u32 page, u32 copy)
+{
+	return g->md_start + ((u64)page * 2 + copy) * STASH_MD_BLOCK_SECTORS;
+}
+
+void stash_sb_encode(const struct stash_sb *sb, void *block);
+/*
+ * Decode and validate one superblock copy.  Returns 0, or -1 with *why
+ * saying what is wrong (no magic, bad checksum, unknown version, bad
+ * geometry, non-zero reserved bytes).
+ */
+int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why);
+
+void stash_md_page_encode(void *block, u32 index, u64 seq,
+			  const u64 *entries);
+/*
+ * Validate one metadata page copy for page @index and return its sequence
+ * and entries (host order).  Returns 0, or -1 with *why.
+ */
+int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
+			 u64 nr_oblocks, u64 *seq, u64 *entries,
+			 const char **why);
+
+static inline u64 stash_md_entry(bool valid, bool dirty, u64 oblock)
+{
+	if (!valid)
+		return 0;
+	return STASH_MD_VALID | (dirty ? STASH_MD_DIRTY : 0) |
+	       (oblock & STASH_MD_OBLOCK_MASK);
+}
+
+#endif /* STASH_FORMAT_H */
