@@ -54,22 +54,23 @@ static inline void stash_free_array(void *p)
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <endian.h>
 
-typedef uint8_t u8;
-typedef uint16_t u16;
-typedef uint32_t u32;
-typedef uint64_t u64;
-typedef uint32_t __le32;
-typedef uint64_t __le64;
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned int __le32;
+typedef unsigned long long __le64;
 
 #define cpu_to_le32(x) htole32(x)
 #define cpu_to_le64(x) htole64(x)
 #define le32_to_cpu(x) le32toh(x)
 #define le64_to_cpu(x) le64toh(x)
-#define __packed __attribute__((packed))
+#define BIT_ULL(n) (1ull << (n))
 
 /* Castagnoli CRC, bitwise: the userspace builds are tests and tools. */
 static inline u32 stash_crc32c(u32 crc, const void *p, size_t len)

@@ -34,9 +34,9 @@
 #define STASH_SB_FLAG_CLEAN		1u	/* shut down cleanly */
 
 /* Entry: bit 63 valid, bit 62 dirty, bits 0..47 the oblock. */
-#define STASH_MD_VALID			(1ull << 63)
-#define STASH_MD_DIRTY			(1ull << 62)
-#define STASH_MD_OBLOCK_MASK		((1ull << 48) - 1)
+#define STASH_MD_VALID			BIT_ULL(63)
+#define STASH_MD_DIRTY			BIT_ULL(62)
+#define STASH_MD_OBLOCK_MASK		(BIT_ULL(48) - 1)
 #define STASH_MD_RESERVED_MASK		(~(STASH_MD_VALID | STASH_MD_DIRTY | \
 					   STASH_MD_OBLOCK_MASK))
 
@@ -65,10 +65,8 @@ struct stash_md_page_disk {
 	__le64 entries[STASH_MD_ENTRIES_PER_PAGE];
 };
 
-_Static_assert(sizeof(struct stash_sb_disk) == STASH_MD_BLOCK_BYTES,
-	       "superblock must fill one 4 KiB block");
-_Static_assert(sizeof(struct stash_md_page_disk) == STASH_MD_BLOCK_BYTES,
-	       "metadata page must fill one 4 KiB block");
+static_assert(sizeof(struct stash_sb_disk) == STASH_MD_BLOCK_BYTES);
+static_assert(sizeof(struct stash_md_page_disk) == STASH_MD_BLOCK_BYTES);
 
 /* Where everything lives, derived from the sizes and the block size. */
 struct stash_geometry {

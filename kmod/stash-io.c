@@ -121,9 +121,9 @@ static void queue_bio(struct stash_cache *sc, struct bio_list *list,
 	stash_kick_worker(sc);
 }
 
-/*----------------------------------------------------------------
- * Promotion
- *--------------------------------------------------------------*/
+/*
+ * ---- Promotion ----
+ */
 
 /*
  * Called under sc->lock on a read miss: decide whether to promote and, if
@@ -256,9 +256,9 @@ static void fill_by_reuse(struct stash_cache *sc, struct bio *bio)
 	submit_bio_noacct(clone);
 }
 
-/*----------------------------------------------------------------
- * Reads (the same in every mode)
- *--------------------------------------------------------------*/
+/*
+ * ---- Reads (the same in every mode) ----
+ */
 
 static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 				    oblock_t ob)
@@ -307,9 +307,9 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 	return STASH_REMAP_ORIGIN;
 }
 
-/*----------------------------------------------------------------
- * Writes
- *--------------------------------------------------------------*/
+/*
+ * ---- Writes ----
+ */
 
 /* Under sc->lock: the write goes to the origin; count it in flight. */
 static enum stash_action write_origin_locked(struct stash_cache *sc,
@@ -378,46 +378,51 @@ static void write_through_cache_endio(struct bio *clone)
  * REQ_FUA write in write-back) stays dirty: only this write reached the
  * origin.
  */
+/* Send a copy of @bio to its slot; the original goes to the origin. */
+static void write_through_clone(struct stash_cache *sc, struct bio *bio,
+				cblock_t c)
+{
+	struct stash_bio *pb = pb_of(bio);
+	struct bio *clone;
+
+	pb->kind = PB_WRITE_HIT;
+	pb->cblock = c;
+	pb->cache_failed = false;
+	clone = bio_alloc_clone(sc->cache_dev->bdev, bio, GFP_NOIO, &sc->bs);
+	clone->bi_iter.bi_sector = cache_sector(sc, c, bio->bi_iter.bi_sector);
+	clone->bi_end_io = write_through_cache_endio;
+	clone->bi_private = bio;
+	bio_inc_remaining(bio);
+	submit_bio_noacct(clone);
+}
+
 static enum stash_action stash_write_through(struct stash_cache *sc,
 					     struct bio *bio, oblock_t ob)
 {
-	struct stash_bio *pb = pb_of(bio);
 	enum stash_action action;
 	struct stash_entry *e;
 	unsigned long flags;
-	struct bio *clone;
 	cblock_t c;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
 		e = stash_map_entry(&sc->map, c);
-		if (!(e->flags & SE_VALID)) {
-			/* A fill is reading the origin: it must not install. */
-			stash_map_invalidate(&sc->map, c);
-			sc->stats.invalidations++;
-		} else if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+		if (e->flags & SE_VALID && e->flags & (SE_BUSY | SE_WRITEBACK)) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
-		} else {
+		}
+		if (e->flags & SE_VALID) {
 			e->flags |= SE_BUSY | SE_REF;
 			sc->stats.write_hits++;
 			spin_unlock_irqrestore(&sc->lock, flags);
-
-			pb->kind = PB_WRITE_HIT;
-			pb->cblock = c;
-			pb->cache_failed = false;
-			clone = bio_alloc_clone(sc->cache_dev->bdev, bio,
-						GFP_NOIO, &sc->bs);
-			clone->bi_iter.bi_sector =
-				cache_sector(sc, c, bio->bi_iter.bi_sector);
-			clone->bi_end_io = write_through_cache_endio;
-			clone->bi_private = bio;
-			bio_inc_remaining(bio);
-			submit_bio_noacct(clone);
+			write_through_clone(sc, bio, c);
 			return STASH_REMAP_ORIGIN;
 		}
+		/* A fill is reading the origin: it must not install. */
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.invalidations++;
 	}
 	sc->stats.write_misses++;
 	action = write_origin_locked(sc, bio, ob);
@@ -517,9 +522,9 @@ defer:
 	return STASH_DEFER;
 }
 
-/*----------------------------------------------------------------
- * Flushes and discards
- *--------------------------------------------------------------*/
+/*
+ * ---- Flushes and discards ----
+ */
 
 /*
  * Empty flush: bio number 1 goes to the cache device, number 0 to the
@@ -637,9 +642,9 @@ static bool discard_invalidate(struct stash_cache *sc, struct bio *bio)
 	return done;
 }
 
-/*----------------------------------------------------------------
- * Dispatch
- *--------------------------------------------------------------*/
+/*
+ * ---- Dispatch ----
+ */
 
 static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 {
@@ -722,14 +727,14 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
 
-	if (READ_ONCE(sc->last_io) != jiffies)
+	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
 	return stash_dispatch(sc, bio) ? DM_MAPIO_REMAPPED : DM_MAPIO_SUBMITTED;
 }
 
-/*----------------------------------------------------------------
- * Completion
- *--------------------------------------------------------------*/
+/*
+ * ---- Completion ----
+ */
 
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
@@ -824,8 +829,10 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		stash_map_release(&sc->map, pb->cblock, true);
 		kick = wake_deferred_locked(sc);
 		if (*error && !pb->was_dirty) {
-			write_origin_locked(sc, bio, stash_oblock_of(sc,
-				dm_target_offset(ti, pb->saved_iter.bi_sector)));
+			sector_t sector = dm_target_offset(ti,
+							   pb->saved_iter.bi_sector);
+
+			write_origin_locked(sc, bio, stash_oblock_of(sc, sector));
 			spin_unlock_irqrestore(&sc->lock, flags);
 			DMERR_LIMIT("cache write error %d: writing to the origin instead",
 				    blk_status_to_errno(*error));
@@ -853,9 +860,9 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	return DM_ENDIO_DONE;
 }
 
-/*----------------------------------------------------------------
- * Worker
- *--------------------------------------------------------------*/
+/*
+ * ---- Worker ----
+ */
 
 static void process_discard(struct stash_cache *sc, struct bio *bio)
 {

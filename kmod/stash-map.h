@@ -41,7 +41,7 @@ static inline u64 from_cblock(cblock_t b)
 }
 
 /* Largest oblock an entry can hold: 48 bits, 1 EiB of origin at 4 KiB. */
-#define STASH_MAX_OBLOCKS	(1ull << 48)
+#define STASH_MAX_OBLOCKS	BIT_ULL(48)
 /* Largest number of cache blocks: indexes are 32-bit, U32_MAX is "none". */
 #define STASH_MAX_CBLOCKS	(U32_MAX - 1)
 #define STASH_NO_INDEX		U32_MAX

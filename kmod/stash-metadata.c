@@ -33,9 +33,9 @@
 
 #include "dm-stash.h"
 
-/*----------------------------------------------------------------
- * Synchronous I/O helpers
- *--------------------------------------------------------------*/
+/*
+ * ---- Synchronous I/O helpers ----
+ */
 
 static int md_io(struct stash_cache *sc, struct block_device *bdev,
 		 blk_opf_t opf, void *buf, sector_t sector, sector_t count)
@@ -68,9 +68,9 @@ static struct block_device *cache_bdev(struct stash_cache *sc)
 	return sc->cache_dev->bdev;
 }
 
-/*----------------------------------------------------------------
- * Constructor: superblock, format, geometry
- *--------------------------------------------------------------*/
+/*
+ * ---- Constructor: superblock, format, geometry ----
+ */
 
 static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
 {
@@ -187,12 +187,12 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	if (r == -ENOENT) {
 		if (!format && !blank) {
 			DMERR("cache device: %s", why);
-			ti->error = "Cache device holds no dm-stash superblock and is not blank; add the 'format' option to format it";
+			ti->error = "Cache device not blank, not dm-stash: 'format' overwrites it";
 			return -EINVAL;
 		}
 		if (stash_geometry_compute(&sb.geo, cache_sectors, ti->len,
 					   block_sectors, STASH_MIN_CBLOCKS)) {
-			ti->error = "Cache device too small (needs at least 16 blocks after the metadata)";
+			ti->error = "Cache device too small (needs 16 blocks after the metadata)";
 			return -EINVAL;
 		}
 		sb.mode = sc->mode;
@@ -264,9 +264,9 @@ void stash_md_destroy(struct stash_cache *sc)
 	sc->md_sb_buf = NULL;
 }
 
-/*----------------------------------------------------------------
- * Load (first resume)
- *--------------------------------------------------------------*/
+/*
+ * ---- Load (first resume) ----
+ */
 
 /* Per page of metadata: which copy to trust, and its entries. */
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
@@ -381,9 +381,9 @@ out:
 	return r;
 }
 
-/*----------------------------------------------------------------
- * Commit
- *--------------------------------------------------------------*/
+/*
+ * ---- Commit ----
+ */
 
 struct page_writes {
 	atomic_t pending;
@@ -424,7 +424,7 @@ static int write_pages(struct stash_cache *sc, u32 n)
 		u32 p = sc->md_buf_index[i];
 
 		region.sector = stash_md_page_sector(&sc->geo, p,
-					!test_bit(p, sc->md_page_loc));
+						     !test_bit(p, sc->md_page_loc));
 		req.mem.ptr.vma = sc->md_buf + (size_t)i * STASH_MD_BLOCK_BYTES;
 		if (stash_dm_io(&req, &region))
 			page_write_done(1, &pw);
@@ -574,7 +574,8 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 
 failed:
 	WRITE_ONCE(sc->md_failed, true);
-	DMERR("metadata commit failed: the cache stops taking writes that need one; remove it and check the cache device");
+	DMERR("metadata commit failed: writes that need a commit are refused");
+	DMERR("remove the device and check the cache device before reuse");
 	r = -EIO;
 fail_waiters:
 	spin_lock_irqsave(&sc->lock, flags);
@@ -620,9 +621,9 @@ static void commit_timer_fn(struct work_struct *ws)
 			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
 }
 
-/*----------------------------------------------------------------
- * Suspend and resume
- *--------------------------------------------------------------*/
+/*
+ * ---- Suspend and resume ----
+ */
 
 /* First resume: load; every resume: mark the metadata in use (unclean). */
 int stash_md_resume(struct stash_cache *sc)
@@ -630,7 +631,7 @@ int stash_md_resume(struct stash_cache *sc)
 	int r;
 
 	if (READ_ONCE(sc->md_failed)) {
-		DMERR("metadata failed earlier: refusing to resume; remove the device and check the cache");
+		DMERR("metadata failed earlier: refusing to resume; check the cache device");
 		return -EIO;
 	}
 	if (!sc->md_loaded) {

@@ -58,9 +58,13 @@
  *
  * There is one spinlock per cache, sc->lock.  It guards the mapping table,
  * the policy state, the in-flight-write table, the dirty bitmaps, the
- * writeback pass state, the bio lists and the counters.  It is taken with irqsave from any context (map, end_io, kcopyd
- * callbacks, the worker) and nothing is ever taken inside it: no other lock,
- * no allocation, no I/O submission.
+ * writeback pass state, the bio lists and the counters.  It is taken with
+ * irqsave from any context (map, end_io, kcopyd and dm-io callbacks, the
+ * workers) and nothing is ever taken inside it: no other lock, no
+ * allocation, no I/O submission.
+ *
+ * sc->registry is guarded by the control device's registry mutex, which is
+ * taken before sc->commit_lock and sc->lock.
  */
 #include <linux/module.h>
 #include <linux/init.h>
@@ -71,9 +75,9 @@
 #include "dm-stash.h"
 #include "linux/dm-stash.h"
 
-/*----------------------------------------------------------------
- * Constructor
- *--------------------------------------------------------------*/
+/*
+ * ---- Constructor ----
+ */
 
 /* The optional arguments, as parsed. */
 struct stash_args {
@@ -149,14 +153,14 @@ static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
 
 static int parse_mode(const char *s, enum stash_mode *mode, char **error)
 {
-	if (!strcmp(s, "writearound"))
+	if (!strcmp(s, "writearound")) {
 		*mode = STASH_MODE_WRITEAROUND;
-	else if (!strcmp(s, "writethrough"))
+	} else if (!strcmp(s, "writethrough")) {
 		*mode = STASH_MODE_WRITETHROUGH;
-	else if (!strcmp(s, "writeback"))
+	} else if (!strcmp(s, "writeback")) {
 		*mode = STASH_MODE_WRITEBACK;
-	else {
-		*error = "Unknown mode (expected writearound, writethrough or writeback)";
+	} else {
+		*error = "Unknown mode (writearound, writethrough or writeback)";
 		return -EINVAL;
 	}
 	return 0;
@@ -246,11 +250,11 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			}
 			r = parse_u32_arg(as, STASH_MIN_BLOCK_SECTORS,
 					  STASH_MAX_BLOCK_SECTORS, &v, error,
-					  "block_size must be a power of two between 8 and 2048 sectors");
+					  "block_size must be a power of two, 8..2048 sectors");
 			if (r)
 				return r;
 			if (!is_power_of_2(v)) {
-				*error = "block_size must be a power of two between 8 and 2048 sectors";
+				*error = "block_size must be a power of two, 8..2048 sectors";
 				return -EINVAL;
 			}
 			args->block_sectors = v;
@@ -568,9 +572,9 @@ static void stash_dtr(struct dm_target *ti)
 	kfree(sc);
 }
 
-/*----------------------------------------------------------------
- * Status and messages
- *--------------------------------------------------------------*/
+/*
+ * ---- Status and messages ----
+ */
 
 /*
  * Kernel RAM per cache block: mapping entries, buckets, promotion filter
@@ -669,13 +673,15 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" promotions=%llu evictions=%llu invalidations=%llu bypassed=%llu",
 		       READ_ONCE(st->promotions), READ_ONCE(st->evictions),
 		       READ_ONCE(st->invalidations), READ_ONCE(st->bypassed));
-		DMEMIT(" written_back=%llu cache_errors=%llu origin_errors=%llu writeback_errors=%llu",
-		       READ_ONCE(st->written_back), READ_ONCE(st->cache_errors),
+		DMEMIT(" written_back=%llu cache_errors=%llu",
+		       READ_ONCE(st->written_back), READ_ONCE(st->cache_errors));
+		DMEMIT(" origin_errors=%llu writeback_errors=%llu",
 		       READ_ONCE(st->origin_errors),
 		       READ_ONCE(st->writeback_errors));
-		DMEMIT(" sequential_cutoff=%u high_watermark=%u low_watermark=%u idle_ms=%u writeback_inflight=%u",
+		DMEMIT(" sequential_cutoff=%u high_watermark=%u low_watermark=%u",
 		       READ_ONCE(sc->tun.seq_cutoff_kb),
-		       READ_ONCE(sc->tun.high_wm), READ_ONCE(sc->tun.low_wm),
+		       READ_ONCE(sc->tun.high_wm), READ_ONCE(sc->tun.low_wm));
+		DMEMIT(" idle_ms=%u writeback_inflight=%u",
 		       READ_ONCE(sc->tun.idle_ms),
 		       READ_ONCE(sc->tun.wb_inflight));
 		DMEMIT(" commit_ms=%u commits=%llu ram_per_block=%u metadata=%s",
@@ -813,9 +819,9 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 	return -EINVAL;
 }
 
-/*----------------------------------------------------------------
- * Suspend, devices, limits
- *--------------------------------------------------------------*/
+/*
+ * ---- Suspend, devices, limits ----
+ */
 
 /*
  * Suspend: a volatile cache writes every dirty block back; a persistent

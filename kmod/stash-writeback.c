@@ -91,9 +91,9 @@ const char *stash_wb_state(struct stash_cache *sc)
 	return READ_ONCE(sc->pass_is_drain) ? "flushing" : "writeback";
 }
 
-/*----------------------------------------------------------------
- * Runs
- *--------------------------------------------------------------*/
+/*
+ * ---- Runs ----
+ */
 
 static void run_finish(struct stash_wb_run *run)
 {
@@ -242,9 +242,9 @@ static void issue_batch(struct stash_cache *sc, u32 n)
 		run_issue(sc, run);
 }
 
-/*----------------------------------------------------------------
- * Passes
- *--------------------------------------------------------------*/
+/*
+ * ---- Passes ----
+ */
 
 enum collect_result {
 	COLLECT_IDLE = -1,	/* nothing to do */
@@ -286,6 +286,7 @@ static bool start_pass_locked(struct stash_cache *sc)
 
 /* Under sc->lock; the lock is dropped and taken again. */
 static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
+	__must_hold(&sc->lock)
 {
 	struct bio_list flushes = BIO_EMPTY_LIST;
 	bool failed = sc->pass_failed;
@@ -449,9 +450,9 @@ void stash_wb_start(struct stash_cache *sc)
 	stash_wb_arm_waker(sc);
 }
 
-/*----------------------------------------------------------------
- * Setup
- *--------------------------------------------------------------*/
+/*
+ * ---- Setup ----
+ */
 
 int stash_wb_create(struct stash_cache *sc)
 {
