@@ -138,6 +138,9 @@ stash_load_module() {
 	[ "$vermagic" = "$kver" ] ||
 		die "$STASH_KO is built for '$vermagic' but this kernel is '$kver'"
 	modprobe dm_mod || die "cannot load dm_mod"
+	# dm-stash depends on libcrc32c (metadata checksums); insmod does not
+	# load dependencies.
+	modprobe libcrc32c || die "cannot load libcrc32c"
 	insmod "$STASH_KO" || die "insmod $STASH_KO failed"
 }
 
