@@ -73,11 +73,16 @@ deps:
 unit:
 	$(MAKE) -C tests/unit
 
+# Userspace helpers the crash and metadata tests run (tests/tools).
+tests-tools:
+	$(MAKE) -C tests/tools
+
 # Each step is a sub-make so that the variables above are evaluated after
 # "deps" has installed the kernel and its headers on a fresh machine.
 check:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory vm-build
+	@$(MAKE) --no-print-directory tests-tools
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory vm-check
 
@@ -94,7 +99,7 @@ check-native:
 		exit 1; \
 	fi
 	@if [ "$$(id -u)" != 0 ]; then echo "check-native: must run as root" >&2; exit 1; fi
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all tests-tools
 	tests/run $(TEST)
 
 demo:
@@ -140,7 +145,8 @@ clean:
 	-[ -z "$(KDIR)" ] || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C userspace-tools clean
 	$(MAKE) -C tests/unit clean
+	$(MAKE) -C tests/tools clean
 	rm -rf build
 
-.PHONY: all module tools have-kdir deps unit check vm-build vm-check \
+.PHONY: all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean
