@@ -1,0 +1,208 @@
+#!/bin/bash
+# desc: corrupt, truncated or foreign metadata is refused with a clear stash error or recovered from the good copy; never an oops
+#
+# Each case makes a persistent cache (ram0) for the origin (ram1), writes
+# 150 O_SYNC blocks with crashio and removes it, then damages the cache
+# device (offsets from kmod/stash-format.h: superblock copy k at sector 8k,
+# page p copy k at 16 + (2p + k) * 8; stash-md tells which copy is newest
+# and forges fields with a valid checksum) and creates the stash again:
+#   - recovered: the create succeeds and the data checks (all writes when
+#     the newest metadata survived, else every block holds a value once
+#     written to it);
+#   - refused: the create fails, the kernel log has the expected stash
+#     message, no dm device is left.
+# The kernel log must stay free of splats (tests/run checks it).
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../persist-lib.sh"
+persist_setup
+
+rand_seed
+brd_setup 3 16384
+cache=/dev/ram0 origin=/dev/ram1 spare=/dev/ram2
+tmp=$(mktemp -d)
+on_exit "rm -rf $tmp"
+before=$(dm_names)
+opts=(writeback high_watermark 100 idle_ms 0)
+
+# fresh: a cache with 150 durable writes, removed cleanly.
+fresh() {
+	zero_dev "$cache"
+	zero_dev "$origin" 4
+	stash_create cor "$origin" "$cache" "${opts[@]}"
+	crashio write -S -d "$STASH_DEV" -n 512 -s "$SEED" -l "$tmp/log" -c 150 >/dev/null ||
+		die "writer failed"
+	stash_remove "$STASH_DEV"
+	stash_md show "$cache" >"$tmp/md"
+}
+
+# newest_page P: the copy of page P recovery would take now.
+newest_page() {
+	awk -v p="$1" '$1 == "newest-page" && $2 == p { print $3 }' "$tmp/md"
+}
+
+newest_sb() {
+	awk '$1 == "newest-sb" { print $2 }' "$tmp/md"
+}
+
+# flip_bit DEV SECTOR_START NSECTORS: flip one random bit in that range.
+flip_bit() {
+	local dev=$1 start=$2 n=$3 off byte
+
+	off=$((start * 512 + (RANDOM * 32768 + RANDOM) % (n * 512)))
+	byte=$(dd if="$dev" bs=1 skip=$off count=1 status=none | od -An -tu1 | tr -d ' ')
+	byte=$((byte ^ (1 << (RANDOM % 8))))
+	printf "\\$(printf %03o $byte)" |
+		dd of="$dev" bs=1 seek=$off count=1 conv=notrunc status=none
+	log "flipped a bit at byte $off of $dev"
+}
+
+zero_range() {
+	dd if=/dev/zero of="$1" bs=512 seek="$2" count="$3" conv=notrunc oflag=direct status=none
+}
+
+# recovered WHAT CHECK_ARGS...: the stash must come up and check.
+recovered() {
+	local what=$1
+
+	shift
+	kmsg_mark
+	dm_create cor "$(stash_table "$origin" "$cache" "${opts[@]}")" ||
+		die "$what: refused: $(kmsg_since | grep stash)"
+	STASH_DEV=$(dm_path cor)
+	kmsg_since | grep stash
+	assert_status_sane "$STASH_DEV"
+	assert_ok "$what: data" crashio check -d "$STASH_DEV" -l "$tmp/log" "$@"
+	stash_remove "$STASH_DEV"
+	log "$what: recovered"
+}
+
+# refused WHAT REGEX [TABLE]: the create must fail with REGEX in the kernel
+# log, leaving nothing behind.
+refused() {
+	local what=$1 re=$2 table=${3:-$(stash_table "$origin" "$cache" "${opts[@]}")} out
+
+	kmsg_mark
+	if dm_create cor "$table" 2>"$tmp/err"; then
+		die "$what: the damaged cache was accepted: $(dmsetup status "$(dm_path cor)")"
+	fi
+	out=$(kmsg_since)
+	echo "$out" | grep -E 'stash|device-mapper'
+	assert_match "$re" "$out" "$what: kernel message"
+	assert_match 'stash: ' "$out" "$what: a stash message"
+	assert_eq "$before" "$(dm_names)" "$what: dm devices after the refused create"
+	log "$what: refused"
+}
+
+sb_copy=$((RANDOM % 2))
+log "=== one superblock copy with a flipped bit (copy $sb_copy): the other is used"
+fresh
+flip_bit "$cache" $((sb_copy * 8)) 8
+recovered "superblock copy $sb_copy flipped"
+
+log "=== the other superblock copy with a flipped bit"
+fresh
+flip_bit "$cache" $(((1 - sb_copy) * 8)) 8
+recovered "superblock copy $((1 - sb_copy)) flipped"
+
+log "=== both superblock copies with a flipped bit: refused"
+fresh
+flip_bit "$cache" 0 8
+flip_bit "$cache" 8 8
+refused "both superblocks flipped" \
+	'stash: cache device: (superblock checksum mismatch|no dm-stash superblock)'
+
+log "=== both superblock copies forged with a valid checksum: refused"
+for f in "version 2" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12" \
+	 "md_start 8" "reserved 1" "mode 7" "magic 0x12345678"; do
+	fresh
+	stash_md forge-sb "$cache" 0 $f
+	stash_md forge-sb "$cache" 1 $f
+	refused "superblocks with $f" 'stash: cache device: '
+done
+
+log "=== the older copy of metadata page 0 zeroed: recovered in full"
+fresh
+old=$((1 - $(newest_page 0)))
+zero_range "$cache" $((16 + old * 8)) 8
+recovered "page 0 copy $old (older) zeroed"
+
+log "=== the newest copy of metadata page 0 zeroed: the older copy is used"
+fresh
+new=$(newest_page 0)
+zero_range "$cache" $((16 + new * 8)) 8
+stash_md show "$cache" | grep '^page 0'
+recovered "page 0 copy $new (newest) zeroed" -w 0
+
+log "=== the newest copy of page 0 with a flipped bit: the older copy is used"
+fresh
+new=$(newest_page 0)
+flip_bit "$cache" $((16 + new * 8)) 8
+recovered "page 0 copy $new (newest) flipped" -w 0
+
+log "=== the newest copy of page 0 with an out-of-range entry (valid checksum): the older copy is used"
+fresh
+new=$(newest_page 0)
+stash_md forge-page "$cache" 0 "$new" entry3 $(((1 << 63) | (1 << 40)))
+recovered "page 0 copy $new (newest) out of range" -w 0
+
+log "=== both copies of page 0 zeroed: refused"
+fresh
+zero_range "$cache" 16 16
+refused "page 0 both copies zeroed" 'stash: metadata page 0: no valid copy'
+
+log "=== both copies of page 0 with a bad index: refused"
+fresh
+stash_md forge-page "$cache" 0 0 index 5
+stash_md forge-page "$cache" 0 1 index 5
+refused "page 0 misplaced" 'stash: metadata page 0: no valid copy \(metadata page in the wrong place\)'
+
+log "=== the newest page 0 maps one origin block twice: refused"
+fresh
+new=$(newest_page 0)
+e=$(od -An -tu8 -j $(((16 + new * 8) * 512 + 16)) -N8 "$cache" | tr -d ' ')
+[ "$e" != 0 ] || die "slot 0 of page 0 is empty"
+stash_md forge-page "$cache" 0 "$new" entry509 "$e"
+refused "one origin block in two slots" 'stash: metadata maps origin block [0-9]+ twice'
+
+log "=== a cache device smaller than formatted (truncated): refused"
+fresh
+linear_create cor-small "$cache" 0 $(($(dev_sectors "$cache") / 2))
+before=$(dm_names)
+refused "truncated cache" 'Cache device size differs from when it was formatted' \
+	"$(stash_table "$origin" "$LINEAR_DEV" "${opts[@]}")"
+dm_remove_name cor-small
+zero_dev "$spare"
+linear_create cor-small "$spare" 0 128
+before=$(dm_names)
+refused "blank 64 KiB cache" 'stash: .*Cache device too small' \
+	"$(stash_table "$origin" "$LINEAR_DEV" "${opts[@]}")"
+dm_remove_name cor-small
+before=$(dm_names)
+
+log "=== another block size than formatted: refused"
+fresh
+refused "block_size 16 on a cache of 8" 'Cache was formatted with a different block_size' \
+	"$(stash_table "$origin" "$cache" "${opts[@]}" block_size 16)"
+
+log "=== the superblock of a cache made for another origin size: refused"
+fresh
+linear_create cor-orig2 "$origin" 0 $(($(dev_sectors "$origin") / 2))
+zero_dev "$spare"
+stash_create cor2 "$LINEAR_DEV" "$spare" "${opts[@]}"
+stash_remove "$STASH_DEV"
+dm_remove_name cor-orig2
+dd if="$spare" of="$cache" bs=512 count=16 conv=notrunc oflag=direct status=none
+refused "foreign superblock" 'Cache belongs to an origin of a different size'
+
+log "=== a foreign non-blank device: refused without format, formatted with it"
+dd if=/dev/urandom of="$spare" bs=1M count=1 oflag=direct status=none
+refused "random data, no format" \
+	"stash: .*Cache device holds no dm-stash superblock and is not blank; add the 'format' option" \
+	"$(stash_table "$origin" "$spare" "${opts[@]}")"
+kmsg_mark
+stash_create cor "$origin" "$spare" "${opts[@]}" format
+assert_match 'stash: formatted a cache of [0-9]+ blocks' "$(kmsg_since)" "format message"
+stash_remove "$STASH_DEV"
+stash_create cor "$origin" "$spare" "${opts[@]}"
+stash_remove "$STASH_DEV"
+log "ok"

@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# Helpers of the persistence tests (tests/cases/5x-persist-*): source after
+# tests/lib.sh.
+#
+# The tools they use live in tests/tools/bin ("make tests-tools", part of
+# "make check"): crashio (logged writer and checker), replay-log
+# (dm-log-writes replay) and stash-md (metadata inspection and forging).
+
+PERSIST_TOOLS=${PERSIST_TOOLS:-$STASH_REPO/tests/tools/bin}
+
+# persist_setup: root, the module, the tools, and the dm targets the tests
+# stack under the cache.
+persist_setup() {
+	local t
+
+	require_root
+	stash_load_module
+	for t in crashio replay-log stash-md; do
+		[ -x "$PERSIST_TOOLS/$t" ] ||
+			die "$PERSIST_TOOLS/$t is missing (make tests-tools)"
+	done
+	modprobe dm_flakey && modprobe dm_log_writes ||
+		die "cannot load dm_flakey / dm_log_writes"
+}
+
+crashio() { "$PERSIST_TOOLS/crashio" "$@"; }
+replay_log() { "$PERSIST_TOOLS/replay-log" "$@"; }
+stash_md() { "$PERSIST_TOOLS/stash-md" "$@"; }
+
+# st DEV KEY: a field of the stash status line.
+st() {
+	stash_status_field "$1" "$2"
+}
+
+# used_blocks DEV: the used part of cache_blocks=<used>/<total>.
+used_blocks() {
+	st "$1" cache_blocks | cut -d/ -f1
+}
+
+# wait_clean DEV [SECS]: send "flush" and wait until no block is dirty and
+# no writeback pass runs.
+wait_clean() {
+	local dev=$1 secs=${2:-120} i
+
+	dmsetup message "$dev" 0 flush || die "flush message to $dev failed"
+	for ((i = 0; i < secs * 10; i++)); do
+		if [ "$(st "$dev" dirty)" = 0 ] && [ "$(st "$dev" state)" = idle ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "$dev still has $(st "$dev" dirty) dirty blocks after ${secs}s of flush"
+}
+
+# linear_create NAME DEV START LEN: a dm-linear slice; sets LINEAR_DEV.
+linear_create() {
+	dm_create "$1" "0 $4 linear $2 $3" || die "cannot create linear $1 on $2"
+	LINEAR_DEV=$(dm_path "$1")
+}
+
+# dm_remove_name NAME: remove the helpers' device NAME (prefix added).
+dm_remove_name() {
+	dmsetup remove --retry "$STASH_DM_PREFIX$1" ||
+		die "cannot remove $STASH_DM_PREFIX$1"
+}
+
+# zero_dev DEV [MIB]: zero the first MIB MiB of DEV (all of it by default).
+zero_dev() {
+	local mib=${2:-$(($(dev_sectors "$1") / 2048))}
+
+	dd if=/dev/zero of="$1" bs=1M count="$mib" oflag=direct status=none ||
+		die "cannot zero $1"
+}
+
+# assert_status_sane DEV: a persistent cache whose metadata is fine.
+assert_status_sane() {
+	assert_eq persistent "$(st "$1" metadata)" "metadata state of $1"
+	assert_eq 0 "$(st "$1" cache_errors)" "cache errors on $1"
+}
+
+# rand_seed: set SEED for this run, from STASH_SEED if given (to repeat a
+# failing run), and print it; seeds $RANDOM with it too.
+rand_seed() {
+	SEED=${STASH_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
+	RANDOM=$SEED
+	log "seed $SEED (repeat with STASH_SEED=$SEED)"
+}
