@@ -143,6 +143,9 @@ struct stash_cache {
 	u64 drains_completed;
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 	bool wb_stopped;		/* suspended: no new writeback */
+	u64 wb_rate_second;		/* writeback rate: the second counted */
+	u64 wb_rate_current;		/* blocks in that second so far */
+	u64 wb_rate_last;		/* blocks in the second before it */
 	u64 md_cleaned;			/* blocks cleaned since the last commit */
 	struct bio_list commit_waiting;	/* bios completed by the next commit */
 	struct stash_bitmap md_touched;	/* metadata pages changed */
@@ -213,6 +216,7 @@ struct stash_info {
 	u32 dirty;
 	u32 writeback;
 	u32 ram_per_block;
+	u64 wb_rate;		/* blocks per second */
 	bool is_volatile;
 	dev_t origin_dev;
 	dev_t cache_dev;
@@ -248,6 +252,7 @@ void stash_wb_arm_waker(struct stash_cache *sc);
 void stash_wb_request_drain(struct stash_cache *sc);
 int stash_wb_drain_sync(struct stash_cache *sc);
 const char *stash_wb_state(struct stash_cache *sc);
+u64 stash_wb_rate(struct stash_cache *sc);
 
 /* stash-io.c */
 void stash_kick_worker(struct stash_cache *sc);

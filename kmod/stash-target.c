@@ -613,6 +613,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->tun = sc->tun;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	info->ram_per_block = stash_ram_per_cblock(sc);
+	info->wb_rate = stash_wb_rate(sc);
 	info->is_volatile = sc->is_volatile;
 	info->origin_dev = sc->origin_dev->bdev->bd_dev;
 	info->cache_dev = sc->cache_dev->bdev->bd_dev;
@@ -635,8 +636,8 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   invalidations=	cached copies forgotten (writes, discards, errors)
  *   bypassed=		I/Os that skipped the cache as part of a sequential
  *			stream
- *   written_back=	blocks copied to the origin by writeback (a
- *			throughput when sampled twice)
+ *   written_back=	blocks copied to the origin by writeback
+ *   writeback_rate=	KiB written back during the last complete second
  *   cache_errors=	failed cache-device I/Os
  *   origin_errors=	failed origin I/Os
  *   writeback_errors=	blocks whose writeback failed (they stay dirty)
@@ -673,8 +674,10 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" promotions=%llu evictions=%llu invalidations=%llu bypassed=%llu",
 		       READ_ONCE(st->promotions), READ_ONCE(st->evictions),
 		       READ_ONCE(st->invalidations), READ_ONCE(st->bypassed));
-		DMEMIT(" written_back=%llu cache_errors=%llu",
-		       READ_ONCE(st->written_back), READ_ONCE(st->cache_errors));
+		DMEMIT(" written_back=%llu writeback_rate=%llu cache_errors=%llu",
+		       READ_ONCE(st->written_back),
+		       stash_wb_rate(sc) * (sc->block_sectors << SECTOR_SHIFT) >> 10,
+		       READ_ONCE(st->cache_errors));
 		DMEMIT(" origin_errors=%llu writeback_errors=%llu",
 		       READ_ONCE(st->origin_errors),
 		       READ_ONCE(st->writeback_errors));

@@ -95,6 +95,30 @@ const char *stash_wb_state(struct stash_cache *sc)
  * ---- Runs ----
  */
 
+/* Under sc->lock: count written-back blocks per second of wall time. */
+static void account_rate_locked(struct stash_cache *sc, u32 blocks)
+{
+	u64 now = ktime_get_seconds();
+
+	if (now != sc->wb_rate_second) {
+		sc->wb_rate_last = now == sc->wb_rate_second + 1 ?
+				   sc->wb_rate_current : 0;
+		sc->wb_rate_current = 0;
+		sc->wb_rate_second = now;
+	}
+	sc->wb_rate_current += blocks;
+}
+
+/* Blocks written back during the last complete second. */
+u64 stash_wb_rate(struct stash_cache *sc)
+{
+	u64 now = ktime_get_seconds(), second = READ_ONCE(sc->wb_rate_second);
+
+	if (now == second)
+		return READ_ONCE(sc->wb_rate_last);
+	return now == second + 1 ? READ_ONCE(sc->wb_rate_current) : 0;
+}
+
 static void run_finish(struct stash_wb_run *run)
 {
 	struct stash_cache *sc = run->sc;
@@ -119,6 +143,8 @@ static void run_finish(struct stash_wb_run *run)
 	}
 	if (run->failed)
 		sc->pass_failed = true;
+	else
+		account_rate_locked(sc, run->nr_blocks);
 	kick = !bio_list_empty(&sc->deferred);
 	spin_unlock_irqrestore(&sc->lock, flags);
 
