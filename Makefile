@@ -150,3 +150,10 @@ clean:
 
 .PHONY: all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean
+
+# libFuzzer on the metadata validator (tests/fuzz; needs clang and
+# libclang-rt-14-dev): FUZZ_RUNS executions, 1000000 by default.
+fuzz:
+	$(MAKE) -C tests/fuzz run
+
+.PHONY: fuzz
