@@ -157,3 +157,13 @@ fuzz:
 	$(MAKE) -C tests/fuzz run
 
 .PHONY: fuzz
+
+# QEMU killed in the middle of writes, then recovery (tests/host/hard-kill.sh;
+# runs on the host and boots the VM itself).  STASH_HK_ITERATIONS=N.
+check-crash:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	@$(MAKE) --no-print-directory tests-tools
+	STASH_VM_KVER=$(VM_KVER) tests/host/hard-kill.sh
+
+.PHONY: check-crash
