@@ -519,7 +519,8 @@ int stash_wb_create(struct stash_cache *sc)
 			goto bad;
 		set_bit(i, &sc->wb_slots_free);
 	}
-	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
+	/* Writeback, commits and the two timers may all run at once. */
+	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
 	if (!sc->wb_wq)
 		goto bad;
 	return 0;
