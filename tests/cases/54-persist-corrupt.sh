@@ -44,16 +44,20 @@ newest_sb() {
 	awk '$1 == "newest-sb" { print $2 }' "$tmp/md"
 }
 
-# flip_bit DEV SECTOR_START NSECTORS: flip one random bit in that range.
+# flip_bit DEV SECTOR_START NSECTORS: flip one random bit in that range
+# (direct I/O: the device's page cache does not see what dm wrote).
 flip_bit() {
-	local dev=$1 start=$2 n=$3 off byte
+	local dev=$1 start=$2 n=$3 off sec byte
 
-	off=$((start * 512 + (RANDOM * 32768 + RANDOM) % (n * 512)))
-	byte=$(dd if="$dev" bs=1 skip=$off count=1 status=none | od -An -tu1 | tr -d ' ')
+	off=$(((RANDOM * 32768 + RANDOM) % (n * 512)))
+	sec=$((start + off / 512))
+	dd if="$dev" of="$tmp/sector" bs=512 skip=$sec count=1 iflag=direct status=none
+	byte=$(od -An -tu1 -j $((off % 512)) -N1 "$tmp/sector" | tr -d ' ')
 	byte=$((byte ^ (1 << (RANDOM % 8))))
 	printf "\\$(printf %03o $byte)" |
-		dd of="$dev" bs=1 seek=$off count=1 conv=notrunc status=none
-	log "flipped a bit at byte $off of $dev"
+		dd of="$tmp/sector" bs=1 seek=$((off % 512)) count=1 conv=notrunc status=none
+	dd if="$tmp/sector" of="$dev" bs=512 seek=$sec count=1 oflag=direct conv=notrunc status=none
+	log "flipped a bit in byte $((start * 512 + off)) of $dev"
 }
 
 zero_range() {
@@ -159,7 +163,8 @@ refused "page 0 misplaced" 'stash: metadata page 0: no valid copy \(metadata pag
 log "=== the newest page 0 maps one origin block twice: refused"
 fresh
 new=$(newest_page 0)
-e=$(od -An -tu8 -j $(((16 + new * 8) * 512 + 16)) -N8 "$cache" | tr -d ' ')
+e=$(dd if="$cache" bs=512 skip=$((16 + new * 8)) count=1 iflag=direct status=none |
+	od -An -tu8 -j 16 -N8 | tr -d ' ')
 [ "$e" != 0 ] || die "slot 0 of page 0 is empty"
 stash_md forge-page "$cache" 0 "$new" entry509 "$e"
 refused "one origin block in two slots" 'stash: metadata maps origin block [0-9]+ twice'

@@ -17,6 +17,7 @@
  *	set a field of a page copy and fix the checksum: index, seq, or
  *	entry<N> (slot N of the page, VALUE the raw 64-bit word)
  *
+ * All I/O is O_DIRECT (the page cache of a device under dm is stale).
  * Offsets: superblock copy k at sector 8k; page p copy k at
  * md_start + (2p + k) * 8 (geometry from the newest valid superblock).
  */
@@ -65,7 +66,7 @@ static void fix_crc(void *block)
 /* The newest valid superblock; returns its copy number or -1. */
 static int newest_sb(int fd, struct stash_sb *out, int verbose)
 {
-	static uint8_t buf[STASH_MD_BLOCK_BYTES];
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	struct stash_sb sb;
 	const char *why;
 	int k, best = -1;
@@ -95,7 +96,7 @@ static int newest_sb(int fd, struct stash_sb *out, int verbose)
 
 static int show(int fd)
 {
-	static uint8_t buf[STASH_MD_BLOCK_BYTES];
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	static u64 entries[STASH_MD_ENTRIES_PER_PAGE];
 	struct stash_sb sb;
 	uint32_t p, i;
@@ -164,7 +165,7 @@ static void set_field(uint8_t *block, size_t off, size_t size, uint64_t v)
 
 static int forge_sb(int fd, int copy, const char *name, uint64_t v)
 {
-	static uint8_t buf[STASH_MD_BLOCK_BYTES];
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	size_t i;
 
 	for (i = 0; i < sizeof(sb_fields) / sizeof(sb_fields[0]); i++) {
@@ -182,7 +183,7 @@ static int forge_sb(int fd, int copy, const char *name, uint64_t v)
 
 static int forge_page(int fd, uint32_t p, int copy, const char *name, uint64_t v)
 {
-	static uint8_t buf[STASH_MD_BLOCK_BYTES];
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	struct stash_sb sb;
 	uint64_t sector;
 	unsigned int slot;
@@ -212,7 +213,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3)
 		goto usage;
-	fd = open(argv[2], strcmp(argv[1], "show") ? O_RDWR : O_RDONLY);
+	/* O_DIRECT: dm writes the device below its page cache. */
+	fd = open(argv[2], (strcmp(argv[1], "show") ? O_RDWR : O_RDONLY) | O_DIRECT);
 	if (fd < 0)
 		fatal("cannot open the device: %s", strerror(errno));
 	if (!strcmp(argv[1], "show") && argc == 3)
