@@ -85,3 +85,15 @@ rand_seed() {
 	RANDOM=$SEED
 	log "seed $SEED (repeat with STASH_SEED=$SEED)"
 }
+
+# pstash_create NAME ORIGIN CACHE MODE [OPT...]: stash_create that shows
+# the kernel's reason when the table is refused; sets STASH_DEV.
+pstash_create() {
+	local name=$1
+
+	shift
+	kmsg_mark
+	dm_create "$name" "$(stash_table "$@")" ||
+		die "cannot create stash device $name: $(kmsg_since | grep -E 'stash|device-mapper')"
+	STASH_DEV=$(dm_path "$name")
+}

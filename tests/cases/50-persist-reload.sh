@@ -31,7 +31,7 @@ origin_is_old() {
 }
 
 log "write $nios random blocks through a new persistent write-back cache"
-stash_create reload "$origin" "$cache" "${opts[@]}"
+pstash_create reload "$origin" "$cache" "${opts[@]}"
 assert_eq persistent "$(st "$STASH_DEV" metadata)" "metadata state"
 assert_ok "fio write" fio_job --filename="$STASH_DEV" --do_verify=0
 dirty=$(st "$STASH_DEV" dirty)
@@ -46,7 +46,7 @@ assert_ok "removing a persistent cache writes nothing back" origin_is_old
 
 log "create again: the metadata is loaded"
 kmsg_mark
-stash_create reload "$origin" "$cache" "${opts[@]}"
+pstash_create reload "$origin" "$cache" "${opts[@]}"
 kmsg_since | grep 'stash' || true
 assert_match "loaded $nios blocks \\($nios dirty\\) after a clean shutdown" \
 	"$(kmsg_since)" "kernel message after the reload"
@@ -73,7 +73,7 @@ assert_ok "fio verify through the cache after the flush" \
 stash_remove "$STASH_DEV"
 
 log "create again after the flush: nothing dirty, mappings kept"
-stash_create reload "$origin" "$cache" "${opts[@]}"
+pstash_create reload "$origin" "$cache" "${opts[@]}"
 assert_eq 0 "$(st "$STASH_DEV" dirty)" "dirty blocks after flush and reload"
 assert_eq "$used" "$(used_blocks "$STASH_DEV")" "used cache blocks after flush and reload"
 assert_ok "fio verify through the cache after flush and reload" \

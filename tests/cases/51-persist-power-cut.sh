@@ -63,7 +63,7 @@ unstack() {
 }
 
 stash_up() {
-	stash_create pc "$ORIGIN" "$CACHE" writeback
+	pstash_create pc "$ORIGIN" "$CACHE" writeback
 }
 
 # records LOG: W records in a crashio log (32-byte records, one header).

@@ -54,7 +54,7 @@ dm_create lw "0 $((cache_sectors + origin_sectors)) log-writes $backing $logdev"
 	die "cannot create log-writes"
 stack "$(dm_path lw)"
 kmsg_mark
-stash_create lwc "$ORIGIN" "$CACHE" writeback
+pstash_create lwc "$ORIGIN" "$CACHE" writeback
 assert_ok "logged writer" crashio write -d "$STASH_DEV" -n $blocks -s "$SEED" \
 	-l "$tmp/log" -c "$writes" -f $every -m "$lw"
 log "after the writes: $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-)"
@@ -100,7 +100,7 @@ while read -r point; do
 	replay_log --log "$logdev" --replay "$replay" --limit "$point" --zero ||
 		die "replay to entry $point failed"
 	stack "$replay"
-	stash_create lwc "$ORIGIN" "$CACHE" writeback
+	pstash_create lwc "$ORIGIN" "$CACHE" writeback
 	assert_status_sane "$STASH_DEV"
 	log "recovered: $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-9)"
 	assert_ok "point $point: after recovery" \

@@ -28,7 +28,7 @@ opts=(writeback high_watermark 100 idle_ms 0)
 fresh() {
 	zero_dev "$cache"
 	zero_dev "$origin" 4
-	stash_create cor "$origin" "$cache" "${opts[@]}"
+	pstash_create cor "$origin" "$cache" "${opts[@]}"
 	crashio write -S -d "$STASH_DEV" -n 512 -s "$SEED" -l "$tmp/log" -c 150 >/dev/null ||
 		die "writer failed"
 	stash_remove "$STASH_DEV"
@@ -193,7 +193,7 @@ log "=== the superblock of a cache made for another origin size: refused"
 fresh
 linear_create cor-orig2 "$origin" 0 $(($(dev_sectors "$origin") / 2))
 zero_dev "$spare"
-stash_create cor2 "$LINEAR_DEV" "$spare" "${opts[@]}"
+pstash_create cor2 "$LINEAR_DEV" "$spare" "${opts[@]}"
 stash_remove "$STASH_DEV"
 dm_remove_name cor-orig2
 dd if="$spare" of="$cache" bs=512 count=16 conv=notrunc oflag=direct status=none
@@ -202,12 +202,12 @@ refused "foreign superblock" 'Cache belongs to an origin of a different size'
 log "=== a foreign non-blank device: refused without format, formatted with it"
 dd if=/dev/urandom of="$spare" bs=1M count=1 oflag=direct status=none
 refused "random data, no format" \
-	"stash: .*Cache device holds no dm-stash superblock and is not blank; add the 'format' option" \
+	"stash: .*Cache device (holds no dm-stash superblock and is not blank|not blank, not dm-stash).*'format'" \
 	"$(stash_table "$origin" "$spare" "${opts[@]}")"
 kmsg_mark
-stash_create cor "$origin" "$spare" "${opts[@]}" format
+pstash_create cor "$origin" "$spare" "${opts[@]}" format
 assert_match 'stash: formatted a cache of [0-9]+ blocks' "$(kmsg_since)" "format message"
 stash_remove "$STASH_DEV"
-stash_create cor "$origin" "$spare" "${opts[@]}"
+pstash_create cor "$origin" "$spare" "${opts[@]}"
 stash_remove "$STASH_DEV"
 log "ok"
