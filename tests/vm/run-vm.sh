@@ -199,7 +199,7 @@ cp "$log" "$copy"
 # Keep the 20 newest copies.
 ls -1t "$VMDIR"/logs/serial-*.log | tail -n +21 | xargs -r rm -f
 
-rc=$(grep -ao "STASH-VM-EXIT:$nonce:[0-9]*" "$log" | tail -n1 | cut -d: -f3)
+rc=$(grep -ao "STASH-VM-EXIT:$nonce:[0-9]*" "$log" | tail -n1 | cut -d: -f3 || true)
 why=
 if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
 	why="timed out after ${timeout_s}s"
@@ -222,6 +222,8 @@ if [ -n "$why" ]; then
 	echo "------------------------------------------------------------------------"
 	tail -n 60 "$log" | tr -d '\r'
 	echo "------------------------------------------------------------------------"
+	first=$(grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|INFO: task .* blocked|soft lockup|Kernel panic - not syncing' "$log" | tr -d '\r' || true)
+	[ -z "$first" ] || printf 'run-vm: first kernel errors:\n%s\n' "$first"
 	echo "run-vm: full log: $log (copy: $copy)"
 fi
 echo "run-vm: guest exit status $rc after ${elapsed}s"
