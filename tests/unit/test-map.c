@@ -43,6 +43,26 @@ static cblock_t lookup(const struct stash_map *m, u64 ob)
 	return stash_map_lookup(m, to_oblock(ob));
 }
 
+/*
+ * What stash_map_alloc() sets *evicted to when it evicted nothing (the API
+ * says STASH_NO_INDEX), learnt from a fresh table so that these tests do not
+ * depend on the constant's name; map_evicted_oblock_reported checks that it
+ * cannot be mistaken for an oblock.
+ */
+static u64 no_eviction(void)
+{
+	static bool known;
+	static u64 value;
+	struct stash_map m;
+
+	if (!known && !stash_map_init(&m, 1)) {
+		stash_map_alloc(&m, to_oblock(0), &value);
+		stash_map_exit(&m);
+		known = true;
+	}
+	return value;
+}
+
 TEST(map_init_limits)
 {
 	struct stash_map m;
@@ -92,7 +112,7 @@ TEST(map_alloc_ascending_from_free_list)
 		cblock_t c = stash_map_alloc(&m, to_oblock(1000 + 7 * i), &ev);
 
 		CHECK_EQ(c, i);
-		CHECK_EQ(ev, STASH_NO_INDEX);
+		CHECK_EQ(ev, no_eviction());
 		CHECK_EQ(m.nr_free, n - 1 - i);
 		CHECK_EQ(stash_map_nr_allocated(&m), i + 1);
 		CHECK_EQ(from_oblock(stash_entry_oblock(E(&m, i))), 1000 + 7 * i);
@@ -104,7 +124,7 @@ TEST(map_alloc_ascending_from_free_list)
 	}
 	/* Every slot is busy (a fill in flight): nothing to take. */
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(5), &ev), STASH_NO_CBLOCK);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 	CHECK_EQ(lookup(&m, 5), STASH_NO_CBLOCK);
 	stash_map_exit(&m);
 }
@@ -177,7 +197,7 @@ TEST(map_evicts_only_clean_idle_valid)
 
 	/* Now nothing qualifies; the table is unchanged by the attempt. */
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(201), &ev), STASH_NO_CBLOCK);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 	CHECK_EQ(m.nr_free, 0);
 	CHECK_EQ(lookup(&m, 201), STASH_NO_CBLOCK);
 	CHECK_EQ(lookup(&m, 102), STASH_NO_CBLOCK);	/* stale: unhashed */
@@ -207,7 +227,7 @@ TEST(map_evicts_only_clean_idle_valid)
 	CHECK(stash_map_release(&m, to_cblock(2), false));
 	CHECK_EQ(m.nr_free, 1);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(206), &ev), 2);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 
 	E(&m, 4)->flags |= SE_VALID;
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(207), &ev), 4);
@@ -244,7 +264,7 @@ TEST(map_nothing_evictable)
 	for (u32 i = 0; i < 16; i++)
 		__set_bit(i, dirty);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 
 	/* All pinned (and referenced). */
 	memset(dirty, 0, sizeof(dirty));
@@ -253,7 +273,7 @@ TEST(map_nothing_evictable)
 		E(&m, i)->flags |= SE_REF;
 	}
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 	for (u32 i = 0; i < 16; i++) {
 		test_context("i=%u", i);
 		CHECK_EQ(lookup(&m, 50 + i), i);
@@ -351,6 +371,8 @@ TEST(map_evicted_oblock_reported)
 		CHECK_NE(none, ev);
 		stash_map_exit(&m);
 	}
+	test_context("no eviction");
+	CHECK_GE(no_eviction(), STASH_MAX_OBLOCKS);
 }
 
 TEST(map_invalidate_idle_frees_at_once)
@@ -377,7 +399,7 @@ TEST(map_invalidate_idle_frees_at_once)
 		CHECK_EQ(m.nr_free, 1);
 		/* The freed slot is the next one handed out. */
 		CHECK_EQ(stash_map_alloc(&m, to_oblock(70 + victim), &ev), victim);
-		CHECK_EQ(ev, STASH_NO_INDEX);
+		CHECK_EQ(ev, no_eviction());
 		E(&m, victim)->flags |= SE_VALID;
 		stash_map_release(&m, to_cblock(victim), true);
 	}
@@ -458,7 +480,7 @@ TEST(map_invalidate_pinned_defers_free)
 	CHECK_EQ(E(&m, c)->flags, 0);
 	CHECK_EQ(m.nr_free, 1);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(12), &ev), c);
-	CHECK_EQ(ev, STASH_NO_INDEX);
+	CHECK_EQ(ev, no_eviction());
 	stash_map_exit(&m);
 }
 
@@ -709,12 +731,12 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 				REQUIRE(cblock_is_valid(c));
 				REQUIRE_LT(from_cblock(c), n);
 				REQUIRE(!md.s[from_cblock(c)].alloc);
-				REQUIRE_EQ(ev, STASH_NO_INDEX);
+				REQUIRE_EQ(ev, no_eviction());
 				md.nr_free--;
 				mstats.free_allocs++;
 			} else if (!any_idle) {
 				REQUIRE_EQ(c, STASH_NO_CBLOCK);
-				REQUIRE_EQ(ev, STASH_NO_INDEX);
+				REQUIRE_EQ(ev, no_eviction());
 				mstats.refusals++;
 				continue;
 			} else {
