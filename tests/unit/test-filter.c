@@ -5,9 +5,10 @@
  * miss promotes it, including after rotate_at other misses (the shortest
  * window the two generations guarantee); after more than 2 * rotate_at
  * other insertions it is forgotten; stash_filter_clear() forgets
- * everything; and the false-positive rate on one-off keys, measured after
- * both generations are loaded, stays below 5% for several cache sizes and
- * key patterns (sequential, strided, random 48-bit, fio-scattered).
+ * everything; the false-positive rate on one-off keys, measured after both
+ * generations are loaded, stays below 5% for several cache sizes and key
+ * patterns (sequential, strided, random 48-bit, fio-scattered); and the
+ * hashes reach the whole table up to the largest cache the target accepts.
  */
 #include <stdio.h>
 
@@ -182,5 +183,42 @@ TEST(filter_false_positive_rate)
 			CHECK_DBL_LT((double)fp / nr_probes, 0.05);
 			stash_filter_exit(&f);
 		}
+	}
+}
+
+/*
+ * Every bit of a generation must be reachable, up to the largest cache the
+ * target accepts (STASH_MAX_CBLOCKS: 2 x 2^33 bits, 2 GiB of virtual memory,
+ * mostly untouched).  Checked by recording keys and finding set bits in the
+ * upper half of the current generation.  (hash_64() returns 32 bits.)
+ */
+TEST(filter_hashes_cover_the_table)
+{
+	static const u32 sizes[] = { 16384, 3000017, STASH_MAX_CBLOCKS };
+	struct stash_filter f;
+
+	for (unsigned int k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		unsigned long upper = 0, lower = 0;
+		size_t words, w;
+
+		test_context("%u cblocks", sizes[k]);
+		if (stash_filter_init(&f, sizes[k])) {
+			printf("    %u cblocks: cannot allocate the filter, skipped\n",
+			       sizes[k]);
+			continue;
+		}
+		/* 1000 keys, fewer than rotate_at: all in the current generation. */
+		for (u64 i = 0; i < 1000; i++)
+			miss(&f, i * 0x9e3779b97f4a7c15ull & (STASH_MAX_OBLOCKS - 1));
+		words = BITS_TO_LONGS(1ull << f.bits);
+		for (w = 0; w < words; w++) {
+			if (w < words / 2)
+				lower |= f.gen[f.cur][w];
+			else
+				upper |= f.gen[f.cur][w];
+		}
+		CHECK_NE(lower, 0);
+		CHECK_NE(upper, 0);
+		stash_filter_exit(&f);
 	}
 }
