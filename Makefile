@@ -78,13 +78,17 @@ tests-tools:
 	$(MAKE) -C tests/tools
 
 # Each step is a sub-make so that the variables above are evaluated after
-# "deps" has installed the kernel and its headers on a fresh machine.
+# "deps" has installed the kernel and its headers on a fresh machine.  The VM
+# suite runs even when a unit test failed; the target fails if either did.
 check:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory vm-build
 	@$(MAKE) --no-print-directory tests-tools
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory vm-check
+	@unit=0; $(MAKE) --no-print-directory unit || unit=1; \
+	$(MAKE) --no-print-directory vm-check; vm=$$?; \
+	[ $$unit = 0 ] || echo "check: unit tests FAILED" >&2; \
+	[ $$vm = 0 ] || echo "check: VM test suite FAILED" >&2; \
+	[ $$unit = 0 ] && [ $$vm = 0 ]
 
 vm-build:
 	$(MAKE) all KDIR=$(VM_KDIR)

@@ -3,10 +3,10 @@
 # with the host's root (read-only 9p + tmpfs overlay) as /.
 #
 # Mounts the usual pseudo filesystems and the read-write results share,
-# runs the command run-vm.sh wrote to build/vm/guest-cmd.sh, prints its exit
+# runs the command run-vm.sh wrote to $stash_cmd, prints its exit
 # status as a marker line for the host, and powers off.
 # Environment (from the kernel command line): stash_repo, stash_out,
-# stash_nonce.
+# stash_cmd, stash_nonce.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LANG=C.UTF-8
 export DM_DISABLE_UDEV=1
@@ -48,7 +48,7 @@ modprobe virtio_blk 2>/dev/null
 read -r up _ </proc/uptime
 echo "stash-vm: guest ready after ${up}s of uptime, running the command"
 cd "$stash_repo" || finish 125
-/bin/bash "$stash_repo/build/vm/guest-cmd.sh" </dev/null
+/bin/bash "$stash_cmd" </dev/null
 rc=$?
 echo "$rc" >"$STASH_OUT/exit-status"
 finish "$rc"

@@ -8,7 +8,8 @@
 # runs CMD as root in the repo directory and powers off.  build/vm/out is
 # shared read-write at the same path and exported as STASH_OUT: whatever the
 # guest writes there stays on the host.  Host variables named STASH_* are
-# passed into the guest.
+# passed into the guest.  STASH_VM_DIR moves build/vm (initramfs, logs, out)
+# elsewhere, e.g. to keep two runs from one checkout apart.
 #
 # Exit status: CMD's exit status.  A kernel panic (oops, WARN with
 # panic_on_warn, hung task, soft lockup), a VM that dies without reporting a
@@ -21,7 +22,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-VMDIR=$REPO/build/vm
+VMDIR=${STASH_VM_DIR:-$REPO/build/vm}
 OUT=$VMDIR/out
 LOCK=${STASH_VM_LOCK:-/tmp/dm-stash-vm.lock}
 
@@ -73,7 +74,10 @@ kernel=/boot/vmlinuz-$kver
 moddir=/lib/modules/$kver
 [ -r "$kernel" ] || die "$kernel not readable"
 [ -d "$moddir" ] || die "$moddir missing"
-case "$REPO$OUT" in
+mkdir -p "$VMDIR"
+VMDIR=$(cd "$VMDIR" && pwd)
+OUT=$VMDIR/out
+case "$REPO$VMDIR" in
 *[[:space:]]*) die "the repo path must not contain white space: $REPO" ;;
 esac
 
@@ -166,6 +170,7 @@ nonce=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 cmdline="console=ttyS0 loglevel=5 panic_on_warn=1 oops=panic hung_task_panic=1"
 cmdline+=" softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_check edd=off"
 cmdline+=" rdinit=/init stash_repo=$REPO stash_out=$OUT stash_nonce=$nonce"
+cmdline+=" stash_cmd=$VMDIR/guest-cmd.sh"
 
 qemu=(qemu-system-x86_64
 	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
@@ -199,7 +204,7 @@ cp "$log" "$copy"
 # Keep the 20 newest copies.
 ls -1t "$VMDIR"/logs/serial-*.log | tail -n +21 | xargs -r rm -f
 
-rc=$(grep -ao "STASH-VM-EXIT:$nonce:[0-9]*" "$log" | tail -n1 | cut -d: -f3)
+rc=$(grep -ao "STASH-VM-EXIT:$nonce:[0-9]*" "$log" | tail -n1 | cut -d: -f3 || true)
 why=
 if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
 	why="timed out after ${timeout_s}s"
@@ -222,6 +227,8 @@ if [ -n "$why" ]; then
 	echo "------------------------------------------------------------------------"
 	tail -n 60 "$log" | tr -d '\r'
 	echo "------------------------------------------------------------------------"
+	first=$(grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|INFO: task .* blocked|soft lockup|Kernel panic - not syncing' "$log" | tr -d '\r' || true)
+	[ -z "$first" ] || printf 'run-vm: first kernel errors:\n%s\n' "$first"
 	echo "run-vm: full log: $log (copy: $copy)"
 fi
 echo "run-vm: guest exit status $rc after ${elapsed}s"

@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stash-sim: a policy simulator for dm-stash.  It replays a synthetic,
+ * fio-like read trace through exactly the module's read-path policy code
+ * (kmod/stash-map.c and kmod/stash-policy.c, compiled in userspace) and
+ * prints hit ratios, so that the promotion filter, the sequential cutoff and
+ * the clock can be tuned without a VM.
+ *
+ * The read path is the one in kmod/stash-io.c (stash_read() and
+ * promote_decide_locked()), minus the I/O, with fills completing at once:
+ *
+ *   seq = stash_seq_is_sequential(&seq, ob * 8, 8);     4 KiB blocks
+ *   c = stash_map_lookup(&map, ob);
+ *   hit:  entry->flags |= SE_REF
+ *   miss: sequential -> bypass;
+ *         else if stash_filter_check_and_record(&filter, ob):
+ *              c = stash_map_alloc(&map, ob, &evicted);
+ *              entry->flags |= SE_VALID; stash_map_release(&map, c, true);
+ *
+ * Traces (all reads of one 4 KiB block):
+ *   uniform    uniform over the origin
+ *   zipf       Zipf(theta) over the origin, generated like fio's
+ *              random_distribution=zipf:theta (lib/zipf.c: the Gray et al.
+ *              approximation, zeta(n) summed over at most 10M ranks), or
+ *              exactly (inverse CDF) with --zipf-gen exact.  --scatter says
+ *              how a rank becomes a block: "fio" as fio does by default
+ *              ((rank * GOLDEN_RATIO_64 + offset) % n, hot blocks spread
+ *              over the device), "perm" a random permutation, "none" the
+ *              rank itself (hot blocks contiguous at the start).
+ *   zipf-scan  zipf warm-up, a measured zipf phase ("pre-scan"), one
+ *              sequential scan of --scan-blocks blocks from a random offset,
+ *              then zipf again ("post-scan"), measured in windows to show how
+ *              fast the hit ratio recovers.
+ *
+ * The oracle figure is the best a static cache of the same size could do
+ * on the measured trace: the share of accesses that went to the cache-size
+ * most accessed blocks.  It is chosen in hindsight, so for flat
+ * distributions it overstates what any cache can do (uniform over 4x the
+ * cache: 0.25 is the real limit, the oracle says about 0.31).
+ *
+ * For zipf-scan, "hot lost" is how many of the cache-size hottest blocks
+ * (by rank) were cached before the scan and no longer are after it: the
+ * scan's pollution of the hot set.
+ *
+ * Output is a human-readable report, or one table row (--brief) under a
+ * header line (--header) for "make run".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stash-map.h"
+#include "stash-policy.h"
+
+#define BLOCK_SECTORS		8	/* 4 KiB */
+#define FIO_ZIPF_MAX_GEN	10000000ull
+#define RECOVERY_POINTS		0.05
+
+enum trace_kind { TRACE_UNIFORM, TRACE_ZIPF, TRACE_ZIPF_SCAN };
+enum zipf_gen { GEN_FIO, GEN_EXACT };
+enum scatter { SCATTER_FIO, SCATTER_PERM, SCATTER_NONE };
+
+struct options {
+	u64 cache_blocks;
+	u64 origin_blocks;
+	enum trace_kind trace;
+	double theta;
+	enum zipf_gen gen;
+	enum scatter scatter;
+	u64 ops;
+	u64 warmup;
+	u64 seed;
+	u64 seq_cutoff_kb;
+	u64 scan_blocks;
+	u64 window;
+	const char *label;
+	bool brief;
+};
+
+/*----------------------------------------------------------------
+ * Random numbers and the Zipf generator
+ *--------------------------------------------------------------*/
+
+struct rng {
+	u64 s[4];	/* xoshiro256** */
+};
+
+static u64 rotl(u64 x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static u64 rng_next(struct rng *r)
+{
+	u64 *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+static void rng_seed(struct rng *r, u64 seed)
+{
+	for (int i = 0; i < 4; i++) {	/* splitmix64 */
+		u64 z = (seed += 0x9e3779b97f4a7c15ull);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		r->s[i] = z ^ (z >> 31);
+	}
+}
+
+/* Uniform in [0, 1). */
+static double rng_double(struct rng *r)
+{
+	return (rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform in [0, n). */
+static u64 rng_below(struct rng *r, u64 n)
+{
+	return (u64)(((unsigned __int128)rng_next(r) * n) >> 64);
+}
+
+struct zipf {
+	enum zipf_gen gen;
+	enum scatter scatter;
+	u64 n;
+	double theta, zeta2, zetan;
+	u64 rand_off;
+	double *cdf;	/* GEN_EXACT: cdf[r] = P(rank <= r) */
+	u64 *perm;	/* SCATTER_PERM */
+};
+
+static int zipf_init(struct zipf *z, const struct options *o, struct rng *r)
+{
+	u64 i, to_gen = o->origin_blocks < FIO_ZIPF_MAX_GEN ?
+			o->origin_blocks : FIO_ZIPF_MAX_GEN;
+
+	memset(z, 0, sizeof(*z));
+	z->gen = o->gen;
+	z->scatter = o->scatter;
+	z->n = o->origin_blocks;
+	z->theta = o->theta;
+	z->zeta2 = 1.0 + pow(0.5, z->theta);
+	for (i = 0; i < to_gen; i++)
+		z->zetan += pow(1.0 / (double)(i + 1), z->theta);
+	z->rand_off = rng_next(r) & 0xffffffffull;	/* fio: one __rand() */
+
+	if (z->gen == GEN_EXACT) {
+		double sum = 0, total = 0;
+
+		z->cdf = malloc(z->n * sizeof(*z->cdf));
+		if (!z->cdf)
+			return -1;
+		for (i = 0; i < z->n; i++)
+			total += pow(1.0 / (double)(i + 1), z->theta);
+		for (i = 0; i < z->n; i++) {
+			sum += pow(1.0 / (double)(i + 1), z->theta);
+			z->cdf[i] = sum / total;
+		}
+		z->cdf[z->n - 1] = 1.0;
+	}
+	if (z->scatter == SCATTER_PERM) {
+		z->perm = malloc(z->n * sizeof(*z->perm));
+		if (!z->perm)
+			return -1;
+		for (i = 0; i < z->n; i++)
+			z->perm[i] = i;
+		for (i = z->n - 1; i > 0; i--) {
+			u64 j = rng_below(r, i + 1), t = z->perm[i];
+
+			z->perm[i] = z->perm[j];
+			z->perm[j] = t;
+		}
+	}
+	return 0;
+}
+
+static void zipf_exit(struct zipf *z)
+{
+	free(z->cdf);
+	free(z->perm);
+}
+
+/* The block that rank @rank (0: the hottest) lives in. */
+static u64 zipf_block(const struct zipf *z, u64 rank)
+{
+	switch (z->scatter) {
+	case SCATTER_FIO:
+		return (rank * GOLDEN_RATIO_64 + z->rand_off) % z->n;
+	case SCATTER_PERM:
+		return z->perm[rank % z->n];
+	default:
+		return rank % z->n;
+	}
+}
+
+/* fio's zipf_next(): a rank, 0-based (it may be n for u -> 1, as in fio). */
+static u64 zipf_rank_fio(const struct zipf *z, struct rng *r)
+{
+	double alpha = 1.0 / (1.0 - z->theta);
+	double eta = (1.0 - pow(2.0 / z->n, 1.0 - z->theta)) /
+		     (1.0 - z->zeta2 / z->zetan);
+	double u = rng_double(r), uz = u * z->zetan;
+	u64 val;
+
+	if (uz < 1.0)
+		val = 1;
+	else if (uz < 1.0 + pow(0.5, z->theta))
+		val = 2;
+	else
+		val = 1 + (u64)(z->n * pow(eta * u - eta + 1.0, alpha));
+	return val - 1;
+}
+
+static u64 zipf_rank_exact(const struct zipf *z, struct rng *r)
+{
+	double u = rng_double(r);
+	u64 lo = 0, hi = z->n - 1;
+
+	while (lo < hi) {
+		u64 mid = lo + (hi - lo) / 2;
+
+		if (z->cdf[mid] > u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static u64 zipf_next(const struct zipf *z, struct rng *r)
+{
+	u64 rank = z->gen == GEN_FIO ? zipf_rank_fio(z, r) :
+				       zipf_rank_exact(z, r);
+
+	return zipf_block(z, rank);
+}
+
+/*----------------------------------------------------------------
+ * The cache: the module's read-path policy
+ *--------------------------------------------------------------*/
+
+struct stats {
+	u64 ops, hits, promotions, evictions, bypassed, alloc_failed;
+};
+
+struct cache {
+	struct stash_map map;
+	struct stash_filter filter;
+	struct stash_seq seq;
+	struct stats st;	/* of the running phase */
+	u32 *counts;		/* accesses per origin block, for the oracle */
+};
+
+static int cache_init(struct cache *c, const struct options *o)
+{
+	memset(c, 0, sizeof(*c));
+	if (stash_map_init(&c->map, (u32)o->cache_blocks) ||
+	    stash_filter_init(&c->filter, (u32)o->cache_blocks))
+		return -1;
+	stash_seq_init(&c->seq, o->seq_cutoff_kb * 2);
+	c->counts = calloc(o->origin_blocks, sizeof(*c->counts));
+	return c->counts ? 0 : -1;
+}
+
+static void cache_exit(struct cache *c)
+{
+	stash_filter_exit(&c->filter);
+	stash_map_exit(&c->map);
+	free(c->counts);
+}
+
+static void cache_read(struct cache *c, u64 block)
+{
+	oblock_t ob = to_oblock(block);
+	bool sequential;
+	cblock_t cb;
+	u64 evicted;
+
+	c->st.ops++;
+	c->counts[block]++;
+	sequential = stash_seq_is_sequential(&c->seq, block * BLOCK_SECTORS,
+					     BLOCK_SECTORS);
+	cb = stash_map_lookup(&c->map, ob);
+	if (cblock_is_valid(cb)) {
+		stash_map_entry(&c->map, cb)->flags |= SE_REF;
+		c->st.hits++;
+		return;
+	}
+	if (sequential) {
+		c->st.bypassed++;
+		return;
+	}
+	if (!stash_filter_check_and_record(&c->filter, ob))
+		return;
+	/* Count evictions from the free count: the evicted oblock is not a
+	 * reliable signal (STASH_NO_INDEX is also a valid oblock). */
+	bool full = !c->map.nr_free;
+
+	cb = stash_map_alloc(&c->map, ob, &evicted);
+	if (!cblock_is_valid(cb)) {
+		c->st.alloc_failed++;
+		return;
+	}
+	stash_map_entry(&c->map, cb)->flags |= SE_VALID;
+	stash_map_release(&c->map, cb, true);
+	c->st.promotions++;
+	c->st.evictions += full;
+}
+
+/* Start a phase: zero the counters, return the previous phase's. */
+static struct stats cache_phase(struct cache *c, u64 origin_blocks)
+{
+	struct stats prev = c->st;
+
+	memset(&c->st, 0, sizeof(c->st));
+	memset(c->counts, 0, origin_blocks * sizeof(*c->counts));
+	return prev;
+}
+
+static int cmp_u32_desc(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Share of the phase's accesses that the cache-size hottest blocks got. */
+static double oracle(const struct cache *c, const struct options *o)
+{
+	u32 *sorted = malloc(o->origin_blocks * sizeof(*sorted));
+	u64 i, top = 0, all = 0;
+
+	if (!sorted)
+		return NAN;
+	memcpy(sorted, c->counts, o->origin_blocks * sizeof(*sorted));
+	qsort(sorted, o->origin_blocks, sizeof(*sorted), cmp_u32_desc);
+	for (i = 0; i < o->origin_blocks; i++) {
+		all += sorted[i];
+		if (i < o->cache_blocks)
+			top += sorted[i];
+	}
+	free(sorted);
+	return all ? (double)top / all : NAN;
+}
+
+static double ratio(const struct stats *s)
+{
+	return s->ops ? (double)s->hits / s->ops : NAN;
+}
+
+/* How many of the cache-size hottest ranks are cached. */
+static u64 hot_cached(const struct cache *c, const struct zipf *z, u64 n)
+{
+	u64 r, k = 0;
+
+	for (r = 0; r < n; r++)
+		k += cblock_is_valid(stash_map_lookup(&c->map,
+					to_oblock(zipf_block(z, r))));
+	return k;
+}
+
+/*----------------------------------------------------------------
+ * Runs and reports
+ *--------------------------------------------------------------*/
+
+static const char *const trace_names[] = { "uniform", "zipf", "zipf-scan" };
+static const char *const gen_names[] = { "fio", "exact" };
+static const char *const scatter_names[] = { "fio", "perm", "none" };
+
+static void print_phase(const char *name, const struct stats *s)
+{
+	printf("  %-10s %10" PRIu64 "  %9.4f  %10" PRIu64 "  %9" PRIu64
+	       "  %9" PRIu64 "\n", name, s->ops, ratio(s), s->promotions,
+	       s->evictions, s->bypassed);
+}
+
+static void print_header(void)
+{
+	printf("%-26s %7s %7s %7s %7s %7s %7s %9s %8s\n", "workload", "cutoff",
+	       "warmup", "steady", "oracle", "scan", "1st-win", "recovery",
+	       "hot");
+	printf("%-26s %7s %7s %7s %7s %7s %7s %9s %8s\n", "", "KiB", "hit",
+	       "hit", "hit", "hit", "hit", "ops", "lost");
+}
+
+static void run_steady(const struct options *o, struct cache *c,
+		       struct zipf *z, struct rng *r)
+{
+	struct stats warm, steady;
+	double orc;
+	u64 i;
+
+	for (i = 0; i < o->warmup; i++)
+		cache_read(c, o->trace == TRACE_UNIFORM ?
+			   rng_below(r, o->origin_blocks) : zipf_next(z, r));
+	warm = cache_phase(c, o->origin_blocks);
+	for (i = 0; i < o->ops; i++)
+		cache_read(c, o->trace == TRACE_UNIFORM ?
+			   rng_below(r, o->origin_blocks) : zipf_next(z, r));
+	orc = oracle(c, o);
+	steady = cache_phase(c, o->origin_blocks);
+
+	if (o->brief) {
+		printf("%-26s %7" PRIu64 " %7.3f %7.3f %7.3f %7s %7s %9s %8s\n",
+		       o->label, o->seq_cutoff_kb, ratio(&warm), ratio(&steady),
+		       orc, "-", "-", "-", "-");
+		return;
+	}
+	printf("  %-10s %10s  %9s  %10s  %9s  %9s\n", "phase", "ops",
+	       "hit ratio", "promotions", "evictions", "bypassed");
+	print_phase("warm-up", &warm);
+	print_phase("steady", &steady);
+	printf("  oracle (static best %" PRIu64 " blocks of the steady phase): %.4f\n",
+	       o->cache_blocks, orc);
+}
+
+static void run_scan(const struct options *o, struct cache *c,
+		     struct zipf *z, struct rng *r)
+{
+	u64 nr_windows = (o->ops + o->window - 1) / o->window;
+	double *win = calloc(nr_windows, sizeof(*win));
+	u64 i, start, hot_before, hot_after, recovered = 0;
+	struct stats warm, pre, scan, post, w;
+	double orc, pre_ratio;
+	bool found = false;
+
+	if (!win) {
+		perror("calloc");
+		exit(1);
+	}
+	for (i = 0; i < o->warmup; i++)
+		cache_read(c, zipf_next(z, r));
+	warm = cache_phase(c, o->origin_blocks);
+	for (i = 0; i < o->ops; i++)
+		cache_read(c, zipf_next(z, r));
+	orc = oracle(c, o);
+	pre = cache_phase(c, o->origin_blocks);
+	pre_ratio = ratio(&pre);
+	hot_before = hot_cached(c, z, o->cache_blocks);
+
+	start = o->scan_blocks <= o->origin_blocks ?
+		rng_below(r, o->origin_blocks - o->scan_blocks + 1) :
+		rng_below(r, o->origin_blocks);
+	for (i = 0; i < o->scan_blocks; i++)
+		cache_read(c, (start + i) % o->origin_blocks);
+	scan = cache_phase(c, o->origin_blocks);
+	hot_after = hot_cached(c, z, o->cache_blocks);
+
+	/* Post-scan: windows, and the phase as a whole. */
+	memset(&post, 0, sizeof(post));
+	for (u64 k = 0; k < nr_windows; k++) {
+		u64 len = o->ops - k * o->window < o->window ?
+			  o->ops - k * o->window : o->window;
+
+		for (i = 0; i < len; i++)
+			cache_read(c, zipf_next(z, r));
+		w = cache_phase(c, o->origin_blocks);
+		win[k] = ratio(&w);
+		post.ops += w.ops;
+		post.hits += w.hits;
+		post.promotions += w.promotions;
+		post.evictions += w.evictions;
+		post.bypassed += w.bypassed;
+		if (!found && win[k] >= pre_ratio - RECOVERY_POINTS) {
+			found = true;
+			recovered = k * o->window + len;
+		}
+	}
+
+	if (o->brief) {
+		char rec[32];
+
+		if (found && recovered <= o->window)
+			snprintf(rec, sizeof(rec), "<=%" PRIu64, recovered);
+		else if (found)
+			snprintf(rec, sizeof(rec), "%" PRIu64, recovered);
+		else
+			snprintf(rec, sizeof(rec), ">%" PRIu64, o->ops);
+		printf("%-26s %7" PRIu64 " %7.3f %7.3f %7.3f %7.3f %7.3f %9s %8" PRId64 "\n",
+		       o->label, o->seq_cutoff_kb, ratio(&warm), pre_ratio, orc,
+		       ratio(&scan), nr_windows ? win[0] : NAN, rec,
+		       (int64_t)(hot_before - hot_after));
+		free(win);
+		return;
+	}
+	printf("  %-10s %10s  %9s  %10s  %9s  %9s\n", "phase", "ops",
+	       "hit ratio", "promotions", "evictions", "bypassed");
+	print_phase("warm-up", &warm);
+	print_phase("pre-scan", &pre);
+	print_phase("scan", &scan);
+	print_phase("post-scan", &post);
+	printf("  oracle (static best %" PRIu64 " blocks of the pre-scan phase): %.4f\n",
+	       o->cache_blocks, orc);
+	printf("  scan: %" PRIu64 " blocks from block %" PRIu64
+	       "; hottest %" PRIu64 " blocks cached: %" PRIu64 " before, %" PRIu64 " after\n",
+	       o->scan_blocks, start, o->cache_blocks, hot_before, hot_after);
+	printf("  post-scan hit ratio per %" PRIu64 " ops:", o->window);
+	for (u64 k = 0; k < nr_windows; k++) {
+		if (k % 10 == 0)
+			printf("\n   ");
+		printf(" %.3f", win[k]);
+	}
+	printf("\n");
+	if (found)
+		printf("  recovery: within %.0f points of the pre-scan %.4f after %" PRIu64 " ops\n",
+		       RECOVERY_POINTS * 100, pre_ratio, recovered);
+	else
+		printf("  recovery: not within %.0f points of the pre-scan %.4f after %" PRIu64 " ops\n",
+		       RECOVERY_POINTS * 100, pre_ratio, o->ops);
+	free(win);
+}
+
+/*----------------------------------------------------------------
+ * Options
+ *--------------------------------------------------------------*/
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: stash-sim [options]\n"
+"  --cache-blocks N     cache size in 4 KiB blocks (16384)\n"
+"  --origin-blocks N    origin size in blocks (4 x cache)\n"
+"  --trace T            uniform | zipf | zipf-scan (zipf)\n"
+"  --zipf-theta X       Zipf exponent (1.2)\n"
+"  --zipf-gen G         fio (fio's approximation) | exact (fio)\n"
+"  --scatter S          rank to block: fio | perm | none (fio)\n"
+"  --ops N              measured reads after warm-up; for zipf-scan, before\n"
+"                       and again after the scan (2000000)\n"
+"  --warmup N           reads before measuring (1000000)\n"
+"  --seed S             random seed (1)\n"
+"  --seq-cutoff-kb K    sequential cutoff, 0 = off (4096, the target default)\n"
+"  --scan-blocks N      zipf-scan: blocks in the scan (2 x cache)\n"
+"  --window N           zipf-scan: ops per post-scan window (5000)\n"
+"  --brief LABEL        print one table row labelled LABEL\n"
+"  --header             print the table header for --brief rows and exit\n");
+}
+
+static u64 parse_u64(const char *opt, const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "stash-sim: %s: not a number: %s\n", opt, s);
+		exit(2);
+	}
+	return v;
+}
+
+static int parse_name(const char *opt, const char *s,
+		      const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(s, names[i]))
+			return i;
+	}
+	fprintf(stderr, "stash-sim: %s: unknown value %s\n", opt, s);
+	exit(2);
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_CACHE = 256, O_ORIGIN, O_TRACE, O_THETA, O_GEN, O_SCATTER,
+	       O_OPS, O_WARMUP, O_SEED, O_CUTOFF, O_SCAN, O_WINDOW, O_BRIEF,
+	       O_HEADER, O_HELP };
+	static const struct option longopts[] = {
+		{ "cache-blocks", required_argument, NULL, O_CACHE },
+		{ "origin-blocks", required_argument, NULL, O_ORIGIN },
+		{ "trace", required_argument, NULL, O_TRACE },
+		{ "zipf-theta", required_argument, NULL, O_THETA },
+		{ "zipf-gen", required_argument, NULL, O_GEN },
+		{ "scatter", required_argument, NULL, O_SCATTER },
+		{ "ops", required_argument, NULL, O_OPS },
+		{ "warmup", required_argument, NULL, O_WARMUP },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "seq-cutoff-kb", required_argument, NULL, O_CUTOFF },
+		{ "scan-blocks", required_argument, NULL, O_SCAN },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "brief", required_argument, NULL, O_BRIEF },
+		{ "header", no_argument, NULL, O_HEADER },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool origin_set = false, scan_set = false;
+	char *end;
+	int c;
+
+	*o = (struct options){
+		.cache_blocks = 16384, .trace = TRACE_ZIPF, .theta = 1.2,
+		.gen = GEN_FIO, .scatter = SCATTER_FIO, .ops = 2000000,
+		.warmup = 1000000, .seed = 1, .seq_cutoff_kb = 4096,
+		.window = 5000,
+	};
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_CACHE:
+			o->cache_blocks = parse_u64("--cache-blocks", optarg);
+			break;
+		case O_ORIGIN:
+			o->origin_blocks = parse_u64("--origin-blocks", optarg);
+			origin_set = true;
+			break;
+		case O_TRACE:
+			o->trace = parse_name("--trace", optarg, trace_names, 3);
+			break;
+		case O_THETA:
+			o->theta = strtod(optarg, &end);
+			if (end == optarg || *end || !(o->theta > 0) ||
+			    o->theta == 1.0) {
+				fprintf(stderr, "stash-sim: --zipf-theta: a number > 0, not 1\n");
+				exit(2);
+			}
+			break;
+		case O_GEN:
+			o->gen = parse_name("--zipf-gen", optarg, gen_names, 2);
+			break;
+		case O_SCATTER:
+			o->scatter = parse_name("--scatter", optarg, scatter_names, 3);
+			break;
+		case O_OPS:
+			o->ops = parse_u64("--ops", optarg);
+			break;
+		case O_WARMUP:
+			o->warmup = parse_u64("--warmup", optarg);
+			break;
+		case O_SEED:
+			o->seed = parse_u64("--seed", optarg);
+			break;
+		case O_CUTOFF:
+			o->seq_cutoff_kb = parse_u64("--seq-cutoff-kb", optarg);
+			break;
+		case O_SCAN:
+			o->scan_blocks = parse_u64("--scan-blocks", optarg);
+			scan_set = true;
+			break;
+		case O_WINDOW:
+			o->window = parse_u64("--window", optarg);
+			break;
+		case O_BRIEF:
+			o->brief = true;
+			o->label = optarg;
+			break;
+		case O_HEADER:
+			print_header();
+			exit(0);
+		case O_HELP:
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (!origin_set)
+		o->origin_blocks = 4 * o->cache_blocks;
+	if (!scan_set)
+		o->scan_blocks = 2 * o->cache_blocks;
+	if (!o->cache_blocks || o->cache_blocks > STASH_MAX_CBLOCKS) {
+		fprintf(stderr, "stash-sim: --cache-blocks: 1 to %u\n",
+			STASH_MAX_CBLOCKS);
+		exit(2);
+	}
+	if (!o->origin_blocks || o->origin_blocks > (1ull << 32)) {
+		fprintf(stderr, "stash-sim: --origin-blocks: 1 to 2^32\n");
+		exit(2);
+	}
+	if (!o->window) {
+		fprintf(stderr, "stash-sim: --window: at least 1\n");
+		exit(2);
+	}
+	if (o->seq_cutoff_kb > (1ull << 40)) {
+		fprintf(stderr, "stash-sim: --seq-cutoff-kb: too large\n");
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct cache c;
+	struct zipf z;
+	struct rng r;
+
+	parse_options(argc, argv, &o);
+	rng_seed(&r, o.seed);
+	if (cache_init(&c, &o) || zipf_init(&z, &o, &r)) {
+		fprintf(stderr, "stash-sim: out of memory\n");
+		return 1;
+	}
+	if (!o.brief) {
+		printf("stash-sim: %s", trace_names[o.trace]);
+		if (o.trace != TRACE_UNIFORM)
+			printf(" theta %.2f (%s generator, %s scatter)", o.theta,
+			       gen_names[o.gen], scatter_names[o.scatter]);
+		printf(", cache %" PRIu64 " blocks, origin %" PRIu64
+		       " blocks, seq cutoff %" PRIu64 " KiB, seed %" PRIu64 "\n",
+		       o.cache_blocks, o.origin_blocks, o.seq_cutoff_kb, o.seed);
+		printf("  filter: 2 x %llu bits, rotates every %u insertions; map: %u bytes/block\n",
+		       1ull << c.filter.bits, c.filter.rotate_at,
+		       stash_map_bytes_per_cblock(&c.map));
+	}
+	if (o.trace == TRACE_ZIPF_SCAN)
+		run_scan(&o, &c, &z, &r);
+	else
+		run_steady(&o, &c, &z, &r);
+	zipf_exit(&z);
+	cache_exit(&c);
+	return 0;
+}

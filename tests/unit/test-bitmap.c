@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unit tests for the dirty bitmap (kmod/stash-bitmap.c): set and clear
+ * report whether they changed the bit and keep nr_set exact;
+ * stash_bitmap_next() agrees with a brute-force scan at every start
+ * position, for sizes around word boundaries and random contents; copy and
+ * zero carry the count along.
+ */
+#include "unit.h"
+
+#include "stash-bitmap.h"
+
+static const u32 sizes[] = { 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4097 };
+#define NR_SIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+TEST(bitmap_set_clear_count)
+{
+	for (unsigned int k = 0; k < NR_SIZES; k++) {
+		const u32 n = sizes[k];
+		struct stash_bitmap b;
+
+		test_context("%u bits", n);
+		REQUIRE_EQ(stash_bitmap_init(&b, n), 0);
+		CHECK_EQ(b.nr_set, 0);
+		CHECK_EQ(stash_bitmap_next(&b, 0), n);
+		for (u32 i = 0; i < n; i += 3) {
+			CHECK(stash_bitmap_set(&b, i));
+			CHECK(!stash_bitmap_set(&b, i));	/* already set */
+			CHECK(stash_bitmap_test(&b, i));
+		}
+		CHECK_EQ(b.nr_set, (n + 2) / 3);
+		for (u32 i = 0; i < n; i++)
+			CHECK_EQ(stash_bitmap_test(&b, i), i % 3 == 0);
+		CHECK(stash_bitmap_clear(&b, 0));
+		CHECK(!stash_bitmap_clear(&b, 0));
+		if (n > 1)
+			CHECK(!stash_bitmap_clear(&b, 1));	/* never set */
+		CHECK_EQ(b.nr_set, (n + 2) / 3 - 1);
+		stash_bitmap_zero(&b);
+		CHECK_EQ(b.nr_set, 0);
+		CHECK_EQ(stash_bitmap_next(&b, 0), n);
+		stash_bitmap_exit(&b);
+		CHECK(b.words == NULL);
+	}
+}
+
+static u32 brute_next(const struct stash_bitmap *b, u32 start)
+{
+	for (u32 i = start; i < b->nr_bits; i++) {
+		if (stash_bitmap_test(b, i))
+			return i;
+	}
+	return b->nr_bits;
+}
+
+TEST(bitmap_next_vs_brute_force)
+{
+	uint64_t rs = 77;
+
+	for (unsigned int k = 0; k < NR_SIZES; k++) {
+		const u32 n = sizes[k];
+		/* Densities from empty to full, in sixteenths. */
+		for (unsigned int d = 0; d <= 16; d += 2) {
+			struct stash_bitmap b, copy;
+			u32 count = 0;
+
+			test_context("%u bits, density %u/16", n, d);
+			REQUIRE_EQ(stash_bitmap_init(&b, n), 0);
+			REQUIRE_EQ(stash_bitmap_init(&copy, n), 0);
+			for (u32 i = 0; i < n; i++) {
+				if (unit_rand_below(&rs, 16) < d)
+					count += stash_bitmap_set(&b, i);
+			}
+			CHECK_EQ(b.nr_set, count);
+			for (u32 s = 0; s <= n + 1; s++)
+				CHECK_EQ(stash_bitmap_next(&b, s), brute_next(&b, s));
+
+			stash_bitmap_copy(&copy, &b);
+			CHECK_EQ(copy.nr_set, count);
+			for (u32 i = 0; i < n; i++)
+				CHECK_EQ(stash_bitmap_test(&copy, i),
+					 stash_bitmap_test(&b, i));
+			/* The copy is independent of the original. */
+			if (n && stash_bitmap_test(&b, 0)) {
+				stash_bitmap_clear(&b, 0);
+				CHECK(stash_bitmap_test(&copy, 0));
+			}
+			stash_bitmap_exit(&copy);
+			stash_bitmap_exit(&b);
+		}
+	}
+}
+
+TEST(bitmap_empty)
+{
+	struct stash_bitmap b;
+
+	REQUIRE_EQ(stash_bitmap_init(&b, 0), 0);
+	CHECK_EQ(stash_bitmap_next(&b, 0), 0);
+	CHECK_EQ(b.nr_set, 0);
+	stash_bitmap_exit(&b);
+}
