@@ -153,7 +153,8 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	u32 i;
 
 	*evicted = STASH_NO_OBLOCK;
-	if (m->nr_free && !reuse_blocked(m, m->free_head)) {
+	if (m->nr_free &&
+	    !(m->cdirty && test_bit(m->free_head, m->cdirty))) {
 		i = m->free_head;
 		m->free_head = m->entries[i].next;
 		m->nr_free--;
