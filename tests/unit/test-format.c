@@ -7,7 +7,14 @@
  *   in the cache device, nr_cblocks is the largest count that fits (one more
  *   block, with the extra metadata page it may need, would not), devices
  *   too small are refused, and the metadata takes at most 1 % of a cache of
- *   4 KiB blocks.
+ *   4 KiB blocks;
+ * - checksums: crc32c as docs/format.md defines it (checked against a
+ *   table-driven implementation and the standard check value);
+ * - superblock: fields at the documented offsets, encode/decode round
+ *   trips, every single-bit flip refused, and blocks re-signed after a
+ *   change refused for the right reason: magic, version, flags, mode,
+ *   reserved bytes, geometry that is not what the sizes give, a block size
+ *   that is not a power of two or outside 8..2048.
  */
 #include <stdio.h>
 
@@ -316,5 +323,525 @@ TEST(format_geometry_metadata_within_1_percent)
 			if (g.nr_cblocks < STASH_MAX_CBLOCKS)
 				CHECK_LE((cache - (u64)g.nr_cblocks * 8) * 100, cache);
 		}
+	}
+}
+
+/*
+ * ---- Checksums and raw fields ----
+ */
+
+/* Table-driven CRC32C (Castagnoli, reflected), written apart from the kmod. */
+static u32 ref_crc32c(const void *p, size_t len)
+{
+	static u32 table[256];
+	const u8 *b = p;
+	u32 crc = ~0u;
+
+	if (!table[1]) {
+		for (u32 i = 0; i < 256; i++) {
+			u32 c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+			table[i] = c;
+		}
+	}
+	while (len--)
+		crc = table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static u32 get_le32(const u8 *block, size_t off)
+{
+	return (u32)block[off] | (u32)block[off + 1] << 8 |
+	       (u32)block[off + 2] << 16 | (u32)block[off + 3] << 24;
+}
+
+static u64 get_le64(const u8 *block, size_t off)
+{
+	return get_le32(block, off) | (u64)get_le32(block, off + 4) << 32;
+}
+
+static void put_le32(u8 *block, size_t off, u32 v)
+{
+	for (int i = 0; i < 4; i++)
+		block[off + i] = (u8)(v >> (8 * i));
+}
+
+static void put_le64(u8 *block, size_t off, u64 v)
+{
+	put_le32(block, off, (u32)v);
+	put_le32(block, off + 4, (u32)(v >> 32));
+}
+
+/* Store the checksum docs/format.md asks for: crc32c of bytes 4..4095. */
+static void resign(u8 *block)
+{
+	put_le32(block, 0, ref_crc32c(block + 4, STASH_MD_BLOCK_BYTES - 4));
+}
+
+static void flip_bit(u8 *block, u32 bit)
+{
+	block[bit / 8] ^= (u8)(1u << (bit % 8));
+}
+
+TEST(format_crc32c_known_answer)
+{
+	static const char check[] = "123456789";
+	static u8 zero[4096];
+
+	/* The standard CRC-32C check value. */
+	CHECK_EQ(ref_crc32c(check, 9), 0xE3069283u);
+	CHECK_EQ(~stash_crc32c(~0u, check, 9), 0xE3069283u);
+	/* The kernel's crc32c() can be chained: so must the userspace one. */
+	CHECK_EQ(~stash_crc32c(stash_crc32c(~0u, check, 4), check + 4, 5),
+		 0xE3069283u);
+	CHECK_EQ(~stash_crc32c(~0u, zero, sizeof(zero)),
+		 ref_crc32c(zero, sizeof(zero)));
+}
+
+/*
+ * ---- Superblock ----
+ */
+
+/* Offsets of docs/format.md. */
+enum {
+	SB_CRC = 0, SB_MAGIC = 4, SB_VERSION = 8, SB_FLAGS = 12, SB_SEQ = 16,
+	SB_UUID = 24, SB_ORIGIN = 40, SB_CACHE = 48, SB_MD_START = 56,
+	SB_DATA_START = 64, SB_BLOCK = 72, SB_NR_CBLOCKS = 76,
+	SB_MD_PAGES = 80, SB_MODE = 84, SB_RESERVED = 88,
+};
+
+static void make_sb(struct stash_sb *sb, u64 cache, u64 origin, u32 bs,
+		    u64 seq, u32 flags, u32 mode, uint64_t *rng)
+{
+	memset(sb, 0, sizeof(*sb));
+	CHECK_EQ(stash_geometry_compute(&sb->geo, cache, origin, bs, 1), 0);
+	sb->seq = seq;
+	sb->flags = flags;
+	sb->mode = mode;
+	for (int i = 0; i < 16; i++)
+		sb->uuid[i] = (u8)unit_rand(rng);
+}
+
+static void check_sb_equal(const struct stash_sb *a, const struct stash_sb *b)
+{
+	CHECK_EQ(a->geo.origin_sectors, b->geo.origin_sectors);
+	CHECK_EQ(a->geo.cache_sectors, b->geo.cache_sectors);
+	CHECK_EQ(a->geo.md_start, b->geo.md_start);
+	CHECK_EQ(a->geo.data_start, b->geo.data_start);
+	CHECK_EQ(a->geo.block_sectors, b->geo.block_sectors);
+	CHECK_EQ(a->geo.nr_cblocks, b->geo.nr_cblocks);
+	CHECK_EQ(a->geo.md_pages, b->geo.md_pages);
+	CHECK_EQ(a->seq, b->seq);
+	CHECK_EQ(a->flags, b->flags);
+	CHECK_EQ(a->mode, b->mode);
+	CHECK(!memcmp(a->uuid, b->uuid, sizeof(a->uuid)));
+}
+
+/*
+ * @block must be refused: -1, a reason, and the output left alone.  With
+ * @resigned, the block carries a good checksum, so the reason must be
+ * something else than the checksum.
+ */
+static void check_sb_rejected(const u8 *block, bool resigned)
+{
+	struct stash_sb out, untouched;
+	const char *why = NULL;
+
+	memset(&out, 0xa5, sizeof(out));
+	memcpy(&untouched, &out, sizeof(out));
+	CHECK_EQ(stash_sb_decode(block, &out, &why), -1);
+	CHECK(why != NULL);
+	if (why) {
+		CHECK(why[0] != '\0');
+		if (resigned)
+			CHECK(strstr(why, "checksum") == NULL);
+	}
+	CHECK(!memcmp(&out, &untouched, sizeof(out)));
+}
+
+static bool sb_accepted(const u8 *block, struct stash_sb *out)
+{
+	const char *why = NULL;
+	int r = stash_sb_decode(block, out, &why);
+
+	if (r)
+		printf("    refused: %s\n", why ? why : "(no reason)");
+	return r == 0;
+}
+
+TEST(format_sb_layout)
+{
+	uint64_t rng = 1;
+	struct stash_sb sb;
+	u8 block[4096];
+
+	make_sb(&sb, (1ull << 31) + 1234, 1ull << 33, 64, 0x0102030405060708ull,
+		STASH_SB_FLAG_CLEAN, 2, &rng);
+	memset(block, 0xee, sizeof(block));	/* the encoder clears it all */
+	stash_sb_encode(&sb, block);
+
+	CHECK_EQ(get_le32(block, SB_CRC), ref_crc32c(block + 4, 4092));
+	CHECK_EQ(get_le32(block, SB_MAGIC), 0x48535453u);
+	CHECK(!memcmp(block + SB_MAGIC, "STSH", 4));
+	CHECK_EQ(get_le32(block, SB_VERSION), 1);
+	CHECK_EQ(get_le32(block, SB_FLAGS), 1);
+	CHECK_EQ(get_le64(block, SB_SEQ), 0x0102030405060708ull);
+	CHECK(!memcmp(block + SB_UUID, sb.uuid, 16));
+	CHECK_EQ(get_le64(block, SB_ORIGIN), 1ull << 33);
+	CHECK_EQ(get_le64(block, SB_CACHE), (1ull << 31) + 1234);
+	CHECK_EQ(get_le64(block, SB_MD_START), 16);
+	CHECK_EQ(get_le64(block, SB_DATA_START), sb.geo.data_start);
+	CHECK_EQ(get_le32(block, SB_BLOCK), 64);
+	CHECK_EQ(get_le32(block, SB_NR_CBLOCKS), sb.geo.nr_cblocks);
+	CHECK_EQ(get_le32(block, SB_MD_PAGES), sb.geo.md_pages);
+	CHECK_EQ(get_le32(block, SB_MODE), 2);
+	for (u32 i = SB_RESERVED; i < 4096; i++)
+		if (block[i])
+			CHECK_EQ(i, 0);	/* reports the first non-zero byte */
+}
+
+TEST(format_sb_round_trip)
+{
+	static const struct { u64 cache, origin; u32 bs; } sizes[] = {
+		{ 40, 8, 8 }, { 4104, 1 << 20, 8 }, { 1ull << 21, 1ull << 30, 8 },
+		{ (1ull << 31) + 77, 3, 128 }, { 1ull << 40, ~0ull, 2048 },
+		{ 1ull << 44, 1ull << 50, 8 },
+	};
+	static const u64 seqs[] = { 0, 1, 2, 0xffffffffull, 1ull << 32,
+				    0x8000000000000001ull, ~0ull };
+	uint64_t rng = 2;
+
+	for (unsigned int s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (unsigned int q = 0; q < sizeof(seqs) / sizeof(seqs[0]); q++) {
+			for (u32 mode = 0; mode <= 2; mode++) {
+				for (u32 flags = 0; flags <= 1; flags++) {
+					struct stash_sb sb, out;
+					u8 block[4096], again[4096];
+
+					test_context("size %u seq %llu mode %u flags %u",
+						     s, seqs[q], mode, flags);
+					make_sb(&sb, sizes[s].cache, sizes[s].origin,
+						sizes[s].bs, seqs[q], flags, mode, &rng);
+					stash_sb_encode(&sb, block);
+					memset(&out, 0x5a, sizeof(out));
+					REQUIRE(sb_accepted(block, &out));
+					check_sb_equal(&out, &sb);
+					stash_sb_encode(&out, again);
+					CHECK(!memcmp(block, again, sizeof(block)));
+				}
+			}
+		}
+	}
+}
+
+/* The resigning helper is right: changes to free fields are accepted. */
+TEST(format_sb_resign_helper)
+{
+	uint64_t rng = 3;
+	struct stash_sb sb, out;
+	u8 block[4096], ref[4096];
+
+	make_sb(&sb, 1ull << 24, 1ull << 25, 8, 41, 0, 1, &rng);
+	stash_sb_encode(&sb, ref);
+	memcpy(block, ref, sizeof(block));
+	put_le32(block, SB_CRC, 0);
+	resign(block);
+	CHECK(!memcmp(block, ref, sizeof(block)));
+
+	put_le64(block, SB_SEQ, 12345);
+	block[SB_UUID + 7] ^= 0xff;
+	put_le64(block, SB_ORIGIN, 999);
+	put_le32(block, SB_FLAGS, STASH_SB_FLAG_CLEAN);
+	put_le32(block, SB_MODE, 2);
+	resign(block);
+	REQUIRE(sb_accepted(block, &out));
+	CHECK_EQ(out.seq, 12345);
+	CHECK_EQ(out.uuid[7], sb.uuid[7] ^ 0xff);
+	CHECK_EQ(out.geo.origin_sectors, 999);
+	CHECK_EQ(out.flags, STASH_SB_FLAG_CLEAN);
+	CHECK_EQ(out.mode, 2);
+	CHECK_EQ(out.geo.nr_cblocks, sb.geo.nr_cblocks);
+}
+
+/* Any single flipped bit is caught (magic or checksum). */
+TEST(format_sb_single_bit_flips)
+{
+	uint64_t rng = 4;
+	struct stash_sb sb, out;
+	u8 block[4096];
+
+	make_sb(&sb, 1ull << 28, 1ull << 29, 8, 77, STASH_SB_FLAG_CLEAN, 2, &rng);
+	stash_sb_encode(&sb, block);
+	REQUIRE(sb_accepted(block, &out));
+
+	for (u32 bit = 0; bit < 128 * 8; bit++) {
+		test_context("bit %u (byte %u)", bit, bit / 8);
+		flip_bit(block, bit);
+		check_sb_rejected(block, false);
+		flip_bit(block, bit);
+		if (test_failed())
+			return;
+	}
+	for (int k = 0; k < 4000; k++) {
+		u32 bit = 128 * 8 + (u32)unit_rand_below(&rng, (4096 - 128) * 8);
+
+		test_context("bit %u (byte %u)", bit, bit / 8);
+		flip_bit(block, bit);
+		check_sb_rejected(block, false);
+		flip_bit(block, bit);
+		if (test_failed())
+			return;
+	}
+	/* Two flips in the checksum itself, and a block of zeros. */
+	test_context("crc");
+	block[0] ^= 0x81;
+	check_sb_rejected(block, false);
+	block[0] ^= 0x81;
+	test_context("zeros");
+	memset(block, 0, sizeof(block));
+	check_sb_rejected(block, false);
+	resign(block);
+	check_sb_rejected(block, true);
+}
+
+static void sb_block(u8 *block, uint64_t *rng)
+{
+	struct stash_sb sb;
+
+	make_sb(&sb, (1ull << 30) + 4321, 1ull << 31, 16, 9, 0, 2, rng);
+	stash_sb_encode(&sb, block);
+}
+
+TEST(format_sb_bad_magic_or_version)
+{
+	static const u32 magics[] = { 0, 0x48535454, 0x53545348, 0xffffffff,
+				      0x48535453 ^ 0x80000000 };
+	static const u32 versions[] = { 0, 2, 3, 0x100, 0x01000000, 0xffffffff };
+	uint64_t rng = 5;
+	u8 block[4096];
+
+	for (unsigned int i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+		test_context("magic 0x%08x", magics[i]);
+		sb_block(block, &rng);
+		put_le32(block, SB_MAGIC, magics[i]);
+		resign(block);
+		check_sb_rejected(block, true);
+	}
+	for (unsigned int i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		test_context("version 0x%08x", versions[i]);
+		sb_block(block, &rng);
+		put_le32(block, SB_VERSION, versions[i]);
+		resign(block);
+		check_sb_rejected(block, true);
+	}
+}
+
+TEST(format_sb_unknown_flags_or_mode)
+{
+	uint64_t rng = 6;
+	u8 block[4096];
+
+	for (u32 bit = 1; bit < 32; bit++) {
+		for (u32 clean = 0; clean <= 1; clean++) {
+			test_context("flag bit %u, clean %u", bit, clean);
+			sb_block(block, &rng);
+			put_le32(block, SB_FLAGS, (1u << bit) | clean);
+			resign(block);
+			check_sb_rejected(block, true);
+		}
+	}
+	for (u32 mode = 3; mode < 40; mode++) {
+		test_context("mode %u", mode);
+		sb_block(block, &rng);
+		put_le32(block, SB_MODE, mode);
+		resign(block);
+		check_sb_rejected(block, true);
+	}
+	test_context("mode ~0");
+	sb_block(block, &rng);
+	put_le32(block, SB_MODE, ~0u);
+	resign(block);
+	check_sb_rejected(block, true);
+}
+
+/* Every reserved byte must be zero. */
+TEST(format_sb_reserved_nonzero)
+{
+	uint64_t rng = 7;
+	u8 block[4096];
+
+	sb_block(block, &rng);
+	for (u32 i = SB_RESERVED; i < 4096; i++) {
+		test_context("reserved byte %u", i);
+		block[i] = (u8)(1u << (i % 8));
+		resign(block);
+		check_sb_rejected(block, true);
+		block[i] = 0;
+		if (test_failed())
+			return;
+	}
+	/* The helper was not hiding anything: the block is good again. */
+	struct stash_sb out;
+
+	resign(block);
+	CHECK(sb_accepted(block, &out));
+}
+
+/*
+ * Stored geometry that differs from what the stored sizes give: patched in
+ * the block and resigned, and built by the encoder from a modified struct.
+ */
+TEST(format_sb_inconsistent_geometry)
+{
+	uint64_t rng = 8;
+	struct stash_sb sb, bad;
+	u8 block[4096];
+	const struct { const char *what; int off, size; int64_t delta; } patches[] = {
+		{ "nr_cblocks + 1", SB_NR_CBLOCKS, 4, 1 },
+		{ "nr_cblocks - 1", SB_NR_CBLOCKS, 4, -1 },
+		{ "md_pages + 1", SB_MD_PAGES, 4, 1 },
+		{ "md_pages - 1", SB_MD_PAGES, 4, -1 },
+		{ "md_start + 1", SB_MD_START, 8, 1 },
+		{ "md_start - 1", SB_MD_START, 8, -1 },
+		{ "md_start + 8", SB_MD_START, 8, 8 },
+		{ "md_start - 16", SB_MD_START, 8, -16 },
+		{ "data_start + 1", SB_DATA_START, 8, 1 },
+		{ "data_start - 1", SB_DATA_START, 8, -1 },
+		{ "data_start + block", SB_DATA_START, 8, 16 },
+		{ "data_start - block", SB_DATA_START, 8, -16 },
+		{ "block_sectors * 2", SB_BLOCK, 4, 16 },
+		{ "block_sectors / 2", SB_BLOCK, 4, -8 },
+		{ "block_sectors - 16", SB_BLOCK, 4, -16 },
+		{ "cache_sectors - block", SB_CACHE, 8, -16 },
+		{ "cache_sectors + 2 blocks", SB_CACHE, 8, 32 },
+	};
+
+	make_sb(&sb, (1ull << 30) + 4321, 1ull << 31, 16, 9, 0, 2, &rng);
+	for (unsigned int i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+		test_context("%s", patches[i].what);
+		stash_sb_encode(&sb, block);
+		if (patches[i].size == 4)
+			put_le32(block, patches[i].off,
+				 get_le32(block, patches[i].off) + (u32)patches[i].delta);
+		else
+			put_le64(block, patches[i].off,
+				 get_le64(block, patches[i].off) + (u64)patches[i].delta);
+		resign(block);
+		check_sb_rejected(block, true);
+	}
+
+	/* The same through the encoder. */
+	test_context("encoder: nr_cblocks + 1");
+	bad = sb;
+	bad.geo.nr_cblocks++;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: nr_cblocks - 1");
+	bad = sb;
+	bad.geo.nr_cblocks--;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: md_start 24");
+	bad = sb;
+	bad.geo.md_start = 24;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: md_start 0");
+	bad = sb;
+	bad.geo.md_start = 0;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: md_start and data_start moved together");
+	bad = sb;
+	bad.geo.md_start += 16;
+	bad.geo.data_start += 16;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: data_start 0");
+	bad = sb;
+	bad.geo.data_start = 0;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: nr_cblocks 0");
+	bad = sb;
+	bad.geo.nr_cblocks = 0;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: block_sectors 0");
+	bad = sb;
+	bad.geo.block_sectors = 0;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+	test_context("encoder: more slots than the cache holds");
+	bad = sb;
+	bad.geo.cache_sectors = bad.geo.data_start +
+				(u64)bad.geo.nr_cblocks * bad.geo.block_sectors - 1;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+
+	/* A device too small for any slot, with the geometry written anyway. */
+	test_context("encoder: tiny cache");
+	bad = sb;
+	bad.geo.cache_sectors = 16;
+	bad.geo.nr_cblocks = 1;
+	bad.geo.md_pages = 1;
+	bad.geo.data_start = 32;
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+
+	/* All zero but magic, version and checksum. */
+	test_context("zero geometry");
+	memset(&bad, 0, sizeof(bad));
+	stash_sb_encode(&bad, block);
+	check_sb_rejected(block, true);
+}
+
+/* A block size that is not a power of two, with matching geometry. */
+TEST(format_sb_block_size_not_power_of_two)
+{
+	static const u32 sizes[] = { 3, 12, 24, 48, 1000, 2047, 2049, 3072 };
+	uint64_t rng = 9;
+
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct stash_sb sb;
+		u8 block[4096];
+
+		test_context("block_sectors %u", sizes[i]);
+		make_sb(&sb, 1ull << 30, 1ull << 30, sizes[i], 5, 0, 1, &rng);
+		stash_sb_encode(&sb, block);
+		check_sb_rejected(block, true);
+	}
+}
+
+/*
+ * docs/format.md: block_sectors is "power of two, 8..2048".  A superblock
+ * with a power of two outside that range, whose geometry matches its
+ * sizes, must be refused too.
+ */
+TEST(format_sb_block_size_outside_8_to_2048)
+{
+	static const u32 sizes[] = { 1, 2, 4, 4096, 8192, 1u << 20 };
+	uint64_t rng = 10;
+
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct stash_sb sb;
+		u8 block[4096];
+
+		test_context("block_sectors %u", sizes[i]);
+		make_sb(&sb, 1ull << 32, 1ull << 32, sizes[i], 5, 0, 1, &rng);
+		stash_sb_encode(&sb, block);
+		check_sb_rejected(block, true);
+	}
+	/* The bounds themselves are fine. */
+	for (u32 bs = 8; bs <= 2048; bs *= 2) {
+		struct stash_sb sb, out;
+		u8 block[4096];
+
+		test_context("block_sectors %u", bs);
+		make_sb(&sb, 1ull << 32, 1ull << 32, bs, 5, 0, 1, &rng);
+		stash_sb_encode(&sb, block);
+		CHECK(sb_accepted(block, &out));
 	}
 }
