@@ -14,7 +14,11 @@
  *   trips, every single-bit flip refused, and blocks re-signed after a
  *   change refused for the right reason: magic, version, flags, mode,
  *   reserved bytes, geometry that is not what the sizes give, a block size
- *   that is not a power of two or outside 8..2048.
+ *   that is not a power of two or outside 8..2048;
+ * - metadata pages: fields at the documented offsets, round trips, a page
+ *   found in another page's place, single-bit flips, and entries with a
+ *   reserved bit, without the valid bit, for a slot past nr_cblocks or an
+ *   oblock past the origin, wherever they sit in the page.
  */
 #include <stdio.h>
 
@@ -844,4 +848,299 @@ TEST(format_sb_block_size_outside_8_to_2048)
 		stash_sb_encode(&sb, block);
 		CHECK(sb_accepted(block, &out));
 	}
+}
+
+/*
+ * ---- Metadata pages ----
+ */
+
+#define EPP STASH_MD_ENTRIES_PER_PAGE
+
+/* Random entries: a third empty, the rest valid, half of them dirty. */
+static void random_entries(u64 *entries, u64 nr_oblocks, uint64_t *rng)
+{
+	for (u32 i = 0; i < EPP; i++) {
+		u64 r = unit_rand(rng);
+
+		entries[i] = r % 3 ? stash_md_entry(true, r & 8,
+						    unit_rand(rng) % nr_oblocks)
+				   : 0;
+	}
+}
+
+/*
+ * @block must be refused for page @index: -1 and a reason.  With
+ * @resigned, the reason must not be the checksum.
+ */
+static void check_page_rejected(const u8 *block, u32 index, u32 nr_cblocks,
+				u64 nr_oblocks, bool resigned)
+{
+	u64 entries[EPP], seq = 0;
+	const char *why = NULL;
+
+	CHECK_EQ(stash_md_page_decode(block, index, nr_cblocks, nr_oblocks,
+				      &seq, entries, &why), -1);
+	CHECK(why != NULL);
+	if (why) {
+		CHECK(why[0] != '\0');
+		if (resigned)
+			CHECK(strstr(why, "checksum") == NULL);
+	}
+}
+
+static bool page_accepted(const u8 *block, u32 index, u32 nr_cblocks,
+			  u64 nr_oblocks, u64 *seq, u64 *entries)
+{
+	const char *why = NULL;
+	int r = stash_md_page_decode(block, index, nr_cblocks, nr_oblocks,
+				     seq, entries, &why);
+
+	if (r)
+		printf("    refused: %s\n", why ? why : "(no reason)");
+	return r == 0;
+}
+
+TEST(format_page_layout_and_round_trip)
+{
+	static const struct { u32 index, nr_cblocks; u64 nr_oblocks, seq; } cases[] = {
+		{ 0, EPP, 1, 1 },
+		{ 0, EPP, 1000, 2 },
+		{ 1, 3 * EPP, 1ull << 20, 0x123456789abcull },
+		{ 7, 8 * EPP, 1ull << 48, ~0ull },
+		{ 8421504, STASH_MAX_CBLOCKS, 1ull << 48, 0 },
+	};
+	uint64_t rng = 11;
+
+	for (unsigned int k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		for (int rep = 0; rep < 20; rep++) {
+			u64 in[EPP], out[EPP], seq = 0;
+			u32 index = cases[k].index;
+			u32 nr = cases[k].nr_cblocks;
+			u8 block[4096];
+
+			test_context("case %u rep %d", k, rep);
+			random_entries(in, cases[k].nr_oblocks, &rng);
+			/* The last page of a full-size cache is partial. */
+			for (u32 i = 0; i < EPP; i++)
+				if ((u64)index * EPP + i >= nr)
+					in[i] = 0;
+			memset(block, 0xee, sizeof(block));
+			stash_md_page_encode(block, index, cases[k].seq, in);
+
+			CHECK_EQ(get_le32(block, 0), ref_crc32c(block + 4, 4092));
+			CHECK_EQ(get_le32(block, 4), index);
+			CHECK_EQ(get_le64(block, 8), cases[k].seq);
+			for (u32 i = 0; i < EPP; i++)
+				if (get_le64(block, 16 + 8 * i) != in[i])
+					CHECK_EQ(get_le64(block, 16 + 8 * i), in[i]);
+
+			memset(out, 0xee, sizeof(out));
+			REQUIRE(page_accepted(block, index, nr, cases[k].nr_oblocks,
+					      &seq, out));
+			CHECK_EQ(seq, cases[k].seq);
+			for (u32 i = 0; i < EPP; i++)
+				if (out[i] != in[i])
+					CHECK_EQ(out[i], in[i]);
+		}
+	}
+}
+
+TEST(format_page_entry_encoding)
+{
+	CHECK_EQ(stash_md_entry(false, true, 5), 0);
+	CHECK_EQ(stash_md_entry(true, false, 0), 1ull << 63);
+	CHECK_EQ(stash_md_entry(true, true, 0), 3ull << 62);
+	CHECK_EQ(stash_md_entry(true, false, (1ull << 48) - 1),
+		 (1ull << 63) | ((1ull << 48) - 1));
+	CHECK_EQ(STASH_MD_RESERVED_MASK, ((1ull << 62) - 1) & ~((1ull << 48) - 1));
+}
+
+TEST(format_page_wrong_index)
+{
+	u64 entries[EPP];
+	uint64_t rng = 12;
+	u8 block[4096];
+	u64 seq;
+
+	random_entries(entries, 1000, &rng);
+	stash_md_page_encode(block, 3, 10, entries);
+	CHECK(page_accepted(block, 3, 10 * EPP, 1000, &seq, entries));
+	for (u32 other = 0; other < 10; other++) {
+		if (other == 3)
+			continue;
+		test_context("found page 3 where page %u belongs", other);
+		check_page_rejected(block, other, 10 * EPP, 1000, true);
+	}
+	test_context("page 3 + 2^16");
+	check_page_rejected(block, 3 + (1u << 16), STASH_MAX_CBLOCKS, 1000, true);
+	test_context("stored index 2^32 - 1");
+	put_le32(block, 4, ~0u);
+	resign(block);
+	check_page_rejected(block, 3, 10 * EPP, 1000, true);
+}
+
+TEST(format_page_single_bit_flips)
+{
+	u64 entries[EPP], seq;
+	uint64_t rng = 13;
+	u8 block[4096];
+
+	random_entries(entries, 1ull << 48, &rng);
+	stash_md_page_encode(block, 2, 99, entries);
+	REQUIRE(page_accepted(block, 2, 3 * EPP, 1ull << 48, &seq, entries));
+
+	for (u32 bit = 0; bit < 128 * 8; bit++) {
+		test_context("bit %u (byte %u)", bit, bit / 8);
+		flip_bit(block, bit);
+		check_page_rejected(block, 2, 3 * EPP, 1ull << 48, false);
+		flip_bit(block, bit);
+		if (test_failed())
+			return;
+	}
+	for (int k = 0; k < 4000; k++) {
+		u32 bit = 128 * 8 + (u32)unit_rand_below(&rng, (4096 - 128) * 8);
+
+		test_context("bit %u (byte %u)", bit, bit / 8);
+		flip_bit(block, bit);
+		check_page_rejected(block, 2, 3 * EPP, 1ull << 48, false);
+		flip_bit(block, bit);
+		if (test_failed())
+			return;
+	}
+	test_context("all zero");
+	memset(block, 0, sizeof(block));
+	check_page_rejected(block, 0, 3 * EPP, 1ull << 48, false);
+}
+
+/*
+ * One bad entry @e at slot @i of an otherwise good page @index (signed by
+ * the encoder, which does not validate) is refused.
+ */
+static void check_bad_entry(u32 index, u32 i, u64 e, u32 nr_cblocks,
+			    u64 nr_oblocks)
+{
+	u64 entries[EPP];
+	u8 block[4096];
+
+	for (u32 k = 0; k < EPP; k++)
+		entries[k] = (u64)index * EPP + k < nr_cblocks && nr_oblocks ?
+			     stash_md_entry(true, k & 1, k % nr_oblocks) : 0;
+	entries[i] = e;
+	stash_md_page_encode(block, index, 7, entries);
+	check_page_rejected(block, index, nr_cblocks, nr_oblocks, true);
+}
+
+static const u32 entry_positions[] = { 0, 1, 2, 63, 64, 255, 508, 509 };
+#define NR_POSITIONS (sizeof(entry_positions) / sizeof(entry_positions[0]))
+
+TEST(format_page_entry_reserved_bits)
+{
+	for (unsigned int p = 0; p < NR_POSITIONS; p++) {
+		for (u32 bit = 48; bit < 62; bit++) {
+			u32 i = entry_positions[p];
+
+			test_context("slot %u, bit %u", i, bit);
+			check_bad_entry(1, i, STASH_MD_VALID | BIT_ULL(bit) | 5,
+					4 * EPP, 100);
+			check_bad_entry(1, i, STASH_MD_VALID | STASH_MD_DIRTY |
+					BIT_ULL(bit), 4 * EPP, 100);
+			check_bad_entry(1, i, BIT_ULL(bit), 4 * EPP, 100);
+		}
+	}
+}
+
+TEST(format_page_entry_without_valid_bit)
+{
+	static const u64 words[] = {
+		STASH_MD_DIRTY, 1, 5, (1ull << 48) - 1, STASH_MD_DIRTY | 5,
+		STASH_MD_DIRTY | ((1ull << 48) - 1), ~STASH_MD_VALID,
+	};
+
+	for (unsigned int p = 0; p < NR_POSITIONS; p++) {
+		for (unsigned int w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+			test_context("slot %u, word 0x%llx", entry_positions[p],
+				     words[w]);
+			check_bad_entry(0, entry_positions[p], words[w], EPP,
+					1ull << 48);
+		}
+	}
+}
+
+/* Slots past nr_cblocks exist only on the last page: they must be empty. */
+TEST(format_page_slot_beyond_nr_cblocks)
+{
+	const u32 nr = 3 * EPP + 100;	/* page 3 holds slots 1530..1629 */
+	u64 entries[EPP], out[EPP], seq;
+	u8 block[4096];
+
+	/* Full up to the last slot: accepted. */
+	for (u32 k = 0; k < EPP; k++)
+		entries[k] = k < 100 ? stash_md_entry(true, false, k) : 0;
+	stash_md_page_encode(block, 3, 1, entries);
+	CHECK(page_accepted(block, 3, nr, 1000, &seq, out));
+
+	for (u32 i = 100; i < EPP; i++) {
+		test_context("slot %u of page 3, nr_cblocks %u", i, nr);
+		check_bad_entry(3, i, stash_md_entry(true, false, 1), nr, 1000);
+		check_bad_entry(3, i, stash_md_entry(true, true, 0), nr, 1000);
+	}
+	/* A page wholly past the end: empty is harmless, anything else not. */
+	test_context("page 4 of 4");
+	memset(entries, 0, sizeof(entries));
+	stash_md_page_encode(block, 4, 1, entries);
+	CHECK(page_accepted(block, 4, nr, 1000, &seq, out));
+	check_bad_entry(4, 0, stash_md_entry(true, false, 1), nr, 1000);
+	/* The smallest cache: one slot. */
+	test_context("one slot");
+	check_bad_entry(0, 1, stash_md_entry(true, false, 0), 1, 1000);
+	entries[0] = stash_md_entry(true, true, 999);
+	stash_md_page_encode(block, 0, 1, entries);
+	CHECK(page_accepted(block, 0, 1, 1000, &seq, out));
+	CHECK_EQ(out[0], entries[0]);
+	/* A whole last page. */
+	test_context("nr_cblocks a multiple of the page");
+	for (u32 k = 0; k < EPP; k++)
+		entries[k] = stash_md_entry(true, false, k);
+	stash_md_page_encode(block, 2, 1, entries);
+	CHECK(page_accepted(block, 2, 3 * EPP, 1000, &seq, out));
+	CHECK_EQ(stash_md_page_decode(block, 2, 3 * EPP - 1, 1000, &seq, out,
+				      &(const char *){ NULL }), -1);
+}
+
+TEST(format_page_oblock_beyond_origin)
+{
+	static const u64 origins[] = { 1, 2, 1000, 1ull << 32, (1ull << 48) - 1 };
+	u64 entries[EPP], out[EPP], seq;
+	u8 block[4096];
+
+	for (unsigned int o = 0; o < sizeof(origins) / sizeof(origins[0]); o++) {
+		const u64 nob = origins[o];
+
+		for (unsigned int p = 0; p < NR_POSITIONS; p++) {
+			u32 i = entry_positions[p];
+
+			test_context("%llu oblocks, slot %u", nob, i);
+			check_bad_entry(0, i, stash_md_entry(true, false, nob), EPP, nob);
+			check_bad_entry(0, i, stash_md_entry(true, true, nob), EPP, nob);
+			check_bad_entry(0, i, stash_md_entry(true, false,
+							     (1ull << 48) - 1),
+					EPP, nob);
+			/* The last oblock is fine. */
+			memset(entries, 0, sizeof(entries));
+			entries[i] = stash_md_entry(true, true, nob - 1);
+			stash_md_page_encode(block, 0, 1, entries);
+			CHECK(page_accepted(block, 0, EPP, nob, &seq, out));
+			CHECK_EQ(out[i], entries[i]);
+		}
+	}
+	/* An origin smaller than one block holds no oblock at all. */
+	test_context("0 oblocks");
+	check_bad_entry(0, 0, stash_md_entry(true, false, 0), EPP, 0);
+	/* The full 48 bits. */
+	test_context("2^48 oblocks");
+	memset(entries, 0, sizeof(entries));
+	entries[509] = stash_md_entry(true, true, (1ull << 48) - 1);
+	stash_md_page_encode(block, 0, 1, entries);
+	CHECK(page_accepted(block, 0, EPP, 1ull << 48, &seq, out));
+	CHECK_EQ(out[509], entries[509]);
 }
