@@ -223,6 +223,8 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 	u32 v;
 	int r;
 
+	if (!as->argc)
+		return 0;	/* no optional arguments at all */
 	r = dm_read_arg_group(&nr_opts, as, &argc, error);
 	if (r)
 		return r;
