@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Compare two benchmark runs: do their ratios agree?
+
+usage: bench/compare.py A/results.json B/results.json [--tolerance 0.15]
+                        [--markdown]
+
+For every system and workload in both runs it compares the IOPS ratio
+against dm-linear-fast and against raw-slow, and the p99 latency ratio
+against dm-linear-fast; the difference is |a - b| / mean(a, b).  It prints
+the pairs sorted by difference, the share that agree within the tolerance,
+and the same per workload (which workloads are the noisy ones).  Exit
+status 0 when every ratio agrees within the tolerance, else 1.
+"""
+import argparse
+import json
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def val(res, s, wl, key="iops"):
+    r = res["systems"].get(s)
+    if not r or r["status"] != "ok" or wl not in r["workloads"]:
+        return None
+    return r["workloads"][wl]["summary"].get(key)
+
+
+def ratios(res):
+    out = {}
+    wls = [w["name"] for w in res["workloads"]]
+    for s in res["systems"]:
+        for wl in wls:
+            v = val(res, s, wl)
+            lin, slow = val(res, "linear-fast", wl), val(res, "raw-slow", wl)
+            p, plin = val(res, s, wl, "p99_us"), val(res, "linear-fast", wl, "p99_us")
+            if v and lin and s != "linear-fast":
+                out[(s, wl, "IOPS/linear-fast")] = v / lin
+            if v and slow and s != "raw-slow":
+                out[(s, wl, "IOPS/raw-slow")] = v / slow
+            if p and plin and s != "linear-fast":
+                out[(s, wl, "p99/linear-fast")] = p / plin
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--tolerance", type=float, default=0.15)
+    a = ap.parse_args()
+    ra, rb = ratios(load(a.a)), ratios(load(a.b))
+    keys = sorted(set(ra) & set(rb))
+    if not keys:
+        print("compare: no ratio in common")
+        return 1
+    rows = []
+    for k in keys:
+        x, y = ra[k], rb[k]
+        d = abs(x - y) / ((x + y) / 2) if x + y else 0
+        rows.append((d, k, x, y))
+    rows.sort(reverse=True)
+    tol = a.tolerance
+    print("| system | workload | ratio | run A | run B | difference |")
+    print("|---|---|---|---:|---:|---:|")
+    for d, (s, wl, what), x, y in rows:
+        print("| %s | %s | %s | %.3f | %.3f | %s%.1f%% |" % (
+            s, wl, what, x, y, "**" if d > tol else "", 100 * d))
+    by_kind = {}
+    for d, (s, wl, what), x, y in rows:
+        by_kind.setdefault((what, wl), []).append(d)
+    print("\nPer workload (share within %.0f%%, worst difference):\n" % (100 * tol))
+    print("| ratio | workload | within | worst |")
+    print("|---|---|---:|---:|")
+    for (what, wl), ds in sorted(by_kind.items()):
+        print("| %s | %s | %d/%d | %.1f%% |" % (
+            what, wl, sum(d <= tol for d in ds), len(ds), 100 * max(ds)))
+    ok = sum(d <= tol for d, *_ in rows)
+    print("\n%d of %d ratios agree within %.0f%%" % (ok, len(rows), 100 * tol))
+    return 0 if ok == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

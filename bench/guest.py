@@ -1,0 +1,1084 @@
+#!/usr/bin/python3
+"""Guest side of the dm-stash benchmark (run by bench/guest.sh in the VM).
+
+For every system under test it builds the same fresh devices, sets the
+system up, warms it, checks that it really caches, runs the fio workloads
+and records everything in $STASH_OUT/bench/results.json.  The host
+(bench/report.py) turns that into ratios, tables and charts.
+
+Devices (identical for every system, recreated between systems):
+  fast    /dev/ram0, brd, CACHE_MB
+  slow    dm-delay (bench-slow) over a memory-backed null_blk device of
+          4 x CACHE_MB that has a volatile write cache, so PREFLUSH/FUA are
+          real down to it (brd cannot have one on this kernel: its
+          queue/write_cache refuses "write back").  Reads, writes and
+          flushes are delayed DELAY_MS by dm-delay (jiffy based: the
+          effective latency is measured and reported).
+  meta    /dev/ram1, brd, CACHE_MB (dm-cache metadata)
+
+Settings (environment, normally set by bench/run.sh):
+  STASH_BENCH_MODE       quick | long
+  STASH_BENCH_SYSTEMS    space-separated subset of SYSTEMS (default: all)
+  STASH_BENCH_WORKLOADS  space-separated subset of workload names
+  STASH_BENCH_RUNTIME, STASH_BENCH_REPS, STASH_BENCH_RAMP,
+  STASH_BENCH_CACHE_MB, STASH_BENCH_DELAY_MS, STASH_BENCH_HOT_MB
+                         override the mode's value
+  STASH_BENCH_STASH_OPTS extra dm-stash table options (default none)
+  STASH_BENCH_MEMORY     1 (default) / 0: measure kernel RAM per cache block
+  STASH_BENCH_COMMAND    the command line that started the run (recorded)
+"""
+import glob
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+OUT = os.path.join(os.environ["STASH_OUT"], "bench")
+RAW = os.path.join(OUT, "raw")
+REPO = os.getcwd()
+
+MODES = {
+    # runtime/ramp in seconds per measured fio run; reps per workload;
+    # zipf_warm: unmeasured zipf run before the measured one.
+    "quick": dict(runtime=3, ramp=1, reps=1, cache_mb=256, delay_ms=1,
+                  hot_mb=64, zipf_warm=6, fs_files=4, fs_file_mb=8,
+                  max_warm_passes=6, mem_cache_gb=64),
+    "long": dict(runtime=20, ramp=3, reps=3, cache_mb=256, delay_ms=1,
+                 hot_mb=64, zipf_warm=40, fs_files=8, fs_file_mb=16,
+                 max_warm_passes=10, mem_cache_gb=64),
+}
+
+SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
+           "stash-wa", "stash-wt", "stash-wb",
+           "dmcache-wt", "dmcache-wb", "writecache",
+           "bcache-wa", "bcache-wt", "bcache-wb"]
+
+# name, fio rw, block size, queue depth, region (hot set | whole device),
+# direction whose latency is the headline, extra fio options.
+WORKLOADS = [
+    dict(name="randread-4k-qd1", rw="randread", bs="4k", qd=1, region="hot",
+         lat="read", desc="4 KiB random read hits, qd 1 (hot set, warmed)"),
+    dict(name="randread-4k-qd16", rw="randread", bs="4k", qd=16, region="hot",
+         lat="read", desc="4 KiB random read hits, qd 16 (hot set, warmed)"),
+    dict(name="randwrite-4k-qd16", rw="randwrite", bs="4k", qd=16,
+         region="hot", lat="write",
+         desc="4 KiB random writes that fit the cache, qd 16"),
+    dict(name="randwrite-4k-fdatasync-qd1", rw="randwrite", bs="4k", qd=1,
+         region="hot", lat="sync", extra=["--fdatasync=1"],
+         desc="4 KiB random writes, fdatasync after each, qd 1"),
+    dict(name="zipf1.2-90r10w-qd16", rw="randrw", bs="4k", qd=16,
+         region="all", lat="read", warm="zipf",
+         extra=["--rwmixread=90", "--random_distribution=zipf:1.2"],
+         desc="4 KiB zipf 1.2 mix, 90% reads, qd 16, whole origin (4x cache)"),
+    dict(name="seqread-1m-qd4", rw="read", bs="1m", qd=4, region="all",
+         lat="read", desc="1 MiB sequential reads, qd 4, whole origin"),
+    dict(name="seqwrite-1m-qd4", rw="write", bs="1m", qd=4, region="all",
+         lat="write", desc="1 MiB sequential writes, qd 4, whole origin"),
+    dict(name="ext4-randwrite-fsync", kind="fs", lat="sync",
+         desc="ext4 (fresh mkfs): buffered 4 KiB random writes to a few "
+              "files, fsync every 16 writes"),
+]
+
+FAST = "/dev/ram0"
+META = "/dev/ram1"
+SLOW_NAME = "bench-slow"
+SLOW = "/dev/mapper/" + SLOW_NAME
+NULLB_NAME = "nullb-slow"
+NULLB_CFG = "/sys/kernel/config/nullb/" + NULLB_NAME
+FS_MNT = "/mnt/bench-fs"
+
+
+class NotAvailable(Exception):
+    """The system cannot be built on this kernel/module (not a failure)."""
+
+
+class CheckFailed(Exception):
+    """The system does not really cache: its numbers must not be used."""
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+T0 = time.time()
+
+
+def log(msg):
+    print("bench[%6.1fs] %s" % (time.time() - T0, msg), flush=True)
+
+
+def sh(cmd, check=True, timeout=600, input=None):
+    """Run a shell command; return stdout (stripped)."""
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                       timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n%s%s" % (
+            p.returncode, cmd, p.stdout[-2000:], p.stderr[-2000:]))
+    return p.stdout.strip()
+
+
+def try_sh(cmd, timeout=600):
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def write(path, value):
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def dev_bytes(dev):
+    return int(sh("blockdev --getsize64 %s" % dev))
+
+
+def sysfs_of(dev):
+    """/sys/dev/block/MAJ:MIN of a block device node."""
+    st = os.stat(dev)
+    return "/sys/dev/block/%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+
+
+def disk_stat(dev):
+    """(read ios, read sectors, write ios, write sectors, flushes)."""
+    f = read(sysfs_of(dev) + "/stat").split()
+    flushes = int(f[15]) if len(f) > 15 else 0
+    return dict(read_ios=int(f[0]), read_sectors=int(f[2]),
+                write_ios=int(f[4]), write_sectors=int(f[6]),
+                flush_ios=flushes)
+
+
+# Counters that are levels, not events: reported as their value at the end.
+GAUGES = ("cache_blocks_used", "cache_blocks_total", "ram_per_block", "dirty",
+          "dirty_blocks", "blocks", "free_blocks", "under_writeback", "error")
+
+
+def delta(after, before):
+    if after is None or before is None:
+        return None
+    return {k: after[k] if k in GAUGES else after[k] - before.get(k, 0)
+            for k in after if isinstance(after[k], (int, float))}
+
+
+def dm_create(name, table):
+    rc, out = try_sh("dmsetup create %s --table %s" % (name, shlex.quote(table)))
+    if rc != 0:
+        return out
+    return None
+
+
+def dm_status(name):
+    return sh("dmsetup status %s" % name)
+
+
+def kernel_log_tail(pattern, n=5):
+    rc, out = try_sh("dmesg")
+    lines = [l for l in out.splitlines() if re.search(pattern, l)]
+    return lines[-n:]
+
+
+def meminfo():
+    m = {}
+    for line in read("/proc/meminfo").splitlines():
+        k, v = line.split(":", 1)
+        m[k] = int(v.split()[0]) * 1024
+    return m
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+def config():
+    mode = os.environ.get("STASH_BENCH_MODE", "quick")
+    if mode not in MODES:
+        sys.exit("bench: unknown STASH_BENCH_MODE %r" % mode)
+    c = dict(MODES[mode], mode=mode)
+    for k in ("runtime", "reps", "ramp", "cache_mb", "delay_ms", "hot_mb",
+              "zipf_warm", "mem_cache_gb"):
+        v = os.environ.get("STASH_BENCH_" + k.upper())
+        if v:
+            c[k] = int(v)
+    c["origin_mb"] = 4 * c["cache_mb"]
+    sel = os.environ.get("STASH_BENCH_SYSTEMS", "").split()
+    bad = [s for s in sel if s not in SYSTEMS]
+    if bad:
+        sys.exit("bench: unknown system(s) %s; known: %s" % (bad, " ".join(SYSTEMS)))
+    c["systems"] = sel or SYSTEMS
+    names = [w["name"] for w in WORKLOADS]
+    wsel = os.environ.get("STASH_BENCH_WORKLOADS", "").split()
+    bad = [w for w in wsel if w not in names]
+    if bad:
+        sys.exit("bench: unknown workload(s) %s; known: %s" % (bad, " ".join(names)))
+    c["workloads"] = wsel or names
+    c["stash_opts"] = os.environ.get("STASH_BENCH_STASH_OPTS", "").split()
+    c["memory"] = os.environ.get("STASH_BENCH_MEMORY", "1") != "0"
+    return c
+
+
+# ---------------------------------------------------------------------------
+# Devices: torn down and rebuilt from zero for every system
+# ---------------------------------------------------------------------------
+class Devices:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.described = None
+
+    def teardown(self):
+        if os.path.ismount(FS_MNT):
+            try_sh("umount %s" % FS_MNT)
+        bcache_stop_all()
+        # Every bench-* dm device, the slow device and its base last.
+        for _ in range(10):
+            names = [l.split()[0] for l in
+                     sh("dmsetup ls", check=False).splitlines()
+                     if l.startswith("bench-")]
+            if not names:
+                break
+            names.sort(key=lambda n: (n.startswith("bench-slow"), n))
+            for n in names:
+                try_sh("dmsetup remove --retry %s" % n)
+        else:
+            raise RuntimeError("cannot remove dm devices: %s" % sh("dmsetup ls"))
+        for _ in range(20):
+            if not os.path.isdir("/sys/module/brd"):
+                break
+            rc, _out = try_sh("rmmod brd")
+            if rc == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("brd is busy, cannot wipe the devices")
+        if os.path.isdir(NULLB_CFG):
+            try:
+                write(NULLB_CFG + "/power", 0)
+            except OSError:
+                pass
+            os.rmdir(NULLB_CFG)
+        if os.path.isdir("/sys/module/null_blk"):
+            try_sh("rmmod null_blk")
+        sh("sync; echo 3 >/proc/sys/vm/drop_caches")
+
+    def create(self, prefill_fast=False):
+        """Fresh, zeroed devices.  The fast device is filled with data only
+        when it is itself the device under test (raw-fast, linear-fast), so
+        that its reads copy data as a cache's hits do; a cache gets it
+        blank.  The origin is left unwritten (it reads as zeroes): its cost
+        is the delay, not the copy."""
+        c = self.cfg
+        self.teardown()
+        sh("modprobe brd rd_nr=2 rd_size=%d" % (c["cache_mb"] * 1024))
+        # null_blk, memory backed, with a volatile write cache (so it takes
+        # PREFLUSH/FUA), no delay of its own.
+        sh("modprobe null_blk nr_devices=0")
+        if not os.path.isdir(os.path.dirname(NULLB_CFG)):
+            # configfs is a module here: guest-init could not mount it.
+            sh("modprobe configfs; mountpoint -q /sys/kernel/config || "
+               "mount -t configfs configfs /sys/kernel/config")
+        os.mkdir(NULLB_CFG)
+        for k, v in (("size", c["origin_mb"]), ("memory_backed", 1),
+                     ("cache_size", 64), ("blocksize", 512),
+                     ("discard", 1), ("max_sectors", 2048),
+                     ("irqmode", 0), ("hw_queue_depth", 256)):
+            write(NULLB_CFG + "/" + k, v)
+        write(NULLB_CFG + "/power", 1)
+        # null_blk names a configfs-made disk after its directory.
+        self.nullb = "/dev/" + NULLB_NAME
+        for _ in range(50):
+            if os.path.exists(self.nullb):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("%s did not appear" % self.nullb)
+        if prefill_fast:
+            sh("fio --name=fill --filename=%s --rw=write --bs=1m --direct=1 "
+               "--ioengine=libaio --iodepth=8 --output=/dev/null" % FAST)
+        d = c["delay_ms"]
+        sectors = dev_bytes(self.nullb) // 512
+        err = dm_create(SLOW_NAME, "0 %d delay %s 0 %d %s 0 %d %s 0 %d" % (
+            sectors, self.nullb, d, self.nullb, d, self.nullb, d))
+        if err:
+            raise RuntimeError("cannot create dm-delay: " + err)
+        if not self.described:
+            self.described = self.describe()
+
+    def describe(self):
+        c = self.cfg
+        return dict(
+            fast=dict(dev=FAST, kind="brd", mib=c["cache_mb"],
+                      write_cache=read("/sys/block/ram0/queue/write_cache")),
+            slow=dict(dev=SLOW, kind="dm-delay over memory-backed null_blk",
+                      mib=c["origin_mb"], delay_ms_configured=c["delay_ms"],
+                      delay_applies_to="reads, writes and flushes",
+                      table=sh("dmsetup table %s" % SLOW_NAME),
+                      backing_write_cache=read(sysfs_of(self.nullb) +
+                                               "/queue/write_cache"),
+                      write_cache=read(sysfs_of(SLOW) + "/queue/write_cache")),
+            metadata=dict(dev=META, kind="brd", mib=c["cache_mb"],
+                          used_by="dm-cache"))
+
+
+# ---------------------------------------------------------------------------
+# bcache plumbing
+# ---------------------------------------------------------------------------
+def bcache_stop_all():
+    if not os.path.isdir("/sys/fs/bcache"):
+        return
+    for stop in glob.glob("/sys/block/bcache*/bcache/stop"):
+        try:
+            write(stop, 1)
+        except OSError:
+            pass
+    for cset in glob.glob("/sys/fs/bcache/*-*-*-*-*"):
+        try:
+            write(cset + "/stop", 1)
+        except OSError:
+            pass
+    for _ in range(100):
+        if not glob.glob("/sys/block/bcache*") and \
+           not glob.glob("/sys/fs/bcache/*-*-*-*-*"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("bcache devices do not go away")
+
+
+# ---------------------------------------------------------------------------
+# fio
+# ---------------------------------------------------------------------------
+def parse_fio(path):
+    txt = open(path).read()
+    j = json.loads(txt[txt.index("{"):])
+    job = j["jobs"][0]
+    res = {}
+    for d in ("read", "write"):
+        x = job[d]
+        if not x.get("total_ios"):
+            continue
+        pct = x["clat_ns"].get("percentile", {})
+        res[d] = dict(iops=x["iops"], mib_s=x["bw_bytes"] / 2**20,
+                      ios=x["total_ios"],
+                      mean_us=x["clat_ns"]["mean"] / 1000,
+                      p50_us=pct.get("50.000000", 0) / 1000,
+                      p99_us=pct.get("99.000000", 0) / 1000)
+    # fsync/fdatasync latencies (fio leaves sync.total_ios at 0; lat_ns.N
+    # counts them).
+    s = job.get("sync") or {}
+    lat = s.get("lat_ns") or {}
+    if lat.get("N"):
+        pct = lat.get("percentile", {})
+        res["sync"] = dict(ios=lat["N"], mean_us=lat.get("mean", 0) / 1000,
+                           p50_us=pct.get("50.000000", 0) / 1000,
+                           p99_us=pct.get("99.000000", 0) / 1000)
+    res["runtime_ms"] = max(job["read"].get("runtime", 0),
+                            job["write"].get("runtime", 0))
+    return res
+
+
+def fio(name, args, out_json, timeout):
+    cmd = ["fio", "--name=" + name, "--output-format=json",
+           "--output=" + out_json] + args
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("fio failed: %s\n%s%s" % (
+            " ".join(cmd), p.stdout[-2000:], p.stderr[-2000:]))
+    return parse_fio(out_json)
+
+
+def fio_dev_args(dev, rw, bs, qd, size, offset=0):
+    return ["--filename=" + dev, "--direct=1", "--ioengine=libaio",
+            "--rw=" + rw, "--bs=" + bs, "--iodepth=%d" % qd,
+            "--size=%d" % size, "--offset=%d" % offset]
+
+
+# ---------------------------------------------------------------------------
+# Systems
+# ---------------------------------------------------------------------------
+class System:
+    caching = True
+    # bcache's counters fold in late and wrap: its hit ratios are taken from
+    # the origin side instead (1 - origin reads per client read).
+    hit_ratio_from_origin = False
+    hit_counters = True       # counters() gives read/write hits and misses
+    delayed_counters = False  # counters only fold in every ~14 s (bcache)
+
+    def __init__(self, name, cfg, devs):
+        self.name, self.cfg, self.devs = name, cfg, devs
+        self.info = {}
+
+    def setup(self):
+        raise NotImplementedError
+
+    def counters(self):
+        return None
+
+    def status(self):
+        return None
+
+    def warm(self, hot):
+        """Default warm-up: random-read passes over the hot set at qd 32
+        until a pass hits >= 95% (by the system's own counters), at least
+        two passes and at most max_warm_passes."""
+        passes = []
+        for i in range(self.cfg["max_warm_passes"]):
+            before = self.counters()
+            r = fio("warm", fio_dev_args(self.dev, "randread", "4k", 32, hot) +
+                    ["--randseed=%d" % (1000 + i)],
+                    os.path.join(self.rawdir, "warm-%d.json" % i), 900)
+            d = delta(self.counters(), before)
+            ratio = hit_ratio(d, "read")
+            passes.append(dict(pass_=i + 1, read_iops=r["read"]["iops"],
+                               read_hit_ratio=ratio))
+            log("  warm pass %d: %.0f IOPS, read hit ratio %s" % (
+                i + 1, r["read"]["iops"], fmt_ratio(ratio)))
+            if i >= 1 and ratio is not None and ratio >= 0.95:
+                break
+        return dict(method="random-read passes over the hot set, qd 32",
+                    passes=passes)
+
+    def teardown(self):
+        pass
+
+
+def hit_ratio(d, direction):
+    if not d:
+        return None
+    h, m = d.get(direction + "_hits"), d.get(direction + "_misses")
+    if h is None or m is None or h + m == 0:
+        return None
+    return h / (h + m)
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else "%.3f" % r
+
+
+class RawFast(System):
+    caching = False
+    hit_counters = False
+
+    def setup(self):
+        self.dev = FAST
+        self.info["table"] = "raw brd device"
+        return True
+
+    def warm(self, hot):
+        return dict(method="none (no cache)")
+
+
+class RawSlow(RawFast):
+    def setup(self):
+        self.dev = SLOW
+        self.info["table"] = sh("dmsetup table %s" % SLOW_NAME)
+        return True
+
+
+class LinearFast(RawFast):
+    def setup(self):
+        table = "0 %d linear %s 0" % (dev_bytes(FAST) // 512, FAST)
+        err = dm_create("bench-linear", table)
+        if err:
+            raise RuntimeError(err)
+        self.dev = "/dev/mapper/bench-linear"
+        self.info["table"] = table
+        return True
+
+
+class Stash(System):
+    MODES = {"stash-wa": "writearound", "stash-wt": "writethrough",
+             "stash-wb": "writeback"}
+
+    def setup(self):
+        mode = self.MODES[self.name]
+        opts = ["sequential_cutoff", "0"] + self.cfg["stash_opts"]
+        table = "0 %d stash %s %s %s %d %s" % (
+            dev_bytes(SLOW) // 512, SLOW, FAST, mode, len(opts), " ".join(opts))
+        err = dm_create("bench-stash", table)
+        if err:
+            why = kernel_log_tail("stash")
+            if mode == "writeback":
+                raise NotAvailable("dmsetup create with mode writeback failed: "
+                                   "%s %s" % (err, " | ".join(why)))
+            raise RuntimeError("cannot create the stash device: %s %s" % (
+                err, " | ".join(why)))
+        self.dev = "/dev/mapper/bench-stash"
+        self.info["table"] = table
+        return True
+
+    def status(self):
+        return dm_status("bench-stash")
+
+    def counters(self):
+        kv = {}
+        for tok in self.status().split()[3:]:
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                kv[k] = v
+        c = {}
+        for k in ("read_hits", "read_misses", "write_hits", "write_misses",
+                  "promotions", "evictions", "invalidations", "bypassed",
+                  "cache_errors", "origin_errors", "dirty", "dirty_blocks",
+                  "writebacks"):
+            if k in kv and kv[k].isdigit():
+                c[k] = int(kv[k])
+        if "cache_blocks" in kv:
+            used, total = kv["cache_blocks"].split("/")
+            c["cache_blocks_used"], c["cache_blocks_total"] = int(used), int(total)
+        if "ram_per_block" in kv:
+            c["ram_per_block"] = int(kv["ram_per_block"])
+        return c
+
+
+class DmCache(System):
+    def setup(self):
+        mode = {"dmcache-wt": "writethrough", "dmcache-wb": "writeback"}[self.name]
+        sh("modprobe -a dm-cache dm-cache-smq")
+        table = "0 %d cache %s %s %s 64 1 %s smq 0" % (
+            dev_bytes(SLOW) // 512, META, FAST, SLOW, mode)
+        err = dm_create("bench-cache", table)
+        if err:
+            raise RuntimeError("cannot create dm-cache: %s %s" % (
+                err, " | ".join(kernel_log_tail("cache"))))
+        self.dev = "/dev/mapper/bench-cache"
+        self.info["table"] = table
+        self.info["note"] = ("block size 64 sectors (32 KiB, dm-cache's "
+                             "minimum); smq policy, default tunables")
+        return True
+
+    def status(self):
+        return dm_status("bench-cache")
+
+    def counters(self):
+        f = self.status().split()
+        # 0 len cache <md bs> <md used/total> <cbs> <used/total> rh rm wh wm
+        # demotions promotions dirty ...
+        used, total = f[6].split("/")
+        return dict(read_hits=int(f[7]), read_misses=int(f[8]),
+                    write_hits=int(f[9]), write_misses=int(f[10]),
+                    demotions=int(f[11]), promotions=int(f[12]),
+                    dirty=int(f[13]), cache_blocks_used=int(used),
+                    cache_blocks_total=int(total))
+
+
+class WriteCache(System):
+    def setup(self):
+        sh("modprobe dm-writecache")
+        table = "0 %d writecache s %s %s 4096 0" % (
+            dev_bytes(SLOW) // 512, SLOW, FAST)
+        err = dm_create("bench-writecache", table)
+        if err:
+            raise RuntimeError("cannot create dm-writecache: %s %s" % (
+                err, " | ".join(kernel_log_tail("writecache"))))
+        self.dev = "/dev/mapper/bench-writecache"
+        self.info["table"] = table
+        self.info["note"] = ("ssd mode, 4 KiB blocks, default watermarks; "
+                             "dm-writecache caches writes only, so the read-hit "
+                             "warm-up writes the hot set")
+        return True
+
+    def status(self):
+        return dm_status("bench-writecache")
+
+    def counters(self):
+        f = [int(x) for x in self.status().split()[3:17]]
+        (err, blocks, free, wb, reads, read_hits, writes, wh_unc, wh_com,
+         w_around, w_alloc, blocked, flushes, discards) = f
+        return dict(read_hits=read_hits, read_misses=reads - read_hits,
+                    write_hits=wh_unc + wh_com,
+                    write_misses=writes - wh_unc - wh_com,
+                    writes_around=w_around, error=err, blocks=blocks,
+                    free_blocks=free, under_writeback=wb, flushes=flushes)
+
+    def warm(self, hot):
+        fio("warm", fio_dev_args(self.dev, "write", "64k", 8, hot),
+            os.path.join(self.rawdir, "warm-write.json"), 900)
+        w = super().warm(hot)
+        w["method"] = ("sequential write of the hot set (64 KiB, qd 8), then "
+                       "random-read passes over it, qd 32")
+        return w
+
+
+class Bcache(System):
+    delayed_counters = True
+    hit_ratio_from_origin = True
+
+    def setup(self):
+        mode = {"bcache-wa": "writearound", "bcache-wt": "writethrough",
+                "bcache-wb": "writeback"}[self.name]
+        sh("modprobe bcache")
+        sh("make-bcache --block 4k --bucket 128k --wipe-bcache -C %s -B %s"
+           % (FAST, SLOW))
+        self.cset = re.search(r"cset\.uuid\s+(\S+)",
+                              sh("bcache-super-show %s" % FAST)).group(1)
+        for dev in (FAST, SLOW):
+            rc, out = try_sh("echo %s >/sys/fs/bcache/register" % dev)
+            if rc != 0 and "already registered" not in out:
+                raise RuntimeError("bcache register %s: %s" % (dev, out))
+        bdir = sysfs_of(SLOW) + "/bcache"
+        for _ in range(100):
+            if os.path.exists(bdir + "/dev"):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the bcache device did not appear")
+        name = os.path.basename(os.path.realpath(bdir + "/dev"))
+        self.dev = "/dev/" + name
+        self.sysdir = "/sys/block/%s/bcache" % name
+        if read(self.sysdir + "/state") == "no cache":
+            try:
+                write(self.sysdir + "/attach", self.cset)
+            except OSError as e:
+                raise RuntimeError("bcache attach failed: %s" % e)
+        write(self.sysdir + "/cache_mode", mode)
+        write(self.sysdir + "/sequential_cutoff", 0)
+        cs = "/sys/fs/bcache/" + self.cset
+        write(cs + "/congested_read_threshold_us", 0)
+        write(cs + "/congested_write_threshold_us", 0)
+        state = read(self.sysdir + "/state")
+        if state == "no cache":
+            raise CheckFailed("bcache state is 'no cache' after attach")
+        for _ in range(50):
+            if os.path.exists(self.dev):
+                break
+            time.sleep(0.1)
+        self.info["table"] = ("make-bcache --block 4k --bucket 128k -C %s -B %s;"
+                              " cache_mode=%s sequential_cutoff=0"
+                              " congested_read/write_threshold_us=0" %
+                              (FAST, SLOW, mode))
+        self.info["state"] = state
+        self.info["cache_mode"] = read(self.sysdir + "/cache_mode")
+        self.info["note"] = (
+            "bcache folds its hit counters into stats_total only every "
+            "300/22 s, shifted left 16 bits in a 32-bit value (so they wrap "
+            "past 65535 events per interval): they prove hits happen (the "
+            "check), but the hit ratios shown are 1 - origin reads per read")
+        return True
+
+    def status(self):
+        s = {}
+        for k in ("state", "dirty_data", "cache_mode"):
+            s[k] = read(self.sysdir + "/" + k)
+        for k in ("cache_hits", "cache_misses", "cache_bypass_hits",
+                  "cache_bypass_misses"):
+            s[k] = read(self.sysdir + "/stats_total/" + k)
+        return " ".join("%s=%s" % kv for kv in s.items())
+
+    def counters(self):
+        st = self.sysdir + "/stats_total/"
+        return dict(read_hits=int(read(st + "cache_hits")),
+                    read_misses=int(read(st + "cache_misses")),
+                    bypass_hits=int(read(st + "cache_bypass_hits")),
+                    bypass_misses=int(read(st + "cache_bypass_misses")))
+
+    def wait_fold(self, timeout=30):
+        """Wait until bcache folds its collected counters into stats_total
+        (its accounting timer fires every 300/22 s); return the counters."""
+        c0 = self.counters()
+        end = time.time() + timeout
+        while time.time() < end:
+            time.sleep(0.5)
+            c = self.counters()
+            if c != c0:
+                return c
+        return c0
+
+    def warm(self, hot):
+        passes = []
+        for i in range(2):
+            r = fio("warm", fio_dev_args(self.dev, "randread", "4k", 32, hot) +
+                    ["--randseed=%d" % (1000 + i)],
+                    os.path.join(self.rawdir, "warm-%d.json" % i), 900)
+            passes.append(dict(pass_=i + 1, read_iops=r["read"]["iops"]))
+            log("  warm pass %d: %.0f IOPS" % (i + 1, r["read"]["iops"]))
+        # Let the warm-up's hits fold in, so that the check below sees only
+        # the read-hit workloads' own.
+        self.wait_fold()
+        return dict(method="2 random-read passes over the hot set, qd 32 "
+                           "(bcache caches every read miss with "
+                           "sequential_cutoff 0)", passes=passes)
+
+    def teardown(self):
+        bcache_stop_all()
+
+
+CLASSES = {"raw-fast": RawFast, "raw-slow": RawSlow, "linear-fast": LinearFast,
+           "stash-wa": Stash, "stash-wt": Stash, "stash-wb": Stash,
+           "dmcache-wt": DmCache, "dmcache-wb": DmCache,
+           "writecache": WriteCache,
+           "bcache-wa": Bcache, "bcache-wt": Bcache, "bcache-wb": Bcache}
+
+
+# ---------------------------------------------------------------------------
+# One workload on one system
+# ---------------------------------------------------------------------------
+def run_fs_workload(sysm, wl, rep, cfg):
+    dev = sysm.dev
+    t = time.time()
+    sh("mkfs.ext4 -F -q -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 %s"
+       % dev, timeout=900)
+    mkfs_s = time.time() - t
+    os.makedirs(FS_MNT, exist_ok=True)
+    sh("mount -t ext4 -o noatime %s %s" % (dev, FS_MNT))
+    try:
+        files = ["--directory=" + FS_MNT, "--nrfiles=%d" % cfg["fs_files"],
+                 "--filesize=%dm" % cfg["fs_file_mb"],
+                 "--size=%dm" % (cfg["fs_files"] * cfg["fs_file_mb"]),
+                 "--ioengine=psync", "--direct=0"]
+        # Lay the files out first (not measured) and sync them.
+        fio(wl["name"], files + ["--rw=write", "--bs=1m", "--end_fsync=1"],
+            os.path.join(sysm.rawdir, "%s-layout.json" % wl["name"]), 900)
+        args = files + ["--rw=randwrite", "--bs=4k", "--fsync=16",
+                        "--file_service_type=random", "--time_based",
+                        "--runtime=%d" % cfg["runtime"],
+                        "--ramp_time=%d" % cfg["ramp"]]
+        before_c, before_o = sysm.counters(), disk_stat(SLOW)
+        r = fio(wl["name"], args,
+                os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
+                cfg["runtime"] + cfg["ramp"] + 600)
+        r["counters"] = delta(sysm.counters(), before_c)
+        r["origin_io"] = delta(disk_stat(SLOW), before_o)
+    finally:
+        sh("umount %s" % FS_MNT, check=False)
+    r["mkfs_s"] = mkfs_s
+    return r
+
+
+def run_workload(sysm, wl, rep, cfg):
+    if wl.get("kind") == "fs":
+        return run_fs_workload(sysm, wl, rep, cfg)
+    size = cfg["hot_mb"] << 20 if wl["region"] == "hot" else \
+        (dev_bytes(sysm.dev) >> 20) << 20
+    args = fio_dev_args(sysm.dev, wl["rw"], wl["bs"], wl["qd"], size) + \
+        wl.get("extra", [])
+    res = {}
+    if wl.get("warm") == "zipf" and rep == 0 and cfg["zipf_warm"] > 0 and \
+            sysm.caching:
+        # Unmeasured run of the same mix, another seed, to let the cache
+        # settle on the hot blocks.
+        before = sysm.counters()
+        w = fio(wl["name"] + "-warm", args + [
+            "--time_based", "--runtime=%d" % cfg["zipf_warm"],
+            "--randseed=4242"],
+            os.path.join(sysm.rawdir, "%s-warm.json" % wl["name"]),
+            cfg["zipf_warm"] + 600)
+        res["warmup"] = dict(seconds=cfg["zipf_warm"],
+                             read_iops=w.get("read", {}).get("iops"),
+                             read_hit_ratio=hit_ratio(
+                                 delta(sysm.counters(), before), "read"))
+    before_c, before_o = sysm.counters(), disk_stat(SLOW)
+    r = fio(wl["name"], args + ["--time_based", "--runtime=%d" % cfg["runtime"],
+                                "--ramp_time=%d" % cfg["ramp"]],
+            os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
+            cfg["runtime"] + cfg["ramp"] + 600)
+    r.update(res)
+    r["counters"] = delta(sysm.counters(), before_c)
+    r["origin_io"] = delta(disk_stat(SLOW), before_o)
+    return r
+
+
+def summarize(wl, r, sysm=None):
+    """Headline numbers of one fio result."""
+    iops = sum(r.get(d, {}).get("iops", 0) for d in ("read", "write"))
+    mib = sum(r.get(d, {}).get("mib_s", 0) for d in ("read", "write"))
+    lat = r.get(wl["lat"]) or r.get("write") or r.get("read") or {}
+    s = dict(iops=iops, mib_s=mib, p50_us=lat.get("p50_us"),
+             p99_us=lat.get("p99_us"), lat_of=wl["lat"],
+             read_iops=r.get("read", {}).get("iops", 0),
+             write_iops=r.get("write", {}).get("iops", 0))
+    d = r.get("counters")
+    s["read_hit_ratio"] = hit_ratio(d, "read")
+    s["write_hit_ratio"] = hit_ratio(d, "write")
+    o = r.get("origin_io")
+    rios = r.get("read", {}).get("ios", 0)
+    if o is not None and rios:
+        s["origin_reads_per_read"] = o["read_ios"] / rios
+    if sysm is not None and sysm.hit_ratio_from_origin:
+        s["write_hit_ratio"] = None
+        s["read_hit_ratio"] = None
+        if "origin_reads_per_read" in s:
+            s["read_hit_ratio"] = max(0.0, 1 - s["origin_reads_per_read"])
+        s["hit_ratio_source"] = "origin reads"
+    return s
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+# ---------------------------------------------------------------------------
+# One system
+# ---------------------------------------------------------------------------
+def run_system(name, cfg, devs):
+    rec = dict(name=name, status="ok", workloads={})
+    t0 = time.time()
+    cls = CLASSES[name]
+    sysm = cls(name, cfg, devs)
+    sysm.rawdir = os.path.join(RAW, name)
+    os.makedirs(sysm.rawdir, exist_ok=True)
+    log("=== %s" % name)
+    try:
+        devs.create(prefill_fast=name in ("raw-fast", "linear-fast"))
+        sysm.setup()
+        rec.update(sysm.info)
+        rec["device"] = sysm.dev
+        rec["size_bytes"] = dev_bytes(sysm.dev)
+        rec["caching"] = sysm.caching
+        rec["status_after_setup"] = sysm.status()
+        log("  device %s: %s" % (sysm.dev, rec.get("table")))
+        rec["warmup"] = sysm.warm(cfg["hot_mb"] << 20)
+        read_hit_window = None
+        for wl in WORKLOADS:
+            if wl["name"] not in cfg["workloads"]:
+                continue
+            reps = []
+            for rep in range(cfg["reps"]):
+                if wl["name"].startswith("randread-4k-qd") and \
+                        read_hit_window is None:
+                    read_hit_window = sysm.counters()
+                r = run_workload(sysm, wl, rep, cfg)
+                s = summarize(wl, r, sysm)
+                reps.append(dict(summary=s, detail=r))
+                log("  %-28s %10.0f IOPS %8.1f MiB/s p99 %9.0f us  "
+                    "hits r=%s w=%s" % (
+                        wl["name"], s["iops"], s["mib_s"], s["p99_us"] or 0,
+                        fmt_ratio(s["read_hit_ratio"]),
+                        fmt_ratio(s["write_hit_ratio"])))
+            rec["workloads"][wl["name"]] = dict(
+                reps=reps, summary={
+                    k: median([x["summary"].get(k) for x in reps])
+                    for k in ("iops", "mib_s", "p50_us", "p99_us",
+                              "read_iops", "write_iops", "read_hit_ratio",
+                              "write_hit_ratio", "origin_reads_per_read")})
+            rec["workloads"][wl["name"]]["summary"]["lat_of"] = wl["lat"]
+            if wl["name"] == "randread-4k-qd16" and sysm.caching:
+                check_caches(sysm, rec, read_hit_window)
+        rec["status_final"] = sysm.status()
+    except NotAvailable as e:
+        rec["status"] = "not_available"
+        rec["reason"] = str(e)
+        log("  not available: %s" % e)
+    except CheckFailed as e:
+        rec["status"] = "failed"
+        rec["reason"] = str(e)
+        log("  FAILED: %s" % e)
+    except Exception as e:  # keep going with the other systems
+        rec["status"] = "error"
+        rec["reason"] = "%s: %s" % (type(e).__name__, e)
+        rec["kernel_log"] = kernel_log_tail(".", 20)
+        log("  ERROR: %s" % rec["reason"])
+    finally:
+        try:
+            sysm.teardown()
+            devs.teardown()
+        except Exception as e:
+            rec.setdefault("teardown_error", str(e))
+            log("  teardown error: %s" % e)
+    rec["wall_s"] = time.time() - t0
+    return rec
+
+
+def check_caches(sysm, rec, before):
+    """The read-hit workloads must move the system's own hit counters."""
+    if sysm.delayed_counters:
+        after = sysm.wait_fold()
+    else:
+        after = sysm.counters()
+    d = delta(after, before)
+    ratio = hit_ratio(d, "read")
+    chk = dict(read_hits=d.get("read_hits") if d else None,
+               read_misses=d.get("read_misses") if d else None,
+               read_hit_ratio=ratio,
+               over="randread-4k-qd1 + randread-4k-qd16")
+    rec["cache_check"] = chk
+    if sysm.hit_ratio_from_origin:
+        chk["counter_hit_ratio_unreliable"] = ratio
+        rs = [rec["workloads"][w]["summary"]["read_hit_ratio"]
+              for w in ("randread-4k-qd1", "randread-4k-qd16")
+              if w in rec["workloads"]]
+        rs = [x for x in rs if x is not None]
+        ratio = chk["read_hit_ratio"] = min(rs) if rs else None
+        chk["read_hit_ratio_source"] = "origin reads"
+    if not d or not d.get("read_hits"):
+        chk["result"] = "FAIL"
+        raise CheckFailed("its own read-hit counter did not move during the "
+                          "read-hit workloads (%s)" % chk)
+    chk["result"] = "ok" if ratio is None or ratio >= 0.9 else \
+        "low hit ratio (< 0.9)"
+    log("  cache check: %d read hits, hit ratio %s: %s" % (
+        chk["read_hits"], fmt_ratio(ratio), chk["result"]))
+
+
+# ---------------------------------------------------------------------------
+# Kernel memory per cache block
+# ---------------------------------------------------------------------------
+def memory_phase(cfg, devs):
+    """Create caches over a large cache device that is never written
+    (dm-zero) and measure what the kernel allocates: Slab + VmallocUsed
+    deltas across creation, divided by the number of cache blocks."""
+    res = dict(method=(
+        "cache device: dm-zero of CACHE_GB GiB (never written; nothing is "
+        "stored), origin: dm-zero of 4x that, dm-cache metadata on brd; "
+        "delta of /proc/meminfo Slab + VmallocUsed (after sync and "
+        "drop_caches) across the dmsetup create, divided by the cache "
+        "blocks.  dm-bufio buffers of the metadata device come from the page "
+        "allocator and are not counted (they are a bounded, shrinkable "
+        "cache), nor are the metadata pages stored on brd."), runs=[])
+    gb = cfg["mem_cache_gb"]
+    devs.teardown()
+    sh("modprobe brd rd_nr=2 rd_size=%d" % (1024 * 1024))  # 1 GiB metadata room
+    sh("modprobe -a dm-zero dm-cache dm-cache-smq")
+    csec = gb << 21
+    osec = csec * 4
+    for n, s in (("bench-zcache", csec), ("bench-zorigin", osec)):
+        err = dm_create(n, "0 %d zero" % s)
+        if err:
+            raise RuntimeError(err)
+    zc, zo = "/dev/mapper/bench-zcache", "/dev/mapper/bench-zorigin"
+    cases = [
+        ("dm-stash", 8, "0 %d stash %s %s writethrough 2 sequential_cutoff 0"
+         % (osec, zo, zc)),
+        ("dm-stash", 64, "0 %d stash %s %s writethrough 4 block_size 64 "
+         "sequential_cutoff 0" % (osec, zo, zc)),
+        ("dm-cache", 64, "0 %d cache %s %s %s 64 1 writethrough smq 0"
+         % (osec, META, zc, zo)),
+    ]
+    res["cache_gib"] = gb
+    for target, bs, table in cases:
+        run = dict(target=target, block_sectors=bs, table=table,
+                   cache_blocks=(csec // bs))
+        try:
+            sh("dd if=/dev/zero of=%s bs=1M count=8 oflag=direct status=none" % META)
+            sh("sync; echo 3 >/proc/sys/vm/drop_caches")
+            time.sleep(1)
+            m0 = meminfo()
+            t = time.time()
+            err = dm_create("bench-mem", table)
+            if err:
+                raise RuntimeError(err)
+            run["create_s"] = time.time() - t
+            sh("sync; echo 3 >/proc/sys/vm/drop_caches")
+            time.sleep(1)
+            m1 = meminfo()
+            st = dm_status("bench-mem")
+            run["status"] = st
+            m = re.search(r"ram_per_block=(\d+)", st)
+            if m:
+                run["self_reported_ram_per_block"] = int(m.group(1))
+            sh("dmsetup remove --retry bench-mem")
+            sh("sync; echo 3 >/proc/sys/vm/drop_caches")
+            time.sleep(1)
+            m2 = meminfo()
+            d = {k: m1[k] - m0[k] for k in ("Slab", "SUnreclaim",
+                                             "SReclaimable", "VmallocUsed",
+                                             "Percpu", "MemFree")}
+            run["delta_bytes"] = d
+            run["released_bytes"] = {k: m1[k] - m2[k] for k in
+                                     ("Slab", "VmallocUsed")}
+            total = d["Slab"] + d["VmallocUsed"] + d.get("Percpu", 0)
+            run["kernel_bytes"] = total
+            run["bytes_per_block"] = total / run["cache_blocks"]
+            run["bytes_per_gib_cache"] = total / gb
+            log("  memory %s bs=%d: %d blocks, %.1f B/block measured%s" % (
+                target, bs, run["cache_blocks"], run["bytes_per_block"],
+                ", %d self-reported" % run["self_reported_ram_per_block"]
+                if "self_reported_ram_per_block" in run else ""))
+        except Exception as e:
+            run["error"] = str(e)
+            log("  memory %s: ERROR %s" % (target, e))
+            try_sh("dmsetup remove --retry bench-mem")
+        res["runs"].append(run)
+    devs.teardown()
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+MODULE = os.environ.get("STASH_BENCH_MODULE") or os.path.join(REPO, "kmod/dm-stash.ko")
+
+
+def load_modules():
+    sh("modprobe -a dm-mod dm-bufio dm-delay dm-zero")
+    if not os.path.isdir("/sys/module/dm_stash"):
+        rc, out = try_sh("insmod %s" % MODULE)
+        if rc != 0:
+            sys.exit("bench: insmod %s failed: %s" % (MODULE, out))
+
+
+def module_info():
+    """Which dm-stash was measured: a commit given to run.sh, or the work
+    tree's kmod/ (HEAD, and whether kmod/ had uncommitted changes)."""
+    m = dict(path=MODULE)
+    p = "/sys/module/dm_stash/srcversion"
+    m["srcversion"] = read(p) if os.path.exists(p) else None
+    rev = os.environ.get("STASH_BENCH_MODULE_REV")
+    if rev:
+        m.update(head=rev, kmod_dirty=False, source="commit %s" % rev)
+        return m
+    rc, head = try_sh("git -C %s rev-parse HEAD" % REPO)
+    rc2, dirty = try_sh("git -C %s status --porcelain -- kmod Kbuild" % REPO)
+    m.update(head=head if rc == 0 else None,
+             kmod_dirty=bool(dirty) if rc2 == 0 else None,
+             source="work tree")
+    return m
+
+
+def save(results):
+    tmp = os.path.join(OUT, "results.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=False)
+    os.replace(tmp, os.path.join(OUT, "results.json"))
+
+
+def main():
+    cfg = config()
+    os.makedirs(RAW, exist_ok=True)
+    load_modules()
+    devs = Devices(cfg)
+    cpu = re.search(r"model name\s*:\s*(.*)", read("/proc/cpuinfo"))
+    results = dict(
+        meta=dict(mode=cfg["mode"], config={k: v for k, v in cfg.items()},
+                  command=os.environ.get("STASH_BENCH_COMMAND", ""),
+                  started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  guest_kernel=os.uname().release,
+                  guest_cpu=cpu.group(1) if cpu else None,
+                  guest_nproc=os.cpu_count(),
+                  guest_mem_mib=meminfo()["MemTotal"] >> 20,
+                  fio=sh("fio --version"),
+                  module=module_info()),
+        workloads=[dict(w) for w in WORKLOADS if w["name"] in cfg["workloads"]],
+        systems={})
+    save(results)
+    for name in cfg["systems"]:
+        results["systems"][name] = run_system(name, cfg, devs)
+        if "devices" not in results and devs.described:
+            results["devices"] = devs.described
+        save(results)
+    if cfg["memory"]:
+        log("=== kernel memory per cache block")
+        try:
+            results["memory"] = memory_phase(cfg, devs)
+        except Exception as e:
+            results["memory"] = dict(error=str(e))
+            log("  memory phase ERROR: %s" % e)
+    results["meta"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                time.gmtime())
+    results["meta"]["wall_s"] = time.time() - T0
+    save(results)
+    bad = [n for n, r in results["systems"].items()
+           if r["status"] in ("failed", "error")]
+    log("done in %.0f s%s" % (time.time() - T0,
+                              "; FAILED: " + " ".join(bad) if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Host side of the dm-stash benchmark: results.json -> ratios, markdown,
+charts.
+
+usage: bench/report.py --results RUN/results.json [--host RUN/host.json]
+                       --out DIR [--quiet]
+
+Writes DIR/results.json (the guest's results plus host facts, ratios and
+targets), DIR/results.md, DIR/iops.png and DIR/p99.png (gnuplot), and
+prints the ratio tables and the targets.  Exit status 1 when a system
+failed its "really caches" check or errored, so that no number of it is
+taken for real.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BASE_FAST = "linear-fast"
+BASE_SLOW = "raw-slow"
+
+LABELS = {
+    "raw-fast": "raw fast (brd)",
+    "raw-slow": "raw slow (dm-delay)",
+    "linear-fast": "dm-linear on fast",
+    "stash-wa": "dm-stash writearound",
+    "stash-wt": "dm-stash writethrough",
+    "stash-wb": "dm-stash writeback",
+    "dmcache-wt": "dm-cache smq writethrough",
+    "dmcache-wb": "dm-cache smq writeback",
+    "writecache": "dm-writecache (ssd)",
+    "bcache-wa": "bcache writearound",
+    "bcache-wt": "bcache writethrough",
+    "bcache-wb": "bcache writeback",
+}
+
+SHORT_WL = {
+    "randread-4k-qd1": "rand read qd1",
+    "randread-4k-qd16": "rand read qd16",
+    "randwrite-4k-qd16": "rand write qd16",
+    "randwrite-4k-fdatasync-qd1": "write+fdatasync qd1",
+    "zipf1.2-90r10w-qd16": "zipf 90/10 qd16",
+    "seqread-1m-qd4": "seq read 1M",
+    "seqwrite-1m-qd4": "seq write 1M",
+    "ext4-randwrite-fsync": "ext4 + fsync",
+}
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fnum(x, digits=2):
+    if x is None:
+        return "-"
+    if 0 < abs(x) < 0.1 and digits == 2:
+        return "%.2g" % x
+    return "%.*f" % (digits, x)
+
+
+def fint(x):
+    if x is None:
+        return "-"
+    if x >= 100:
+        return "{:,.0f}".format(x)
+    return "%.1f" % x
+
+
+def ratio(a, b):
+    if a is None or not b:
+        return None
+    return a / b
+
+
+class Report:
+    def __init__(self, res, host):
+        self.res, self.host = res, host
+        self.systems = res["systems"]
+        self.wls = [w["name"] for w in res["workloads"]]
+        self.wdesc = {w["name"]: w for w in res["workloads"]}
+        self.ok = [n for n, r in self.systems.items() if r["status"] == "ok"]
+
+    def summary(self, sysname, wl, key="iops"):
+        r = self.systems.get(sysname)
+        if not r or r["status"] != "ok":
+            return None
+        w = r["workloads"].get(wl)
+        if not w:
+            return None
+        return w["summary"].get(key)
+
+    def ratios(self):
+        out = {}
+        for s in self.ok:
+            out[s] = {}
+            for wl in self.wls:
+                v = self.summary(s, wl)
+                out[s][wl] = dict(
+                        iops=v,
+                        vs_linear_fast=ratio(v, self.summary(BASE_FAST, wl)),
+                        vs_raw_slow=ratio(v, self.summary(BASE_SLOW, wl)),
+                        p99_us=self.summary(s, wl, "p99_us"),
+                        p99_vs_linear_fast=ratio(
+                            self.summary(s, wl, "p99_us"),
+                            self.summary(BASE_FAST, wl, "p99_us")))
+        return out
+
+    # -- targets ------------------------------------------------------------
+    def targets(self):
+        T = []
+
+        def add(target, system, needed, how, num, den, note=None):
+            """num, den: (system, workload, key) of the ratio's two sides;
+            den may name several systems (the better one counts)."""
+            n = self.summary(*num)
+            dens = [(d, self.summary(*d)) for d in den]
+            dens = [(d, v) for d, v in dens if v]
+            if n is None or not dens:
+                missing = [num] if n is None else []
+                missing += [d for d in den if not self.summary(*d)]
+                note = "; ".join(self.why_missing(m[0], m[1]) for m in missing)
+                T.append(dict(target=target, system=system, measured=None,
+                              needed=needed, how=how,
+                              result="NOT MEASURED", note=note))
+                return
+            d, v = max(dens, key=lambda dv: dv[1])
+            m = n / v
+            T.append(dict(target=target, system=system, measured=m,
+                          needed=needed, how=how % dict(peer=d[0]),
+                          result="PASS" if m >= needed else "MISS"))
+            if note:
+                T[-1]["note"] = note
+
+        rr, z, w = "randread-4k-qd16", "zipf1.2-90r10w-qd16", "randwrite-4k-qd16"
+        for s in ("stash-wa", "stash-wt", "stash-wb"):
+            add("4 KiB random read hits, qd 16 >= 0.9x dm-linear-fast", s,
+                0.9, "IOPS %s / IOPS linear-fast" % s,
+                (s, rr, "iops"), [(BASE_FAST, rr, "iops")])
+        for s in ("stash-wa", "stash-wt", "stash-wb"):
+            add("zipf 1.2 read IOPS >= 1.3x the better of dm-cache WT and "
+                "bcache WT", s, 1.3, "read IOPS %s / read IOPS %%(peer)s" % s,
+                (s, z, "read_iops"),
+                [("dmcache-wt", z, "read_iops"), ("bcache-wt", z, "read_iops")],
+                "for reference: writeback against write-through peers"
+                if s == "stash-wb" else None)
+        for s in ("stash-wa", "stash-wt"):
+            add("write-around/write-through 4 KiB random writes (qd 16) "
+                ">= 0.9x raw slow", s, 0.9, "IOPS %s / IOPS raw-slow" % s,
+                (s, w, "iops"), [(BASE_SLOW, w, "iops")])
+        add("writeback 4 KiB random writes qd 16 >= 0.9x dm-linear-fast",
+            "stash-wb", 0.9, "IOPS stash-wb / IOPS linear-fast",
+            ("stash-wb", w, "iops"), [(BASE_FAST, w, "iops")])
+        add("writeback 4 KiB random writes qd 16 >= 1.2x dm-writecache",
+            "stash-wb", 1.2, "IOPS stash-wb / IOPS writecache",
+            ("stash-wb", w, "iops"), [("writecache", w, "iops")])
+        return T
+
+    def why_missing(self, s, wl):
+        r = self.systems.get(s)
+        if r is None:
+            return "%s was not part of this run" % s
+        if r["status"] == "not_available":
+            return "%s not available: %s" % (s, r.get("reason", "")[:200])
+        if r["status"] != "ok":
+            return "%s %s: %s" % (s, r["status"].upper(),
+                                  r.get("reason", "")[:200])
+        return "%s did not run %s" % (s, wl)
+
+    # -- markdown -----------------------------------------------------------
+    def matrix(self, key, fmt, title_note=""):
+        systems = [s for s in self.ok]
+        wls = [w for w in self.wls]
+        head = "| system | " + " | ".join(SHORT_WL.get(w, w) for w in wls) + " |"
+        sep = "|---|" + "---:|" * len(wls)
+        lines = [head, sep]
+        R = self.ratios()
+        for s in systems:
+            cells = [fmt(R[s][w][key]) for w in wls]
+            lines.append("| %s | %s |" % (s, " | ".join(cells)))
+        return "\n".join(lines)
+
+    def targets_md(self, T):
+        lines = ["| target | system | measured | needed | result | ratio of |",
+                 "|---|---|---:|---:|---|---|"]
+        for t in T:
+            m = "%.2fx" % t["measured"] if t["measured"] is not None else "-"
+            res = "**%s**" % t["result"]
+            if t.get("note"):
+                res += " (%s)" % t["note"]
+            lines.append("| %s | %s | %s | %.1fx | %s | %s |" % (
+                t["target"], t["system"], m, t["needed"], res, t["how"]))
+        return "\n".join(lines)
+
+    def header_md(self):
+        meta, host = self.res["meta"], self.host
+        c = meta["config"]
+        dev = self.res.get("devices", {})
+        slow_p50 = self.summary(BASE_SLOW, "randread-4k-qd1", "p50_us")
+        lines = [
+            "- Command: `%s` (%s mode)" % (host.get("command") or
+                                           meta.get("command") or "?",
+                                           meta["mode"]),
+            "- Date: %s (guest run %s .. %s, %.0f s)" % (
+                host.get("date", "?"), meta.get("started", "?"),
+                meta.get("finished", "?"), meta.get("wall_s", 0)),
+            "- Host: %s, `nproc` %s, kernel %s; load average before the run "
+            "%s, after %s" % (
+                host.get("host_cpu", "?"), host.get("host_nproc", "?"),
+                host.get("host_kernel", "?"), host.get("host_load_before", "?"),
+                host.get("host_load_after", "?")),
+            "- VM: kernel %s under %s, TCG (software emulation), %s vCPUs "
+            "(`%s`), %s MiB" % (
+                meta.get("guest_kernel"), host.get("qemu", "QEMU"),
+                meta.get("guest_nproc"), meta.get("guest_cpu"),
+                meta.get("guest_mem_mib")),
+            "- dm-stash module: %s (srcversion %s)%s" % (
+                self.module_source(), meta["module"].get("srcversion"),
+                "; **kmod/ had uncommitted changes**" if
+                meta["module"].get("kmod_dirty") else ""),
+            "- %s; fio runs: %d s measured after %d s ramp, %d repetition(s) "
+            "per workload (median shown); hot set %d MiB" % (
+                meta.get("fio"), c["runtime"], c["ramp"], c["reps"],
+                c["hot_mb"]),
+            "- Devices, rebuilt from zero for every system: fast = brd, "
+            "%d MiB (RAM; no volatile write cache); slow = dm-delay over a "
+            "memory-backed null_blk of %d MiB that has a volatile write "
+            "cache, so FLUSH/FUA reach it (this kernel refuses \"write "
+            "back\" in brd's queue/write_cache).  dm-delay is set to %d ms "
+            "for reads, writes and flushes; it works in jiffies (HZ=250), "
+            "so the effective latency is %s at qd 1 (measured p50 of "
+            "raw-slow 4 KiB reads).  The slow device has no bandwidth or "
+            "concurrency limit: only latency." % (
+                c["cache_mb"], c["origin_mb"], c["delay_ms"],
+                "%.1f ms" % (slow_p50 / 1000) if slow_p50 else "not measured"),
+            "- Caches are %d MiB on an origin of %d MiB (4x).  Only ratios "
+            "within one run mean anything: the absolute figures come from "
+            "an emulated CPU." % (c["cache_mb"], c["origin_mb"]),
+        ]
+        return "\n".join(lines)
+
+    def module_source(self):
+        m = self.res["meta"]["module"]
+        if m.get("source", "").startswith("commit"):
+            return "built from commit %s" % m["head"][:12]
+        return "built from the work tree at %s" % (m.get("head") or "?")[:12]
+
+    def per_workload_md(self):
+        out = []
+        for wl in self.wls:
+            w = self.wdesc[wl]
+            out.append("### %s\n\n%s.  Latency column: %s completion "
+                       "latency%s.\n" % (
+                           wl, w.get("desc", ""), w.get("lat"),
+                           " (fsync/fdatasync)" if w.get("lat") == "sync"
+                           else ""))
+            out.append("| system | IOPS | MiB/s | p50 us | p99 us | "
+                       "read hit ratio | write hit ratio | x linear-fast | "
+                       "x raw-slow |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for s in self.ok:
+                g = lambda k: self.summary(s, wl, k)
+                if g("iops") is None:
+                    continue
+                rh = g("read_hit_ratio")
+                src = self.systems[s]["workloads"][wl]["reps"][0]["summary"] \
+                    .get("hit_ratio_source")
+                out.append("| %s | %s | %s | %s | %s | %s%s | %s | %s | %s |" % (
+                    s, fint(g("iops")), fnum(g("mib_s"), 1), fint(g("p50_us")),
+                    fint(g("p99_us")), fnum(rh, 3),
+                    "*" if src and rh is not None else "",
+                    fnum(g("write_hit_ratio"), 3),
+                    fnum(ratio(g("iops"), self.summary(BASE_FAST, wl))),
+                    fnum(ratio(g("iops"), self.summary(BASE_SLOW, wl)))))
+            extra = []
+            for s in self.ok:
+                w_ = self.systems[s]["workloads"].get(wl)
+                if not w_:
+                    continue
+                d = w_["reps"][0]["detail"]
+                if "mkfs_s" in d:
+                    extra.append("%s mkfs %.1f s" % (s, d["mkfs_s"]))
+            if extra:
+                out.append("\nmkfs.ext4 time: " + ", ".join(extra) + ".")
+            out.append("")
+        out.append("\\* bcache: 1 - origin reads per client read (its own "
+                   "counters fold in every ~13.6 s and wrap; see the "
+                   "systems section).")
+        return "\n".join(out)
+
+    def systems_md(self):
+        out = ["| system | status | setup | warm-up | cache check |",
+               "|---|---|---|---|---|"]
+        for s, r in self.systems.items():
+            setup = r.get("table", "")
+            if r.get("note"):
+                setup += " (%s)" % r["note"]
+            warm = r.get("warmup", {})
+            wtxt = warm.get("method", "")
+            passes = warm.get("passes")
+            if passes:
+                wtxt += "; passes: " + ", ".join(
+                    "%s" % (fnum(p.get("read_hit_ratio"), 2)
+                            if p.get("read_hit_ratio") is not None
+                            else fint(p.get("read_iops")) + " IOPS")
+                    for p in passes)
+            chk = r.get("cache_check")
+            ctxt = "-" if not chk else "%s: %s read hits, ratio %s" % (
+                chk.get("result"), chk.get("read_hits"),
+                fnum(chk.get("read_hit_ratio"), 3))
+            status = r["status"].upper().replace("_", " ")
+            if r.get("reason"):
+                status += ": " + r["reason"].replace("\n", " ")[:300]
+            out.append("| %s | %s | `%s` | %s | %s |" % (
+                s, status, setup.replace("|", "\\|"), wtxt, ctxt))
+        return "\n".join(out)
+
+    def memory_md(self):
+        m = self.res.get("memory")
+        if not m:
+            return "Not measured in this run."
+        if m.get("error"):
+            return "Failed: %s" % m["error"]
+        lines = [m.get("method", ""), "",
+                 "| target | block | cache blocks | Slab delta | VmallocUsed delta "
+                 "| bytes per block (measured) | self-reported | MiB per GiB of cache |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in m.get("runs", []):
+            if r.get("error"):
+                lines.append("| %s | %d KiB | - | - | - | error: %s | - | - |" % (
+                    r["target"], r["block_sectors"] // 2, r["error"][:200]))
+                continue
+            d = r["delta_bytes"]
+            lines.append("| %s | %d KiB | %s | %s | %s | %.1f | %s | %.2f |" % (
+                r["target"], r["block_sectors"] // 2,
+                "{:,}".format(r["cache_blocks"]),
+                "{:,}".format(d["Slab"]), "{:,}".format(d["VmallocUsed"]),
+                r["bytes_per_block"],
+                r.get("self_reported_ram_per_block", "-"),
+                r["bytes_per_gib_cache"] / 2**20))
+        lines.append("\nCache device: %d GiB (dm-zero, never written)." %
+                     m.get("cache_gib", 0))
+        return "\n".join(lines)
+
+    def markdown(self, T):
+        md = ["# dm-stash benchmark results", "", self.header_md(), "",
+              "## Targets set for dm-stash", "", self.targets_md(T), "",
+              "## IOPS relative to dm-linear on the fast device "
+              "(1.00 = the floor cost of any dm target on RAM)", "",
+              self.matrix("vs_linear_fast", fnum), "",
+              "## IOPS relative to the raw slow device", "",
+              self.matrix("vs_raw_slow", fnum), "",
+              "## p99 completion latency (us; fdatasync/fsync latency for "
+              "the two sync workloads; read latency for the zipf mix)", "",
+              self.matrix("p99_us", fint), "",
+              "## Kernel memory per cache block", "", self.memory_md(), "",
+              "## Per workload", "", self.per_workload_md(), "",
+              "## Systems", "", self.systems_md(), "",
+              "Charts: [IOPS](iops.png), [p99 latency](p99.png).  Raw fio "
+              "output and counters per run: results.json.", ""]
+        bad = [s for s, r in self.systems.items() if r["status"] in
+               ("failed", "error")]
+        if bad:
+            md[2:2] = ["**RUN FAILED for: %s.  Their figures are left out; "
+                       "see the systems section.**" % ", ".join(bad), ""]
+        return "\n".join(md)
+
+    # -- charts -------------------------------------------------------------
+    def charts(self, outdir):
+        if not shutil.which("gnuplot"):
+            print("report: gnuplot not found, no charts", file=sys.stderr)
+            return
+        tmp = tempfile.mkdtemp(prefix="bench-plot-")
+        systems = self.ok
+        for key, fname, ylabel, title in (
+                ("iops", "iops.png", "IOPS (log scale; emulated CPU)",
+                 "IOPS per workload (higher is better)"),
+                ("p99_us", "p99.png", "p99 latency, us (log scale)",
+                 "p99 completion latency per workload (lower is better)")):
+            dat = os.path.join(tmp, key + ".dat")
+            with open(dat, "w") as f:
+                f.write("# workload " + " ".join(systems) + "\n")
+                for wl in self.wls:
+                    vals = []
+                    for s in systems:
+                        v = self.summary(s, wl, key)
+                        vals.append("%g" % v if v else "NaN")
+                    f.write('"%s" %s\n' % (SHORT_WL.get(wl, wl), " ".join(vals)))
+            colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e",
+                      "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a",
+                      "#fb9a99", "#cab2d6"]
+            gp = os.path.join(tmp, key + ".gp")
+            with open(gp, "w") as f:
+                f.write("""set terminal pngcairo size 1800,800 font "sans,11"
+set output "%s"
+set title "%s\\n%s"
+set style data histograms
+set style histogram clustered gap 2
+set style fill solid 0.9 border -1
+set boxwidth 0.95
+set logscale y
+set ylabel "%s"
+set grid ytics
+set key outside right top vertical
+set xtics rotate by -20
+""" % (os.path.join(outdir, fname), title,
+                    "dm-stash bench, %s mode, %s" % (
+                        self.res["meta"]["mode"], self.host.get("date", "")),
+                    ylabel))
+                parts = []
+                for i, s in enumerate(systems):
+                    parts.append('"%s" using %d:xtic(1) title "%s" lc rgb "%s"'
+                                 % (dat, i + 2, LABELS.get(s, s),
+                                    colors[i % len(colors)]))
+                f.write("plot " + ", \\\n     ".join(parts) + "\n")
+            p = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+            if p.returncode != 0:
+                print("report: gnuplot failed: %s" % p.stderr, file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--host")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args()
+    res = load(a.results)
+    host = load(a.host) if a.host and os.path.exists(a.host) else {}
+    rep = Report(res, host)
+    T = rep.targets()
+    os.makedirs(a.out, exist_ok=True)
+    full = dict(res, host=host, ratios=rep.ratios(), targets=T)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(full, f, indent=1)
+    md = rep.markdown(T)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(md)
+    rep.charts(a.out)
+    if not a.quiet:
+        print()
+        print("## Targets set for dm-stash\n")
+        print(rep.targets_md(T))
+        print("\n## IOPS relative to dm-linear on the fast device\n")
+        print(rep.matrix("vs_linear_fast", fnum))
+        print("\n## IOPS relative to the raw slow device\n")
+        print(rep.matrix("vs_raw_slow", fnum))
+        print("\n## p99 completion latency (us)\n")
+        print(rep.matrix("p99_us", fint))
+        print("\n## Kernel memory per cache block\n")
+        print(rep.memory_md())
+        for s, r in res["systems"].items():
+            if r["status"] != "ok":
+                print("\n%s: %s%s" % (s, r["status"].upper(),
+                                      ": " + r.get("reason", "") if r.get("reason") else ""))
+    bad = [s for s, r in res["systems"].items() if r["status"] in ("failed", "error")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
