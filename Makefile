@@ -171,3 +171,20 @@ check-crash:
 	STASH_VM_KVER=$(VM_KVER) tests/host/hard-kill.sh
 
 .PHONY: check-crash
+
+# Benchmark: dm-stash against the raw devices, dm-linear, dm-cache,
+# dm-writecache and bcache, all in one VM boot (bench/run.sh; report in
+# docs/bench/).  bench-long: longer runs, 3 repetitions.
+# BENCH_MODULE_REV=<commit> measures that commit's module instead of the
+# work tree's (see bench/run.sh for the other BENCH_* settings).
+bench:
+	@$(MAKE) --no-print-directory deps
+	@[ -n "$$BENCH_MODULE_REV" ] || $(MAKE) --no-print-directory vm-build
+	BENCH_BUILD=0 BENCH_COMMAND="make bench" STASH_VM_KVER=$(VM_KVER) bench/run.sh quick
+
+bench-long:
+	@$(MAKE) --no-print-directory deps
+	@[ -n "$$BENCH_MODULE_REV" ] || $(MAKE) --no-print-directory vm-build
+	BENCH_BUILD=0 BENCH_COMMAND="make bench-long" STASH_VM_KVER=$(VM_KVER) bench/run.sh long
+
+.PHONY: bench bench-long
