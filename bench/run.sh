@@ -89,6 +89,8 @@ export STASH_BENCH_MODULE=$REPO/$module
 # ---------------------------------------------------------------------------
 export STASH_BENCH_MODE=$mode
 export STASH_BENCH_COMMAND=${BENCH_COMMAND:-bench/run.sh $*}
+[ -z "${BENCH_MODULE_REV:-}" ] ||
+	STASH_BENCH_COMMAND="BENCH_MODULE_REV=$BENCH_MODULE_REV $STASH_BENCH_COMMAND"
 partial=0
 for v in SYSTEMS WORKLOADS RUNTIME REPS RAMP CACHE_MB DELAY_MS HOT_MB \
 	 ZIPF_WARM MEM_CACHE_GB STASH_OPTS MEMORY; do
