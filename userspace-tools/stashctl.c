@@ -3,52 +3,110 @@
  * stashctl: control tool for dm-stash block cache devices.
  *
  * Subcommands live in one table (commands[] below): each has a name, a
- * one-line summary, a usage line and a handler taking the arguments after
- * its name.  Add new ones there.
+ * one-line summary, a usage line, a help text and a handler taking the
+ * arguments after its name (argv[0] is the command name, for getopt).
+ * Add new ones there, in stashctl.8 and in stashctl.bash-completion.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <linux/dm-stash.h>
+#include "stashctl.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define STASHCTL_VERSION \
-	STR(STASH_VERSION_MAJOR) "." STR(STASH_VERSION_MINOR) "." STR(STASH_VERSION_PATCH)
+/* Every uapi struct has the same size here as in the module. */
+_Static_assert(sizeof(struct stash_ioc_cache) == STASH_IOC_CACHE_SIZE, "cache");
+_Static_assert(sizeof(struct stash_ioc_version) == STASH_IOC_VERSION_SIZE, "version");
+_Static_assert(sizeof(struct stash_ioc_list_entry) == STASH_IOC_LIST_ENTRY_SIZE,
+	       "list entry");
+_Static_assert(sizeof(struct stash_ioc_list) == STASH_IOC_LIST_SIZE, "list");
+_Static_assert(sizeof(struct stash_ioc_cmd) == STASH_IOC_CMD_SIZE, "cmd");
+_Static_assert(sizeof(struct stash_ioc_mode) == STASH_IOC_MODE_SIZE, "mode");
+_Static_assert(sizeof(struct stash_ioc_tunable) == STASH_IOC_TUNABLE_SIZE, "tunable");
+_Static_assert(sizeof(struct stash_ioc_counters) == STASH_IOC_COUNTERS_SIZE, "counters");
+_Static_assert(sizeof(struct stash_ioc_tunables) == STASH_IOC_TUNABLES_SIZE, "tunables");
+_Static_assert(sizeof(struct stash_ioc_status) == STASH_IOC_STATUS_SIZE, "status");
 
-#define MODULE_VERSION_PATH "/sys/module/dm_stash/version"
-#define MODULE_PATH "/sys/module/dm_stash"
-
-static const char *progname = "stashctl";
-
-struct command {
-	const char *name;
-	const char *summary;
-	const char *usage;	/* arguments after the command name */
-	int (*run)(int argc, char **argv);
-};
-
-static int cmd_version(int argc, char **argv);
-static int cmd_help(int argc, char **argv);
+const char *progname = "stashctl";
 
 static const struct command commands[] = {
+	{ "create", "create a stash device over an origin and a cache device",
+	  "NAME --origin DEV --cache DEV --mode MODE [--block-size SIZE]\n"
+	  "       [--volatile] [--format] [--set KEY=VALUE]...",
+	  "  --origin DEV       the slow device that holds the data\n"
+	  "  --cache DEV        the fast device that caches it\n"
+	  "  --mode MODE        writearound, writethrough or writeback\n"
+	  "  --block-size SIZE  cache block size: sectors, or with a K/KiB or\n"
+	  "                     M/MiB suffix; a power of two, 4 KiB..1 MiB\n"
+	  "                     (default 4 KiB)\n"
+	  "  --volatile         the cache device keeps no metadata (RAM)\n"
+	  "  --format           start with empty metadata on the cache device,\n"
+	  "                     discarding what it holds (not with --volatile;\n"
+	  "                     needs a module with on-disk metadata)\n"
+	  "  --set KEY=VALUE    set a tunable from the start (see 'get')\n"
+	  "The device covers the whole origin and appears as /dev/mapper/NAME.",
+	  cmd_create },
+	{ "remove", "write back dirty blocks, then remove a stash device",
+	  "NAME [--no-flush]",
+	  "  --no-flush  remove without flushing first; prints how many blocks\n"
+	  "              are still dirty (the kernel still writes back the dirty\n"
+	  "              blocks of a cache without metadata when it suspends\n"
+	  "              the device for removal, so the removal waits for that)\n"
+	  "By default stashctl starts a flush, shows its progress and removes\n"
+	  "the device once no block is dirty.  A device that is open (mounted,\n"
+	  "in use) is left alone.",
+	  cmd_remove },
+	{ "list", "list the stash devices", "[--json]",
+	  "  --json  one JSON array (see stashctl(8))",
+	  cmd_list },
+	{ "status", "show a cache's state, sizes, counters and tunables",
+	  "NAME [--json] [--watch SECONDS]",
+	  "  --json             one JSON object (see stashctl(8)); with --watch,\n"
+	  "                     one object per line\n"
+	  "  --watch SECONDS    repeat every SECONDS until interrupted, with\n"
+	  "                     rates per second",
+	  cmd_status },
+	{ "mode", "switch a cache's write mode", "NAME MODE",
+	  "MODE is writearound, writethrough or writeback.  Into writeback at\n"
+	  "once; out of writeback, writes follow the new mode at once and the\n"
+	  "dirty blocks are written back in the background (state draining).",
+	  cmd_mode },
+	{ "flush", "write every dirty block back to the origin", "NAME [--no-wait]",
+	  "  --no-wait  start the flush and return at once\n"
+	  "Without --no-wait, shows the progress (a bar on a terminal, a line\n"
+	  "a second otherwise) until no block is dirty.",
+	  cmd_flush },
+	{ "invalidate", "forget every clean cached block", "NAME",
+	  "Dirty blocks stay cached until they are written back.",
+	  cmd_invalidate },
+	{ "set", "set a tunable", "NAME KEY VALUE",
+	  "'stashctl get NAME' lists the tunables with their ranges.",
+	  cmd_set },
+	{ "get", "show tunables, or one tunable's value", "NAME [KEY] [--json]",
+	  "  --json  one JSON object KEY: VALUE (without KEY)\n"
+	  "With KEY, prints its value alone; without, every tunable with its\n"
+	  "unit and allowed range.",
+	  cmd_get },
+	{ "stats", "show a cache's counters", "NAME [--reset] [--json]",
+	  "  --reset  print the counters, then set them to zero\n"
+	  "  --json   one JSON object (see stashctl(8))",
+	  cmd_stats },
 	{ "version", "print the tool's and the loaded module's versions", "",
-	  cmd_version },
-	{ "help", "show this help, or the usage of one command", "[COMMAND]",
-	  cmd_help },
+	  NULL, cmd_version },
+	{ "help", "show this help, or the help of one command", "[COMMAND]",
+	  NULL, cmd_help },
 };
 
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
-
-static const struct command *find_command(const char *name)
+const struct command *find_command(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < N_COMMANDS; i++)
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		if (!strcmp(commands[i].name, name))
 			return &commands[i];
 	return NULL;
@@ -60,80 +118,101 @@ static void print_usage(FILE *f)
 
 	fprintf(f, "usage: %s COMMAND [ARGS...]\n\n", progname);
 	fprintf(f, "Control dm-stash block cache devices.\n\ncommands:\n");
-	for (i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'%s help COMMAND' shows the usage of one command.\n",
-		progname);
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'%s COMMAND --help' or '%s help COMMAND' shows the help of "
+		"one command.\n", progname, progname);
+	fprintf(f, "Exit status: 0 ok, 1 failed, 2 usage or bad value, 3 no such "
+		"cache,\n4 not permitted (needs root), 5 module not loaded.\n");
 }
 
-static void print_command_usage(FILE *f, const struct command *c)
+void print_command_help(FILE *f, const struct command *c)
 {
-	fprintf(f, "usage: %s %s%s%s\n", progname, c->name,
-		*c->usage ? " " : "", c->usage);
+	fprintf(f, "usage: %s %s%s%s\n\n%c%s.\n", progname, c->name,
+		*c->usage ? " " : "", c->usage, toupper((unsigned char)c->summary[0]),
+		c->summary + 1);
+	if (c->help)
+		fprintf(f, "\n%s\n", c->help);
 }
 
-/* Read the first line of a small file, without the newline. */
-static int read_line(const char *path, char *buf, size_t len)
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
 {
-	FILE *f = fopen(path, "r");
-	int err;
+	fflush(stdout);
+	fprintf(stderr, "%s: %s", progname, prefix);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
 
-	if (!f)
-		return -errno;
-	if (!fgets(buf, (int)len, f)) {
-		err = ferror(f) ? -EIO : -ENODATA;
-		fclose(f);
-		return err;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
+void errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctl_quiet)
+		return;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void notef(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("note: ", fmt, ap);
+	va_end(ap);
+}
+
+/* Say what is wrong with the command line, show the usage, return 2. */
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	const struct command *c = cmd ? find_command(cmd) : NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	if (c)
+		fprintf(stderr, "usage: %s %s%s%s\n'%s %s --help' for more.\n",
+			progname, c->name, *c->usage ? " " : "", c->usage,
+			progname, c->name);
+	return EXIT_USAGE;
+}
+
+/* A decimal number that fits in 64 bits, nothing else. */
+int parse_u64(const char *s, uint64_t *v)
+{
+	unsigned long long x;
+	char *end;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*v = x;
 	return 0;
 }
 
-static int cmd_version(int argc, char **argv)
-{
-	char version[64];
-	FILE *probe;
-	int err;
-
-	(void)argv;
-	if (argc > 0) {
-		print_command_usage(stderr, find_command("version"));
-		return 2;
-	}
-	printf("stashctl: %s\n", STASHCTL_VERSION);
-
-	err = read_line(MODULE_VERSION_PATH, version, sizeof(version));
-	if (!err) {
-		printf("module: %s\n", version);
-		return 0;
-	}
-	probe = fopen(MODULE_PATH "/initstate", "r");
-	if (probe) {
-		fclose(probe);
-		printf("module: loaded (version unknown)\n");
-	} else {
-		printf("module: not loaded\n");
-	}
-	return 0;
-}
-
-static int cmd_help(int argc, char **argv)
+int cmd_help(int argc, char **argv)
 {
 	const struct command *c;
 
-	if (argc == 0) {
-		print_usage(stdout);
-		return 0;
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		if (argc >= 2)
+			print_command_help(stdout, find_command("help"));
+		else
+			print_usage(stdout);
+		return EXIT_OK;
 	}
-	c = find_command(argv[0]);
-	if (!c) {
-		fprintf(stderr, "%s: unknown command '%s'\n", progname, argv[0]);
-		return 2;
-	}
-	print_command_usage(stdout, c);
-	printf("%s\n", c->summary);
-	return 0;
+	if (argc > 2)
+		return usage_error("help", "too many arguments");
+	c = find_command(argv[1]);
+	if (!c)
+		return usage_error("help", "unknown command '%s'", argv[1]);
+	print_command_help(stdout, c);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -142,18 +221,18 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		print_usage(stderr);
-		return 2;
+		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
-		return cmd_help(0, NULL);
-	if (!strcmp(argv[1], "--version"))
-		return cmd_version(0, NULL);
+		return cmd_help(1, argv + 1);
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+		return cmd_version(1, argv + 1);
 
 	c = find_command(argv[1]);
 	if (!c) {
-		fprintf(stderr, "%s: unknown command '%s'\n", progname, argv[1]);
+		errorf("unknown command '%s'", argv[1]);
 		print_usage(stderr);
-		return 2;
+		return EXIT_USAGE;
 	}
-	return c->run(argc - 2, argv + 2);
+	return c->run(argc - 1, argv + 1);
 }
