@@ -1007,6 +1007,10 @@ MODULE = os.environ.get("STASH_BENCH_MODULE") or os.path.join(REPO, "kmod/dm-sta
 
 def load_modules():
     sh("modprobe -a dm-mod dm-bufio dm-delay dm-zero")
+    # insmod does not resolve dependencies (libcrc32c, ...): load them.
+    deps = sh("modinfo -F depends %s" % MODULE, check=False).replace(",", " ")
+    if deps.strip():
+        sh("modprobe -a %s" % deps)
     if not os.path.isdir("/sys/module/dm_stash"):
         rc, out = try_sh("insmod %s" % MODULE)
         if rc != 0:
