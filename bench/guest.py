@@ -522,7 +522,8 @@ class Stash(System):
         for k in ("read_hits", "read_misses", "write_hits", "write_misses",
                   "promotions", "evictions", "invalidations", "bypassed",
                   "cache_errors", "origin_errors", "dirty", "dirty_blocks",
-                  "writebacks"):
+                  "writebacks", "written_back", "writeback_errors",
+                  "commits"):
             if k in kv and kv[k].isdigit():
                 c[k] = int(kv[k])
         if "cache_blocks" in kv:
