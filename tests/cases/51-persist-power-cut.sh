@@ -74,7 +74,7 @@ records() {
 iteration() {
 	local it=$1 seed=$((SEED * 1000 + it)) cut_ms w0 w1 p
 
-	log "=== iteration $it (writer seeds $seed.0/$seed.1)"
+	log "=== iteration $it (writer seeds ${seed}0, ${seed}1)"
 	zero_dev "$backing" $(((cache_sectors + origin_sectors) / 2048))
 	dm_create pc-flakey "$(flakey_table up)" || die "cannot create flakey"
 	stack "$(dm_path pc-flakey)"
@@ -82,8 +82,10 @@ iteration() {
 
 	pids=()
 	for w in 0 1; do
-		crashio write -S -d "$STASH_DEV" -n $half -o $((w * half)) \
-			-s "$seed$w" -l "$tmp/log$w" &
+		# The binary itself in the background (not the shell function):
+		# $! must be the writer, which is killed below.
+		"$PERSIST_TOOLS/crashio" write -S -d "$STASH_DEV" -n $half \
+			-o $((w * half)) -s "$seed$w" -l "$tmp/log$w" &
 		pids+=($!)
 	done
 	cut_ms=$((1000 + RANDOM % 3001))
