@@ -72,7 +72,9 @@ records() {
 }
 
 iteration() {
-	local it=$1 seed=$((SEED * 1000 + it)) cut_ms w0 w1 p
+	local it=$1 seed cut_ms w0 w1 p
+
+	seed=$((SEED * 1000 + it))
 
 	log "=== iteration $it (writer seeds ${seed}0, ${seed}1)"
 	zero_dev "$backing" $(((cache_sectors + origin_sectors) / 2048))
