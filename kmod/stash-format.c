@@ -12,38 +12,48 @@ static u32 block_crc(const void *block)
 			     STASH_MD_BLOCK_BYTES - 4);
 }
 
+/* Sectors from 0 to the end of slot n - 1, metadata included. */
+static u64 layout_end(u64 n, u32 block_sectors, u64 *md_pages, u64 *data_start)
+{
+	u64 pages = (n + STASH_MD_ENTRIES_PER_PAGE - 1) / STASH_MD_ENTRIES_PER_PAGE;
+	u64 start = STASH_MD_START + pages * 2 * STASH_MD_BLOCK_SECTORS;
+
+	start = (start + block_sectors - 1) / block_sectors * block_sectors;
+	*md_pages = pages;
+	*data_start = start;
+	return start + n * block_sectors;
+}
+
 int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
 			   u64 origin_sectors, u32 block_sectors,
 			   u32 min_cblocks)
 {
-	u64 n, md_pages, data_start;
+	u64 lo = 0, hi, mid, md_pages, data_start;
 
 	memset(g, 0, sizeof(*g));
 	if (!block_sectors || cache_sectors <= STASH_MD_START)
 		return -1;
-	n = (cache_sectors - STASH_MD_START) / block_sectors;
-	if (n > STASH_MAX_CBLOCKS)
-		n = STASH_MAX_CBLOCKS;
-	/* Metadata grows with n: step down until data and metadata fit. */
-	for (;;) {
-		md_pages = (n + STASH_MD_ENTRIES_PER_PAGE - 1) /
-			   STASH_MD_ENTRIES_PER_PAGE;
-		data_start = STASH_MD_START + md_pages * 2 * STASH_MD_BLOCK_SECTORS;
-		data_start = (data_start + block_sectors - 1) /
-			     block_sectors * block_sectors;
-		if (n < min_cblocks || n == 0)
-			return -1;
-		if (data_start + n * block_sectors <= cache_sectors)
-			break;
-		n = data_start < cache_sectors ?
-		    (cache_sectors - data_start) / block_sectors : 0;
+	/* The largest n that fits: the layout grows with n, so bisect. */
+	hi = (cache_sectors - STASH_MD_START) / block_sectors;
+	if (hi > STASH_MAX_CBLOCKS)
+		hi = STASH_MAX_CBLOCKS;
+	while (lo < hi) {
+		mid = lo + (hi - lo + 1) / 2;
+		if (layout_end(mid, block_sectors, &md_pages, &data_start) <=
+		    cache_sectors)
+			lo = mid;
+		else
+			hi = mid - 1;
 	}
+	if (!lo || lo < min_cblocks)
+		return -1;
+	layout_end(lo, block_sectors, &md_pages, &data_start);
 	g->origin_sectors = origin_sectors;
 	g->cache_sectors = cache_sectors;
 	g->md_start = STASH_MD_START;
 	g->data_start = data_start;
 	g->block_sectors = block_sectors;
-	g->nr_cblocks = (u32)n;
+	g->nr_cblocks = (u32)lo;
 	g->md_pages = (u32)md_pages;
 	return 0;
 }
@@ -109,6 +119,7 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 	    g.data_start != le64_to_cpu(d->data_start) ||
 	    g.nr_cblocks != le32_to_cpu(d->nr_cblocks) ||
 	    g.md_pages != le32_to_cpu(d->md_pages) ||
+	    g.block_sectors < 8 || g.block_sectors > 2048 ||
 	    (g.block_sectors & (g.block_sectors - 1))) {
 		*why = "superblock geometry is inconsistent";
 		return -1;

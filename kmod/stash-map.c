@@ -36,6 +36,7 @@ int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 		m->entries[i].next = i + 1 < nr_cblocks ? i + 1 : STASH_NO_INDEX;
 	m->nr_cblocks = nr_cblocks;
 	m->free_head = 0;
+	m->free_tail = nr_cblocks - 1;
 	m->nr_free = nr_cblocks;
 	return 0;
 }
@@ -99,8 +100,20 @@ static void free_entry(struct stash_map *m, u32 i)
 		hash_remove(m, i);
 	e->flags = 0;
 	e->pins = 0;
-	e->next = m->free_head;
-	m->free_head = i;
+	if (m->cdirty && test_bit(i, m->cdirty) && m->nr_free) {
+		/*
+		 * Not reusable before the next commit: queue it behind the
+		 * slots that are, so allocation does not stall on it.
+		 */
+		e->next = STASH_NO_INDEX;
+		m->entries[m->free_tail].next = i;
+		m->free_tail = i;
+	} else {
+		e->next = m->free_head;
+		m->free_head = i;
+		if (!m->nr_free)
+			m->free_tail = i;
+	}
 	m->nr_free++;
 }
 
@@ -157,6 +170,8 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	    !(m->cdirty && test_bit(m->free_head, m->cdirty))) {
 		i = m->free_head;
 		m->free_head = m->entries[i].next;
+		if (m->free_head == STASH_NO_INDEX)
+			m->free_tail = STASH_NO_INDEX;
 		m->nr_free--;
 	} else {
 		i = clock_evict(m);
@@ -196,6 +211,7 @@ void stash_map_rebuild_free(struct stash_map *m)
 	u32 i = m->nr_cblocks;
 
 	m->free_head = STASH_NO_INDEX;
+	m->free_tail = STASH_NO_INDEX;
 	m->nr_free = 0;
 	while (i--) {
 		struct stash_entry *e = &m->entries[i];
@@ -204,6 +220,8 @@ void stash_map_rebuild_free(struct stash_map *m)
 			continue;
 		e->next = m->free_head;
 		m->free_head = i;
+		if (m->free_tail == STASH_NO_INDEX)
+			m->free_tail = i;
 		m->nr_free++;
 	}
 }

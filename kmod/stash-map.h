@@ -93,6 +93,7 @@ struct stash_map {
 	u32 nr_cblocks;
 	u32 hash_bits;
 	u32 free_head;
+	u32 free_tail;		/* committed-dirty slots are freed here */
 	u32 nr_free;
 	u32 clock_hand;
 };

@@ -373,7 +373,13 @@ static int load_metadata(struct stash_cache *sc)
 		}
 	}
 	stash_map_rebuild_free(&sc->map);
-	stash_bitmap_zero(&sc->md_touched);
+	/*
+	 * The resume commit rewrites every page from what was loaded, so
+	 * entries dropped above (clean ones after a crash, older duplicates)
+	 * cannot come back at a later load.
+	 */
+	for (p = 0; p < pages; p++)
+		stash_bitmap_set(&sc->md_touched, p);
 out:
 	kvfree(page_seq);
 	kfree(scratch);
@@ -637,6 +643,8 @@ int stash_md_resume(struct stash_cache *sc)
 	if (!sc->md_loaded) {
 		r = load_metadata(sc);
 		if (r) {
+			/* The map is half built: this table can never resume. */
+			WRITE_ONCE(sc->md_failed, true);
 			DMERR("cannot load the cache metadata (%d): refusing to resume", r);
 			return r;
 		}

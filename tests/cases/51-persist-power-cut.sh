@@ -22,11 +22,14 @@
 # eviction and slot reuse run during the writes.
 #
 # Iterations: 3, or STASH_CRASH_ITERATIONS, or 50 with STASH_LONG=1.
+# STASH_CACHE_DELAY_MS=N delays writes to the cache by N ms (dm-delay above
+# the cache slice), so that cuts land inside commits.
 # STASH_SEED repeats a run.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 persist_setup
 
+delay_ms=${STASH_CACHE_DELAY_MS:-0}
 iterations=${STASH_CRASH_ITERATIONS:-$([ "${STASH_LONG:-0}" = 1 ] && echo 50 || echo 3)}
 rand_seed
 brd_setup 1 32768
@@ -49,16 +52,25 @@ flakey_table() {
 	fi
 }
 
-# stack BASE: cache and origin linears on BASE; sets CACHE and ORIGIN.
+# stack BASE [DELAY_MS]: cache and origin linears on BASE; sets CACHE and
+# ORIGIN.  With DELAY_MS, writes to the cache go through a dm-delay of that
+# many milliseconds first: commits are slow, and the cut finds them in
+# flight (their writes still queued above the flakey device are lost).
 stack() {
 	linear_create pc-cache "$1" 0 $cache_sectors
 	CACHE=$LINEAR_DEV
+	if [ "${2:-0}" -gt 0 ]; then
+		dm_create pc-cdelay "0 $cache_sectors delay $CACHE 0 0 $CACHE 0 $2" ||
+			die "cannot create dm-delay"
+		CACHE=$(dm_path pc-cdelay)
+	fi
 	linear_create pc-origin "$1" $cache_sectors $origin_sectors
 	ORIGIN=$LINEAR_DEV
 }
 
 unstack() {
 	dm_remove_name pc-origin
+	dm_exists "${STASH_DM_PREFIX}pc-cdelay" && dm_remove_name pc-cdelay
 	dm_remove_name pc-cache
 }
 
@@ -66,34 +78,32 @@ stash_up() {
 	pstash_create pc "$ORIGIN" "$CACHE" writeback
 }
 
-# records LOG: W records in a crashio log (32-byte records, one header).
-records() {
-	echo $(($(stat -c %s "$1") / 32 - 1))
-}
-
 iteration() {
-	local it=$1 seed=$((SEED * 1000 + it)) cut_ms w0 w1 p
+	local it=$1 seed cut_ms w0 w1 p
 
-	log "=== iteration $it (writer seeds $seed.0/$seed.1)"
+	seed=$((SEED * 1000 + it))
+
+	log "=== iteration $it (writer seeds ${seed}0, ${seed}1)"
 	zero_dev "$backing" $(((cache_sectors + origin_sectors) / 2048))
 	dm_create pc-flakey "$(flakey_table up)" || die "cannot create flakey"
-	stack "$(dm_path pc-flakey)"
+	stack "$(dm_path pc-flakey)" "$delay_ms"
 	stash_up
 
 	pids=()
 	for w in 0 1; do
-		crashio write -S -d "$STASH_DEV" -n $half -o $((w * half)) \
-			-s "$seed$w" -l "$tmp/log$w" &
+		# The binary itself in the background (not the shell function):
+		# $! must be the writer, which is killed below.
+		"$PERSIST_TOOLS/crashio" write -S -d "$STASH_DEV" -n $half \
+			-o $((w * half)) -s "$seed$w" -l "$tmp/log$w" &
 		pids+=($!)
 	done
 	cut_ms=$((1000 + RANDOM % 3001))
 	sleep "$(awk -v m=$cut_ms 'BEGIN { printf "%.3f", m / 1000 }')"
-	# Writes logged before the cut are durable; a few logged while the
-	# switch is under way are not counted (the check only gets weaker).
-	w0=$(records "$tmp/log0") w1=$(records "$tmp/log1")
-	dmsetup suspend --noflush "$STASH_DM_PREFIX"pc-flakey &&
-		dmsetup load "$STASH_DM_PREFIX"pc-flakey --table "$(flakey_table down)" &&
-		dmsetup resume "$STASH_DM_PREFIX"pc-flakey || die "cannot cut the power"
+	# Writes logged before the cut are durable: crashio counts them and
+	# switches flakey to drop_writes right after.
+	crashio cut "$STASH_DM_PREFIX"pc-flakey "$(flakey_table down)" \
+		"$tmp/log0" "$tmp/log1" >"$tmp/cut" || die "cannot cut the power"
+	{ read -r w0; read -r w1; } <"$tmp/cut"
 	log "power cut after ${cut_ms} ms: $w0 + $w1 writes logged; $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-9)"
 	sleep 0.5
 	for p in "${pids[@]}"; do

@@ -19,6 +19,7 @@
 #
 # STASH_LW_POINTS: how many points to sample (default 20, plus the last);
 # STASH_LONG=1: all of them.  STASH_SEED repeats a run.
+# STASH_CACHE_DELAY_MS=N delays writes to the cache by N ms while recording.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 persist_setup
@@ -35,16 +36,25 @@ tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 lw=${STASH_DM_PREFIX}lw
 
-# stack BASE: cache and origin linears on BASE; sets CACHE and ORIGIN.
+# stack BASE [DELAY_MS]: cache and origin linears on BASE; sets CACHE and
+# ORIGIN.  With DELAY_MS, writes to the cache go through a dm-delay of that
+# many milliseconds (above log-writes: commits complete late, so marks can
+# fall inside them).
 stack() {
 	linear_create lw-cache "$1" 0 $cache_sectors
 	CACHE=$LINEAR_DEV
+	if [ "${2:-0}" -gt 0 ]; then
+		dm_create lw-cdelay "0 $cache_sectors delay $CACHE 0 0 $CACHE 0 $2" ||
+			die "cannot create dm-delay"
+		CACHE=$(dm_path lw-cdelay)
+	fi
 	linear_create lw-origin "$1" $cache_sectors $origin_sectors
 	ORIGIN=$LINEAR_DEV
 }
 
 unstack() {
 	dm_remove_name lw-origin
+	dm_exists "${STASH_DM_PREFIX}lw-cdelay" && dm_remove_name lw-cdelay
 	dm_remove_name lw-cache
 }
 
@@ -52,7 +62,7 @@ log "record: $writes writes, fdatasync every $every"
 zero_dev "$logdev" 1
 dm_create lw "0 $((cache_sectors + origin_sectors)) log-writes $backing $logdev" ||
 	die "cannot create log-writes"
-stack "$(dm_path lw)"
+stack "$(dm_path lw)" "${STASH_CACHE_DELAY_MS:-0}"
 kmsg_mark
 pstash_create lwc "$ORIGIN" "$CACHE" writeback
 assert_ok "logged writer" crashio write -d "$STASH_DEV" -n $blocks -s "$SEED" \

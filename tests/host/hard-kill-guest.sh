@@ -21,7 +21,7 @@ blocks=8192	# the writer's range: 32 MiB of the origin, the cache holds ~16000 b
 
 case ${1:-} in
 write)
-	pstash_create hk "$origin" "$cache" writeback high_watermark 5 low_watermark 1
+	pstash_create hk "$origin" "$cache" writeback low_watermark 1 high_watermark 5
 	log "created: $(dmsetup status "$STASH_DEV")"
 	crashio write -S -L -d "$STASH_DEV" -n $blocks -s "$2" -l "$STASH_OUT/crash.log" \
 		-r "$STASH_OUT/ready"
@@ -29,7 +29,7 @@ write)
 	;;
 check)
 	kmsg_mark
-	pstash_create hk "$origin" "$cache" writeback high_watermark 5 low_watermark 1
+	pstash_create hk "$origin" "$cache" writeback low_watermark 1 high_watermark 5
 	kmsg_since | grep stash
 	assert_status_sane "$STASH_DEV"
 	log "recovered: $(dmsetup status "$STASH_DEV")"

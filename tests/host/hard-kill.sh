@@ -10,18 +10,21 @@
 # Each iteration: two raw images (64 MiB cache, 256 MiB origin, sparse) in
 # a temporary directory become /dev/vda and /dev/vdb.  Boot 1 runs
 # tests/host/hard-kill-guest.sh write: crashio -S logs each completed write
-# to build/vm/out/crash.log (a 9p share, fdatasync'd per record, so the log
+# to build/vm-crash/out/crash.log (a 9p share, fdatasync'd per record, so the log
 # is on the host when QEMU dies).  Once the guest says the writes are
 # durable, the host waits a random 3..8 s and kills the QEMU process that
 # its own run-vm.sh started.  The log is copied away (the next boot empties
-# build/vm/out), and boot 2 runs hard-kill-guest.sh check.
+# out/), and boot 2 runs hard-kill-guest.sh check.
 # The disks use QEMU's cache=writeback: the guest sees a volatile write
 # cache and every flush it sends becomes an fdatasync on the host, so a
 # QEMU kill loses nothing the guest was told is durable.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OUT=$REPO/build/vm/out
+# A VM directory of its own: another run from this checkout would empty
+# its out/ between the two boots.
+export STASH_VM_DIR=${STASH_VM_DIR:-$REPO/build/vm-crash}
+OUT=$STASH_VM_DIR/out
 RUNVM=$REPO/tests/vm/run-vm.sh
 iterations=${1:-${STASH_HK_ITERATIONS:-2}}
 seed=${STASH_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}

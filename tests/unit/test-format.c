@@ -18,7 +18,17 @@
  * - metadata pages: fields at the documented offsets, round trips, a page
  *   found in another page's place, single-bit flips, and entries with a
  *   reserved bit, without the valid bit, for a slot past nr_cblocks or an
- *   oblock past the origin, wherever they sit in the page.
+ *   oblock past the origin, wherever they sit in the page;
+ * - the mapping table's persistence hooks (kmod/stash-map.c): loaded
+ *   entries are found, valid and idle, and off the rebuilt free list, which
+ *   holds exactly the other slots in ascending order; a second load of an
+ *   oblock or a slot is refused; a committed-dirty (cdirty) slot is not
+ *   taken from the head of the free list (the table evicts or refuses
+ *   instead) until its bit is cleared, and a committed-dirty entry is never
+ *   evicted even when clean in RAM; the touched bitmap gets the page of the
+ *   slot that an allocation, invalidation, freeing release or
+ *   stash_map_set_valid() changed, and nothing for lookups, pins, refused
+ *   allocations or releases that free nothing.
  */
 #include <stdio.h>
 
@@ -1143,4 +1153,641 @@ TEST(format_page_oblock_beyond_origin)
 	stash_md_page_encode(block, 0, 1, entries);
 	CHECK(page_accepted(block, 0, EPP, 1ull << 48, &seq, out));
 	CHECK_EQ(out[509], entries[509]);
+}
+
+/*
+ * ---- Mapping table: loading from disk, committed-dirty, touched pages ----
+ */
+
+#define ENTRY_STATE (SE_MAPPED | SE_VALID | SE_BUSY | SE_STALE | SE_ALLOC)
+
+static struct stash_entry *ent(struct stash_map *m, u64 c)
+{
+	return stash_map_entry(m, to_cblock(c));
+}
+
+static cblock_t lookup(const struct stash_map *m, u64 ob)
+{
+	return stash_map_lookup(m, to_oblock(ob));
+}
+
+static int load(struct stash_map *m, u64 c, u64 ob)
+{
+	return stash_map_load(m, to_cblock(c), to_oblock(ob));
+}
+
+/* Promote @ob and complete the fill at once: mapped, valid, idle. */
+static cblock_t fill(struct stash_map *m, u64 ob)
+{
+	u64 ev;
+	cblock_t c = stash_map_alloc(m, to_oblock(ob), &ev);
+
+	if (cblock_is_valid(c)) {
+		stash_map_set_valid(m, c);
+		stash_map_release(m, c, true);
+	}
+	return c;
+}
+
+/*
+ * The free list holds exactly the slots not in @used (one flag per slot),
+ * in ascending order, and nr_free counts them.
+ */
+static void check_free_list(const struct stash_map *m, const bool *used)
+{
+	u32 expect = 0, count = 0, i = m->free_head, prev = 0;
+
+	for (u32 c = 0; c < m->nr_cblocks; c++)
+		expect += !used[c];
+	CHECK_EQ(m->nr_free, expect);
+	while (i != STASH_NO_INDEX && count <= m->nr_cblocks) {
+		REQUIRE_LT(i, m->nr_cblocks);
+		CHECK(!used[i]);
+		CHECK_EQ(m->entries[i].flags & SE_ALLOC, 0);
+		if (count)
+			CHECK_GT(i, prev);
+		prev = i;
+		count++;
+		i = m->entries[i].next;
+	}
+	CHECK_EQ(count, expect);
+	CHECK_EQ(i, STASH_NO_INDEX);
+}
+
+TEST(format_map_load_rebuild_free)
+{
+	static const struct { u32 c; u64 ob; } loaded[] = {
+		{ 0, 1000 }, { 5, 7 }, { 6, (1ull << 48) - 1 }, { 39, 3 },
+		{ 20, 0 }, { 21, 1ull << 32 }, { 22, 8 },
+	};
+	const u32 n = 40, nl = sizeof(loaded) / sizeof(loaded[0]);
+	bool used[40] = { false };
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, n), 0);
+	for (u32 k = 0; k < nl; k++) {
+		CHECK_EQ(load(&m, loaded[k].c, loaded[k].ob), 0);
+		used[loaded[k].c] = true;
+	}
+	stash_map_rebuild_free(&m);
+
+	for (u32 k = 0; k < nl; k++) {
+		struct stash_entry *e = ent(&m, loaded[k].c);
+
+		test_context("slot %u, oblock %llu", loaded[k].c, loaded[k].ob);
+		CHECK_EQ(lookup(&m, loaded[k].ob), loaded[k].c);
+		CHECK_EQ(from_oblock(stash_entry_oblock(e)), loaded[k].ob);
+		/* Valid and idle: no busy, stale, referenced or writeback bit. */
+		CHECK_EQ(e->flags, SE_ALLOC | SE_MAPPED | SE_VALID);
+		CHECK_EQ(e->pins, 0);
+	}
+	test_context("free list");
+	CHECK_EQ(stash_map_nr_allocated(&m), nl);
+	check_free_list(&m, used);
+	for (u64 ob = 1; ob < 7; ob++)
+		if (ob != 3)
+			CHECK_EQ(lookup(&m, ob), STASH_NO_CBLOCK);
+
+	/* New blocks get the free slots, in ascending order, no eviction. */
+	for (u32 c = 0; c < n; c++) {
+		if (used[c])
+			continue;
+		test_context("alloc into free slot %u", c);
+		CHECK_EQ(stash_map_alloc(&m, to_oblock(5000 + c), &ev), c);
+		CHECK_EQ(ev, STASH_NO_OBLOCK);
+	}
+	CHECK_EQ(m.nr_free, 0);
+	/* Then only loaded entries are evictable: they are valid and idle. */
+	for (u32 k = 0; k < nl; k++) {
+		cblock_t c;
+
+		test_context("eviction %u", k);
+		c = stash_map_alloc(&m, to_oblock(9000 + k), &ev);
+		REQUIRE(cblock_is_valid(c));
+		CHECK(used[from_cblock(c)]);
+		CHECK_EQ(lookup(&m, ev), STASH_NO_CBLOCK);
+		CHECK_EQ(lookup(&m, 9000 + k), c);
+	}
+	test_context("all busy");
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
+	stash_map_exit(&m);
+}
+
+TEST(format_map_load_refuses_duplicates)
+{
+	bool used[16] = { false };
+	struct stash_map m;
+
+	REQUIRE_EQ(stash_map_init(&m, 16), 0);
+	REQUIRE_EQ(load(&m, 4, 100), 0);
+	used[4] = true;
+
+	/* The same oblock in another slot. */
+	CHECK_EQ(load(&m, 9, 100), -1);
+	CHECK_EQ(ent(&m, 9)->flags & ENTRY_STATE, 0);
+	CHECK_EQ(lookup(&m, 100), 4);
+	/* The same slot for another oblock, and for the same one again. */
+	CHECK_EQ(load(&m, 4, 200), -1);
+	CHECK_EQ(load(&m, 4, 100), -1);
+	CHECK_EQ(lookup(&m, 200), STASH_NO_CBLOCK);
+	CHECK_EQ(lookup(&m, 100), 4);
+	CHECK_EQ(from_oblock(stash_entry_oblock(ent(&m, 4))), 100);
+	CHECK_EQ(ent(&m, 4)->flags, SE_ALLOC | SE_MAPPED | SE_VALID);
+	/* A slot past the end. */
+	CHECK_EQ(load(&m, 16, 300), -1);
+	CHECK_EQ(lookup(&m, 300), STASH_NO_CBLOCK);
+
+	/* Other slots and oblocks still load. */
+	CHECK_EQ(load(&m, 9, 200), 0);
+	used[9] = true;
+	CHECK_EQ(load(&m, 15, 101), 0);
+	used[15] = true;
+	stash_map_rebuild_free(&m);
+	check_free_list(&m, used);
+	CHECK_EQ(lookup(&m, 100), 4);
+	CHECK_EQ(lookup(&m, 200), 9);
+	CHECK_EQ(lookup(&m, 101), 15);
+	CHECK_EQ(stash_map_nr_allocated(&m), 3);
+	stash_map_exit(&m);
+}
+
+/*
+ * What recovery does when a newer page maps an oblock an older one had:
+ * invalidate the old slot, load the new one.  The rebuilt free list then
+ * holds the old slot once, and nothing else changed.
+ */
+TEST(format_map_load_after_invalidate)
+{
+	bool used[12] = { false };
+	struct stash_map m;
+
+	REQUIRE_EQ(stash_map_init(&m, 12), 0);
+	REQUIRE_EQ(load(&m, 2, 50), 0);
+	REQUIRE_EQ(load(&m, 3, 51), 0);
+	CHECK(stash_map_invalidate(&m, to_cblock(2)));
+	CHECK_EQ(lookup(&m, 50), STASH_NO_CBLOCK);
+	REQUIRE_EQ(load(&m, 7, 50), 0);
+	/* The freed slot can be loaded again too. */
+	REQUIRE_EQ(load(&m, 2, 52), 0);
+	CHECK(stash_map_invalidate(&m, to_cblock(2)));
+	stash_map_rebuild_free(&m);
+	used[3] = used[7] = true;
+	check_free_list(&m, used);
+	CHECK_EQ(lookup(&m, 50), 7);
+	CHECK_EQ(lookup(&m, 51), 3);
+	CHECK_EQ(lookup(&m, 52), STASH_NO_CBLOCK);
+	stash_map_exit(&m);
+}
+
+TEST(format_map_rebuild_free_empty_and_full)
+{
+	bool used[1100] = { false };
+	struct stash_map m;
+	u64 ev;
+
+	/* Nothing loaded: the same list as a fresh table. */
+	REQUIRE_EQ(stash_map_init(&m, 1100), 0);
+	stash_map_rebuild_free(&m);
+	check_free_list(&m, used);
+	CHECK_EQ(m.free_head, 0);
+	stash_map_exit(&m);
+
+	/* Everything loaded: no free slot; alloc evicts. */
+	REQUIRE_EQ(stash_map_init(&m, 1100), 0);
+	for (u32 c = 0; c < 1100; c++) {
+		REQUIRE_EQ(load(&m, c, 3 * c + 1), 0);
+		used[c] = true;
+	}
+	stash_map_rebuild_free(&m);
+	check_free_list(&m, used);
+	CHECK_EQ(m.free_head, STASH_NO_INDEX);
+	for (u32 c = 0; c < 1100; c++)
+		if (lookup(&m, 3 * c + 1) != c)
+			CHECK_EQ(lookup(&m, 3 * c + 1), c);
+	REQUIRE(cblock_is_valid(stash_map_alloc(&m, to_oblock(2), &ev)));
+	CHECK_NE(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(ev % 3, 1);
+	stash_map_exit(&m);
+}
+
+/* A free slot whose committed-dirty bit is set is not handed out. */
+TEST(format_map_cdirty_free_head_fresh_table)
+{
+	struct stash_bitmap cd;
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 4), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
+	m.cdirty = cd.words;
+
+	stash_bitmap_set(&cd, 0);
+	/* Slot 0 heads the free list; nothing is mapped, so nothing to evict. */
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(10), &ev), STASH_NO_CBLOCK);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(lookup(&m, 10), STASH_NO_CBLOCK);
+	CHECK_EQ(m.nr_free, 4);
+	CHECK_EQ(m.free_head, 0);
+	CHECK_EQ(ent(&m, 0)->flags, 0);
+
+	stash_bitmap_clear(&cd, 0);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(10), &ev), 0);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(lookup(&m, 10), 0);
+
+	/* A committed-dirty slot further down the list: taken when it heads. */
+	stash_bitmap_set(&cd, 2);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(11), &ev), 1);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(12), &ev), STASH_NO_CBLOCK);
+	CHECK_EQ(m.nr_free, 2);
+	stash_bitmap_clear(&cd, 2);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(12), &ev), 2);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(13), &ev), 3);
+	CHECK_EQ(m.nr_free, 0);
+
+	stash_bitmap_exit(&cd);
+	stash_map_exit(&m);
+}
+
+/* With evictable entries, a committed-dirty free head means evicting. */
+TEST(format_map_cdirty_free_head_evicts_instead)
+{
+	struct stash_bitmap cd;
+	struct stash_map m;
+	bool used[8] = { false };
+	cblock_t c;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 8), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cd, 8), 0);
+	m.cdirty = cd.words;
+	for (u32 i = 0; i < 4; i++) {
+		REQUIRE_EQ(load(&m, i, 100 + i), 0);
+		used[i] = true;
+	}
+	stash_map_rebuild_free(&m);
+	check_free_list(&m, used);
+	REQUIRE_EQ(m.free_head, 4);
+
+	stash_bitmap_set(&cd, 4);
+	for (u32 k = 0; k < 3; k++) {
+		test_context("eviction %u", k);
+		c = stash_map_alloc(&m, to_oblock(200 + k), &ev);
+		REQUIRE(cblock_is_valid(c));
+		CHECK_LT(from_cblock(c), 4);
+		CHECK_EQ(ev, 100 + from_cblock(c));
+		CHECK_EQ(lookup(&m, ev), STASH_NO_CBLOCK);
+		CHECK_EQ(m.nr_free, 4);
+		CHECK_EQ(m.free_head, 4);
+		CHECK_EQ(ent(&m, 4)->flags, 0);
+		/* The new entry is busy: not a candidate again. */
+	}
+	/* The last loaded entry: committed dirty too, so nothing qualifies. */
+	for (u32 i = 0; i < 4; i++)
+		if (ent(&m, i)->flags == (SE_ALLOC | SE_MAPPED | SE_VALID))
+			stash_bitmap_set(&cd, i);
+	test_context("nothing evictable");
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(300), &ev), STASH_NO_CBLOCK);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(m.nr_free, 4);
+
+	/* A commit recorded slot 4 clean or empty: it is free for use. */
+	test_context("after the commit");
+	stash_bitmap_clear(&cd, 4);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(300), &ev), 4);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(301), &ev), 5);
+	CHECK_EQ(m.nr_free, 2);
+
+	stash_bitmap_exit(&cd);
+	stash_map_exit(&m);
+}
+
+/*
+ * The case the bit exists for: a dirty block is invalidated (its RAM dirty
+ * bit cleared) and its slot freed before a commit records that.  Until
+ * then the slot must not take another block.
+ */
+TEST(format_map_cdirty_invalidated_dirty_slot)
+{
+	struct stash_bitmap cd, dirty;
+	struct stash_map m;
+	cblock_t c;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 4), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
+	REQUIRE_EQ(stash_bitmap_init(&dirty, 4), 0);
+	m.cdirty = cd.words;
+	m.dirty = dirty.words;
+	for (u64 i = 0; i < 4; i++)
+		REQUIRE_EQ(fill(&m, 10 + i), i);
+	stash_bitmap_set(&dirty, 2);
+	stash_bitmap_set(&cd, 2);		/* committed as dirty */
+
+	stash_bitmap_clear(&dirty, 2);
+	CHECK(stash_map_invalidate(&m, to_cblock(2)));
+	REQUIRE_EQ(m.free_head, 2);
+	REQUIRE_EQ(m.nr_free, 1);
+
+	c = stash_map_alloc(&m, to_oblock(20), &ev);
+	REQUIRE(cblock_is_valid(c));
+	CHECK_NE(c, 2);
+	CHECK_EQ(ev, 10 + from_cblock(c));
+	CHECK_EQ(m.nr_free, 1);
+	CHECK_EQ(m.free_head, 2);
+
+	stash_bitmap_clear(&cd, 2);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(21), &ev), 2);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	CHECK_EQ(m.nr_free, 0);
+
+	stash_bitmap_exit(&dirty);
+	stash_bitmap_exit(&cd);
+	stash_map_exit(&m);
+}
+
+/* Only the committed-dirty bit holds back a free slot, not the RAM one. */
+TEST(format_map_ram_dirty_free_slot_is_used)
+{
+	struct stash_bitmap cd, dirty;
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 4), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
+	REQUIRE_EQ(stash_bitmap_init(&dirty, 4), 0);
+	m.cdirty = cd.words;
+	m.dirty = dirty.words;
+	stash_bitmap_set(&dirty, 0);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), 0);
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	stash_bitmap_exit(&dirty);
+	stash_bitmap_exit(&cd);
+	stash_map_exit(&m);
+}
+
+/*
+ * An entry whose committed-dirty bit is set is never evicted, even when
+ * clean in RAM, referenced or not, loaded or filled; randomized.
+ */
+TEST(format_map_cdirty_entry_never_evicted)
+{
+	const u32 n = 64;
+	struct stash_bitmap cd, dirty;
+	uint64_t rng = 14;
+	struct stash_map m;
+	u64 owner[64];
+	u64 ev, next_ob = 1000;
+	u32 evictions = 0, refusals = 0;
+
+	REQUIRE_EQ(stash_map_init(&m, n), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cd, n), 0);
+	REQUIRE_EQ(stash_bitmap_init(&dirty, n), 0);
+	m.cdirty = cd.words;
+	m.dirty = dirty.words;
+	for (u32 c = 0; c < n; c++) {
+		owner[c] = 7 * c + 3;
+		REQUIRE_EQ(load(&m, c, owner[c]), 0);
+		if (c % 3 == 0)
+			stash_bitmap_set(&cd, c);
+	}
+	stash_map_rebuild_free(&m);
+	REQUIRE_EQ(m.nr_free, 0);
+
+	for (int step = 0; step < 20000; step++) {
+		u32 r = (u32)unit_rand_below(&rng, 100);
+		u32 c = (u32)unit_rand_below(&rng, n);
+		cblock_t got;
+
+		test_context("step %d", step);
+		if (r < 1) {			/* everything recorded dirty */
+			for (u32 i = 0; i < n; i++)
+				stash_bitmap_set(&cd, i);
+			continue;
+		}
+		if (r < 10) {			/* a commit changes the bits */
+			if (stash_bitmap_test(&cd, c))
+				stash_bitmap_clear(&cd, c);
+			else
+				stash_bitmap_set(&cd, c);
+			continue;
+		}
+		if (r < 20) {			/* a read hit */
+			ent(&m, c)->flags |= SE_REF;
+			continue;
+		}
+		got = stash_map_alloc(&m, to_oblock(next_ob), &ev);
+		if (!cblock_is_valid(got)) {
+			refusals++;
+			/* Then every mapped slot is committed dirty (or busy). */
+			for (u32 i = 0; i < n; i++)
+				if (!stash_bitmap_test(&cd, i))
+					CHECK_NE(ent(&m, i)->flags & ENTRY_STATE,
+						 SE_ALLOC | SE_MAPPED | SE_VALID);
+			continue;
+		}
+		evictions++;
+		c = (u32)from_cblock(got);
+		CHECK(!stash_bitmap_test(&cd, c));
+		CHECK_EQ(ev, owner[c]);
+		owner[c] = next_ob++;
+		stash_map_set_valid(&m, got);
+		stash_map_release(&m, got, true);
+		/* Every committed-dirty slot still holds its block. */
+		for (u32 i = 0; i < n; i++)
+			if (lookup(&m, owner[i]) != i)
+				CHECK_EQ(lookup(&m, owner[i]), i);
+		if (test_failed())
+			break;
+	}
+	CHECK_GT(evictions, 1000);
+	CHECK_GT(refusals, 100);
+
+	/* All committed dirty: nothing evictable, however often asked. */
+	test_context("all committed dirty");
+	for (u32 c = 0; c < n; c++)
+		stash_bitmap_set(&cd, c);
+	for (int k = 0; k < 3; k++)
+		CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
+	stash_bitmap_exit(&dirty);
+	stash_bitmap_exit(&cd);
+	stash_map_exit(&m);
+}
+
+/*
+ * The touched bitmap: exactly page @page (or nothing, for -1) is marked;
+ * then it is cleared for the next step.
+ */
+static void check_touched(struct stash_bitmap *t, int page)
+{
+	if (page < 0) {
+		CHECK_EQ(t->nr_set, 0);
+		CHECK_EQ(stash_bitmap_next(t, 0), t->nr_bits);
+	} else {
+		CHECK_EQ(t->nr_set, 1);
+		CHECK_EQ(stash_bitmap_next(t, 0), (u32)page);
+	}
+	stash_bitmap_zero(t);
+}
+
+static int page_of(const struct stash_map *m, u64 c)
+{
+	return (int)(c / m->entries_per_page);
+}
+
+/*
+ * Which metadata page each map operation marks as changed, with small
+ * pages (8 slots) so that every operation can be aimed at its own page.
+ */
+TEST(format_map_touched_pages)
+{
+	const u32 epp = 8, n = 3 * epp + 5;	/* pages 0..3, the last partial */
+	struct stash_bitmap t;
+	struct stash_map m;
+	cblock_t c;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, n), 0);
+	REQUIRE_EQ(stash_bitmap_init(&t, 4), 0);
+	m.touched = &t;
+	m.entries_per_page = epp;
+
+	/* Allocation from the free list: the slot's page. */
+	for (u32 i = 0; i < n; i++) {
+		test_context("alloc of slot %u", i);
+		c = stash_map_alloc(&m, to_oblock(100 + i), &ev);
+		REQUIRE_EQ(c, i);
+		check_touched(&t, page_of(&m, i));
+		/* Lookups change nothing. */
+		CHECK_EQ(lookup(&m, 100 + i), i);
+		CHECK_EQ(lookup(&m, 99), STASH_NO_CBLOCK);
+		check_touched(&t, -1);
+		/* Becoming valid: the page. */
+		stash_map_set_valid(&m, c);
+		check_touched(&t, page_of(&m, i));
+		/* The end of the fill: nothing to record. */
+		CHECK(!stash_map_release(&m, c, true));
+		check_touched(&t, -1);
+	}
+
+	/* Eviction: victim and new block share the slot, so one page. */
+	test_context("eviction in page 2");
+	m.clock_hand = 2 * epp + 1;
+	c = stash_map_alloc(&m, to_oblock(500), &ev);
+	REQUIRE_EQ(c, 2 * epp + 1);
+	CHECK_EQ(ev, 100 + 2 * epp + 1);
+	check_touched(&t, 2);
+	stash_map_set_valid(&m, c);
+	stash_map_release(&m, c, true);
+	stash_bitmap_zero(&t);
+
+	/* A refused allocation changes nothing (the clock may clear refs). */
+	test_context("refused alloc");
+	for (u32 i = 0; i < n; i++)
+		ent(&m, i)->flags |= SE_BUSY | (i & 1 ? SE_REF : 0);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(501), &ev), STASH_NO_CBLOCK);
+	check_touched(&t, -1);
+	for (u32 i = 0; i < n; i++)
+		ent(&m, i)->flags &= ~(SE_BUSY | SE_REF);
+
+	/* Pins come and go without a trace. */
+	test_context("pins");
+	ent(&m, 5)->pins = 2;
+	CHECK(!stash_map_release(&m, to_cblock(5), false));
+	CHECK(!stash_map_release(&m, to_cblock(5), false));
+	CHECK_EQ(ent(&m, 5)->pins, 0);
+	check_touched(&t, -1);
+
+	/* Invalidating an idle entry frees it: its page. */
+	test_context("invalidate idle slot 13");
+	CHECK(stash_map_invalidate(&m, to_cblock(13)));
+	check_touched(&t, 1);
+	/* Invalidating a free slot does nothing. */
+	test_context("invalidate free slot 13");
+	CHECK(!stash_map_invalidate(&m, to_cblock(13)));
+	check_touched(&t, -1);
+
+	/* Invalidating a busy entry unmaps it now: its page; freed later. */
+	test_context("invalidate busy slot 22");
+	ent(&m, 22)->flags |= SE_BUSY;
+	CHECK(!stash_map_invalidate(&m, to_cblock(22)));
+	check_touched(&t, 2);
+	test_context("invalidate stale slot 22 again");
+	CHECK(!stash_map_invalidate(&m, to_cblock(22)));
+	check_touched(&t, -1);
+	test_context("release frees slot 22");
+	CHECK(stash_map_release(&m, to_cblock(22), true));
+	check_touched(&t, 2);
+
+	/* The same with a pinned entry in the last, partial page. */
+	test_context("invalidate pinned slot %u", n - 1);
+	ent(&m, n - 1)->pins = 2;
+	CHECK(!stash_map_invalidate(&m, to_cblock(n - 1)));
+	check_touched(&t, 3);
+	CHECK(!stash_map_release(&m, to_cblock(n - 1), false));
+	check_touched(&t, -1);
+	CHECK(stash_map_release(&m, to_cblock(n - 1), false));
+	check_touched(&t, 3);
+
+	/* Slots at page edges. */
+	for (u32 i = epp - 1; i <= epp; i++) {
+		test_context("invalidate slot %u", i);
+		CHECK(stash_map_invalidate(&m, to_cblock(i)));
+		check_touched(&t, page_of(&m, i));
+	}
+	/* Freed slots come back from the free list: their pages. */
+	test_context("realloc");
+	c = stash_map_alloc(&m, to_oblock(600), &ev);
+	REQUIRE(cblock_is_valid(c));
+	CHECK_EQ(ev, STASH_NO_OBLOCK);
+	check_touched(&t, page_of(&m, from_cblock(c)));
+
+	/* Set valid on the last slot of the last page. */
+	test_context("set_valid of the last slot");
+	stash_map_set_valid(&m, to_cblock(n - 1));
+	check_touched(&t, 3);
+
+	stash_bitmap_exit(&t);
+	stash_map_exit(&m);
+}
+
+/* The real page size: slot c is in page c / 510. */
+TEST(format_map_touched_real_pages)
+{
+	const u32 n = 3 * EPP - 7;
+	struct stash_bitmap t;
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, n), 0);
+	REQUIRE_EQ(stash_bitmap_init(&t, 3), 0);
+	m.touched = &t;
+	m.entries_per_page = EPP;
+	for (u32 i = 0; i < n; i++) {
+		cblock_t c = stash_map_alloc(&m, to_oblock(i), &ev);
+
+		test_context("slot %u", i);
+		REQUIRE_EQ(c, i);
+		check_touched(&t, (int)(i / EPP));
+		stash_map_set_valid(&m, c);
+		check_touched(&t, (int)(i / EPP));
+		stash_map_release(&m, c, true);
+		check_touched(&t, -1);
+		if (test_failed())
+			return;
+	}
+	for (u32 i = EPP - 2; i < EPP + 2; i++) {
+		test_context("invalidate slot %u", i);
+		CHECK(stash_map_invalidate(&m, to_cblock(i)));
+		check_touched(&t, (int)(i / EPP));
+	}
+	/* Many changes in one page mark it once. */
+	test_context("a whole page");
+	for (u32 i = 2 * EPP; i < n; i++)
+		CHECK(stash_map_invalidate(&m, to_cblock(i)));
+	check_touched(&t, 2);
+	stash_bitmap_exit(&t);
+	stash_map_exit(&m);
 }
