@@ -157,6 +157,13 @@ struct stash_cache {
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
 	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
 	unsigned long last_io;		/* jiffies of the last user I/O */
+	/*
+	 * Origin writes completed, and that count when the newest successful
+	 * origin flush was issued: a flush with nothing new to cover
+	 * completes without reaching the origin.
+	 */
+	atomic64_t origin_writes_done;
+	atomic64_t origin_flushed;
 	atomic_t nr_jobs;		/* internal copies in flight */
 	wait_queue_head_t jobs_wait;
 
@@ -277,6 +284,7 @@ static inline bool stash_set_dirty(struct stash_cache *sc, u32 c)
 static inline bool stash_clear_dirty(struct stash_cache *sc, u32 c)
 {
 	stash_map_touch(&sc->map, to_cblock(c));
+	stash_map_note_reusable(&sc->map);
 	return stash_bitmap_clear(&sc->dirty, c);
 }
 

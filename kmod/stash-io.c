@@ -34,6 +34,7 @@ enum stash_bio_kind {
 	PB_WRITE_ORIGIN,	/* a wip slot */
 	PB_WRITE_HIT,	/* write-through hit: pb->cblock is busy, a cache clone runs */
 	PB_WB_WRITE,	/* write-back: pb->cblock is busy and dirty */
+	PB_ORIGIN_FLUSH,	/* an origin flush covering pb->flush_covers writes */
 	PB_DONE,	/* the target finished its work; completion passes */
 };
 
@@ -44,6 +45,7 @@ struct stash_bio {
 	u8 kind;
 	bool cache_failed;
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
+	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
 };
 
@@ -275,7 +277,13 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
 		e = stash_map_entry(&sc->map, c);
-		if ((e->flags & SE_BUSY) || e->pins == STASH_MAX_PINS) {
+		/*
+		 * Only a slot without valid data (being filled or taking its
+		 * first write) makes a read wait.  A write in flight to a
+		 * valid slot does not: the read overlaps it and may see
+		 * either version, as on any disk.
+		 */
+		if (!(e->flags & SE_VALID) || e->pins == STASH_MAX_PINS) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -534,6 +542,25 @@ defer:
  * so that every write acknowledged before the flush is on the origin when
  * the origin flushes.
  */
+/*
+ * The origin's flush bio: sent on only if an origin write completed since
+ * the newest origin flush was issued; otherwise there is nothing to make
+ * durable and it completes at once.
+ */
+static enum stash_action origin_flush(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+	s64 done = atomic64_read(&sc->origin_writes_done);
+
+	if (done == atomic64_read(&sc->origin_flushed)) {
+		bio_endio(bio);
+		return STASH_SUBMITTED;
+	}
+	pb->kind = PB_ORIGIN_FLUSH;
+	pb->flush_covers = done;
+	return STASH_REMAP_ORIGIN;
+}
+
 static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 {
 	unsigned long flags;
@@ -541,7 +568,7 @@ static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 	if (!sc->is_volatile) {
 		/* Persistent: the origin flushes; the cache commits. */
 		if (!dm_bio_get_target_bio_nr(bio))
-			return STASH_REMAP_ORIGIN;
+			return origin_flush(sc, bio);
 		stash_md_wait_commit(sc, bio);
 		return STASH_QUEUED;
 	}
@@ -551,7 +578,7 @@ static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!sc->dirty.nr_set) {
 		spin_unlock_irqrestore(&sc->lock, flags);
-		return STASH_REMAP_ORIGIN;
+		return origin_flush(sc, bio);
 	}
 	bio_list_add(&sc->flush_waiting, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -743,6 +770,12 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	unsigned long flags;
 	bool kick;
 
+	/* Whatever reached the origin, a later flush must cover. */
+	if (!*error && bio->bi_bdev == sc->origin_dev->bdev &&
+	    (bio_op(bio) == REQ_OP_DISCARD ||
+	     (bio_op(bio) == REQ_OP_WRITE && !(bio->bi_opf & REQ_PREFLUSH))))
+		atomic64_inc(&sc->origin_writes_done);
+
 	switch (pb->kind) {
 	case PB_READ_HIT:
 		if (!*error) {
@@ -785,6 +818,21 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		if (*error)
 			sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
+		break;
+
+	case PB_ORIGIN_FLUSH:
+		if (!*error) {
+			s64 old = atomic64_read(&sc->origin_flushed);
+
+			/* Raise it to what this flush covered, never lower. */
+			while (old < pb->flush_covers) {
+				s64 seen = atomic64_cmpxchg(&sc->origin_flushed,
+							    old, pb->flush_covers);
+				if (seen == old)
+					break;
+				old = seen;
+			}
+		}
 		break;
 
 	case PB_WRITE_HIT:

@@ -89,6 +89,7 @@ static void hash_remove(struct stash_map *m, u32 i)
 	e->next = STASH_NO_INDEX;
 	e->flags &= ~SE_MAPPED;
 	stash_map_touch(m, to_cblock(i));
+	stash_map_note_reusable(m);
 }
 
 static void free_entry(struct stash_map *m, u32 i)
@@ -144,6 +145,8 @@ static u32 clock_evict(struct stash_map *m)
 {
 	u64 steps;
 
+	if (m->none_evictable)
+		return STASH_NO_INDEX;
 	for (steps = 0; steps < 2ull * m->nr_cblocks; steps++) {
 		u32 i = m->clock_hand;
 		struct stash_entry *e = &m->entries[i];
@@ -157,6 +160,7 @@ static u32 clock_evict(struct stash_map *m)
 		}
 		return i;
 	}
+	m->none_evictable = true;
 	return STASH_NO_INDEX;
 }
 
@@ -252,6 +256,7 @@ bool stash_map_release(struct stash_map *m, cblock_t c, bool busy)
 		e->flags &= ~SE_BUSY;
 	else if (e->pins)
 		e->pins--;
+	stash_map_note_reusable(m);
 	if ((e->flags & SE_STALE) && !(e->flags & SE_BUSY) && !e->pins) {
 		free_entry(m, i);
 		return true;

@@ -96,6 +96,13 @@ struct stash_map {
 	u32 free_tail;		/* committed-dirty slots are freed here */
 	u32 nr_free;
 	u32 clock_hand;
+	/*
+	 * A full clock sweep found nothing to evict and nothing has changed
+	 * since that could make an entry evictable: fail at once instead of
+	 * sweeping again (a cache full of dirty blocks would otherwise cost
+	 * a sweep per waiting write).
+	 */
+	bool none_evictable;
 };
 
 int stash_map_init(struct stash_map *m, u32 nr_cblocks);
@@ -151,11 +158,21 @@ static inline void stash_map_touch(struct stash_map *m, cblock_t c)
 				 (u32)from_cblock(c) / m->entries_per_page);
 }
 
+/*
+ * Tell the map that an entry may have become evictable through a change
+ * it cannot see (a dirty or committed-dirty bit cleared).
+ */
+static inline void stash_map_note_reusable(struct stash_map *m)
+{
+	m->none_evictable = false;
+}
+
 /* Mark a busy entry's data valid (a fill or first write completed). */
 static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
 {
 	m->entries[from_cblock(c)].flags |= SE_VALID;
 	stash_map_touch(m, c);
+	stash_map_note_reusable(m);
 }
 
 /*

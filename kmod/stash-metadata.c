@@ -484,8 +484,9 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 
 			if (c >= sc->nr_cblocks)
 				break;
-			if (!(le64_to_cpu(d->entries[k]) & STASH_MD_DIRTY))
-				stash_bitmap_clear(&sc->md_cdirty, c);
+			if (!(le64_to_cpu(d->entries[k]) & STASH_MD_DIRTY) &&
+			    stash_bitmap_clear(&sc->md_cdirty, c))
+				stash_map_note_reusable(&sc->map);
 		}
 	}
 }

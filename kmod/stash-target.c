@@ -387,6 +387,8 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 	stash_seq_init(&sc->seq, (u64)args->tun.seq_cutoff_kb * 2);
 	sc->tun = args->tun;
 	sc->last_io = jiffies;
+	/* Writes before this table (another one, a reload) are not known. */
+	atomic64_set(&sc->origin_writes_done, 1);
 
 	if (stash_map_init(&sc->map, sc->nr_cblocks)) {
 		ti->error = "Cannot allocate the mapping table";

@@ -156,6 +156,12 @@ static void run_finish(struct stash_wb_run *run)
 	wake_up(&sc->wb_wait);
 	if (kick)
 		stash_kick_worker(sc);
+	/*
+	 * Writes waiting for a slot need these blocks recorded clean before
+	 * they can be reused: commit now rather than at the next tick.
+	 */
+	if (kick && !sc->is_volatile && !run->failed)
+		queue_work(sc->wb_wq, &sc->commit_work);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -164,6 +170,8 @@ static void run_write_done(unsigned long error, void *context)
 
 	if (error)
 		run->failed = true;
+	else
+		atomic64_inc(&run->sc->origin_writes_done);
 	run_finish(run);
 }
 
