@@ -1568,10 +1568,12 @@ TEST(format_map_cdirty_entry_never_evicted)
 			continue;
 		}
 		if (r < 10) {			/* a commit changes the bits */
-			if (stash_bitmap_test(&cd, c))
+			if (stash_bitmap_test(&cd, c)) {
 				stash_bitmap_clear(&cd, c);
-			else
+				stash_map_note_reusable(&m);
+			} else {
 				stash_bitmap_set(&cd, c);
+			}
 			continue;
 		}
 		if (r < 20) {			/* a read hit */

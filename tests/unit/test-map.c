@@ -33,6 +33,7 @@ static cblock_t fill(struct stash_map *m, u64 ob)
 
 	if (cblock_is_valid(c)) {
 		stash_map_entry(m, c)->flags |= SE_VALID;
+		stash_map_note_reusable(m);
 		stash_map_release(m, c, true);
 	}
 	return c;
@@ -210,6 +211,7 @@ TEST(map_evicts_only_clean_idle_valid)
 	/* Lift each condition in turn: exactly that entry becomes the victim
 	 * (the new entries stay busy, so they never qualify). */
 	__clear_bit(3, dirty);
+	stash_map_note_reusable(&m);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(203), &ev), 3);
 	CHECK_EQ(ev, 103);
 
@@ -230,10 +232,12 @@ TEST(map_evicts_only_clean_idle_valid)
 	CHECK_EQ(ev, no_eviction());
 
 	E(&m, 4)->flags |= SE_VALID;
+	stash_map_note_reusable(&m);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(207), &ev), 4);
 	CHECK_EQ(ev, 104);
 
 	E(&m, 5)->pins = 0;
+	stash_map_note_reusable(&m);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(208), &ev), 5);
 	CHECK_EQ(ev, 105);
 
@@ -268,6 +272,7 @@ TEST(map_nothing_evictable)
 
 	/* All pinned (and referenced). */
 	memset(dirty, 0, sizeof(dirty));
+	stash_map_note_reusable(&m);
 	for (u32 i = 0; i < 16; i++) {
 		E(&m, i)->pins = 1;
 		E(&m, i)->flags |= SE_REF;
@@ -303,6 +308,7 @@ TEST(map_second_chance)
 		CHECK(!(E(&m, i)->flags & SE_REF));	/* the hand cleared it */
 	stash_map_release(&m, to_cblock(3), true);	/* failed fill: idle */
 	E(&m, 3)->flags |= SE_VALID;
+	stash_map_note_reusable(&m);
 	/* The hand goes on from where it stopped; cleared entries now go. */
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(21), &ev), 0);
 	CHECK_EQ(ev, 10);
@@ -335,6 +341,7 @@ TEST(map_second_chance)
 		CHECK_NE(c, hot);
 		CHECK_NE(ev, 105);
 		E(&m, c)->flags |= SE_VALID;
+		stash_map_note_reusable(&m);
 		stash_map_release(&m, c, true);
 		CHECK_EQ(lookup(&m, 105), hot);
 	}
@@ -364,6 +371,7 @@ TEST(map_evicted_oblock_reported)
 		REQUIRE_EQ(stash_map_init(&m, 1), 0);
 		REQUIRE_EQ(stash_map_alloc(&m, to_oblock(obs[k]), &none), 0);
 		E(&m, 0)->flags |= SE_VALID;
+		stash_map_note_reusable(&m);
 		stash_map_release(&m, to_cblock(0), true);
 		CHECK_EQ(stash_map_alloc(&m, to_oblock(obs[k] ^ 1), &ev), 0);
 		CHECK_EQ(ev, obs[k]);
@@ -401,6 +409,7 @@ TEST(map_invalidate_idle_frees_at_once)
 		CHECK_EQ(stash_map_alloc(&m, to_oblock(70 + victim), &ev), victim);
 		CHECK_EQ(ev, no_eviction());
 		E(&m, victim)->flags |= SE_VALID;
+		stash_map_note_reusable(&m);
 		stash_map_release(&m, to_cblock(victim), true);
 	}
 	stash_map_exit(&m);
@@ -437,6 +446,7 @@ TEST(map_invalidate_busy_defers_free)
 
 	/* A write in flight on a valid entry: the same. */
 	E(&m, c2)->flags |= SE_VALID;
+	stash_map_note_reusable(&m);
 	stash_map_release(&m, c2, true);
 	E(&m, c2)->flags |= SE_BUSY;
 	CHECK(!stash_map_invalidate(&m, c2));
@@ -761,6 +771,7 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 			if (unit_rand_below(&rs, 5)) {
 				if (!md.s[i].stale) {
 					stash_map_entry(&m, to_cblock(i))->flags |= SE_VALID;
+					stash_map_note_reusable(&m);
 					md.s[i].valid = true;
 				}
 			} else {
@@ -797,9 +808,10 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 			/* The dirty bitmap changes. */
 			u32 b = (u32)unit_rand_below(&rs, n);
 
-			if (test_bit(b, dirty))
+			if (test_bit(b, dirty)) {
 				__clear_bit(b, dirty);
-			else if (unit_rand_below(&rs, 3) == 0)
+				stash_map_note_reusable(&m);
+			} else if (unit_rand_below(&rs, 3) == 0)
 				__set_bit(b, dirty);
 		} else {
 			/* Invalidate any slot by number, free or stale too. */
