@@ -143,6 +143,7 @@ struct stash_cache {
 	u64 drains_completed;
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 	bool wb_stopped;		/* suspended: no new writeback */
+	bool need_space;		/* a write waits for a clean slot */
 	u64 wb_rate_second;		/* writeback rate: the second counted */
 	u64 wb_rate_current;		/* blocks in that second so far */
 	u64 wb_rate_last;		/* blocks in the second before it */

@@ -416,7 +416,14 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
 		e = stash_map_entry(&sc->map, c);
-		if (e->flags & SE_VALID && e->flags & (SE_BUSY | SE_WRITEBACK)) {
+		/*
+		 * Wait for a write or writeback in flight on the block, and for
+		 * a write-back write filling a new slot (not valid yet, but
+		 * dirty: unlike a fill, it holds data the origin lacks).
+		 */
+		if ((e->flags & SE_VALID && e->flags & (SE_BUSY | SE_WRITEBACK)) ||
+		    (!(e->flags & SE_VALID) &&
+		     stash_bitmap_test(&sc->dirty, from_cblock(c)))) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -505,6 +512,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		c = stash_map_alloc(&sc->map, ob, &evicted);
 		if (!cblock_is_valid(c)) {
 			/* Every slot is dirty or busy: wait for writeback. */
+			sc->need_space = true;
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			stash_wb_kick(sc);

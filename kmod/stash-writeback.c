@@ -301,8 +301,11 @@ static bool start_pass_locked(struct stash_cache *sc)
 		return false;
 	drain = sc->drain_requested || !bio_list_empty(&sc->flush_waiting) ||
 		READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK;
-	if (!drain && !stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
+	/* Writes waiting for a slot start writeback whatever the watermark. */
+	if (!drain && !sc->need_space &&
+	    !stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
 		return false;
+	sc->need_space = false;
 
 	sc->pass_active = true;
 	sc->pass_is_drain = drain;
