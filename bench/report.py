@@ -82,13 +82,18 @@ class Report:
         self.systems = res["systems"]
         self.wls = [w["name"] for w in res["workloads"]]
         self.wdesc = {w["name"]: w for w in res["workloads"]}
-        self.ok = [n for n, r in self.systems.items() if r["status"] == "ok"]
+        # Systems whose figures are shown: those that ran, and those that
+        # stopped on an error (a hung or failed workload) for the workloads
+        # they completed.  A system that failed the "really caches" check
+        # shows none.
+        self.ok = [n for n, r in self.systems.items()
+                   if r["status"] in ("ok", "error") and r.get("workloads")]
 
     def summary(self, sysname, wl, key="iops"):
         r = self.systems.get(sysname)
-        if not r or r["status"] != "ok":
+        if not r or r["status"] not in ("ok", "error"):
             return None
-        w = r["workloads"].get(wl)
+        w = r.get("workloads", {}).get(wl)
         if not w:
             return None
         return w["summary"].get(key)
@@ -361,11 +366,21 @@ class Report:
               "## Systems", "", self.systems_md(), "",
               "Charts: [IOPS](iops.png), [p99 latency](p99.png).  Raw fio "
               "output and counters per run: results.json.", ""]
-        bad = [s for s, r in self.systems.items() if r["status"] in
-               ("failed", "error")]
+        bad = [s for s, r in self.systems.items() if r["status"] == "failed"]
+        err = [s for s, r in self.systems.items() if r["status"] == "error"]
+        head = []
         if bad:
-            md[2:2] = ["**RUN FAILED for: %s.  Their figures are left out; "
-                       "see the systems section.**" % ", ".join(bad), ""]
+            head.append("**RUN FAILED for: %s (not really caching).  Their "
+                        "figures are left out; see the systems section.**"
+                        % ", ".join(bad))
+        for s in err:
+            r = self.systems[s]
+            head.append("**RUN FAILED: %s stopped on an error after %d "
+                        "workload(s): %s.  Only the workloads it completed "
+                        "are shown.**" % (s, len(r.get("workloads", {})),
+                                          r.get("reason", "")[:400]))
+        if head:
+            md[2:2] = head + [""]
         return "\n".join(md)
 
     # -- charts -------------------------------------------------------------
