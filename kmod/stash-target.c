@@ -129,8 +129,20 @@ static u32 *tunable_field(struct stash_tunables *tun,
  * Parse @value for tunable @d into @tun.  The error names the range.
  * Returns 0 or -EINVAL; @tun is unchanged on error.
  */
+static int check_watermarks(const struct stash_tunables *t, char *err,
+			    size_t err_len)
+{
+	if (t->low_wm < t->high_wm)
+		return 0;
+	snprintf(err, err_len,
+		 "low_watermark (%u) must be below high_watermark (%u)",
+		 t->low_wm, t->high_wm);
+	return -EINVAL;
+}
+
 static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
-			 struct stash_tunables *tun, char *err, size_t err_len)
+			 struct stash_tunables *tun, bool check_pair, char *err,
+			 size_t err_len)
 {
 	struct stash_tunables t = *tun;
 	unsigned int v;
@@ -141,12 +153,8 @@ static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
 		return -EINVAL;
 	}
 	*tunable_field(&t, d) = v;
-	if (t.low_wm >= t.high_wm) {
-		snprintf(err, err_len,
-			 "low_watermark (%u) must be below high_watermark (%u)",
-			 t.low_wm, t.high_wm);
+	if (check_pair && check_watermarks(&t, err, err_len))
 		return -EINVAL;
-	}
 	*tun = t;
 	return 0;
 }
@@ -239,7 +247,7 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 				return -EINVAL;
 			}
 			r = parse_tunable(d, dm_shift_arg(as), &args->tun,
-					  err_buf, sizeof(err_buf));
+					  false, err_buf, sizeof(err_buf));
 			if (r) {
 				*error = err_buf;
 				return r;
@@ -278,6 +286,11 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			return -EINVAL;
 		}
 		seen |= bit;
+	}
+	/* The watermarks are checked together, whatever their order. */
+	if (check_watermarks(&args->tun, err_buf, sizeof(err_buf))) {
+		*error = err_buf;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -757,7 +770,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_lock_irqsave(&sc->lock, flags);
 	tun = sc->tun;
-	r = parse_tunable(d, value, &tun, err, sizeof(err));
+	r = parse_tunable(d, value, &tun, true, err, sizeof(err));
 	if (!r) {
 		WRITE_ONCE(sc->tun.seq_cutoff_kb, tun.seq_cutoff_kb);
 		WRITE_ONCE(sc->tun.high_wm, tun.high_wm);
