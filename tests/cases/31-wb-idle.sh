@@ -5,7 +5,7 @@
 require_root
 stash_load_module
 
-IDLE_MS=1000
+IDLE_MS=3000
 BOUND_MS=$((IDLE_MS + 3000))	# the promise this test checks
 cache_setup 32 16
 tmp=$(mktemp -d)
@@ -31,8 +31,13 @@ idle_test() {
 	put "$vol" "$tmp/a" 500
 	t0=$(now_ms)
 	dirty=$(sf "$vol" dirty)
+	t=$(now_ms)
 	log "dirty right after the writes: $dirty"
-	assert_eq 300 "$dirty" "dirty after the writes"
+	if [ $((t - t0)) -lt $((IDLE_MS - 300)) ]; then
+		assert_eq 300 "$dirty" "dirty after the writes"
+	else
+		log "note: the VM was too slow to look before idle_ms ($((t - t0)) ms)"
+	fi
 
 	# Not idle long enough yet: still dirty, the origin untouched.
 	sleep 0.3
