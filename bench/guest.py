@@ -233,17 +233,24 @@ class Devices:
         if os.path.ismount(FS_MNT):
             try_sh("umount %s" % FS_MNT)
         bcache_stop_all()
-        # Every bench-* dm device, the slow device and its base last.
-        for _ in range(10):
+        # Every bench-* dm device, the slow device last.  A device that a
+        # hung workload still holds gets the error target (--force) so that
+        # its holders fail and let go, and the next system can run.
+        def bench_devices():
             names = [l.split()[0] for l in
                      sh("dmsetup ls", check=False).splitlines()
                      if l.startswith("bench-")]
+            return sorted(names, key=lambda n: (n.startswith("bench-slow"), n))
+        for attempt in range(6):
+            names = bench_devices()
             if not names:
                 break
-            names.sort(key=lambda n: (n.startswith("bench-slow"), n))
             for n in names:
-                try_sh("dmsetup remove --retry %s" % n)
-        else:
+                try_sh("dmsetup remove %s%s" % (
+                    "--retry " if attempt < 3 else "--force ", n))
+            if attempt >= 3:
+                time.sleep(2)
+        if bench_devices():
             raise RuntimeError("cannot remove dm devices: %s" % sh("dmsetup ls"))
         for _ in range(20):
             if not os.path.isdir("/sys/module/brd"):
@@ -720,7 +727,7 @@ def run_fs_workload(sysm, wl, rep, cfg):
     dev = sysm.dev
     t = time.time()
     sh("mkfs.ext4 -F -q -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 %s"
-       % dev, timeout=900)
+       % dev, timeout=300)
     mkfs_s = time.time() - t
     os.makedirs(FS_MNT, exist_ok=True)
     sh("mount -t ext4 -o noatime %s %s" % (dev, FS_MNT))
@@ -739,7 +746,7 @@ def run_fs_workload(sysm, wl, rep, cfg):
         before_c, before_o = sysm.counters(), disk_stat(SLOW)
         r = fio(wl["name"], args,
                 os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
-                cfg["runtime"] + cfg["ramp"] + 600)
+                cfg["runtime"] + cfg["ramp"] + 300)
         r["counters"] = delta(sysm.counters(), before_c)
         r["origin_io"] = delta(disk_stat(SLOW), before_o)
     finally:
@@ -765,7 +772,7 @@ def run_workload(sysm, wl, rep, cfg):
             "--time_based", "--runtime=%d" % cfg["zipf_warm"],
             "--randseed=4242"],
             os.path.join(sysm.rawdir, "%s-warm.json" % wl["name"]),
-            cfg["zipf_warm"] + 600)
+            cfg["zipf_warm"] + 300)
         res["warmup"] = dict(seconds=cfg["zipf_warm"],
                              read_iops=w.get("read", {}).get("iops"),
                              read_hit_ratio=hit_ratio(
@@ -774,7 +781,7 @@ def run_workload(sysm, wl, rep, cfg):
     r = fio(wl["name"], args + ["--time_based", "--runtime=%d" % cfg["runtime"],
                                 "--ramp_time=%d" % cfg["ramp"]],
             os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
-            cfg["runtime"] + cfg["ramp"] + 600)
+            cfg["runtime"] + cfg["ramp"] + 300)
     r.update(res)
     r["counters"] = delta(sysm.counters(), before_c)
     r["origin_io"] = delta(disk_stat(SLOW), before_o)
