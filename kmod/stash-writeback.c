@@ -417,8 +417,11 @@ static void wb_work_fn(struct work_struct *ws)
 
 	for (;;) {
 		n = collect(sc);
-		if (n == COLLECT_IDLE)
+		if (n == COLLECT_IDLE) {
+			/* Nothing to do: a drain waiter may find the cache clean. */
+			wake_up_all(&sc->drain_wait);
 			break;
+		}
 		if (n == COLLECT_BUSY) {
 			/* Blocks with a user write in flight: it ends soon. */
 			usleep_range(100, 1000);
@@ -453,8 +456,13 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 		spin_unlock_irqrestore(&sc->lock, flags);
 
 		stash_wb_kick(sc);
+		/*
+		 * A pass already running may clean the last block first; then
+		 * no drain pass starts, so a clean cache ends the wait too.
+		 */
 		wait_event(sc->drain_wait,
-			   READ_ONCE(sc->drains_completed) >= target);
+			   READ_ONCE(sc->drains_completed) >= target ||
+			   !READ_ONCE(sc->dirty.nr_set));
 		spin_lock_irqsave(&sc->lock, flags);
 		failed = sc->pass_failed && sc->dirty.nr_set;
 		spin_unlock_irqrestore(&sc->lock, flags);
