@@ -221,6 +221,11 @@ static u32 cache_flags(struct stash_cache *sc, const struct stash_info *info)
 		flags |= STASH_IOC_F_LIVE;
 	if (info->is_volatile)
 		flags |= STASH_IOC_F_VOLATILE;
+	else
+		flags |= STASH_IOC_F_METADATA;
+	/* Not in stash_info (yet): the sticky flag, read as status does. */
+	if (!info->is_volatile && READ_ONCE(sc->md_failed))
+		flags |= STASH_IOC_F_METADATA_FAILED;
 	return flags;
 }
 
@@ -245,6 +250,7 @@ static const struct stash_ctl_tunable stash_ctl_tunables[] = {
 	CTL_TUNABLE("low_watermark", 0, 99, low_wm),
 	CTL_TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
 	CTL_TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
+	CTL_TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
 };
 
 static const struct stash_ctl_tunable *find_ctl_tunable(const char *name)
@@ -368,6 +374,7 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->used_blocks = info.used_cblocks;
 	s->dirty_blocks = info.dirty;
 	s->writeback_blocks = info.writeback;
+	s->writeback_rate = info.wb_rate * (info.block_sectors << SECTOR_SHIFT) >> 10;
 
 	s->counters.read_hits = info.stats.read_hits;
 	s->counters.read_misses = info.stats.read_misses;
@@ -381,12 +388,14 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->counters.cache_errors = info.stats.cache_errors;
 	s->counters.origin_errors = info.stats.origin_errors;
 	s->counters.writeback_errors = info.stats.writeback_errors;
+	s->counters.commits = info.stats.commits;
 
 	s->tunables.sequential_cutoff = info.tun.seq_cutoff_kb;
 	s->tunables.high_watermark = info.tun.high_wm;
 	s->tunables.low_watermark = info.tun.low_wm;
 	s->tunables.idle_ms = info.tun.idle_ms;
 	s->tunables.writeback_inflight = info.tun.wb_inflight;
+	s->tunables.commit_ms = info.tun.commit_ms;
 }
 
 static long ioc_status(void __user *uarg)
@@ -645,6 +654,16 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_list, entries) % 8);
 	BUILD_BUG_ON(sizeof(struct stash_ioc_hdr) != 8);
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, cache) != 8);
+	/*
+	 * A counter or tunable added to the core must be added to the uapi
+	 * structs, fill_status() and stash_ctl_tunables[] as well.
+	 */
+	BUILD_BUG_ON(sizeof(struct stash_stats) !=
+		     sizeof(struct stash_ioc_counters));
+	BUILD_BUG_ON(sizeof(struct stash_tunables) !=
+		     ARRAY_SIZE(stash_ctl_tunables) * sizeof(u32));
+	BUILD_BUG_ON(sizeof(struct stash_ioc_tunables) !=
+		     ARRAY_SIZE(stash_ctl_tunables) * sizeof(__u64));
 }
 
 int __init stash_control_init(void)

@@ -64,12 +64,16 @@ enum stash_uapi_mode {
 };
 
 /*
- * Cache flags (status, list).  METADATA: dirty blocks persist on the cache
- * device across removal; never set yet (no metadata is kept).
+ * Cache flags (status, list).  A cache is either VOLATILE (nothing kept on
+ * the cache device: suspend and removal write dirty blocks back first) or
+ * keeps METADATA on the cache device (dirty blocks stay there across
+ * suspend, removal and crashes); METADATA_FAILED: a metadata commit failed,
+ * writes that need one are refused and so is resume.
  */
-#define STASH_IOC_F_LIVE	0x1u	/* the table is resumed, serving I/O */
-#define STASH_IOC_F_VOLATILE	0x2u	/* the cache was created volatile */
-#define STASH_IOC_F_METADATA	0x4u	/* dirty blocks survive removal */
+#define STASH_IOC_F_LIVE		0x1u	/* the table is resumed, serving I/O */
+#define STASH_IOC_F_VOLATILE		0x2u
+#define STASH_IOC_F_METADATA		0x4u
+#define STASH_IOC_F_METADATA_FAILED	0x8u
 
 /* Which cache: a NUL-terminated name, or major:minor; exactly one. */
 struct stash_ioc_cache {
@@ -181,6 +185,7 @@ struct stash_ioc_counters {
 	__u64 cache_errors;
 	__u64 origin_errors;
 	__u64 writeback_errors;		/* blocks */
+	__u64 commits;			/* metadata commits */
 };
 
 /* Tunables, named as in the table line and the "set" message. */
@@ -190,6 +195,7 @@ struct stash_ioc_tunables {
 	__u64 low_watermark;		/* percent dirty */
 	__u64 idle_ms;			/* ms; 0 = never */
 	__u64 writeback_inflight;	/* writeback I/Os in flight */
+	__u64 commit_ms;		/* ms between metadata commits */
 };
 
 /* STASH_IOC_STATUS: everything about one cache; "out" unless noted. */
@@ -214,6 +220,7 @@ struct stash_ioc_status {
 	__u64 used_blocks;		/* of them, holding a block */
 	__u64 dirty_blocks;		/* newer on the cache than the origin */
 	__u64 writeback_blocks;		/* in writeback I/O now */
+	__u64 writeback_rate;		/* KiB written back in the last second */
 	struct stash_ioc_counters counters;
 	struct stash_ioc_tunables tunables;
 	__u64 reserved[8];		/* must be zero */
@@ -239,8 +246,8 @@ struct stash_ioc_status {
 #define STASH_IOC_CMD_SIZE		168
 #define STASH_IOC_MODE_SIZE		168
 #define STASH_IOC_TUNABLE_SIZE		224
-#define STASH_IOC_COUNTERS_SIZE		96
-#define STASH_IOC_TUNABLES_SIZE		40
-#define STASH_IOC_STATUS_SIZE		568
+#define STASH_IOC_COUNTERS_SIZE		104
+#define STASH_IOC_TUNABLES_SIZE		48
+#define STASH_IOC_STATUS_SIZE		592
 
 #endif /* _UAPI_LINUX_DM_STASH_H */
