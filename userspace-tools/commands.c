@@ -261,7 +261,7 @@ static int block_device(const char *cmd, const char *what, const char *path,
 
 static const char *const tunable_names[] = {
 	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
-	"writeback_inflight",
+	"writeback_inflight", "commit_ms",
 };
 
 /* Index of tunable @key in tunable_names[], or -1. */
@@ -343,7 +343,7 @@ int cmd_create(int argc, char **argv)
 				return usage_error(o.cmd, "unknown tunable '%s' "
 						   "(sequential_cutoff, high_watermark, "
 						   "low_watermark, idle_ms, "
-						   "writeback_inflight)", optarg);
+						   "writeback_inflight, commit_ms)", optarg);
 			if (parse_u64(eq + 1, &v) || v > UINT32_MAX)
 				return usage_error(o.cmd, "bad value '%s' for %s: "
 						   "a whole number", eq + 1, optarg);
@@ -422,7 +422,10 @@ int cmd_create(int argc, char **argv)
 	snprintf(params, sizeof(params), "%s %s %s %u%s%s", origin, cache, mode,
 		 nopts, nopts ? " " : "", opts);
 
-	r = dm_create_device(name, origin_sectors, params);
+	r = dm_create_device(name, origin_sectors, params,
+			     is_volatile || format ? NULL :
+			     "a cache device that holds other data is refused: "
+			     "--format lets dm-stash overwrite it");
 	if (r)
 		return r;
 	r = ctl_status(name, &st);
@@ -506,14 +509,14 @@ int cmd_remove(int argc, char **argv)
 		       fmt_bytes(b1, sizeof(b1), st.dirty_blocks *
 				 st.block_sectors * 512));
 		if (!(st.flags & STASH_IOC_F_METADATA))
-			printf("%s: the kernel writes them back when it suspends "
-			       "the device for removal (the cache %s), so the "
-			       "removal waits for that\n", name,
-			       st.flags & STASH_IOC_F_VOLATILE ? "is volatile" :
-			       "keeps no metadata");
+			printf("%s: the cache is volatile: the kernel writes "
+			       "them back when it suspends the device for "
+			       "removal, so the removal waits for that\n", name);
 		else
-			printf("%s: they stay on the cache device until it is "
-			       "set up again\n", name);
+			printf("%s: they stay on the cache device (its metadata "
+			       "records them); the origin is not up to date until "
+			       "the cache is created again over the same devices "
+			       "and flushed\n", name);
 	}
 	r = dm_remove_device(name);
 	if (r)
@@ -850,7 +853,7 @@ static const char *tunable_unit(const char *key)
 		return "KiB";
 	if (!strcmp(key, "high_watermark") || !strcmp(key, "low_watermark"))
 		return "%";
-	if (!strcmp(key, "idle_ms"))
+	if (!strcmp(key, "idle_ms") || !strcmp(key, "commit_ms"))
 		return "ms";
 	return "";
 }

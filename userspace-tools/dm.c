@@ -153,7 +153,9 @@ out:
 	return r;
 }
 
-int dm_create_device(const char *name, uint64_t sectors, const char *params)
+/* @hint: printed too when the kernel refuses the table (or NULL). */
+int dm_create_device(const char *name, uint64_t sectors, const char *params,
+		     const char *hint)
 {
 	char path[64 + STASH_NAME_LEN];
 	struct dm_task *dmt;
@@ -188,6 +190,8 @@ int dm_create_device(const char *name, uint64_t sectors, const char *params)
 			say_dm_error();
 			fprintf(stderr, "%s:   'dmesg | tail' shows the kernel's "
 				"reason; nothing was created\n", progname);
+			if (hint)
+				fprintf(stderr, "%s:   (%s)\n", progname, hint);
 			r = EXIT_FAILED;
 		}
 		goto out;

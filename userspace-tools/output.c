@@ -66,6 +66,16 @@ const char *dev_path(char *buf, size_t len, uint32_t major, uint32_t minor)
 	return buf;
 }
 
+/* As dmsetup status says it: volatile, persistent or failed. */
+const char *metadata_state(const struct stash_ioc_status *st)
+{
+	if (st->flags & STASH_IOC_F_VOLATILE)
+		return "volatile";
+	if (st->flags & STASH_IOC_F_METADATA_FAILED)
+		return "failed";
+	return st->flags & STASH_IOC_F_METADATA ? "persistent" : "none";
+}
+
 void json_string(FILE *f, const char *s)
 {
 	const unsigned char *p;
@@ -105,6 +115,7 @@ static const struct counter_desc counter_descs[] = {
 	COUNTER(cache_errors, "cache errors"),
 	COUNTER(origin_errors, "origin errors"),
 	COUNTER(writeback_errors, "writeback errors"),
+	COUNTER(commits, "metadata commits"),
 };
 
 static uint64_t counter(const struct stash_ioc_counters *c,
@@ -130,6 +141,7 @@ static const struct tunable_desc tunable_descs[] = {
 	TUNABLE(low_watermark, "%"),
 	TUNABLE(idle_ms, "ms"),
 	TUNABLE(writeback_inflight, ""),
+	TUNABLE(commit_ms, "ms"),
 };
 
 static uint64_t tunable(const struct stash_ioc_tunables *t,
@@ -187,10 +199,10 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 		nl, st->major, st->minor, st->major, st->minor);
 	fprintf(f, ",%s\"mode\": \"%s\", \"state\": ", nl, mode_name(st->mode));
 	json_string(f, st->state);
-	fprintf(f, ",%s\"live\": %s, \"volatile\": %s, \"metadata\": %s", nl,
+	fprintf(f, ",%s\"live\": %s, \"volatile\": %s, \"metadata\": \"%s\"", nl,
 		st->flags & STASH_IOC_F_LIVE ? "true" : "false",
 		st->flags & STASH_IOC_F_VOLATILE ? "true" : "false",
-		st->flags & STASH_IOC_F_METADATA ? "true" : "false");
+		metadata_state(st));
 	fprintf(f, ",%s\"size_sectors\": %llu, \"block_size\": %u, "
 		"\"block_bytes\": %llu", nl,
 		(unsigned long long)st->target_sectors, st->block_sectors,
@@ -205,7 +217,8 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 		(unsigned long long)st->used_blocks,
 		(unsigned long long)st->dirty_blocks,
 		(unsigned long long)st->writeback_blocks);
-	fprintf(f, ",%s\"ram_per_block\": %u", nl, st->ram_per_block);
+	fprintf(f, ",%s\"writeback_rate\": %llu, \"ram_per_block\": %u", nl,
+		(unsigned long long)st->writeback_rate, st->ram_per_block);
 	fprintf(f, ",%s\"counters\": {", nl);
 	print_counters_json_body(f, &st->counters, nl2);
 	fprintf(f, "%s}", nl);
@@ -258,8 +271,9 @@ static void tunable_lines(FILE *f, const struct stash_ioc_tunables *t)
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(tunable_descs); i++)
-		fprintf(f, "  %-18s %14" PRIu64 " %s\n", tunable_descs[i].key,
-			tunable(t, &tunable_descs[i]), tunable_descs[i].unit);
+		fprintf(f, "  %-18s %14" PRIu64 "%s%s\n", tunable_descs[i].key,
+			tunable(t, &tunable_descs[i]),
+			*tunable_descs[i].unit ? " " : "", tunable_descs[i].unit);
 }
 
 /*
@@ -279,11 +293,12 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 		*dev_path(path, sizeof(path), st->origin_major, st->origin_minor) ?
 		path : "?", st->origin_major, st->origin_minor,
 		fmt_bytes(b1, sizeof(b1), st->target_sectors * 512));
-	fprintf(f, "  %-18s %s (%u:%u), %s%s\n", "cache device",
+	fprintf(f, "  %-18s %s (%u:%u), %s for data, metadata %s\n",
+		"cache device",
 		*dev_path(path, sizeof(path), st->cache_major, st->cache_minor) ?
 		path : "?", st->cache_major, st->cache_minor,
 		fmt_bytes(b1, sizeof(b1), st->cache_blocks * block),
-		st->flags & STASH_IOC_F_VOLATILE ? ", volatile" : "");
+		metadata_state(st));
 	fprintf(f, "  %-18s %s (%u sectors)\n", "block size",
 		fmt_bytes(b1, sizeof(b1), block), st->block_sectors);
 	fprintf(f, "  %-18s %14llu of %llu blocks, %s (%s)\n", "used",
@@ -295,8 +310,9 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 		(unsigned long long)st->dirty_blocks,
 		fmt_pct(b1, sizeof(b1), st->dirty_blocks, st->cache_blocks),
 		fmt_bytes(b2, sizeof(b2), st->dirty_blocks * block));
-	fprintf(f, "  %-18s %14llu blocks\n", "in writeback",
-		(unsigned long long)st->writeback_blocks);
+	fprintf(f, "  %-18s %14llu blocks, %s/s\n", "in writeback",
+		(unsigned long long)st->writeback_blocks,
+		fmt_bytes(b1, sizeof(b1), st->writeback_rate * 1024));
 	fprintf(f, "  %-18s %14u bytes per block, %s in all\n", "kernel RAM",
 		st->ram_per_block,
 		fmt_bytes(b1, sizeof(b1), (uint64_t)st->ram_per_block * st->cache_blocks));

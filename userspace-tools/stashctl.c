@@ -45,18 +45,20 @@ static const struct command commands[] = {
 	  "                     M/MiB suffix; a power of two, 4 KiB..1 MiB\n"
 	  "                     (default 4 KiB)\n"
 	  "  --volatile         the cache device keeps no metadata (RAM)\n"
-	  "  --format           start with empty metadata on the cache device,\n"
-	  "                     discarding what it holds (not with --volatile;\n"
-	  "                     needs a module with on-disk metadata)\n"
+	  "  --format           format a cache device that is not blank and\n"
+	  "                     holds no dm-stash cache (its data is lost; an\n"
+	  "                     existing dm-stash cache is loaded, not wiped);\n"
+	  "                     not with --volatile\n"
 	  "  --set KEY=VALUE    set a tunable from the start (see 'get')\n"
 	  "The device covers the whole origin and appears as /dev/mapper/NAME.",
 	  cmd_create },
 	{ "remove", "write back dirty blocks, then remove a stash device",
 	  "NAME [--no-flush]",
 	  "  --no-flush  remove without flushing first; prints how many blocks\n"
-	  "              are still dirty (the kernel still writes back the dirty\n"
-	  "              blocks of a cache without metadata when it suspends\n"
-	  "              the device for removal, so the removal waits for that)\n"
+	  "              are still dirty: a volatile cache still writes them back\n"
+	  "              when the device is suspended for removal; a persistent\n"
+	  "              one keeps them on the cache device, and the origin is\n"
+	  "              behind until the cache is created again and flushed\n"
 	  "By default stashctl starts a flush, shows its progress and removes\n"
 	  "the device once no block is dirty.  A device that is open (mounted,\n"
 	  "in use) is left alone.",

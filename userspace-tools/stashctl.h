@@ -83,7 +83,8 @@ struct dm_dev_info {
 	char target[32];	/* type of the first target, "" if none */
 };
 
-int dm_create_device(const char *name, uint64_t sectors, const char *params);
+int dm_create_device(const char *name, uint64_t sectors, const char *params,
+		     const char *hint);
 int dm_remove_device(const char *name);
 int dm_device_info(const char *name, struct dm_dev_info *info);
 
@@ -91,6 +92,7 @@ int dm_device_info(const char *name, struct dm_dev_info *info);
 const char *fmt_bytes(char *buf, size_t len, uint64_t bytes);
 const char *fmt_pct(char *buf, size_t len, uint64_t part, uint64_t whole);
 const char *dev_path(char *buf, size_t len, uint32_t major, uint32_t minor);
+const char *metadata_state(const struct stash_ioc_status *st);
 void json_string(FILE *f, const char *s);
 void print_status(FILE *f, const struct stash_ioc_status *st,
 		  const struct stash_ioc_status *prev, double interval);
