@@ -63,6 +63,14 @@ static void snapshot(struct stash_ioc_status *st)
 	}
 }
 
+/* What a failed call must not change: all but what moves by itself. */
+static bool same_state(struct stash_ioc_status *a, struct stash_ioc_status *b)
+{
+	a->writeback_rate = b->writeback_rate = 0;
+	a->counters.commits = b->counters.commits = 0;
+	return !memcmp(a, b, sizeof(*a));
+}
+
 /* Call @cmd with @arg; it must fail with @want and change nothing. */
 static void expect(int want, unsigned long cmd, void *arg, const char *what)
 {
@@ -74,8 +82,7 @@ static void expect(int want, unsigned long cmd, void *arg, const char *what)
 	snapshot(&after);
 	result(r == want, "%s: %s (want %s)", what, errname(r), errname(want));
 	if (want)
-		result(!memcmp(&before, &after, sizeof(before)),
-		       "%s: nothing changed", what);
+		result(same_state(&before, &after), "%s: nothing changed", what);
 }
 
 /* ------------------------------------------------------------------
@@ -468,7 +475,7 @@ static void test_tunables(void)
 		if (i + 1 >= count)
 			break;
 	}
-	result(count == 5 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
+	result(count == 6 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
 	if (!count)
 		return;
 
