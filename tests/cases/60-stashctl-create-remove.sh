@@ -2,7 +2,8 @@
 # desc: stashctl create/remove/list: tables, /dev/mapper nodes, flush on remove, errors change nothing
 . "$(dirname "$0")/../lib.sh"
 require_root
-stashctl=$STASH_REPO/userspace-tools/stashctl
+# STASH_STASHCTL=.../stashctl-asan runs these with the sanitizer build.
+stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
 [ -x "$stashctl" ] || die "$stashctl not built (make tools)"
 stash_load_module
 
@@ -119,6 +120,29 @@ out_has "is volatile" "remove --no-flush"
 dm_exists "$name" && die "$name still exists"
 cmp -n 4194304 /tmp/pattern.$$ $origin || die "the origin lacks the data after remove --no-flush"
 
+log "a persistent cache keeps its dirty blocks across remove --no-flush"
+dd if=/dev/zero of=$origin bs=1M count=4 oflag=direct status=none
+expect_exit 1 "create over a used cache device" "$stashctl" create "$name" --origin $origin \
+	--cache $cache --mode writeback
+out_has "--format lets dm-stash overwrite it" "create over a used cache device"
+dm_exists "$name" && die "a refused create left $name behind"
+expect_exit 0 "create --format" "$stashctl" create "$name" --origin $origin --cache $cache \
+	--mode writeback --format --set idle_ms=0
+assert_eq persistent "$(stash_status_field "$name" metadata)" "metadata"
+dd if=/tmp/pattern.$$ of="/dev/mapper/$name" bs=1M oflag=direct status=none
+dirty=$(stash_status_field "$name" dirty)
+[ "$dirty" -gt 0 ] || die "no dirty blocks"
+expect_exit 0 "remove --no-flush" "$stashctl" remove --no-flush "$name"
+out_has "$dirty dirty blocks" "remove --no-flush, persistent"
+out_has "stay on the cache device" "remove --no-flush, persistent"
+cmp -s -n 4194304 /tmp/pattern.$$ $origin && die "the origin has the data already"
+expect_exit 0 "create again" "$stashctl" create "$name" --origin $origin --cache $cache \
+	--mode writeback
+assert_eq "$dirty" "$(stash_status_field "$name" dirty)" "dirty blocks after creating again"
+cmp -n 4194304 /tmp/pattern.$$ "/dev/mapper/$name" || die "the cache lost the data"
+expect_exit 0 "remove" "$stashctl" remove "$name"
+cmp -n 4194304 /tmp/pattern.$$ $origin || die "the origin lacks the data after remove"
+
 log "remove: not found, not a stash device"
 expect_exit 3 "remove a missing device" "$stashctl" remove "${STASH_DM_PREFIX}nothing"
 dm_create lin "0 $(dev_sectors /dev/ram2) linear /dev/ram2 0" || die "dmsetup create linear"
@@ -129,14 +153,14 @@ dm_remove "${STASH_DM_PREFIX}lin"
 
 log "nodes without DM_DISABLE_UDEV (no udev runs here either)"
 env -u DM_DISABLE_UDEV "$stashctl" create "$name" --origin $origin --cache $cache \
-	--mode writearound || die "create without DM_DISABLE_UDEV"
+	--mode writearound --volatile || die "create without DM_DISABLE_UDEV"
 [ -b "/dev/mapper/$name" ] || die "/dev/mapper/$name missing"
 env -u DM_DISABLE_UDEV "$stashctl" remove "$name" || die "remove without DM_DISABLE_UDEV"
 [ -e "/dev/mapper/$name" ] && die "/dev/mapper/$name left behind"
 
 log "the control node is made from sysfs when missing"
-"$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough >/dev/null ||
-	die "create"
+"$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough \
+	--volatile >/dev/null || die "create"
 rm -f /dev/stash-control
 expect_exit 0 "list without /dev/stash-control" "$stashctl" list
 out_has "^$name " "list without /dev/stash-control"
