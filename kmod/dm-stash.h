@@ -83,6 +83,28 @@ struct stash_tunables {
 	u32 commit_ms;		/* periodic metadata commit */
 };
 
+/*
+ * A tunable: its name in table lines, messages and ioctls, its range, and
+ * where it lives in struct stash_tunables.  stash_tunable_descs (in
+ * stash-target.c) is the one list of them.
+ */
+struct stash_tunable_desc {
+	const char *name;
+	u32 min;
+	u32 max;
+	size_t offset;
+};
+
+#define STASH_NR_TUNABLES	6
+extern const struct stash_tunable_desc stash_tunable_descs[STASH_NR_TUNABLES];
+const struct stash_tunable_desc *stash_find_tunable(const char *name);
+
+static inline u32 stash_tunable_get(const struct stash_tunables *tun,
+				    const struct stash_tunable_desc *d)
+{
+	return *(const u32 *)((const char *)tun + d->offset);
+}
+
 /* One merged writeback I/O: contiguous origin blocks, any cache slots. */
 struct stash_wb_run {
 	struct stash_cache *sc;

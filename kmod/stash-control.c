@@ -229,46 +229,6 @@ static u32 cache_flags(struct stash_cache *sc, const struct stash_info *info)
 	return flags;
 }
 
-/*
- * The tunables as GET_TUNABLE reports them.  Names and ranges mirror
- * stash_tunable_descs in stash-target.c (setting one goes through
- * stash_set_tunable(), which checks the range itself).
- */
-struct stash_ctl_tunable {
-	const char *name;
-	u32 min;
-	u32 max;
-	size_t offset;			/* in struct stash_tunables */
-};
-
-#define CTL_TUNABLE(n, lo, hi, field) \
-	{ n, lo, hi, offsetof(struct stash_tunables, field) }
-
-static const struct stash_ctl_tunable stash_ctl_tunables[] = {
-	CTL_TUNABLE("sequential_cutoff", 0, STASH_MAX_SEQ_CUTOFF_KB, seq_cutoff_kb),
-	CTL_TUNABLE("high_watermark", 1, 100, high_wm),
-	CTL_TUNABLE("low_watermark", 0, 99, low_wm),
-	CTL_TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
-	CTL_TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
-	CTL_TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
-};
-
-static const struct stash_ctl_tunable *find_ctl_tunable(const char *name)
-{
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(stash_ctl_tunables); i++)
-		if (!strcasecmp(name, stash_ctl_tunables[i].name))
-			return &stash_ctl_tunables[i];
-	return NULL;
-}
-
-static u32 tunable_value(const struct stash_tunables *tun,
-			 const struct stash_ctl_tunable *t)
-{
-	return *(const u32 *)((const char *)tun + t->offset);
-}
-
 /* ------------------------------------------------------------------
  * ioctls
  * ------------------------------------------------------------------
@@ -513,7 +473,7 @@ static int check_tunable_arg(const struct stash_ioc_tunable *t, bool set)
 
 static long ioc_get_tunable(void __user *uarg)
 {
-	const struct stash_ctl_tunable *d;
+	const struct stash_tunable_desc *d;
 	struct stash_ioc_tunable t;
 	struct stash_info info;
 	struct stash_cache *sc;
@@ -525,9 +485,9 @@ static long ioc_get_tunable(void __user *uarg)
 	if (r)
 		return r;
 	if (t.name[0])
-		d = find_ctl_tunable(t.name);
-	else if (t.index < ARRAY_SIZE(stash_ctl_tunables))
-		d = &stash_ctl_tunables[t.index];
+		d = stash_find_tunable(t.name);
+	else if (t.index < STASH_NR_TUNABLES)
+		d = &stash_tunable_descs[t.index];
 	else
 		d = NULL;
 	if (!d)
@@ -542,9 +502,9 @@ static long ioc_get_tunable(void __user *uarg)
 		return -ENODEV;
 
 	strscpy_pad(t.name, d->name, sizeof(t.name));
-	t.index = d - stash_ctl_tunables;
-	t.count = ARRAY_SIZE(stash_ctl_tunables);
-	t.value = tunable_value(&info.tun, d);
+	t.index = d - stash_tunable_descs;
+	t.count = STASH_NR_TUNABLES;
+	t.value = stash_tunable_get(&info.tun, d);
 	t.min = d->min;
 	t.max = d->max;
 	return copy_to_user(uarg, &t, sizeof(t)) ? -EFAULT : 0;
@@ -552,7 +512,7 @@ static long ioc_get_tunable(void __user *uarg)
 
 static long ioc_set_tunable(void __user *uarg)
 {
-	const struct stash_ctl_tunable *d;
+	const struct stash_tunable_desc *d;
 	struct stash_ioc_tunable t;
 	struct stash_cache *sc;
 	char value[24];
@@ -563,7 +523,7 @@ static long ioc_set_tunable(void __user *uarg)
 	r = check_tunable_arg(&t, true);
 	if (r)
 		return r;
-	d = find_ctl_tunable(t.name);
+	d = stash_find_tunable(t.name);
 	if (!d)
 		return -EINVAL;
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)t.value);
@@ -656,14 +616,14 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, cache) != 8);
 	/*
 	 * A counter or tunable added to the core must be added to the uapi
-	 * structs, fill_status() and stash_ctl_tunables[] as well.
+	 * structs, fill_status() and stash_tunable_descs[] as well.
 	 */
 	BUILD_BUG_ON(sizeof(struct stash_stats) !=
 		     sizeof(struct stash_ioc_counters));
 	BUILD_BUG_ON(sizeof(struct stash_tunables) !=
-		     ARRAY_SIZE(stash_ctl_tunables) * sizeof(u32));
+		     STASH_NR_TUNABLES * sizeof(u32));
 	BUILD_BUG_ON(sizeof(struct stash_ioc_tunables) !=
-		     ARRAY_SIZE(stash_ctl_tunables) * sizeof(__u64));
+		     STASH_NR_TUNABLES * sizeof(__u64));
 }
 
 int __init stash_control_init(void)

@@ -89,18 +89,11 @@ struct stash_args {
 	bool discard_passdown;
 };
 
-/* Tunables, settable in the table line and by "set <name> <value>". */
-struct stash_tunable_desc {
-	const char *name;
-	u32 min;
-	u32 max;
-	size_t offset;
-};
-
 #define TUNABLE(n, lo, hi, field) \
 	{ n, lo, hi, offsetof(struct stash_tunables, field) }
 
-static const struct stash_tunable_desc stash_tunable_descs[] = {
+/* The declaration in dm-stash.h fixes the count: a mismatch won't build. */
+const struct stash_tunable_desc stash_tunable_descs[] = {
 	TUNABLE("sequential_cutoff", 0, STASH_MAX_SEQ_CUTOFF_KB, seq_cutoff_kb),
 	TUNABLE("high_watermark", 1, 100, high_wm),
 	TUNABLE("low_watermark", 0, 99, low_wm),
@@ -109,11 +102,11 @@ static const struct stash_tunable_desc stash_tunable_descs[] = {
 	TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
 };
 
-static const struct stash_tunable_desc *find_tunable(const char *name)
+const struct stash_tunable_desc *stash_find_tunable(const char *name)
 {
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(stash_tunable_descs); i++)
+	for (i = 0; i < STASH_NR_TUNABLES; i++)
 		if (!strcasecmp(name, stash_tunable_descs[i].name))
 			return &stash_tunable_descs[i];
 	return NULL;
@@ -221,7 +214,7 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			 char **error)
 {
 	static const struct dm_arg nr_opts = {
-		0, 5 + 2 * ARRAY_SIZE(stash_tunable_descs),
+		0, 5 + 2 * STASH_NR_TUNABLES,
 		"Invalid number of optional arguments"
 	};
 	static char err_buf[96];
@@ -239,7 +232,7 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 
 	while (argc--) {
 		name = dm_shift_arg(as);
-		d = find_tunable(name);
+		d = stash_find_tunable(name);
 		if (d) {
 			bit = 16 << (d - stash_tunable_descs);
 			if (!argc--) {
@@ -758,7 +751,7 @@ void stash_invalidate_clean(struct stash_cache *sc)
 int stash_set_tunable(struct stash_cache *sc, const char *key,
 		      const char *value)
 {
-	const struct stash_tunable_desc *d = find_tunable(key);
+	const struct stash_tunable_desc *d = stash_find_tunable(key);
 	struct stash_tunables tun;
 	unsigned long flags;
 	char err[96];
