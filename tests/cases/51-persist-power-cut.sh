@@ -22,14 +22,17 @@
 # eviction and slot reuse run during the writes.
 #
 # Iterations: 3, or STASH_CRASH_ITERATIONS, or 50 with STASH_LONG=1.
-# STASH_CACHE_DELAY_MS=N delays writes to the cache by N ms (dm-delay above
-# the cache slice), so that cuts land inside commits.
+# Every second iteration delays writes to the cache by STASH_CACHE_DELAY_MS
+# (default 20; 0: never) with a dm-delay above the cache slice: commits are
+# slow and the cut lands inside them (this is what catches a write
+# acknowledged before its commit is written); the other iterations run at
+# full speed, so that writeback, eviction and slot reuse run before the cut.
 # STASH_SEED repeats a run.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 persist_setup
 
-delay_ms=${STASH_CACHE_DELAY_MS:-0}
+delay_every=${STASH_CACHE_DELAY_MS:-20}
 iterations=${STASH_CRASH_ITERATIONS:-$([ "${STASH_LONG:-0}" = 1 ] && echo 50 || echo 3)}
 rand_seed
 brd_setup 1 32768
@@ -79,11 +82,12 @@ stash_up() {
 }
 
 iteration() {
-	local it=$1 seed cut_ms w0 w1 p
+	local it=$1 seed cut_ms w0 w1 p delay_ms
 
 	seed=$((SEED * 1000 + it))
+	delay_ms=$((it % 2 ? 0 : delay_every))
 
-	log "=== iteration $it (writer seeds ${seed}0, ${seed}1)"
+	log "=== iteration $it (writer seeds ${seed}0, ${seed}1, cache write delay ${delay_ms} ms)"
 	zero_dev "$backing" $(((cache_sectors + origin_sectors) / 2048))
 	dm_create pc-flakey "$(flakey_table up)" || die "cannot create flakey"
 	stack "$(dm_path pc-flakey)" "$delay_ms"

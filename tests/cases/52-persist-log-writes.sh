@@ -19,7 +19,10 @@
 #
 # STASH_LW_POINTS: how many points to sample (default 20, plus the last);
 # STASH_LONG=1: all of them.  STASH_SEED repeats a run.
-# STASH_CACHE_DELAY_MS=N delays writes to the cache by N ms while recording.
+# While recording, writes to the cache are delayed by STASH_CACHE_DELAY_MS
+# (default 20, 0: none) with a dm-delay above log-writes: commits complete
+# late, so that an fdatasync acknowledged before its commit is written
+# shows up as a mark logged before the commit.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 persist_setup
@@ -62,7 +65,7 @@ log "record: $writes writes, fdatasync every $every"
 zero_dev "$logdev" 1
 dm_create lw "0 $((cache_sectors + origin_sectors)) log-writes $backing $logdev" ||
 	die "cannot create log-writes"
-stack "$(dm_path lw)" "${STASH_CACHE_DELAY_MS:-0}"
+stack "$(dm_path lw)" "${STASH_CACHE_DELAY_MS:-20}"
 kmsg_mark
 pstash_create lwc "$ORIGIN" "$CACHE" writeback
 assert_ok "logged writer" crashio write -d "$STASH_DEV" -n $blocks -s "$SEED" \

@@ -64,16 +64,17 @@ fail=0
 for ((it = 1; it <= iterations; it++)); do
 	wseed=$((seed * 100 + it))
 	echo "=== hard-kill iteration $it (writer seed $wseed)"
-	rm -f "$tmp"/*.img "$tmp/crash.log"
+	rm -f "$tmp"/*.img "$tmp/crash.log" "$tmp/stamp"
 	truncate -s 64M "$tmp/cache.img"
 	truncate -s 256M "$tmp/origin.img"
 	disks=(--disk "$tmp/cache.img" --disk "$tmp/origin.img")
+	touch "$tmp/stamp"	# a ready file older than this is stale
 
 	# Boot 1: write until killed.  run-vm.sh empties $OUT when it starts.
 	"$RUNVM" --timeout 900 "${disks[@]}" -- tests/host/hard-kill-guest.sh write "$wseed" \
 		>"$tmp/boot1.log" 2>&1 &
 	vm_pid=$!
-	while [ ! -e "$OUT/ready" ] || [ "$OUT/ready" -ot "$tmp/cache.img" ]; do
+	while [ ! -e "$OUT/ready" ] || [ "$OUT/ready" -ot "$tmp/stamp" ]; do
 		if ! kill -0 "$vm_pid" 2>/dev/null; then
 			echo "hard-kill: boot 1 ended before the writer was ready:"
 			tail -n 40 "$tmp/boot1.log"
