@@ -72,6 +72,7 @@ deps:
 
 unit:
 	$(MAKE) -C tests/unit
+	$(MAKE) -C bench/sim
 
 # Userspace helpers the crash and metadata tests run (tests/tools).
 tests-tools:
@@ -150,6 +151,7 @@ clean:
 	$(MAKE) -C userspace-tools clean
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
+	$(MAKE) -C bench/sim clean
 	rm -rf build
 
 .PHONY: all module tools have-kdir deps unit tests-tools check vm-build vm-check \

@@ -381,8 +381,8 @@ static const char *const scatter_names[] = { "fio", "perm", "none" };
 
 static void print_phase(const char *name, const struct stats *s)
 {
-	printf("  %-10s %10" PRIu64 "  %9.4f  %10" PRIu64 "  %9" PRIu64
-	       "  %9" PRIu64 "\n", name, s->ops, ratio(s), s->promotions,
+	printf("  %-10s %10" "llu" "  %9.4f  %10" "llu" "  %9" "llu"
+	       "  %9" "llu" "\n", name, s->ops, ratio(s), s->promotions,
 	       s->evictions, s->bypassed);
 }
 
@@ -413,7 +413,7 @@ static void run_steady(const struct options *o, struct cache *c,
 	steady = cache_phase(c, o->origin_blocks);
 
 	if (o->brief) {
-		printf("%-26s %7" PRIu64 " %7.3f %7.3f %7.3f %7s %7s %9s %8s\n",
+		printf("%-26s %7" "llu" " %7.3f %7.3f %7.3f %7s %7s %9s %8s\n",
 		       o->label, o->seq_cutoff_kb, ratio(&warm), ratio(&steady),
 		       orc, "-", "-", "-", "-");
 		return;
@@ -422,7 +422,7 @@ static void run_steady(const struct options *o, struct cache *c,
 	       "hit ratio", "promotions", "evictions", "bypassed");
 	print_phase("warm-up", &warm);
 	print_phase("steady", &steady);
-	printf("  oracle (static best %" PRIu64 " blocks of the steady phase): %.4f\n",
+	printf("  oracle (static best %" "llu" " blocks of the steady phase): %.4f\n",
 	       o->cache_blocks, orc);
 }
 
@@ -483,12 +483,12 @@ static void run_scan(const struct options *o, struct cache *c,
 		char rec[32];
 
 		if (found && recovered <= o->window)
-			snprintf(rec, sizeof(rec), "<=%" PRIu64, recovered);
+			snprintf(rec, sizeof(rec), "<=%" "llu", recovered);
 		else if (found)
-			snprintf(rec, sizeof(rec), "%" PRIu64, recovered);
+			snprintf(rec, sizeof(rec), "%" "llu", recovered);
 		else
-			snprintf(rec, sizeof(rec), ">%" PRIu64, o->ops);
-		printf("%-26s %7" PRIu64 " %7.3f %7.3f %7.3f %7.3f %7.3f %9s %8" PRId64 "\n",
+			snprintf(rec, sizeof(rec), ">%" "llu", o->ops);
+		printf("%-26s %7" "llu" " %7.3f %7.3f %7.3f %7.3f %7.3f %9s %8" PRId64 "\n",
 		       o->label, o->seq_cutoff_kb, ratio(&warm), pre_ratio, orc,
 		       ratio(&scan), nr_windows ? win[0] : NAN, rec,
 		       (int64_t)(hot_before - hot_after));
@@ -501,12 +501,12 @@ static void run_scan(const struct options *o, struct cache *c,
 	print_phase("pre-scan", &pre);
 	print_phase("scan", &scan);
 	print_phase("post-scan", &post);
-	printf("  oracle (static best %" PRIu64 " blocks of the pre-scan phase): %.4f\n",
+	printf("  oracle (static best %" "llu" " blocks of the pre-scan phase): %.4f\n",
 	       o->cache_blocks, orc);
-	printf("  scan: %" PRIu64 " blocks from block %" PRIu64
-	       "; hottest %" PRIu64 " blocks cached: %" PRIu64 " before, %" PRIu64 " after\n",
+	printf("  scan: %" "llu" " blocks from block %" "llu"
+	       "; hottest %" "llu" " blocks cached: %" "llu" " before, %" "llu" " after\n",
 	       o->scan_blocks, start, o->cache_blocks, hot_before, hot_after);
-	printf("  post-scan hit ratio per %" PRIu64 " ops:", o->window);
+	printf("  post-scan hit ratio per %" "llu" " ops:", o->window);
 	for (u64 k = 0; k < nr_windows; k++) {
 		if (k % 10 == 0)
 			printf("\n   ");
@@ -514,10 +514,10 @@ static void run_scan(const struct options *o, struct cache *c,
 	}
 	printf("\n");
 	if (found)
-		printf("  recovery: within %.0f points of the pre-scan %.4f after %" PRIu64 " ops\n",
+		printf("  recovery: within %.0f points of the pre-scan %.4f after %" "llu" " ops\n",
 		       RECOVERY_POINTS * 100, pre_ratio, recovered);
 	else
-		printf("  recovery: not within %.0f points of the pre-scan %.4f after %" PRIu64 " ops\n",
+		printf("  recovery: not within %.0f points of the pre-scan %.4f after %" "llu" " ops\n",
 		       RECOVERY_POINTS * 100, pre_ratio, o->ops);
 	free(win);
 }
@@ -711,8 +711,8 @@ int main(int argc, char **argv)
 		if (o.trace != TRACE_UNIFORM)
 			printf(" theta %.2f (%s generator, %s scatter)", o.theta,
 			       gen_names[o.gen], scatter_names[o.scatter]);
-		printf(", cache %" PRIu64 " blocks, origin %" PRIu64
-		       " blocks, seq cutoff %" PRIu64 " KiB, seed %" PRIu64 "\n",
+		printf(", cache %" "llu" " blocks, origin %" "llu"
+		       " blocks, seq cutoff %" "llu" " KiB, seed %" "llu" "\n",
 		       o.cache_blocks, o.origin_blocks, o.seq_cutoff_kb, o.seed);
 		printf("  filter: 2 x %llu bits, rotates every %u insertions; map: %u bytes/block\n",
 		       1ull << c.filter.bits, c.filter.rotate_at,
