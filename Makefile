@@ -11,13 +11,13 @@
 #   make clean
 #
 # KDIR is the kernel build tree: the running kernel's if it has one, else the
-# newest /usr/src/linux-headers-*-amd64.  Give KDIR=... to override.
+# newest generic /usr/src/linux-headers-*-amd64 (not -rt or -cloud).  Give KDIR=... to override.
 
-KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1; fi)
+KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -v -e '-rt-amd64$$' -e '-cloud-amd64$$' | sort -V | tail -n1; fi)
 
 # The kernel the test VM boots (newest Debian 6.1 image) and, unless KDIR was
 # given, the build tree that matches it, so that the VM can load the module.
-VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V | tail -n1)
+VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -v -e '-rt-amd64$$' -e '-cloud-amd64$$' | sort -V | tail -n1)
 ifeq ($(origin KDIR),file)
 VM_KDIR = $(or $(realpath /lib/modules/$(VM_KVER)/build),$(KDIR))
 else

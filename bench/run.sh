@@ -60,7 +60,7 @@ fi
 # from the work tree, or from the commit BENCH_MODULE_REV names (exported
 # into build/bench/module-<sha>/ and built there; the work tree is left
 # alone).
-kver=${STASH_VM_KVER:-$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V | tail -n1)}
+kver=${STASH_VM_KVER:-$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -v -e '-rt-amd64$' -e '-cloud-amd64$' | sort -V | tail -n1)}
 kdir=$(realpath -e "/lib/modules/$kver/build" 2>/dev/null || true)
 module=kmod/dm-stash.ko
 unset STASH_BENCH_MODULE_REV

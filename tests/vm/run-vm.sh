@@ -66,7 +66,7 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (m
 if [ -n "${STASH_VM_KVER:-}" ]; then
 	kver=$STASH_VM_KVER
 else
-	kernel=$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sort -V | tail -n1)
+	kernel=$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | grep -v -e '-rt-amd64$' -e '-cloud-amd64$' | sort -V | tail -n1)
 	[ -n "$kernel" ] || die "no /boot/vmlinuz-6.1.*-amd64 (make deps)"
 	kver=${kernel#/boot/vmlinuz-}
 fi
