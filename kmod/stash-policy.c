@@ -47,13 +47,29 @@ static bool in_gen(const unsigned long *g, u32 h1, u32 h2)
 	return test_bit(h1, g) && test_bit(h2, g);
 }
 
-bool stash_filter_check_and_record(struct stash_filter *f, oblock_t ob)
+static void filter_hashes(const struct stash_filter *f, oblock_t ob,
+			  u32 *h1, u32 *h2)
 {
 	u64 v = from_oblock(ob);
-	u32 h1 = hash_64(v, f->bits);
-	u32 h2 = hash_64(v ^ 0x9e3779b97f4a7c15ull, f->bits);
-	unsigned long *cur = f->gen[f->cur];
 
+	*h1 = hash_64(v, f->bits);
+	*h2 = hash_64(v ^ 0x9e3779b97f4a7c15ull, f->bits);
+}
+
+bool stash_filter_test(const struct stash_filter *f, oblock_t ob)
+{
+	u32 h1, h2;
+
+	filter_hashes(f, ob, &h1, &h2);
+	return in_gen(f->gen[0], h1, h2) || in_gen(f->gen[1], h1, h2);
+}
+
+bool stash_filter_check_and_record(struct stash_filter *f, oblock_t ob)
+{
+	unsigned long *cur = f->gen[f->cur];
+	u32 h1, h2;
+
+	filter_hashes(f, ob, &h1, &h2);
 	if (in_gen(cur, h1, h2) || in_gen(f->gen[f->cur ^ 1], h1, h2))
 		return true;
 
@@ -73,6 +89,21 @@ void stash_seq_init(struct stash_seq *s, u64 cutoff_sectors)
 {
 	memset(s, 0, sizeof(*s));
 	s->cutoff_sectors = cutoff_sectors;
+}
+
+bool stash_seq_peek(const struct stash_seq *s, u64 sector, u32 nr_sectors)
+{
+	unsigned int i;
+
+	if (!s->cutoff_sectors)
+		return false;
+	for (i = 0; i < STASH_NR_STREAMS; i++) {
+		const struct stash_stream *st = &s->streams[i];
+
+		if (st->next_sector == sector && st->last_used)
+			return st->sectors + nr_sectors > s->cutoff_sectors;
+	}
+	return nr_sectors > s->cutoff_sectors;
 }
 
 bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors)

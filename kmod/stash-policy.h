@@ -33,6 +33,8 @@ int stash_filter_init(struct stash_filter *f, u32 nr_cblocks);
 void stash_filter_exit(struct stash_filter *f);
 /* Record a miss on @ob; true if @ob missed recently too (promote it). */
 bool stash_filter_check_and_record(struct stash_filter *f, oblock_t ob);
+/* True if @ob missed recently (its next miss would promote); records nothing. */
+bool stash_filter_test(const struct stash_filter *f, oblock_t ob);
 void stash_filter_clear(struct stash_filter *f);
 
 #define STASH_NR_STREAMS	16
@@ -52,5 +54,10 @@ struct stash_seq {
 void stash_seq_init(struct stash_seq *s, u64 cutoff_sectors);
 /* Account an I/O; true if it belongs to a stream past the cutoff. */
 bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors);
+/*
+ * What stash_seq_is_sequential() would say of an I/O of @nr_sectors at
+ * @sector, without accounting it.
+ */
+bool stash_seq_peek(const struct stash_seq *s, u64 sector, u32 nr_sectors);
 
 #endif /* STASH_POLICY_H */

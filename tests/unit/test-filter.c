@@ -222,3 +222,28 @@ TEST(filter_hashes_cover_the_table)
 		stash_filter_exit(&f);
 	}
 }
+
+/*
+ * stash_filter_test() answers what the next miss would and records
+ * nothing: a key never missed stays unknown however often it is tested,
+ * and a key missed once tests true.
+ */
+TEST(filter_test_records_nothing)
+{
+	struct stash_filter f;
+	unsigned int known = 0;
+
+	REQUIRE_EQ(stash_filter_init(&f, 16384), 0);
+	for (u64 k = 0; k < 1000; k++) {
+		u64 ob = 5000000 + 7 * k;
+
+		known += stash_filter_test(&f, to_oblock(ob));
+		known += stash_filter_test(&f, to_oblock(ob));
+		CHECK_EQ(f.inserted, 0);
+	}
+	CHECK_EQ(known, 0);	/* an empty filter knows no key */
+	CHECK(!miss(&f, 77));
+	CHECK(stash_filter_test(&f, to_oblock(77)));
+	CHECK(miss(&f, 77));
+	stash_filter_exit(&f);
+}

@@ -200,3 +200,40 @@ TEST(seq_stream_among_random_io)
 		}
 	}
 }
+
+/*
+ * stash_seq_peek() says what the next stash_seq_is_sequential() would,
+ * and changes nothing: on a mix of streams, jumps and random I/O, each
+ * peek matches the call that follows, and peeking twice is the same.
+ */
+TEST(seq_peek_predicts_and_records_nothing)
+{
+	struct stash_seq s;
+	u64 rnd = 88172645463325252ull, next[4] = { 0, 1 << 20, 1 << 24, 1ull << 40 };
+
+	stash_seq_init(&s, 64);
+	for (unsigned int k = 0; k < 20000; k++) {
+		u64 sector;
+		u32 nr;
+		bool p1, p2;
+
+		rnd ^= rnd << 13;
+		rnd ^= rnd >> 7;
+		rnd ^= rnd << 17;
+		nr = 1 + rnd % 40;
+		if (rnd % 5 == 0) {
+			sector = (rnd >> 8) % (1ull << 32);
+		} else {
+			sector = next[rnd % 4];
+			next[rnd % 4] += nr;
+		}
+		test_context("I/O %u: %u sectors at %llu", k, nr,
+			     (unsigned long long)sector);
+		p1 = stash_seq_peek(&s, sector, nr);
+		p2 = stash_seq_peek(&s, sector, nr);
+		CHECK_EQ(p1, p2);
+		CHECK_EQ(p1, io(&s, sector, nr));
+	}
+	stash_seq_init(&s, 0);
+	CHECK(!stash_seq_peek(&s, 0, 1 << 20));
+}
