@@ -212,20 +212,26 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 		.client = sc->io_client,
 	};
 	struct dm_io_region region;
-	u32 i;
+	u32 i, n;
 
 	run->failed = false;
 	init_completion(&run->reads_done);
-	atomic_set(&run->reads_pending, run->nr_blocks);
-	for (i = 0; i < run->nr_blocks; i++) {
+	/* One read per stretch of neighbouring slots; one count for setup. */
+	atomic_set(&run->reads_pending, 1);
+	for (i = 0; i < run->nr_blocks; i += n) {
+		for (n = 1; i + n < run->nr_blocks &&
+		     run->cblocks[i + n] == run->cblocks[i] + n; n++)
+			;
 		region.bdev = sc->cache_dev->bdev;
 		region.sector = sc->data_start +
 				((sector_t)run->cblocks[i] << sc->block_shift);
-		region.count = sc->block_sectors;
+		region.count = (sector_t)n << sc->block_shift;
 		req.mem.ptr.vma = run->buf + (size_t)i * block_bytes;
+		atomic_inc(&run->reads_pending);
 		if (stash_dm_io(&req, &region))
 			run_read_done(1, run);
 	}
+	run_read_done(0, run);
 	wait_for_completion(&run->reads_done);
 	if (run->failed) {
 		run_finish(run);
