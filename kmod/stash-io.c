@@ -128,8 +128,13 @@ static void queue_bio(struct stash_cache *sc, struct bio_list *list,
  */
 
 /*
- * Called under sc->lock on a read miss: decide whether to promote and, if
- * so, take a slot.  Returns the (busy) slot or STASH_NO_CBLOCK.
+ * Called under sc->lock on a read miss, or a write-through miss that
+ * covers its block: decide whether to bring the block in and, if so, take
+ * a slot.  Returns the (busy) slot or STASH_NO_CBLOCK.
+ *
+ * The promotion filter keeps one-off blocks from displacing the hot set.
+ * While free slots remain nothing can be displaced, so the first miss
+ * promotes (it is still recorded, and counts once the cache is full).
  */
 static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
 				      bool sequential)
@@ -143,7 +148,8 @@ static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
 	}
 	if (sc->wip[wip_slot_of(ob)])
 		return STASH_NO_CBLOCK;
-	if (!stash_filter_check_and_record(&sc->filter, ob))
+	if (!stash_filter_check_and_record(&sc->filter, ob) &&
+	    !stash_map_has_free(&sc->map))
 		return STASH_NO_CBLOCK;
 
 	c = stash_map_alloc(&sc->map, ob, &evicted);
@@ -380,11 +386,13 @@ static void write_through_cache_endio(struct bio *clone)
 
 /*
  * Write-through: origin and cache together, completing when both are done.
- * A miss does not allocate (reads decide what is worth caching).  A hit
- * makes the block busy so that two writes to it cannot reach the two
- * devices in different orders.  A dirty block (left from write-back, or a
- * REQ_FUA write in write-back) stays dirty: only this write reached the
- * origin.
+ * A hit makes the block busy so that two writes to it cannot reach the two
+ * devices in different orders.  A miss that covers its whole block brings
+ * the block in on the same terms as a read miss (the promotion filter,
+ * free slots, the sequential detector): the slot is busy and not valid
+ * until both writes are done, so reads wait for it and a second write
+ * invalidates it.  A dirty block (left from write-back, or a REQ_FUA write
+ * in write-back) stays dirty: only this write reached the origin.
  */
 /* Send a copy of @bio to its slot; the original goes to the origin. */
 static void write_through_clone(struct stash_cache *sc, struct bio *bio,
@@ -440,6 +448,17 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 		sc->stats.invalidations++;
 	}
 	sc->stats.write_misses++;
+	if (bio_sectors(bio) == sc->block_sectors && !cblock_is_valid(c)) {
+		bool sequential = stash_seq_is_sequential(&sc->seq,
+				bio->bi_iter.bi_sector, bio_sectors(bio));
+
+		c = promote_decide_locked(sc, ob, sequential);
+		if (cblock_is_valid(c)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			write_through_clone(sc, bio, c);
+			return STASH_REMAP_ORIGIN;
+		}
+	}
 	action = write_origin_locked(sc, bio, ob);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return action;
@@ -758,12 +777,91 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
 	return false;
 }
 
+/*
+ * ---- Bios that span blocks ----
+ *
+ * The paths above handle one block at a time, so a bio that spans blocks
+ * is cut at the end of its first block (dm_accept_partial_bio(): device
+ * mapper sends the rest through the target again).  One kind goes whole,
+ * as under dm-linear: a read none of whose blocks is cached and none of
+ * whose blocks would be promoted - a stream past the sequential cutoff, or
+ * blocks the promotion filter has not seen while no slot is free.  It is
+ * accounted exactly as its blocks one by one would be.
+ */
+static bool read_goes_whole_locked(struct stash_cache *sc, struct bio *bio,
+				   u64 first, u64 last, u32 first_sectors)
+{
+	u64 end = min_t(u64, last + 1, sc->nr_oblocks), ob;
+	bool sequential = stash_seq_peek(&sc->seq, bio->bi_iter.bi_sector,
+					 first_sectors);
+
+	for (ob = first; ob < end; ob++)
+		if (cblock_is_valid(stash_map_lookup(&sc->map, to_oblock(ob))))
+			return false;
+	if (!sequential) {
+		if (stash_map_has_free(&sc->map))
+			return false;
+		for (ob = first; ob < end; ob++)
+			if (stash_filter_test(&sc->filter, to_oblock(ob)))
+				return false;
+		for (ob = first; ob < end; ob++)
+			stash_filter_check_and_record(&sc->filter, to_oblock(ob));
+	}
+	stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+				bio_sectors(bio));
+	if (end > first) {
+		sc->stats.read_misses += end - first;
+		if (sequential)
+			sc->stats.bypassed += end - first;
+	}
+	return true;
+}
+
+/*
+ * Cut @bio at its first block's end, unless it is a read that goes to the
+ * origin whole: then returns true.  Only ->map may cut a bio.
+ */
+static bool cut_or_pass_whole(struct stash_cache *sc, struct bio *bio)
+{
+	sector_t off, first_sectors;
+	unsigned long flags;
+	bool whole;
+
+	if (!bio_sectors(bio) || bio_op(bio) == REQ_OP_DISCARD ||
+	    (bio->bi_opf & REQ_PREFLUSH))
+		return false;
+	off = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	first_sectors = sc->block_sectors - (off & (sc->block_sectors - 1));
+	if (bio_sectors(bio) <= first_sectors)
+		return false;
+	if (bio_op(bio) == REQ_OP_READ) {
+		spin_lock_irqsave(&sc->lock, flags);
+		whole = read_goes_whole_locked(sc, bio, off >> sc->block_shift,
+				(off + bio_sectors(bio) - 1) >> sc->block_shift,
+				first_sectors);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (whole)
+			return true;
+	}
+	dm_accept_partial_bio(bio, first_sectors);
+	return false;
+}
+
 int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
 
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
+	if (cut_or_pass_whole(sc, bio)) {
+		struct stash_bio *pb = pb_of(bio);
+
+		pb->sc = sc;
+		pb->kind = PB_PLAIN;
+		pb->cblock = STASH_NO_CBLOCK;
+		remap_to_origin(sc, bio);
+		return DM_MAPIO_REMAPPED;
+	}
 	return stash_dispatch(sc, bio) ? DM_MAPIO_REMAPPED : DM_MAPIO_SUBMITTED;
 }
 
@@ -859,6 +957,10 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		} else if (*error || pb->cache_failed) {
 			stash_map_invalidate(&sc->map, pb->cblock);
 			sc->stats.invalidations++;
+		} else if (!(stash_map_entry(&sc->map, pb->cblock)->flags &
+			     (SE_VALID | SE_STALE))) {
+			/* A miss that took a slot: both copies now hold it. */
+			stash_map_set_valid(&sc->map, pb->cblock);
 		}
 		stash_map_release(&sc->map, pb->cblock, true);
 		kick = wake_deferred_locked(sc);

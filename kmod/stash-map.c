@@ -170,8 +170,7 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	u32 i;
 
 	*evicted = STASH_NO_OBLOCK;
-	if (m->nr_free &&
-	    !(m->cdirty && test_bit(m->free_head, m->cdirty))) {
+	if (stash_map_has_free(m)) {
 		i = m->free_head;
 		m->free_head = m->entries[i].next;
 		if (m->free_head == STASH_NO_INDEX)

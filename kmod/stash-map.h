@@ -124,6 +124,15 @@ static inline u32 stash_map_nr_allocated(const struct stash_map *m)
 	return m->nr_cblocks - m->nr_free;
 }
 
+/*
+ * True if stash_map_alloc() would take a free slot rather than evict one
+ * (a free slot whose dirty state is not yet committed does not count).
+ */
+static inline bool stash_map_has_free(const struct stash_map *m)
+{
+	return m->nr_free && !(m->cdirty && test_bit(m->free_head, m->cdirty));
+}
+
 /* The mapped slot of @ob, or STASH_NO_CBLOCK. */
 cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob);
 

@@ -533,9 +533,10 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad_geometry;
 
-	r = dm_set_target_max_io_len(ti, sc->block_sectors);
-	if (r)
-		goto bad_io_len;
+	/*
+	 * No max_io_len: the target cuts bios at block boundaries itself, so
+	 * that reads it does not cache reach the origin whole.
+	 */
 	ti->num_flush_bios = 2;
 	ti->flush_supported = true;
 	ti->num_discard_bios = 1;
@@ -545,11 +546,11 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = stash_registry_add(sc);
 	if (r) {
 		ti->error = "Cannot register the cache";
-		goto bad_io_len;
+		goto bad_registry;
 	}
 	return 0;
 
-bad_io_len:
+bad_registry:
 	destroy_runtime(sc);
 bad_geometry:
 	stash_md_destroy(sc);
@@ -643,7 +644,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   dirty=		dirty blocks
  *   writeback=	blocks in writeback I/O now
  *   read_hits= read_misses= write_hits= write_misses=
- *			I/Os (after splitting at block boundaries)
+ *			blocks (a bio spanning blocks counts once per block)
  *   promotions=	blocks copied into the cache
  *   evictions=	clean blocks dropped to make room
  *   invalidations=	cached copies forgotten (writes, discards, errors)

@@ -13,7 +13,8 @@
  *   c = stash_map_lookup(&map, ob);
  *   hit:  entry->flags |= SE_REF
  *   miss: sequential -> bypass;
- *         else if stash_filter_check_and_record(&filter, ob):
+ *         else if stash_filter_check_and_record(&filter, ob) or
+ *                 stash_map_has_free(&map):
  *              c = stash_map_alloc(&map, ob, &evicted);
  *              entry->flags |= SE_VALID; stash_map_release(&map, c, true);
  *
@@ -302,7 +303,8 @@ static void cache_read(struct cache *c, u64 block)
 		c->st.bypassed++;
 		return;
 	}
-	if (!stash_filter_check_and_record(&c->filter, ob))
+	if (!stash_filter_check_and_record(&c->filter, ob) &&
+	    !stash_map_has_free(&c->map))
 		return;
 	/* Count evictions from the free count: the evicted oblock is not a
 	 * reliable signal (STASH_NO_INDEX is also a valid oblock). */
