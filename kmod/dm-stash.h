@@ -40,7 +40,7 @@ enum stash_mode {
 #define STASH_WIP_SLOTS			1024
 /* Writeback: runs in flight at most, and the bytes one run may merge. */
 #define STASH_WB_SLOTS			8
-#define STASH_WB_RUN_BYTES		(256u << 10)
+#define STASH_WB_RUN_BYTES		(1u << 20)
 #define STASH_WB_BATCH			4096	/* candidates sorted per round */
 #define STASH_DEFAULT_HIGH_WM		50	/* percent dirty */
 #define STASH_DEFAULT_LOW_WM		10
@@ -114,6 +114,7 @@ struct stash_wb_run {
 	u32 slot;
 	atomic_t reads_pending;
 	bool failed;
+	bool reads_released;		/* its slots are no longer SE_BUSY */
 	struct completion reads_done;
 	u32 cblocks[];			/* up to run_max_blocks entries */
 };
@@ -169,7 +170,9 @@ struct stash_cache {
 	u64 wb_rate_second;		/* writeback rate: the second counted */
 	u64 wb_rate_current;		/* blocks in that second so far */
 	u64 wb_rate_last;		/* blocks in the second before it */
-	u64 md_cleaned;			/* blocks cleaned since the last commit */
+	/* Blocks written back whose origin copy no commit has flushed yet. */
+	struct stash_bitmap md_unflushed;
+	unsigned long md_clean_due;	/* jiffies: record cleaned blocks by then */
 	struct bio_list commit_waiting;	/* bios completed by the next commit */
 	struct stash_bitmap md_touched;	/* metadata pages changed */
 	struct stash_bitmap md_cdirty;	/* slots recorded dirty on disk */

@@ -510,8 +510,11 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
 		e = stash_map_entry(&sc->map, c);
-		if (e->flags & (SE_BUSY | SE_WRITEBACK))
+		if (e->flags & SE_BUSY)
 			goto defer;
+		/* Writeback has read the slot: it must not clean the block. */
+		if (e->flags & SE_WRITEBACK)
+			e->flags |= SE_REDIRTY;
 		dirty = stash_bitmap_test(&sc->dirty, from_cblock(c));
 		if (sequential && !dirty) {
 			sc->stats.bypassed++;

@@ -62,7 +62,8 @@ enum {
 	SE_BUSY   = 1 << 3,	/* an exclusive operation (fill, write) runs */
 	SE_STALE  = 1 << 4,	/* invalidated while busy or pinned: free when idle */
 	SE_ALLOC  = 1 << 5,	/* allocated (not on the free list) */
-	SE_WRITEBACK = 1 << 6,	/* being written back: reads go on, writes wait */
+	SE_WRITEBACK = 1 << 6,	/* being written back (see stash-writeback.c) */
+	SE_REDIRTY = 1 << 7,	/* written while being written back: stays dirty */
 };
 
 /* Readers in flight on one slot before new readers must wait. */

@@ -7,17 +7,23 @@
  * taking its first write is recorded as empty.
  *
  * Commit protocol (stash_md_commit):
- *  1. if writeback cleaned blocks since the last commit, flush the origin,
- *     so that no block is recorded clean before its origin copy is durable;
- *  2. under sc->lock, encode every metadata page changed since the last
+ *  1. under sc->lock, encode every metadata page changed since the last
  *     commit (at most md_buf_pages) into md_buf: one instant, so a commit
  *     never records one oblock in two slots;
+ *  2. if it records as clean a block that writeback cleaned since the
+ *     origin was last flushed (md_unflushed), flush the origin: issued
+ *     after the encoding, the flush covers every such block's origin write,
+ *     so no block is recorded clean before its origin copy is durable;
  *  3. write each page to its copy that does not hold its newest committed
  *     version, stamped with the new sequence;
- *  4. flush the cache device (this also makes completed data writes
- *     durable);
- *  5. write superblock copy (seq % 2) with FUA.
- * Until step 5 completes the previous commit is the valid one.
+ *  4. write superblock copy (seq % 2) with PREFLUSH and FUA: the preflush
+ *     makes the pages and every completed data write durable first.
+ * Until step 4 completes the previous commit is the valid one.
+ *
+ * A commit that user flushes wait for does not record newly cleaned
+ * blocks (it writes them as dirty, as the last commit did), so that an
+ * fsync does not wait for an origin flush; commits without waiters, or
+ * when writes wait for a slot, or at least every commit_ms, record them.
  *
  * Slot reuse: a slot recorded dirty stays unusable for other blocks
  * (md_cdirty, checked by the map) until a commit records it clean or
@@ -75,7 +81,8 @@ static struct block_device *cache_bdev(struct stash_cache *sc)
 static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
 {
 	stash_sb_encode(sb, sc->md_sb_buf);
-	return md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA, sc->md_sb_buf,
+	return md_io(sc, cache_bdev(sc),
+		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sc->md_sb_buf,
 		     (sb->seq % 2) * STASH_MD_BLOCK_SECTORS,
 		     STASH_MD_BLOCK_SECTORS);
 }
@@ -238,7 +245,8 @@ int stash_md_create(struct stash_cache *sc)
 				 GFP_KERNEL);
 	if (!sc->md_buf || !sc->md_entries || !sc->md_buf_index || !sc->md_page_loc ||
 	    stash_bitmap_init(&sc->md_touched, pages) ||
-	    stash_bitmap_init(&sc->md_cdirty, sc->nr_cblocks))
+	    stash_bitmap_init(&sc->md_cdirty, sc->nr_cblocks) ||
+	    stash_bitmap_init(&sc->md_unflushed, sc->nr_cblocks))
 		return -ENOMEM;
 	sc->map.touched = &sc->md_touched;
 	sc->map.entries_per_page = STASH_MD_ENTRIES_PER_PAGE;
@@ -250,6 +258,7 @@ void stash_md_destroy(struct stash_cache *sc)
 {
 	sc->map.touched = NULL;
 	sc->map.cdirty = NULL;
+	stash_bitmap_exit(&sc->md_unflushed);
 	stash_bitmap_exit(&sc->md_cdirty);
 	stash_bitmap_exit(&sc->md_touched);
 	bitmap_free(sc->md_page_loc);
@@ -440,10 +449,18 @@ static int write_pages(struct stash_cache *sc, u32 n)
 	return pw.failed ? -EIO : 0;
 }
 
-/* Under sc->lock: encode page @p of the map into @buf. */
-static void encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
-			       u64 seq, u64 *entries)
+/*
+ * Under sc->lock: encode page @p of the map into @buf.  A block cleaned
+ * since the origin was last flushed is recorded clean only if
+ * @record_clean (the caller then flushes the origin: *unflushed counts
+ * them), else as dirty if the last commit had it dirty.  Returns true if
+ * the page holds such a block still to record clean.
+ */
+static bool encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
+			       u64 seq, u64 *entries, bool record_clean,
+			       u32 *unflushed)
 {
+	bool deferred = false;
 	u32 k, c;
 
 	for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
@@ -459,6 +476,16 @@ static void encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
 		valid = (e->flags & (SE_MAPPED | SE_VALID | SE_STALE)) ==
 			(SE_MAPPED | SE_VALID);
 		dirty = valid && stash_bitmap_test(&sc->dirty, c);
+		if (!dirty && stash_bitmap_test(&sc->md_unflushed, c)) {
+			if (record_clean) {
+				stash_bitmap_clear(&sc->md_unflushed, c);
+				(*unflushed)++;
+			} else if (stash_bitmap_test(&sc->md_cdirty, c)) {
+				/* Its origin copy may not be durable yet. */
+				dirty = valid;
+				deferred = true;
+			}
+		}
 		entries[k] = stash_md_entry(valid, dirty,
 					    from_oblock(stash_entry_oblock(e)));
 		/* Recorded dirty: block reuse from now on, to be safe. */
@@ -466,6 +493,7 @@ static void encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
 			stash_bitmap_set(&sc->md_cdirty, c);
 	}
 	stash_md_page_encode(buf, p, seq, entries);
+	return deferred;
 }
 
 /* After a commit: a slot is committed-dirty exactly if it was recorded so. */
@@ -510,11 +538,10 @@ static void complete_waiters(struct bio_list *waiters, bool failed)
 int stash_md_commit(struct stash_cache *sc, bool clean)
 {
 	struct bio_list waiters = BIO_EMPTY_LIST;
+	u32 n = 0, p, unflushed = 0, deferred = 0;
+	bool more, record_clean;
 	struct stash_sb sb;
 	unsigned long flags;
-	u64 cleaned;
-	u32 n = 0, p;
-	bool more;
 	int r;
 
 	mutex_lock(&sc->commit_lock);
@@ -523,11 +550,37 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 		goto fail_waiters;
 	}
 
+	sb = sc->sb;
+	sb.seq++;
+	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;
+	sb.mode = READ_ONCE(sc->mode);
+
 	spin_lock_irqsave(&sc->lock, flags);
-	cleaned = sc->md_cleaned;
-	sc->md_cleaned = 0;
+	record_clean = clean || bio_list_empty(&sc->commit_waiting) ||
+		       sc->need_space || !bio_list_empty(&sc->deferred) ||
+		       time_after_eq(jiffies, sc->md_clean_due);
+	for (p = stash_bitmap_next(&sc->md_touched, 0);
+	     p < sc->geo.md_pages && n < sc->md_buf_pages;
+	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
+		if (encode_page_locked(sc, p, sc->md_buf +
+				       (size_t)n * STASH_MD_BLOCK_BYTES, sb.seq,
+				       sc->md_entries, record_clean, &unflushed))
+			deferred++;	/* stays touched for a later commit */
+		else
+			stash_bitmap_clear(&sc->md_touched, p);
+		sc->md_buf_index[n++] = p;
+	}
+	more = sc->md_touched.nr_set > deferred;
+	if (!more) {
+		bio_list_merge(&waiters, &sc->commit_waiting);
+		bio_list_init(&sc->commit_waiting);
+	}
+	if (record_clean)
+		sc->md_clean_due = jiffies +
+			msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
 	spin_unlock_irqrestore(&sc->lock, flags);
-	if (cleaned) {
+
+	if (unflushed) {
 		r = md_flush(sc, sc->origin_dev->bdev);
 		if (r) {
 			DMERR("commit: origin flush failed %d", r);
@@ -535,31 +588,8 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 		}
 	}
 
-	sb = sc->sb;
-	sb.seq++;
-	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;
-	sb.mode = READ_ONCE(sc->mode);
-
-	spin_lock_irqsave(&sc->lock, flags);
-	for (p = stash_bitmap_next(&sc->md_touched, 0);
-	     p < sc->geo.md_pages && n < sc->md_buf_pages;
-	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
-		encode_page_locked(sc, p, sc->md_buf +
-				   (size_t)n * STASH_MD_BLOCK_BYTES, sb.seq,
-				   sc->md_entries);
-		stash_bitmap_clear(&sc->md_touched, p);
-		sc->md_buf_index[n++] = p;
-	}
-	more = sc->md_touched.nr_set;
-	if (!more) {
-		bio_list_merge(&waiters, &sc->commit_waiting);
-		bio_list_init(&sc->commit_waiting);
-	}
-	spin_unlock_irqrestore(&sc->lock, flags);
-
+	/* The superblock write flushes the cache device first (PREFLUSH). */
 	r = write_pages(sc, n);
-	if (!r)
-		r = md_flush(sc, cache_bdev(sc));
 	if (!r)
 		r = write_superblock(sc, &sb);
 	if (r) {
@@ -621,7 +651,8 @@ static void commit_timer_fn(struct work_struct *ws)
 					      struct stash_cache, commit_timer);
 	bool changed;
 
-	changed = READ_ONCE(sc->md_touched.nr_set) || READ_ONCE(sc->md_cleaned);
+	changed = READ_ONCE(sc->md_touched.nr_set) ||
+		  READ_ONCE(sc->md_unflushed.nr_set);
 	if (changed)
 		queue_work(sc->wb_wq, &sc->commit_work);
 	queue_delayed_work(sc->wb_wq, &sc->commit_timer,

@@ -590,8 +590,9 @@ static void stash_dtr(struct dm_target *ti)
 /*
  * Kernel RAM per cache block: mapping entries, buckets, promotion filter,
  * the two dirty bitmaps (live and pass snapshot) and, when persistent, the
- * committed-dirty bitmap.  Fixed per-cache buffers (writeback runs, one
- * commit's pages) do not grow with the cache and are not counted.
+ * committed-dirty and written-back-but-unflushed bitmaps.  Fixed per-cache
+ * buffers (writeback runs, one commit's pages) do not grow with the cache
+ * and are not counted.
  */
 static u32 stash_ram_per_cblock(struct stash_cache *sc)
 {
@@ -599,7 +600,7 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 	u64 bytes = (u64)sc->map.nr_cblocks * sizeof(struct stash_entry) +
 		    (sizeof(u32) << sc->map.hash_bits) +
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
-		    (sc->is_volatile ? 2 : 3) * bitmap;
+		    (sc->is_volatile ? 2 : 4) * bitmap;
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
 }

@@ -13,10 +13,13 @@
  *    flushes that were waiting for it.  It is requested by a REQ_PREFLUSH
  *    while blocks are dirty, the "flush" message, idleness, a mode switch
  *    out of writeback, and suspend.
- * A block being written back is SE_WRITEBACK: reads go on, writes and
- * discards wait.  Its dirty bit is cleared only after the origin write
- * completed, so a dirty block is never lost; on an error it stays dirty
- * and the next pass retries after a back-off.
+ * A block being written back is SE_WRITEBACK until its origin write is
+ * done, and also SE_BUSY while the run reads its slot.  Reads go on
+ * throughout; discards wait; a write waits only for the read: after it, a
+ * write may overwrite the slot and marks the block SE_REDIRTY, which keeps
+ * it dirty when the run ends.  A dirty bit is cleared only after the origin
+ * write completed, so a dirty block is never lost; on an error it stays
+ * dirty and the next pass retries after a back-off.
  *
  * Throttling: at most tunables.wb_inflight runs are in flight, each at most
  * STASH_WB_RUN_BYTES, so foreground I/O keeps most of the devices; the pass
@@ -129,16 +132,24 @@ static void run_finish(struct stash_wb_run *run)
 	spin_lock_irqsave(&sc->lock, flags);
 	for (i = 0; i < run->nr_blocks; i++) {
 		u32 c = run->cblocks[i];
+		struct stash_entry *e = &sc->map.entries[c];
+		bool rewritten = e->flags & SE_REDIRTY;
 
-		sc->map.entries[c].flags &= ~SE_WRITEBACK;
+		e->flags &= ~(SE_WRITEBACK | SE_REDIRTY);
+		if (!run->reads_released)
+			e->flags &= ~SE_BUSY;
 		sc->nr_writeback--;
 		if (run->failed) {
 			sc->stats.writeback_errors++;
 			continue;
 		}
+		/* The origin got the data the run read, not the newer write. */
+		if (rewritten)
+			continue;
 		if (stash_clear_dirty(sc, c)) {
 			sc->stats.written_back++;
-			sc->md_cleaned++;
+			if (!sc->is_volatile)
+				stash_bitmap_set(&sc->md_unflushed, c);
 		}
 	}
 	if (run->failed)
@@ -168,9 +179,15 @@ static void run_write_done(unsigned long error, void *context)
 {
 	struct stash_wb_run *run = context;
 
+	/*
+	 * On a volatile cache a user's flush must cover this write: the block
+	 * is about to be clean, so the origin holds its only copy.  On a
+	 * persistent one the block stays recorded dirty until a commit, which
+	 * flushes the origin first; user flushes need not wait for it.
+	 */
 	if (error)
 		run->failed = true;
-	else
+	else if (run->sc->is_volatile)
 		atomic64_inc(&run->sc->origin_writes_done);
 	run_finish(run);
 }
@@ -200,6 +217,26 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 	}
 }
 
+/*
+ * The run has its data: writes to its blocks need not wait any longer (they
+ * mark them SE_REDIRTY instead).
+ */
+static void release_slots(struct stash_cache *sc, struct stash_wb_run *run)
+{
+	unsigned long flags;
+	bool kick;
+	u32 i;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	for (i = 0; i < run->nr_blocks; i++)
+		sc->map.entries[run->cblocks[i]].flags &= ~SE_BUSY;
+	run->reads_released = true;
+	kick = !bio_list_empty(&sc->deferred);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		stash_kick_worker(sc);
+}
+
 /* Read the run's blocks from the cache, then write them to the origin. */
 static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 {
@@ -215,6 +252,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 	u32 i, n;
 
 	run->failed = false;
+	run->reads_released = false;
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
 	atomic_set(&run->reads_pending, 1);
@@ -237,6 +275,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 		run_finish(run);
 		return;
 	}
+	release_slots(sc, run);
 
 	req.bi_opf = REQ_OP_WRITE;
 	req.mem.ptr.vma = run->buf;
@@ -387,7 +426,7 @@ static int collect(struct stash_cache *sc)
 			skipped = true;
 			continue;
 		}
-		e->flags |= SE_WRITEBACK;
+		e->flags |= SE_WRITEBACK | SE_BUSY;
 		stash_bitmap_clear(&sc->pass, i);
 		sc->nr_writeback++;
 		sc->wb_batch[n].oblock = from_oblock(stash_entry_oblock(e));

@@ -60,9 +60,9 @@ log "after flush: $(status_line "$vol")"
 log "origin: $((ow1 - ow0)) write I/Os, $((ws1 - ws0)) sectors"
 assert_eq $((1124 * 8)) $((ws1 - ws0)) "origin write sectors (each dirty block exactly once)"
 assert_eq 1124 "$(sf "$vol" written_back)" "written_back"
-# Merged: the contiguous blocks go in runs of up to 256 KiB (16 runs), the
+# Merged: the contiguous blocks go in runs of up to 1 MiB (4 runs), the
 # scattered ones one by one.
-assert_ok "origin write I/Os ($((ow1 - ow0))) <= 16 + 100" test $((ow1 - ow0)) -le 116
+assert_ok "origin write I/Os ($((ow1 - ow0))) <= 4 + 100" test $((ow1 - ow0)) -le 104
 assert_ok "origin equals the volume" same_devs "$ORIGIN" "$vol"
 assert_ok "origin has the contiguous data" same "$ORIGIN" 4096 "$tmp/run"
 stash_remove "$vol"
