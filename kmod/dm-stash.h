@@ -148,6 +148,9 @@ struct stash_cache {
 	struct stash_seq seq;
 	u32 wip[STASH_WIP_SLOTS];	/* writes in flight per oblock hash slot */
 	struct bio_list deferred;	/* bios waiting for a busy block */
+	struct bio_list wt_parked;	/* write-through writes to carry (stash-io.c) */
+	struct bio_list wt_next;	/* parked writes whose turn came */
+	u64 writes_carried;		/* status only (not in stash_ioc_counters) */
 	struct bio_list fills;		/* origin reads done, cache write due */
 	struct bio_list retries;	/* failed cache reads to redo on origin */
 	struct bio_list discards;	/* discards to process in process context */

@@ -19,6 +19,13 @@
  *    read the origin before that write lands and install the old data.
  * Together: no fill that could have read data older than an acknowledged
  * (or in-flight) write ever becomes valid.
+ *
+ * Two write-through writes to one cached block never run at once, or the
+ * origin and the cache could apply them in different orders and disagree.
+ * So that a hot block does not queue its writes one behind another, the
+ * whole-block writes that arrive while one runs are parked together and,
+ * when it ends, the newest of them is written for all of them: they were
+ * all in flight at once, so the device may order them with it last.
  */
 #include <linux/module.h>
 #include <linux/blkdev.h>
@@ -47,6 +54,7 @@ struct stash_bio {
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
+	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
 };
 
 enum stash_action {
@@ -412,6 +420,22 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 	submit_bio_noacct(clone);
 }
 
+/*
+ * Under sc->lock: may @bio wait in sc->wt_parked for the write-through write
+ * running on slot @c, to be carried by a later whole-block write?  Only a
+ * plain whole-block write on a clean valid block (whose SE_BUSY can only
+ * mean a write-through write), not a FUA one: its carrier may lack FUA.
+ */
+static bool wt_can_park_locked(struct stash_cache *sc, struct bio *bio,
+			       cblock_t c, struct stash_entry *e)
+{
+	return (e->flags & (SE_VALID | SE_BUSY | SE_WRITEBACK)) ==
+		(SE_VALID | SE_BUSY) &&
+	       !stash_bitmap_test(&sc->dirty, from_cblock(c)) &&
+	       bio_sectors(bio) == sc->block_sectors &&
+	       !(bio->bi_opf & REQ_FUA);
+}
+
 static enum stash_action stash_write_through(struct stash_cache *sc,
 					     struct bio *bio, oblock_t ob)
 {
@@ -424,6 +448,13 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
 		e = stash_map_entry(&sc->map, c);
+		if (wt_can_park_locked(sc, bio, c, e)) {
+			pb_of(bio)->cblock = c;
+			bio_list_add(&sc->wt_parked, bio);
+			sc->stats.write_hits++;
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		}
 		/*
 		 * Wait for a write or writeback in flight on the block, and for
 		 * a write-back write filling a new slot (not valid yet, but
@@ -712,6 +743,7 @@ static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 	pb->sc = sc;
 	pb->kind = PB_PLAIN;
 	pb->cblock = STASH_NO_CBLOCK;
+	bio_list_init(&pb->absorbed);
 
 	if (bio->bi_opf & REQ_PREFLUSH)
 		return stash_flush(sc, bio);
@@ -862,6 +894,7 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 		pb->sc = sc;
 		pb->kind = PB_PLAIN;
 		pb->cblock = STASH_NO_CBLOCK;
+		bio_list_init(&pb->absorbed);
 		remap_to_origin(sc, bio);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -871,6 +904,51 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 /*
  * ---- Completion ----
  */
+
+/*
+ * Under sc->lock, when the write-through write on slot @c ends: if writes
+ * are parked on it, the newest becomes the next write (the slot stays
+ * SE_BUSY, the worker submits it) and carries the others.  If the slot was
+ * invalidated meanwhile they go back to dispatch instead.  Returns true if
+ * the worker has work.
+ */
+static bool wt_next_carrier_locked(struct stash_cache *sc, cblock_t c)
+{
+	struct bio_list mine = BIO_EMPTY_LIST, rest = BIO_EMPTY_LIST;
+	struct stash_entry *e = stash_map_entry(&sc->map, c);
+	struct bio *bio, *carrier;
+
+	while ((bio = bio_list_pop(&sc->wt_parked)))
+		bio_list_add(pb_of(bio)->cblock == c ? &mine : &rest, bio);
+	bio_list_merge(&sc->wt_parked, &rest);
+	if (bio_list_empty(&mine))
+		return false;
+	if ((e->flags & (SE_VALID | SE_STALE | SE_MAPPED)) !=
+	    (SE_VALID | SE_MAPPED)) {
+		bio_list_merge(&sc->deferred, &mine);
+		return false;
+	}
+	/* The newest is last: it carries the others. */
+	carrier = mine.tail;
+	while ((bio = bio_list_pop(&mine)) != carrier) {
+		pb_of(bio)->kind = PB_DONE;
+		bio_list_add(&pb_of(carrier)->absorbed, bio);
+		sc->writes_carried++;
+	}
+	bio_list_add(&sc->wt_next, carrier);
+	return true;
+}
+
+/* The writes @bio carried end as it did. */
+static void complete_absorbed(struct bio *bio, blk_status_t error)
+{
+	struct bio *w;
+
+	while ((w = bio_list_pop(&pb_of(bio)->absorbed))) {
+		w->bi_status = error;
+		bio_endio(w);
+	}
+}
 
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
@@ -965,11 +1043,14 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			/* A miss that took a slot: both copies now hold it. */
 			stash_map_set_valid(&sc->map, pb->cblock);
 		}
-		stash_map_release(&sc->map, pb->cblock, true);
-		kick = wake_deferred_locked(sc);
+		kick = wt_next_carrier_locked(sc, pb->cblock);
+		if (!kick)
+			stash_map_release(&sc->map, pb->cblock, true);
+		kick |= wake_deferred_locked(sc);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
+		complete_absorbed(bio, *error);
 		break;
 
 	case PB_WB_WRITE:
@@ -1069,6 +1150,14 @@ void stash_do_work(struct work_struct *ws)
 	while ((bio = bio_list_pop(&list))) {
 		remap_to_origin(sc, bio);
 		submit_bio_noacct(bio);
+	}
+
+	/* Parked write-through writes whose turn came; the slot is busy. */
+	take_list(sc, &sc->wt_next, &list);
+	while ((bio = bio_list_pop(&list))) {
+		write_through_clone(sc, bio, pb_of(bio)->cblock);
+		remap_to_origin(sc, bio);
+		dm_submit_bio_remap(bio, NULL);
 	}
 
 	take_list(sc, &sc->discards, &list);

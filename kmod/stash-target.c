@@ -384,6 +384,8 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 
 	spin_lock_init(&sc->lock);
 	bio_list_init(&sc->deferred);
+	bio_list_init(&sc->wt_parked);
+	bio_list_init(&sc->wt_next);
 	bio_list_init(&sc->fills);
 	bio_list_init(&sc->retries);
 	bio_list_init(&sc->discards);
@@ -651,6 +653,8 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   invalidations=	cached copies forgotten (writes, discards, errors)
  *   bypassed=		I/Os that skipped the cache as part of a sequential
  *			stream
+ *   writes_carried=	write-through writes to a busy block that a newer
+ *			whole-block write to it carried (see stash-io.c)
  *   written_back=	blocks copied to the origin by writeback
  *   writeback_rate=	KiB written back during the last complete second
  *   cache_errors=	failed cache-device I/Os
@@ -689,6 +693,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" promotions=%llu evictions=%llu invalidations=%llu bypassed=%llu",
 		       READ_ONCE(st->promotions), READ_ONCE(st->evictions),
 		       READ_ONCE(st->invalidations), READ_ONCE(st->bypassed));
+		DMEMIT(" writes_carried=%llu", READ_ONCE(sc->writes_carried));
 		DMEMIT(" written_back=%llu writeback_rate=%llu cache_errors=%llu",
 		       READ_ONCE(st->written_back),
 		       stash_wb_rate(sc) * (sc->block_sectors << SECTOR_SHIFT) >> 10,
@@ -724,6 +729,7 @@ void stash_reset_counters(struct stash_cache *sc)
 
 	spin_lock_irqsave(&sc->lock, flags);
 	memset(&sc->stats, 0, sizeof(sc->stats));
+	sc->writes_carried = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);
 }
 
