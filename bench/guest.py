@@ -69,6 +69,12 @@ WORKLOADS = [
     dict(name="randwrite-4k-fdatasync-qd1", rw="randwrite", bs="4k", qd=1,
          region="hot", lat="sync", extra=["--fdatasync=1"],
          desc="4 KiB random writes, fdatasync after each, qd 1"),
+    dict(name="randwrite-4k-qd1", rw="randwrite", bs="4k", qd=1,
+         region="hot", lat="write",
+         desc="4 KiB random writes, qd 1 (the no-sync reference)"),
+    dict(name="randwrite-4k-fdatasync32-qd1", rw="randwrite", bs="4k", qd=1,
+         region="hot", lat="sync", extra=["--fdatasync=32"],
+         desc="4 KiB random writes, fdatasync every 32, qd 1"),
     dict(name="zipf1.2-90r10w-qd16", rw="randrw", bs="4k", qd=16,
          region="all", lat="read", warm="zipf",
          extra=["--rwmixread=90", "--random_distribution=zipf:1.2"],
@@ -218,6 +224,7 @@ def config():
     c["workloads"] = wsel or names
     c["stash_opts"] = os.environ.get("STASH_BENCH_STASH_OPTS", "").split()
     c["memory"] = os.environ.get("STASH_BENCH_MEMORY", "1") != "0"
+    c["drain"] = os.environ.get("STASH_BENCH_DRAIN", "1") != "0"
     return c
 
 
@@ -951,10 +958,13 @@ def memory_phase(cfg, devs):
             raise RuntimeError(err)
     zc, zo = "/dev/mapper/bench-zcache", "/dev/mapper/bench-zorigin"
     cases = [
-        ("dm-stash", 8, "0 %d stash %s %s writethrough 2 sequential_cutoff 0"
-         % (osec, zo, zc)),
-        ("dm-stash", 64, "0 %d stash %s %s writethrough 4 block_size 64 "
+        # volatile: dm-zero cannot hold a superblock.  A persistent cache
+        # adds one bit per block (the committed-dirty bitmap) and a
+        # bounded commit buffer.
+        ("dm-stash", 8, "0 %d stash %s %s writethrough 3 volatile "
          "sequential_cutoff 0" % (osec, zo, zc)),
+        ("dm-stash", 64, "0 %d stash %s %s writethrough 5 volatile "
+         "block_size 64 sequential_cutoff 0" % (osec, zo, zc)),
         ("dm-cache", 64, "0 %d cache %s %s %s 64 1 writethrough smq 0"
          % (osec, META, zc, zo)),
     ]
@@ -1004,6 +1014,137 @@ def memory_phase(cfg, devs):
             try_sh("dmsetup remove --retry bench-mem")
         res["runs"].append(run)
     devs.teardown()
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Draining dirty blocks (dm-stash write-back)
+# ---------------------------------------------------------------------------
+def stash_kv(name):
+    kv = {}
+    for tok in dm_status(name).split()[3:]:
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            kv[k] = v
+    return kv
+
+
+def wait_dirty_zero(name, timeout=300):
+    """Poll until the cache is clean; returns the seconds it took."""
+    t = time.time()
+    while time.time() - t < timeout:
+        if stash_kv(name).get("dirty") == "0":
+            return time.time() - t
+        time.sleep(0.02)
+    raise RuntimeError("%s still dirty after %d s" % (name, timeout))
+
+
+def drain_phase(cfg, devs):
+    """Issue 4's figures: how fast an explicit flush drains dirty blocks
+    that are contiguous on the origin (against the origin's own sequential
+    write bandwidth, measured side by side), how random dirty blocks drain,
+    and what foreground read hits keep while a flush runs."""
+    res = dict(method=(
+        "fresh devices for each part.  Sequential: 1 MiB sequential writes "
+        "(qd 4) once over SEQ_MB straight to the slow device give its "
+        "bandwidth; then, on fresh devices again, a "
+        "stash write-back cache with writeback held off (high_watermark "
+        "100, idle_ms 0) takes SEQ_MB of sequential writes, the 'flush' "
+        "message starts a drain and the status is polled until dirty=0.  "
+        "Random: the hot set is warmed to read hits and its 4 KiB qd 16 "
+        "random-read IOPS measured idle; then RAND_MB of 4 KiB writes at "
+        "random blocks of the rest of the origin are made dirty, the flush "
+        "starts and the same read job runs while it drains."))
+    name = "bench-stash"
+    mb = 1 << 20
+    seq_mb = cfg["cache_mb"] // 2
+    rand_mb = cfg["cache_mb"] // 4
+    hot = cfg["hot_mb"] * mb
+    rawdir = os.path.join(RAW, "drain")
+    os.makedirs(rawdir, exist_ok=True)
+
+    def create():
+        devs.create()
+        opts = ["sequential_cutoff", "0", "high_watermark", "100",
+                "low_watermark", "10", "idle_ms", "0"] + cfg["stash_opts"]
+        table = "0 %d stash %s %s writeback %d %s" % (
+            dev_bytes(SLOW) // 512, SLOW, FAST, len(opts), " ".join(opts))
+        err = dm_create(name, table)
+        if err:
+            raise RuntimeError("cannot create the stash device: " + err)
+        return table, "/dev/mapper/" + name
+
+    try:
+        # Sequential: the origin's own bandwidth, then the drain.
+        devs.create()
+        # Once over the region, like the drain: null_blk's first write to
+        # a page costs more than a rewrite.
+        r = fio("origin-seqwrite", fio_dev_args(SLOW, "write", "1m", 4,
+                                                seq_mb * mb),
+                os.path.join(rawdir, "origin-seqwrite.json"), 300)
+        origin_mib_s = r["write"]["mib_s"]
+        table, dev = create()
+        res["table"] = table
+        fio("dirty-seq", fio_dev_args(dev, "write", "1m", 4, seq_mb * mb),
+            os.path.join(rawdir, "dirty-seq.json"), 300)
+        kv = stash_kv(name)
+        blocks = int(kv["dirty"])
+        before = disk_stat(SLOW)
+        sh("dmsetup message %s 0 flush" % name)
+        secs = wait_dirty_zero(name)
+        o = delta(disk_stat(SLOW), before)
+        mib = blocks * 4096 / mb
+        res["sequential"] = dict(
+            dirty_blocks=blocks, drain_s=secs, drain_mib_s=mib / secs,
+            origin_seqwrite_mib_s=origin_mib_s,
+            ratio=(mib / secs) / origin_mib_s,
+            origin_write_ios=o["write_ios"],
+            origin_write_kib_per_io=o["write_sectors"] / 2 / max(1, o["write_ios"]))
+        log("  drain sequential: %d blocks in %.2f s = %.0f MiB/s, origin "
+            "1 MiB seq writes %.0f MiB/s: %.2fx; %d origin writes" % (
+                blocks, secs, mib / secs, origin_mib_s,
+                (mib / secs) / origin_mib_s, o["write_ios"]))
+        sh("dmsetup remove --retry %s" % name)
+
+        # Random dirty blocks, with read hits running during the drain.
+        table, dev = create()
+        sysm = Stash("stash-wb", cfg, devs)
+        sysm.dev, sysm.rawdir = dev, rawdir
+        sysm.warm(hot)
+        rd = fio_dev_args(dev, "randread", "4k", 16, hot) + [
+            "--time_based", "--runtime=%d" % cfg["runtime"]]
+        idle = fio("read-idle", rd, os.path.join(rawdir, "read-idle.json"), 300)
+        fio("dirty-rand", fio_dev_args(dev, "randwrite", "4k", 16,
+                                       dev_bytes(dev) - hot, hot) +
+            ["--io_size=%d" % (rand_mb * mb)],
+            os.path.join(rawdir, "dirty-rand.json"), 600)
+        kv = stash_kv(name)
+        blocks = int(kv["dirty"])
+        before = disk_stat(SLOW)
+        t = time.time()
+        sh("dmsetup message %s 0 flush" % name)
+        during = fio("read-during-flush", rd,
+                     os.path.join(rawdir, "read-during-flush.json"), 300)
+        left = int(stash_kv(name)["dirty"])
+        secs = time.time() - t + wait_dirty_zero(name, 900)
+        o = delta(disk_stat(SLOW), before)
+        res["random"] = dict(
+            dirty_blocks=blocks, drain_s=secs, blocks_per_s=blocks / secs,
+            origin_write_ios=o["write_ios"],
+            blocks_per_origin_write=blocks / max(1, o["write_ios"]),
+            dirty_left_when_reads_ended=left,
+            read_iops_idle=idle["read"]["iops"],
+            read_iops_during_flush=during["read"]["iops"],
+            ratio=during["read"]["iops"] / idle["read"]["iops"])
+        log("  drain random: %d blocks in %.1f s (%.0f blocks/s, %d origin "
+            "writes); read hits %.0f IOPS idle, %.0f during the flush: %.2fx"
+            "%s" % (blocks, secs, blocks / secs, o["write_ios"],
+                    idle["read"]["iops"], during["read"]["iops"],
+                    during["read"]["iops"] / idle["read"]["iops"],
+                    "" if left else " (WARNING: drain ended before the reads)"))
+    finally:
+        try_sh("dmsetup remove --retry %s" % name)
+        devs.teardown()
     return res
 
 
@@ -1073,6 +1214,14 @@ def main():
         results["systems"][name] = run_system(name, cfg, devs)
         if "devices" not in results and devs.described:
             results["devices"] = devs.described
+        save(results)
+    if cfg["drain"] and "stash-wb" in cfg["systems"]:
+        log("=== dm-stash drain")
+        try:
+            results["drain"] = drain_phase(cfg, devs)
+        except Exception as e:
+            results["drain"] = dict(error=str(e))
+            log("  drain phase ERROR: %s" % e)
         save(results)
     if cfg["memory"]:
         log("=== kernel memory per cache block")
