@@ -137,7 +137,7 @@ out_has "^module: [0-9]" "version unprivileged"
 assert_eq "$before" "$(status_conf)" "status after unprivileged calls"
 
 log "help for every command"
-for c in create remove list status mode flush invalidate set get stats version help; do
+for c in create remove list status mode flush invalidate set get stats dump check version help; do
 	out=$("$stashctl" $c --help) || die "$c --help failed"
 	assert_match "^usage: stashctl $c" "$out" "$c --help"
 	out=$("$stashctl" help $c) || die "help $c failed"
