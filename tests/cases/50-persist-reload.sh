@@ -35,8 +35,10 @@ pstash_create reload "$origin" "$cache" "${opts[@]}"
 assert_eq persistent "$(st "$STASH_DEV" metadata)" "metadata state"
 assert_ok "fio write" fio_job --filename="$STASH_DEV" --do_verify=0 \
 	--write_iolog="$tmp/iolog"
-# The origin blocks fio wrote, sorted.
-awk '$2 == "write" { print $3 / 4096 }' "$tmp/iolog" | sort -n >"$tmp/written"
+# The origin blocks fio wrote, sorted ("[time] file write offset length":
+# version 3 of the log has the time first).
+awk '{ for (i = 1; i < NF; i++) if ($i == "write") { print $(i + 1) / 4096; break } }' \
+	"$tmp/iolog" | sort -n >"$tmp/written"
 assert_eq "$nios" "$(wc -l <"$tmp/written")" "writes in fio's I/O log"
 dirty=$(st "$STASH_DEV" dirty)
 used=$(used_blocks "$STASH_DEV")
