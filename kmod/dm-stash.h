@@ -165,6 +165,7 @@ struct stash_cache {
 	bool pass_failed;
 	u32 pass_cursor;
 	u32 nr_writeback;		/* blocks in writeback runs */
+	u64 wb_passes;			/* writeback passes started */
 	u64 drains_started;
 	u64 drains_completed;
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
@@ -181,7 +182,7 @@ struct stash_cache {
 	struct stash_bitmap md_cdirty;	/* slots recorded dirty on disk */
 
 	/* --- Lockless. --- */
-	bool live;			/* resumed: this table serves I/O */
+	bool live;			/* resumed: serves I/O (set under the registry lock) */
 	struct list_head registry;	/* in the control registry (its lock) */
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
 	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
@@ -253,6 +254,10 @@ struct stash_info {
 	u32 writeback;
 	u32 ram_per_block;
 	u64 wb_rate;		/* blocks per second */
+	u64 wb_passes;		/* writeback passes started */
+	u64 drains_started;	/* of them, full drains */
+	u64 drains_completed;
+	u64 md_seq;		/* last metadata commit; 0 if volatile */
 	bool is_volatile;
 	dev_t origin_dev;
 	dev_t cache_dev;
@@ -265,6 +270,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info);
 /* stash-control.c: the registry of caches and /dev/stash-control. */
 int stash_registry_add(struct stash_cache *sc);
 void stash_registry_remove(struct stash_cache *sc);
+void stash_registry_set_live(struct stash_cache *sc, bool live);
 int stash_control_init(void);
 void stash_control_exit(void);
 

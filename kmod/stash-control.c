@@ -68,6 +68,19 @@ void stash_registry_remove(struct stash_cache *sc)
 	mutex_unlock(&stash_registry_lock);
 }
 
+/*
+ * Resume and postsuspend: @sc starts or stops serving I/O.  Under the
+ * registry mutex, so that an ioctl that found the table live acts on it
+ * before it is suspended, and none acts on it afterwards: a suspended
+ * table must start no writeback and change no mapping.
+ */
+void stash_registry_set_live(struct stash_cache *sc, bool live)
+{
+	mutex_lock(&stash_registry_lock);
+	WRITE_ONCE(sc->live, live);
+	mutex_unlock(&stash_registry_lock);
+}
+
 static struct mapped_device *stash_md(struct stash_cache *sc)
 {
 	return dm_table_get_md(sc->ti->table);
@@ -137,6 +150,23 @@ static struct stash_cache *stash_lookup(const struct stash_ioc_cache *sel)
 			found = sc;
 	}
 	return found;
+}
+
+/*
+ * Under stash_registry_lock: the cache an ioctl that changes something
+ * acts on.  Returns -ENODEV if there is none, -EBUSY if its table is not
+ * live (suspended, or loaded and not resumed yet): such a table starts no
+ * I/O and changes nothing until it is resumed.
+ */
+static int stash_lookup_live(const struct stash_ioc_cache *sel,
+			     struct stash_cache **scp)
+{
+	struct stash_cache *sc = stash_lookup(sel);
+
+	*scp = sc;
+	if (!sc)
+		return -ENODEV;
+	return READ_ONCE(sc->live) ? 0 : -EBUSY;
 }
 
 /* ------------------------------------------------------------------
@@ -356,6 +386,11 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->tunables.idle_ms = info.tun.idle_ms;
 	s->tunables.writeback_inflight = info.tun.wb_inflight;
 	s->tunables.commit_ms = info.tun.commit_ms;
+
+	s->writeback_passes = info.wb_passes;
+	s->drains_started = info.drains_started;
+	s->drains_completed = info.drains_completed;
+	s->metadata_seq = info.md_seq;
 }
 
 static long ioc_status(void __user *uarg)
@@ -413,8 +448,9 @@ static long ioc_set_mode(void __user *uarg)
 		return r;
 
 	mutex_lock(&stash_registry_lock);
-	sc = stash_lookup(&m.cache);
-	r = sc ? stash_set_mode(sc, stash_mode_name(mode)) : -ENODEV;
+	r = stash_lookup_live(&m.cache, &sc);
+	if (!r)
+		r = stash_set_mode(sc, stash_mode_name(mode));
 	mutex_unlock(&stash_registry_lock);
 	return r;
 }
@@ -438,14 +474,12 @@ static long ioc_cmd(unsigned int cmd, void __user *uarg)
 		return r;
 
 	mutex_lock(&stash_registry_lock);
-	sc = stash_lookup(&c.cache);
-	if (!sc)
-		r = -ENODEV;
-	else if (cmd == STASH_IOC_FLUSH)
+	r = stash_lookup_live(&c.cache, &sc);
+	if (!r && cmd == STASH_IOC_FLUSH)
 		stash_wb_request_drain(sc);
-	else if (cmd == STASH_IOC_INVALIDATE)
+	else if (!r && cmd == STASH_IOC_INVALIDATE)
 		stash_invalidate_clean(sc);
-	else
+	else if (!r)
 		stash_reset_counters(sc);
 	mutex_unlock(&stash_registry_lock);
 	return r;
@@ -529,8 +563,9 @@ static long ioc_set_tunable(void __user *uarg)
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)t.value);
 
 	mutex_lock(&stash_registry_lock);
-	sc = stash_lookup(&t.cache);
-	r = sc ? stash_set_tunable(sc, d->name, value) : -ENODEV;
+	r = stash_lookup_live(&t.cache, &sc);
+	if (!r)
+		r = stash_set_tunable(sc, d->name, value);
 	mutex_unlock(&stash_registry_lock);
 	return r;
 }
@@ -614,6 +649,8 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_list, entries) % 8);
 	BUILD_BUG_ON(sizeof(struct stash_ioc_hdr) != 8);
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, cache) != 8);
+	BUILD_BUG_ON(offsetof(struct stash_ioc_status, reserved) + 4 * sizeof(__u64) !=
+		     STASH_IOC_STATUS_SIZE);
 	/*
 	 * A counter or tunable added to the core must be added to the uapi
 	 * structs, fill_status() and stash_tunable_descs[] as well.

@@ -132,6 +132,26 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 	return 0;
 }
 
+enum stash_sb_kind stash_sb_classify(const void *block, struct stash_sb *sb,
+				     const char **why)
+{
+	const struct stash_sb_disk *d = block;
+
+	if (all_zero(block, STASH_MD_BLOCK_BYTES)) {
+		*why = "all zero";
+		return STASH_SB_BLANK;
+	}
+	if (!stash_sb_decode(block, sb, why))
+		return STASH_SB_VALID;
+	if (le32_to_cpu(d->magic) != STASH_SB_MAGIC)
+		return STASH_SB_FOREIGN;
+	if (le32_to_cpu(d->crc) != block_crc(d))
+		return STASH_SB_BAD_CRC;
+	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION)
+		return STASH_SB_VERSION;
+	return STASH_SB_INVALID;
+}
+
 void stash_md_page_encode(void *block, u32 index, u64 seq, const u64 *entries)
 {
 	struct stash_md_page_disk *d = block;

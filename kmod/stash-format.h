@@ -110,6 +110,23 @@ void stash_sb_encode(const struct stash_sb *sb, void *block);
  */
 int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why);
 
+/* What a superblock copy holds (stash_sb_classify()). */
+enum stash_sb_kind {
+	STASH_SB_BLANK,		/* all zero */
+	STASH_SB_FOREIGN,	/* no dm-stash magic: not ours */
+	STASH_SB_BAD_CRC,	/* dm-stash magic, checksum mismatch: damaged */
+	STASH_SB_VERSION,	/* intact, but another format version */
+	STASH_SB_INVALID,	/* checksum right, fields or geometry wrong */
+	STASH_SB_VALID,
+};
+
+/*
+ * Decode one superblock copy like stash_sb_decode() and say what it is;
+ * *why is set for every kind but STASH_SB_VALID.
+ */
+enum stash_sb_kind stash_sb_classify(const void *block, struct stash_sb *sb,
+				     const char **why);
+
 void stash_md_page_encode(void *block, u32 index, u64 seq,
 			  const u64 *entries);
 /*

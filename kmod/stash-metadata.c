@@ -129,55 +129,113 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	return r;
 }
 
-static bool buf_is_zero(const void *buf, size_t len)
-{
-	return !memchr_inv(buf, 0, len);
-}
+/* What each superblock copy holds, as read by read_superblock(). */
+struct sb_copies {
+	enum stash_sb_kind kind[2];
+	const char *why[2];
+	u32 version[2];		/* the version field, for messages */
+	int best;		/* the copy in use, or -1 */
+};
 
 /*
- * Find the newest valid superblock.  Returns 0 and fills @sb, -ENOENT if
- * neither copy is a dm-stash superblock (*blank tells whether both are
- * all zero), or -EIO.
+ * Read both superblock copies and take the valid one with the highest
+ * sequence.  Returns 0 and fills @sb, -ENOENT if neither copy is valid
+ * (@c says what each holds), or -EIO.
  */
 static int read_superblock(struct stash_cache *sc, struct stash_sb *sb,
-			   bool *blank, const char **why)
+			   struct sb_copies *c)
 {
+	const struct stash_sb_disk *d = sc->md_sb_buf;
 	struct stash_sb copy;
-	bool found = false;
 	int i, r;
 
-	*blank = true;
+	c->best = -1;
 	for (i = 0; i < 2; i++) {
 		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md_sb_buf,
 			  i * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
-		if (r) {
-			*why = "cannot read the superblock";
+		if (r)
 			return -EIO;
-		}
-		if (!buf_is_zero(sc->md_sb_buf, STASH_MD_BLOCK_BYTES))
-			*blank = false;
-		if (stash_sb_decode(sc->md_sb_buf, &copy, why))
+		c->why[i] = NULL;
+		c->kind[i] = stash_sb_classify(sc->md_sb_buf, &copy, &c->why[i]);
+		c->version[i] = le32_to_cpu(d->version);
+		if (c->kind[i] != STASH_SB_VALID)
 			continue;
-		if (!found || copy.seq > sb->seq) {
+		if (c->best < 0 || copy.seq > sb->seq) {
 			*sb = copy;
-			found = true;
+			c->best = i;
 		}
 	}
-	return found ? 0 : -ENOENT;
+	return c->best < 0 ? -ENOENT : 0;
+}
+
+static bool sb_kind_is(const struct sb_copies *c, enum stash_sb_kind kind)
+{
+	return c->kind[0] == kind || c->kind[1] == kind;
+}
+
+/*
+ * Neither superblock copy is valid.  Returns 0 if the device may be
+ * formatted, else sets ti->error and returns -EINVAL.  A device that
+ * carries a dm-stash superblock (damaged, or of another format version)
+ * is a cache that may hold dirty data: it is only formatted when the
+ * table asks for it, and the refusal does not point at 'format' first.
+ */
+static int may_format(struct stash_cache *sc, const struct sb_copies *c,
+		      bool format)
+{
+	struct dm_target *ti = sc->ti;
+	bool damaged = sb_kind_is(c, STASH_SB_BAD_CRC) ||
+		       sb_kind_is(c, STASH_SB_INVALID);
+	bool version = sb_kind_is(c, STASH_SB_VERSION);
+	int i;
+
+	if (!damaged && !version) {
+		if (format || (c->kind[0] == STASH_SB_BLANK &&
+			       c->kind[1] == STASH_SB_BLANK))
+			return 0;
+		DMERR("cache device: %s", c->why[c->kind[0] == STASH_SB_BLANK]);
+		ti->error = "Cache device not blank, not dm-stash: 'format' overwrites it";
+		return -EINVAL;
+	}
+
+	for (i = 0; i < 2; i++) {
+		if (c->kind[i] == STASH_SB_VERSION)
+			DMERR("cache device: superblock copy %d: format version %u, not %u",
+			      i, c->version[i], STASH_FORMAT_VERSION);
+		else
+			DMERR("cache device: superblock copy %d: %s", i, c->why[i]);
+	}
+	if (format) {
+		DMWARN("cache device: 'format': re-formatting a dm-stash cache (%s superblock)",
+		       damaged ? "damaged" : "other version");
+		DMWARN("cache device: its cached and dirty blocks are discarded");
+		return 0;
+	}
+	if (!damaged) {
+		DMERR("cache device: written by a dm-stash of another on-disk format:");
+		DMERR("cache device: flush it with that version; nothing was changed");
+		ti->error = "Cache device holds a dm-stash cache of another format version";
+		return -EINVAL;
+	}
+	DMERR("cache device: both dm-stash superblock copies are damaged; nothing was changed");
+	DMERR("cache device: dirty blocks it holds are not on the origin yet;");
+	DMERR("cache device: 'stashctl check' on the cache device shows the damage;");
+	DMERR("cache device: only to give up its cached data, add 'format' to the table");
+	ti->error = "Damaged dm-stash superblock (both copies): see the kernel log";
+	return -EINVAL;
 }
 
 /*
  * Called by the constructor of a persistent cache: open or format the
  * metadata and set the geometry.  @format: the table allows formatting a
- * device that holds no dm-stash superblock.
+ * device that holds no valid dm-stash superblock.
  */
 int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 {
 	struct dm_target *ti = sc->ti;
 	sector_t cache_sectors = bdev_nr_sectors(cache_bdev(sc));
+	struct sb_copies copies;
 	struct stash_sb sb;
-	const char *why = NULL;
-	bool blank;
 	int r;
 
 	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
@@ -186,17 +244,15 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		return -ENOMEM;
 	}
 
-	r = read_superblock(sc, &sb, &blank, &why);
+	r = read_superblock(sc, &sb, &copies);
 	if (r == -EIO) {
 		ti->error = "Cannot read the cache device's superblock";
 		return r;
 	}
 	if (r == -ENOENT) {
-		if (!format && !blank) {
-			DMERR("cache device: %s", why);
-			ti->error = "Cache device not blank, not dm-stash: 'format' overwrites it";
-			return -EINVAL;
-		}
+		r = may_format(sc, &copies, format);
+		if (r)
+			return r;
 		if (stash_geometry_compute(&sb.geo, cache_sectors, ti->len,
 					   block_sectors, STASH_MIN_CBLOCKS)) {
 			ti->error = "Cache device too small (needs 16 blocks after the metadata)";
@@ -210,6 +266,8 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		}
 		DMINFO("formatted a cache of %u blocks", sb.geo.nr_cblocks);
 	} else {
+		int other = 1 - copies.best;
+
 		if (sb.geo.block_sectors != block_sectors) {
 			ti->error = "Cache was formatted with a different block_size";
 			return -EINVAL;
@@ -222,6 +280,11 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 			ti->error = "Cache device size differs from when it was formatted";
 			return -EINVAL;
 		}
+		/* Format leaves copy 0 blank; anything else is damage. */
+		if (copies.kind[other] != STASH_SB_BLANK &&
+		    copies.kind[other] != STASH_SB_VALID)
+			DMWARN("cache device: superblock copy %d is damaged (%s): using copy %d",
+			       other, copies.why[other], copies.best);
 	}
 	sc->sb = sb;
 	sc->geo = sb.geo;

@@ -628,6 +628,10 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->writeback = sc->nr_writeback;
 	info->stats = sc->stats;
 	info->tun = sc->tun;
+	info->wb_passes = sc->wb_passes;
+	info->drains_started = sc->drains_started;
+	info->drains_completed = sc->drains_completed;
+	info->md_seq = sc->is_volatile ? 0 : sc->sb.seq;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	info->ram_per_block = stash_ram_per_cblock(sc);
 	info->wb_rate = stash_wb_rate(sc);
@@ -766,7 +770,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	int r;
 
 	if (!d) {
-		DMWARN("unknown tunable '%s'", key);
+		DMWARN_LIMIT("unknown tunable '%s'", key);
 		return -EINVAL;
 	}
 	spin_lock_irqsave(&sc->lock, flags);
@@ -783,7 +787,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (r) {
-		DMWARN("%s", err);
+		DMWARN_LIMIT("%s", err);
 		return r;
 	}
 	/* New watermarks or idle time may call for writeback now. */
@@ -799,7 +803,7 @@ int stash_set_mode(struct stash_cache *sc, const char *name)
 	char *err = NULL;
 
 	if (parse_mode(name, &mode, &err)) {
-		DMWARN("%s", err);
+		DMWARN_LIMIT("%s", err);
 		return -EINVAL;
 	}
 	WRITE_ONCE(sc->mode, mode);
@@ -838,8 +842,8 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 	if (argc == 3 && !strcasecmp(argv[0], "set"))
 		return stash_set_tunable(sc, argv[1], argv[2]);
 
-	DMWARN("unrecognised message '%s' with %u arguments",
-	       argc ? argv[0] : "", argc);
+	DMWARN_LIMIT("unrecognised message '%s' with %u arguments",
+		     argc ? argv[0] : "", argc);
 	return -EINVAL;
 }
 
@@ -864,7 +868,7 @@ static void stash_postsuspend(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
-	WRITE_ONCE(sc->live, false);
+	stash_registry_set_live(sc, false);
 	if (sc->is_volatile) {
 		if (stash_wb_drain_sync(sc))
 			DMERR("suspend: %u dirty blocks could not be written back",
@@ -891,7 +895,7 @@ static void stash_resume(struct dm_target *ti)
 
 	if (!sc->is_volatile)
 		stash_wb_start(sc);
-	WRITE_ONCE(sc->live, true);
+	stash_registry_set_live(sc, true);
 }
 
 static int stash_iterate_devices(struct dm_target *ti,

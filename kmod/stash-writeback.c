@@ -353,6 +353,7 @@ static bool start_pass_locked(struct stash_cache *sc)
 	sc->need_space = false;
 
 	sc->pass_active = true;
+	sc->wb_passes++;
 	sc->pass_is_drain = drain;
 	sc->pass_failed = false;
 	sc->pass_cursor = 0;

@@ -4,9 +4,12 @@
 #
 # The tools they use live in tests/tools/bin ("make tests-tools", part of
 # "make check"): crashio (logged writer and checker), replay-log
-# (dm-log-writes replay) and stash-md (metadata inspection and forging).
+# (dm-log-writes replay) and stash-md (forges metadata fields); and
+# stashctl's offline dump and check read the metadata
+# ($STASH_STASHCTL picks another build, e.g. stashctl-asan).
 
 PERSIST_TOOLS=${PERSIST_TOOLS:-$STASH_REPO/tests/tools/bin}
+STASHCTL=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
 
 # persist_setup: root, the module, the tools, and the dm targets the tests
 # stack under the cache.
@@ -19,6 +22,8 @@ persist_setup() {
 		[ -x "$PERSIST_TOOLS/$t" ] ||
 			die "$PERSIST_TOOLS/$t is missing (make tests-tools)"
 	done
+	[ -x "$STASHCTL" ] || die "$STASHCTL is missing (make tools)"
+	require_cmd jq
 	modprobe dm_flakey && modprobe dm_log_writes ||
 		die "cannot load dm_flakey / dm_log_writes"
 }
@@ -26,6 +31,29 @@ persist_setup() {
 crashio() { "$PERSIST_TOOLS/crashio" "$@"; }
 replay_log() { "$PERSIST_TOOLS/replay-log" "$@"; }
 stash_md() { "$PERSIST_TOOLS/stash-md" "$@"; }
+stashctl() { "$STASHCTL" "$@"; }
+
+# md_dump CACHE FILE: stashctl dump --json of the cache device into FILE.
+md_dump() {
+	stashctl dump --json "$1" >"$2" || die "stashctl dump $1 failed ($?)"
+}
+
+# md_mappings FILE: the mappings of a dump, one "cblock oblock dirty" a line.
+md_mappings() {
+	jq -r '.mappings[] | "\(.cblock) \(.oblock) \(.dirty)"' "$1"
+}
+
+# md_check CACHE CODE [REGEX]: stashctl check must exit with CODE and, with
+# REGEX, print a line that matches it.
+md_check() {
+	local out rc
+
+	out=$(stashctl check "$1" 2>&1)
+	rc=$?
+	sed 's/^/    | /' <<<"$out"
+	assert_eq "$2" "$rc" "stashctl check $1: exit status"
+	[ -z "$3" ] || assert_match "$3" "$out" "stashctl check $1: message"
+}
 
 # st DEV KEY: a field of the stash status line.
 st() {

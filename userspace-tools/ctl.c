@@ -200,6 +200,11 @@ int ctl_error(int err, const char *what, const char *name)
 	case -EPERM:
 	case -EACCES:
 		return no_permission(what);
+	case -EBUSY:
+		errorf("%s %s: the cache is suspended or its table is not resumed "
+		       "yet, and changes nothing until it is ('dmsetup resume %s')",
+		       what, name, name);
+		return EXIT_FAILED;
 	case -EINVAL:
 		errorf("%s %s: the module refused the request (invalid argument)",
 		       what, name);

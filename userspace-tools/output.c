@@ -219,6 +219,12 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 		(unsigned long long)st->writeback_blocks);
 	fprintf(f, ",%s\"writeback_rate\": %llu, \"ram_per_block\": %u", nl,
 		(unsigned long long)st->writeback_rate, st->ram_per_block);
+	fprintf(f, ",%s\"writeback_passes\": %llu, \"drains_started\": %llu, "
+		"\"drains_completed\": %llu, \"metadata_seq\": %llu", nl,
+		(unsigned long long)st->writeback_passes,
+		(unsigned long long)st->drains_started,
+		(unsigned long long)st->drains_completed,
+		(unsigned long long)st->metadata_seq);
 	fprintf(f, ",%s\"counters\": {", nl);
 	print_counters_json_body(f, &st->counters, nl2);
 	fprintf(f, "%s}", nl);
@@ -313,6 +319,15 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 	fprintf(f, "  %-18s %14llu blocks, %s/s\n", "in writeback",
 		(unsigned long long)st->writeback_blocks,
 		fmt_bytes(b1, sizeof(b1), st->writeback_rate * 1024));
+	fprintf(f, "  %-18s %14llu started, %llu of them full drains (%llu done)\n",
+		"writeback passes", (unsigned long long)st->writeback_passes,
+		(unsigned long long)st->drains_started,
+		(unsigned long long)st->drains_completed);
+	if (st->flags & STASH_IOC_F_METADATA)
+		fprintf(f, "  %-18s %14llu last commit sequence%s\n", "metadata",
+			(unsigned long long)st->metadata_seq,
+			st->flags & STASH_IOC_F_METADATA_FAILED ?
+			", FAILED: writes that need a commit are refused" : "");
 	fprintf(f, "  %-18s %14u bytes per block, %s in all\n", "kernel RAM",
 		st->ram_per_block,
 		fmt_bytes(b1, sizeof(b1), (uint64_t)st->ram_per_block * st->cache_blocks));

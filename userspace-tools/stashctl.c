@@ -98,6 +98,24 @@ static const struct command commands[] = {
 	  "  --reset  print the counters, then set them to zero\n"
 	  "  --json   one JSON object (see stashctl(8))",
 	  cmd_stats },
+	{ "dump", "show a cache device's metadata and mappings (offline)",
+	  "DEVICE [--json] [--summary]",
+	  "  --json     one JSON object (see stashctl(8))\n"
+	  "  --summary  the superblock and the totals, not every mapping\n"
+	  "Reads the metadata from the cache device itself (no module needed)\n"
+	  "and shows what the kernel would load from it: the superblock, each\n"
+	  "cached block (cache slot -> origin block, dirty or clean) and the\n"
+	  "totals.  Best done while no stash device uses it.",
+	  cmd_dump },
+	{ "check", "check a cache device's metadata (offline)", "DEVICE [--quiet]",
+	  "  --quiet  print only the verdict\n"
+	  "Validates everything the kernel's recovery validates (checksums,\n"
+	  "magic, version, geometry, page places and sequences, reserved bits,\n"
+	  "origin block ranges, duplicate origin blocks) and reports each\n"
+	  "problem.  Exit status: 0 clean, 6 damaged but loadable (a copy the\n"
+	  "kernel does not use), 7 corrupt (the kernel refuses the cache),\n"
+	  "8 not a dm-stash cache device.",
+	  cmd_check },
 	{ "version", "print the tool's and the loaded module's versions", "",
 	  NULL, cmd_version },
 	{ "help", "show this help, or the help of one command", "[COMMAND]",
@@ -125,7 +143,9 @@ static void print_usage(FILE *f)
 	fprintf(f, "\n'%s COMMAND --help' or '%s help COMMAND' shows the help of "
 		"one command.\n", progname, progname);
 	fprintf(f, "Exit status: 0 ok, 1 failed, 2 usage or bad value, 3 no such "
-		"cache,\n4 not permitted (needs root), 5 module not loaded.\n");
+		"cache,\n4 not permitted (needs root), 5 module not loaded; check "
+		"and dump:\n6 metadata damaged but loadable, 7 corrupt, 8 not a "
+		"dm-stash cache device.\n");
 }
 
 void print_command_help(FILE *f, const struct command *c)

@@ -7,6 +7,8 @@
  *   dm.c	device-mapper devices through libdevmapper (create, remove)
  *   output.c	units, JSON, progress display
  *   commands.c	the subcommands
+ *   offline.c	dump and check: a cache device's metadata, read directly
+ *   md-format.c	the module's on-disk format code (kmod/stash-format.c)
  */
 #ifndef STASHCTL_H
 #define STASHCTL_H
@@ -33,6 +35,10 @@ enum {
 	EXIT_NOT_FOUND = 3,	/* no such cache or device */
 	EXIT_PERM = 4,		/* not permitted: needs root (CAP_SYS_ADMIN) */
 	EXIT_NO_MODULE = 5,	/* the dm-stash module is not loaded */
+	/* check and dump (offline.c) */
+	EXIT_MD_DAMAGED = 6,	/* a metadata copy is damaged; the other is used */
+	EXIT_MD_CORRUPT = 7,	/* the kernel would refuse the cache */
+	EXIT_NOT_STASH = 8,	/* no dm-stash superblock on the device */
 };
 
 extern const char *progname;
@@ -131,5 +137,9 @@ int cmd_get(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+
+/* offline.c */
+int cmd_dump(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif /* STASHCTL_H */

@@ -1,11 +1,14 @@
 #!/bin/bash
-# desc: corrupt, truncated or foreign metadata is refused with a clear stash error or recovered from the good copy; never an oops
+# desc: corrupt, truncated or foreign metadata is refused with a clear stash error or recovered from the good copy, and stashctl check says which; never an oops
 #
 # Each case makes a persistent cache (ram0) for the origin (ram1), writes
 # 150 O_SYNC blocks with crashio and removes it, then damages the cache
 # device (offsets from kmod/stash-format.h: superblock copy k at sector 8k,
-# page p copy k at 16 + (2p + k) * 8; stash-md tells which copy is newest
-# and forges fields with a valid checksum) and creates the stash again:
+# page p copy k at 16 + (2p + k) * 8; stashctl dump tells which copy is
+# newest, stash-md forges fields with a valid checksum), runs stashctl check
+# on it (its exit status and message must say what the kernel will do:
+# 6 damaged but loaded from the other copy, 7 refused, 8 not dm-stash) and
+# creates the stash again:
 #   - recovered: the create succeeds and the data checks (all writes when
 #     the newest metadata survived, else every block holds a value once
 #     written to it);
@@ -32,16 +35,13 @@ fresh() {
 	crashio write -S -d "$STASH_DEV" -n 512 -s "$SEED" -l "$tmp/log" -c 150 >/dev/null ||
 		die "writer failed"
 	stash_remove "$STASH_DEV"
-	stash_md show "$cache" >"$tmp/md"
+	md_dump "$cache" "$tmp/md"
+	md_check "$cache" 0 "clean: "
 }
 
 # newest_page P: the copy of page P recovery would take now.
 newest_page() {
-	awk -v p="$1" '$1 == "newest-page" && $2 == p { print $3 }' "$tmp/md"
-}
-
-newest_sb() {
-	awk '$1 == "newest-sb" { print $2 }' "$tmp/md"
+	jq ".pages[$1].copy" "$tmp/md"
 }
 
 # flip_bit DEV SECTOR_START NSECTORS: flip one random bit in that range
@@ -64,16 +64,22 @@ zero_range() {
 	dd if=/dev/zero of="$1" bs=512 seek="$2" count="$3" conv=notrunc oflag=direct status=none
 }
 
-# recovered WHAT CHECK_ARGS...: the stash must come up and check.
+# recovered WHAT [--kmsg REGEX] CHECK_ARGS...: the stash must come up (the
+# kernel log matching REGEX) and check.
 recovered() {
-	local what=$1
+	local what=$1 re=
 
 	shift
+	if [ "$1" = --kmsg ]; then
+		re=$2
+		shift 2
+	fi
 	kmsg_mark
 	dm_create cor "$(stash_table "$origin" "$cache" "${opts[@]}")" ||
 		die "$what: refused: $(kmsg_since | grep stash)"
 	STASH_DEV=$(dm_path cor)
 	kmsg_since | grep stash
+	[ -z "$re" ] || assert_match "$re" "$(kmsg_since)" "$what: kernel message"
 	assert_status_sane "$STASH_DEV"
 	assert_ok "$what: data" crashio check -d "$STASH_DEV" -l "$tmp/log" "$@"
 	stash_remove "$STASH_DEV"
@@ -101,19 +107,30 @@ sb_copy=$((RANDOM % 2))
 log "=== one superblock copy with a flipped bit (copy $sb_copy): the other is used"
 fresh
 flip_bit "$cache" $((sb_copy * 8)) 8
-recovered "superblock copy $sb_copy flipped"
+md_check "$cache" 6 "damaged: superblock copy $sb_copy: .*the kernel uses copy $((1 - sb_copy))"
+recovered "superblock copy $sb_copy flipped" \
+	--kmsg "stash: cache device: superblock copy $sb_copy is damaged \(.*\): using copy $((1 - sb_copy))"
 
 log "=== the other superblock copy with a flipped bit"
 fresh
 flip_bit "$cache" $(((1 - sb_copy) * 8)) 8
-recovered "superblock copy $((1 - sb_copy)) flipped"
+md_check "$cache" 6 "damaged: superblock copy $((1 - sb_copy)): "
+recovered "superblock copy $((1 - sb_copy)) flipped" \
+	--kmsg "stash: cache device: superblock copy $((1 - sb_copy)) is damaged"
 
-log "=== both superblock copies with a flipped bit: refused"
+log "=== both superblock copies with a flipped bit outside the magic: refused as damaged"
 fresh
-flip_bit "$cache" 0 8
-flip_bit "$cache" 8 8
+flip_bit "$cache" 1 7
+flip_bit "$cache" 9 7
+md_check "$cache" 7 "corrupt: superblock copy 1: superblock checksum mismatch \(a damaged dm-stash superblock\)"
 refused "both superblocks flipped" \
-	'stash: cache device: (superblock checksum mismatch|no dm-stash superblock)'
+	"stash: cache device: superblock copy 0: superblock checksum mismatch"
+out=$(kmsg_since)
+assert_match "Damaged dm-stash superblock \(both copies\)" "$out" "damaged superblocks: table error"
+assert_match "stashctl check" "$out" "damaged superblocks: what to do"
+if grep -q "not blank, not dm-stash" <<<"$out"; then
+	die "damaged superblocks: refused as a foreign device"
+fi
 
 log "=== both superblock copies forged with a valid checksum: refused"
 for f in "version 2" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12" \
@@ -121,43 +138,64 @@ for f in "version 2" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12
 	fresh
 	stash_md forge-sb "$cache" 0 $f
 	stash_md forge-sb "$cache" 1 $f
-	refused "superblocks with $f" 'stash: cache device: '
+	case $f in
+	version*)
+		md_check "$cache" 7 "superblock copy 0: on-disk format version 2"
+		refused "superblocks with $f" 'stash: cache device: superblock copy 0: format version 2, not 1'
+		assert_match "dm-stash cache of another format version" "$(kmsg_since)" "$f: table error"
+		;;
+	magic*)
+		md_check "$cache" 8 "no dm-stash superblock"
+		refused "superblocks with $f" "stash: cache device: no dm-stash superblock.*|not blank, not dm-stash"
+		;;
+	*)
+		md_check "$cache" 7 "corrupt: superblock copy 0: superblock (has unknown flags or fields|geometry is inconsistent)"
+		refused "superblocks with $f" 'stash: cache device: superblock copy 0: superblock '
+		assert_match "Damaged dm-stash superblock" "$(kmsg_since)" "$f: table error"
+		;;
+	esac
 done
 
 log "=== the older copy of metadata page 0 zeroed: recovered in full"
 fresh
 old=$((1 - $(newest_page 0)))
 zero_range "$cache" $((16 + old * 8)) 8
+md_check "$cache" 6 "damaged: metadata page 0 copy $old is all zero"
 recovered "page 0 copy $old (older) zeroed"
 
 log "=== the newest copy of metadata page 0 zeroed: the older copy is used"
 fresh
 new=$(newest_page 0)
 zero_range "$cache" $((16 + new * 8)) 8
-stash_md show "$cache" | grep '^page 0'
+md_check "$cache" 6 "damaged: metadata page 0 copy $new is all zero.*uses copy $((1 - new))"
+stashctl dump --json "$cache" | jq -c '.pages[0]'
 recovered "page 0 copy $new (newest) zeroed" -w 0
 
 log "=== the newest copy of page 0 with a flipped bit: the older copy is used"
 fresh
 new=$(newest_page 0)
 flip_bit "$cache" $((16 + new * 8)) 8
+md_check "$cache" 6 "damaged: metadata page 0 copy $new: "
 recovered "page 0 copy $new (newest) flipped" -w 0
 
 log "=== the newest copy of page 0 with an out-of-range entry (valid checksum): the older copy is used"
 fresh
 new=$(newest_page 0)
 stash_md forge-page "$cache" 0 "$new" entry3 $(((1 << 63) | (1 << 40)))
+md_check "$cache" 6 "damaged: metadata page 0 copy $new: metadata entry out of range"
 recovered "page 0 copy $new (newest) out of range" -w 0
 
 log "=== both copies of page 0 zeroed: refused"
 fresh
 zero_range "$cache" 16 16
+md_check "$cache" 7 "corrupt: metadata page 0: no valid copy \(copy 0: all zero; copy 1: all zero\)"
 refused "page 0 both copies zeroed" 'stash: metadata page 0: no valid copy'
 
 log "=== both copies of page 0 with a bad index: refused"
 fresh
 stash_md forge-page "$cache" 0 0 index 5
 stash_md forge-page "$cache" 0 1 index 5
+md_check "$cache" 7 "corrupt: metadata page 0: no valid copy \(copy 0: metadata page in the wrong place"
 refused "page 0 misplaced" 'stash: metadata page 0: no valid copy \(metadata page in the wrong place\)'
 
 log "=== the newest page 0 maps one origin block twice: refused"
@@ -167,11 +205,13 @@ e=$(dd if="$cache" bs=512 skip=$((16 + new * 8)) count=1 iflag=direct status=non
 	od -An -tu8 -j 16 -N8 | tr -d ' ')
 [ "$e" != 0 ] || die "slot 0 of page 0 is empty"
 stash_md forge-page "$cache" 0 "$new" entry509 "$e"
+md_check "$cache" 7 "corrupt: origin block [0-9]+ is mapped by slots 0 and 509 in one commit"
 refused "one origin block in two slots" 'stash: metadata maps origin block [0-9]+ twice'
 
 log "=== a cache device smaller than formatted (truncated): refused"
 fresh
 linear_create cor-small "$cache" 0 $(($(dev_sectors "$cache") / 2))
+md_check "$LINEAR_DEV" 7 "corrupt: the device has [0-9]+ sectors, the cache was formatted for"
 before=$(dm_names)
 refused "truncated cache" 'Cache device size differs from when it was formatted' \
 	"$(stash_table "$origin" "$LINEAR_DEV" "${opts[@]}")"
@@ -201,6 +241,7 @@ refused "foreign superblock" 'Cache belongs to an origin of a different size'
 
 log "=== a foreign non-blank device: refused without format, formatted with it"
 dd if=/dev/urandom of="$spare" bs=1M count=1 oflag=direct status=none
+md_check "$spare" 8 "not a dm-stash cache device"
 refused "random data, no format" \
 	"stash: .*Cache device (holds no dm-stash superblock and is not blank|not blank, not dm-stash).*'format'" \
 	"$(stash_table "$origin" "$spare" "${opts[@]}")"

@@ -65,6 +65,13 @@ if set(o["counters"]) != want:
 if set(o["tunables"]) != {"sequential_cutoff", "high_watermark", "low_watermark",
                           "idle_ms", "writeback_inflight", "commit_ms"}:
     fail.append(f"tunables {sorted(o['tunables'])}")
+for k in ("writeback_passes", "drains_started", "drains_completed", "metadata_seq"):
+    if not isinstance(o[k], int):
+        fail.append(f"{k} is not a number")
+if not o["writeback_passes"] >= o["drains_started"] >= o["drains_completed"]:
+    fail.append("writeback passes < drains started < drains completed")
+if o["metadata"] == "persistent" and o["metadata_seq"] < 2:
+    fail.append(f"metadata_seq {o['metadata_seq']} of a created and resumed cache")
 for k in ("live", "volatile"):
     if not isinstance(o[k], bool):
         fail.append(f"{k} is not a boolean")

@@ -2,7 +2,7 @@
 # desc: stashctl mode/flush/invalidate/set: effects seen by dmsetup status, refused values and callers change nothing
 . "$(dirname "$0")/../lib.sh"
 require_root
-require_cmd setpriv
+require_cmd setpriv jq
 # STASH_STASHCTL=.../stashctl-asan runs these with the sanitizer build.
 stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
 [ -x "$stashctl" ] || die "$stashctl not built (make tools)"
@@ -74,9 +74,17 @@ log "flush (not a terminal: one line a second)"
 dd if=/dev/urandom of=$dev bs=64k count=128 oflag=direct status=none || die "write"
 dirty=$(stash_status_field "$name" dirty)
 [ "$dirty" -gt 0 ] || die "no dirty blocks in writeback mode"
+drains0=$("$stashctl" status "$name" --json | jq .drains_completed)
 expect_exit 0 "flush" "$stashctl" flush "$name"
 out_has "^$name: flushed, no dirty blocks" "flush"
 assert_eq 0 "$(stash_status_field "$name" dirty)" "dirty after flush"
+# The pass ends just after its last block is clean: give it a moment.
+for ((i = 0; i < 50; i++)); do
+	drains=$("$stashctl" status "$name" --json | jq .drains_completed)
+	[ "$drains" -gt "$drains0" ] && break
+	sleep 0.1
+done
+[ "$drains" -gt "$drains0" ] || die "drains_completed $drains0 -> $drains after a flush"
 expect_exit 0 "flush when clean" "$stashctl" flush "$name"
 out_has "no dirty blocks" "flush when clean"
 dd if=/dev/urandom of=$dev bs=64k count=128 oflag=direct status=none || die "write"
@@ -137,7 +145,7 @@ out_has "^module: [0-9]" "version unprivileged"
 assert_eq "$before" "$(status_conf)" "status after unprivileged calls"
 
 log "help for every command"
-for c in create remove list status mode flush invalidate set get stats version help; do
+for c in create remove list status mode flush invalidate set get stats dump check version help; do
 	out=$("$stashctl" $c --help) || die "$c --help failed"
 	assert_match "^usage: stashctl $c" "$out" "$c --help"
 	out=$("$stashctl" help $c) || die "help $c failed"

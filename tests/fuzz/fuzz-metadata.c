@@ -78,12 +78,17 @@ static void fuzz_sb(uint8_t *block)
 	static uint8_t again[STASH_MD_BLOCK_BYTES];
 	struct stash_sb sb, sb2;
 	struct stash_geometry g;
-	const char *why = NULL;
+	const char *why = NULL, *why2 = NULL;
+	enum stash_sb_kind kind = stash_sb_classify(block, &sb2, &why2);
 
+	/* The classifier agrees with the decoder and always says why not. */
 	if (stash_sb_decode(block, &sb, &why)) {
 		CHECK(why != NULL);
+		CHECK(kind != STASH_SB_VALID);
+		CHECK(why2 != NULL);
 		return;
 	}
+	CHECK(kind == STASH_SB_VALID);
 	check_geometry(&sb.geo);
 	CHECK((sb.geo.block_sectors & (sb.geo.block_sectors - 1)) == 0);
 	CHECK(!(sb.flags & ~STASH_SB_FLAG_CLEAN));

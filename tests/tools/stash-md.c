@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * stash-md: look at and damage the metadata of a dm-stash cache device,
- * with the module's own decoder (kmod/stash-format.c built for userspace).
- * For the corruption tests (tests/cases/54-*).
+ * stash-md: damage the metadata of a dm-stash cache device in precise
+ * ways, with the module's own encoder (kmod/stash-format.c built for
+ * userspace).  For the corruption tests (tests/cases/54-*); they look at
+ * the metadata with 'stashctl dump' and 'stashctl check'.
  *
- *   stash-md show DEV
- *	both superblock copies and both copies of every metadata page: valid
- *	or why not, sequence, entries; then "newest-sb <k>" and, per page,
- *	"newest-page <p> <k>" (the copy recovery would take, or -1)
  *   stash-md forge-sb DEV COPY FIELD VALUE
  *	set one field of superblock copy COPY (0 or 1) and fix the checksum:
  *	FIELD is magic, version, flags, seq, origin_sectors, cache_sectors,
@@ -32,7 +29,7 @@
 
 #include "stash-format.h"
 
-static void fatal(const char *fmt, const char *arg)
+static void __attribute__((noreturn)) fatal(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "stash-md: ");
 	fprintf(stderr, fmt, arg);
@@ -63,8 +60,8 @@ static void fix_crc(void *block)
 	memcpy(block, &crc, 4);
 }
 
-/* The newest valid superblock; returns its copy number or -1. */
-static int newest_sb(int fd, struct stash_sb *out, int verbose)
+/* The newest valid superblock, for the geometry; returns its copy or -1. */
+static int newest_sb(int fd, struct stash_sb *out)
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	struct stash_sb sb;
@@ -73,70 +70,14 @@ static int newest_sb(int fd, struct stash_sb *out, int verbose)
 
 	for (k = 0; k < 2; k++) {
 		rd(fd, buf, (uint64_t)k * STASH_MD_BLOCK_SECTORS);
-		why = "";
-		if (stash_sb_decode(buf, &sb, &why)) {
-			if (verbose)
-				printf("sb %d invalid: %s\n", k, why);
+		if (stash_sb_decode(buf, &sb, &why))
 			continue;
-		}
-		if (verbose)
-			printf("sb %d valid seq=%llu flags=%u mode=%u origin_sectors=%llu cache_sectors=%llu block_sectors=%u nr_cblocks=%u md_pages=%u data_start=%llu\n",
-			       k, (unsigned long long)sb.seq, sb.flags, sb.mode,
-			       (unsigned long long)sb.geo.origin_sectors,
-			       (unsigned long long)sb.geo.cache_sectors,
-			       sb.geo.block_sectors, sb.geo.nr_cblocks,
-			       sb.geo.md_pages, (unsigned long long)sb.geo.data_start);
 		if (best < 0 || sb.seq > out->seq) {
 			*out = sb;
 			best = k;
 		}
 	}
 	return best;
-}
-
-static int show(int fd)
-{
-	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
-	static u64 entries[STASH_MD_ENTRIES_PER_PAGE];
-	struct stash_sb sb;
-	uint32_t p, i;
-	int k, sbk;
-
-	sbk = newest_sb(fd, &sb, 1);
-	printf("newest-sb %d\n", sbk);
-	if (sbk < 0)
-		return 0;
-	for (p = 0; p < sb.geo.md_pages; p++) {
-		int best = -1;
-		u64 best_seq = 0;
-
-		for (k = 0; k < 2; k++) {
-			const char *why = "";
-			u64 seq;
-			unsigned int used = 0, dirty = 0;
-
-			rd(fd, buf, stash_md_page_sector(&sb.geo, p, k));
-			if (stash_md_page_decode(buf, p, sb.geo.nr_cblocks,
-						 sb.geo.origin_sectors / sb.geo.block_sectors,
-						 &seq, entries, &why)) {
-				printf("page %u copy %d invalid: %s\n", p, k, why);
-				continue;
-			}
-			for (i = 0; i < STASH_MD_ENTRIES_PER_PAGE; i++) {
-				used += !!entries[i];
-				dirty += !!(entries[i] & STASH_MD_DIRTY);
-			}
-			printf("page %u copy %d valid seq=%llu used=%u dirty=%u%s\n",
-			       p, k, (unsigned long long)seq, used, dirty,
-			       seq > sb.seq ? " (newer than the superblock: ignored)" : "");
-			if (seq <= sb.seq && (best < 0 || seq > best_seq)) {
-				best = k;
-				best_seq = seq;
-			}
-		}
-		printf("newest-page %u %d\n", p, best);
-	}
-	return 0;
 }
 
 struct field {
@@ -184,11 +125,11 @@ static int forge_sb(int fd, int copy, const char *name, uint64_t v)
 static int forge_page(int fd, uint32_t p, int copy, const char *name, uint64_t v)
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
-	struct stash_sb sb;
+	struct stash_sb sb = { .seq = 0 };
 	uint64_t sector;
 	unsigned int slot;
 
-	if (newest_sb(fd, &sb, 0) < 0)
+	if (newest_sb(fd, &sb) < 0)
 		fatal("%s: no valid superblock", "forge-page");
 	sector = stash_md_page_sector(&sb.geo, p, copy);
 	rd(fd, buf, sector);
@@ -214,12 +155,10 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		goto usage;
 	/* O_DIRECT: dm writes the device below its page cache. */
-	fd = open(argv[2], (strcmp(argv[1], "show") ? O_RDWR : O_RDONLY) | O_DIRECT);
+	fd = open(argv[2], O_RDWR | O_DIRECT);
 	if (fd < 0)
 		fatal("cannot open the device: %s", strerror(errno));
-	if (!strcmp(argv[1], "show") && argc == 3)
-		r = show(fd);
-	else if (!strcmp(argv[1], "forge-sb") && argc == 6)
+	if (!strcmp(argv[1], "forge-sb") && argc == 6)
 		r = forge_sb(fd, atoi(argv[3]), argv[4], strtoull(argv[5], NULL, 0));
 	else if (!strcmp(argv[1], "forge-page") && argc == 7)
 		r = forge_page(fd, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]),
@@ -229,6 +168,6 @@ int main(int argc, char **argv)
 	close(fd);
 	return r;
 usage:
-	fprintf(stderr, "usage: stash-md show DEV | forge-sb DEV COPY FIELD VALUE | forge-page DEV PAGE COPY FIELD VALUE\n");
+	fprintf(stderr, "usage: stash-md forge-sb DEV COPY FIELD VALUE | forge-page DEV PAGE COPY FIELD VALUE\n");
 	return 2;
 }

@@ -1793,3 +1793,51 @@ TEST(format_map_touched_real_pages)
 	stash_bitmap_exit(&t);
 	stash_map_exit(&m);
 }
+
+/* stash_sb_classify() tells blank, foreign, damaged, other version, valid. */
+TEST(format_sb_classify)
+{
+	uint64_t rng = 77;
+	struct stash_sb sb, out;
+	const char *why;
+	u8 block[4096], b[4096];
+
+	make_sb(&sb, 1ull << 24, 1ull << 25, 8, 9, 0, 2, &rng);
+	stash_sb_encode(&sb, block);
+
+	why = NULL;
+	CHECK_EQ(stash_sb_classify(block, &out, &why), STASH_SB_VALID);
+	check_sb_equal(&out, &sb);
+
+	memset(b, 0, sizeof(b));
+	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_BLANK);
+	CHECK(why && strstr(why, "zero"));
+
+	memcpy(b, block, sizeof(b));
+	put_le32(b, SB_MAGIC, 0x12345678);
+	resign(b);
+	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_FOREIGN);
+
+	/* A flip outside the magic and the checksum: damaged. */
+	for (u32 bit = 8 * 8; bit < 4096 * 8; bit += 997) {
+		memcpy(b, block, sizeof(b));
+		flip_bit(b, bit);
+		test_context("bit %u", bit);
+		CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_BAD_CRC);
+		CHECK(why && strstr(why, "checksum"));
+	}
+
+	memcpy(b, block, sizeof(b));
+	put_le32(b, SB_VERSION, 2);
+	resign(b);
+	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_VERSION);
+
+	memcpy(b, block, sizeof(b));
+	put_le32(b, SB_NR_CBLOCKS, get_le32(b, SB_NR_CBLOCKS) + 1);
+	resign(b);
+	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_INVALID);
+	memcpy(b, block, sizeof(b));
+	b[SB_RESERVED + 5] = 1;
+	resign(b);
+	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_INVALID);
+}

@@ -290,7 +290,7 @@ static void tame_list_pointer(struct stash_ioc_list *l)
 static bool allowed(int r)
 {
 	return r == 0 || r == -EINVAL || r == -EFAULT || r == -ENODEV ||
-	       r == -ENOTTY || r == -ENOMEM;
+	       r == -ENOTTY || r == -ENOMEM || r == -EBUSY;
 }
 
 /* Something the interface does not allow: say what (the first 20). */
@@ -482,7 +482,8 @@ static int hammer(const char *name, double seconds)
 					major = a.s.major;
 					minor = a.s.minor;
 				}
-			} else if (r == -ENODEV) {
+			} else if (r == -ENODEV || r == -EBUSY) {
+				/* Gone, or suspended / not resumed yet. */
 				enodev++;
 			} else if (!(r == -EINVAL && may_einval)) {
 				report(io->name, r, ", hammer call failed");
@@ -492,7 +493,7 @@ static int hammer(const char *name, double seconds)
 		/* A breather, so that rmmod finds the device closed now and then. */
 		usleep((useconds_t)below(2000));
 	}
-	printf("hammer: %lu calls (%lu ok, %lu ENODEV), %lu opens, %lu times no "
+	printf("hammer: %lu calls (%lu ok, %lu ENODEV or EBUSY), %lu opens, %lu times no "
 	       "control device; %lu unexpected\n", calls, ok, enodev, opens,
 	       no_dev, unexpected);
 	return unexpected ? 1 : 0;

@@ -11,6 +11,9 @@
  *	  stash-ioctl-test --unpriv NAME MAJOR:MINOR
  *		run without CAP_SYS_ADMIN: every ioctl must fail with EPERM
  *		(the caller compares the cache's status before and after)
+ *	  stash-ioctl-test --not-live NAME
+ *		NAME's table is suspended or not resumed yet: reading ioctls
+ *		work, every changing one fails with EBUSY and changes nothing
  *
  * Prints "ok - ..." / "not ok - ..." per check and a summary; exits 1 if
  * any check failed, 2 on a usage or set-up error.
@@ -607,6 +610,69 @@ static void test_unknown_cmds(void)
 	}
 }
 
+/*
+ * The cache's table is not live (suspended, or loaded and not resumed):
+ * reading works, every ioctl that would change the cache fails with EBUSY
+ * and changes nothing; bad arguments are still EINVAL.
+ */
+static int run_not_live(void)
+{
+	union {
+		struct stash_ioc_status s;
+		char bytes[1024];
+	} a;
+	struct stash_ioc_cache *sel = (void *)(a.bytes + 8);
+	struct stash_ioc_status st;
+	struct stash_ioc_mode *m = (void *)a.bytes;
+	struct stash_ioc_list *l = (void *)a.bytes;
+	char what[128];
+	unsigned int i, by, n;
+	int r;
+
+	snapshot(&st);
+	cache_major = st.major;
+	cache_minor = st.minor;
+	result(!(st.flags & STASH_IOC_F_LIVE), "STATUS: LIVE flag clear (flags %#x)",
+	       st.flags);
+	for (i = 0; i < ARRAY_SIZE(iocs); i++) {
+		const struct ioc *io = &iocs[i];
+
+		for (by = 0; by < (io->has_sel ? 2u : 1u); by++) {
+			build(io, &a, &st);
+			if (by)
+				sel_dev(sel, cache_major, cache_minor);
+			/* Ask for a real change where there is a value. */
+			if (io->cmd == STASH_IOC_SET_MODE)
+				m->mode = (st.mode + 1) % 3;
+			if (io->cmd == STASH_IOC_SET_TUNABLE)
+				((struct stash_ioc_tunable *)a.bytes)->value =
+					st.tunables.idle_ms + 1;
+			snprintf(what, sizeof(what), "%s on a table that is not live%s",
+				 io->name, by ? ", by device number" : "");
+			if (io->changes) {
+				expect(-EBUSY, io->cmd, &a, what);
+				continue;
+			}
+			r = xioctl(fd, io->cmd, &a);
+			result(!r, "%s: %s (want success)", what, errname(r));
+		}
+	}
+	build(&iocs[3], &a, &st);
+	m->mode = 7;
+	expect(-EINVAL, STASH_IOC_SET_MODE, &a, "SET_MODE 7 on a table that is not live");
+
+	/* LIST shows it, not live. */
+	build(&iocs[1], &a, &st);
+	r = xioctl(fd, STASH_IOC_LIST, &a);
+	for (n = 0; !r && n < l->count && n < ARRAY_SIZE(list_buf); n++)
+		if (list_buf[n].major == cache_major && list_buf[n].minor == cache_minor)
+			break;
+	result(!r && n < l->count && n < ARRAY_SIZE(list_buf) &&
+	       !(list_buf[n].flags & STASH_IOC_F_LIVE),
+	       "LIST shows the cache without the LIVE flag");
+	return 0;
+}
+
 /* Without CAP_SYS_ADMIN: every ioctl is refused, unknown ones are ENOTTY. */
 static int run_unpriv(void)
 {
@@ -639,11 +705,14 @@ static int run_unpriv(void)
 int main(int argc, char **argv)
 {
 	struct stash_ioc_status st;
-	bool unpriv = false;
+	bool unpriv = false, not_live = false;
 	unsigned int i;
 
 	page_size = sysconf(_SC_PAGESIZE);
-	if (argc == 4 && !strcmp(argv[1], "--unpriv")) {
+	if (argc == 3 && !strcmp(argv[1], "--not-live")) {
+		not_live = true;
+		cache_name = argv[2];
+	} else if (argc == 4 && !strcmp(argv[1], "--unpriv")) {
 		unpriv = true;
 		cache_name = argv[2];
 		if (sscanf(argv[3], "%u:%u", &cache_major, &cache_minor) != 2)
@@ -651,7 +720,8 @@ int main(int argc, char **argv)
 	} else if (argc == 2) {
 		cache_name = argv[1];
 	} else {
-		fprintf(stderr, "usage: %s NAME | --unpriv NAME MAJOR:MINOR\n", argv[0]);
+		fprintf(stderr, "usage: %s NAME | --unpriv NAME MAJOR:MINOR | --not-live NAME\n",
+			argv[0]);
 		return 2;
 	}
 	fd = ctl_open_fd();
@@ -662,6 +732,8 @@ int main(int argc, char **argv)
 
 	if (unpriv) {
 		run_unpriv();
+	} else if (not_live) {
+		run_not_live();
 	} else {
 		snapshot(&st);
 		cache_major = st.major;

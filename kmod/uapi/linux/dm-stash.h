@@ -25,6 +25,13 @@
  * non-zero major/minor).  When a device has two stash tables (a reload has
  * loaded a new table that is not resumed yet), the live one is used.
  *
+ * Tables that are not live: a table that is suspended, or loaded and not
+ * resumed yet (STASH_IOC_F_LIVE clear), can be read (STATUS, GET_TUNABLE,
+ * LIST) but not changed: SET_MODE, FLUSH, INVALIDATE, SET_TUNABLE and
+ * RESET_COUNTERS fail with EBUSY, so that no ioctl starts I/O or changes
+ * a mapping while device-mapper holds the device suspended.  Retry after
+ * the device is resumed.
+ *
  * Errors (errno)
  * --------------
  *	ENOTTY	not an ioctl of this device
@@ -33,6 +40,8 @@
  *	EINVAL	bad size, version, reserved field, flags, selector, mode or
  *		tunable name, or a tunable value out of its range
  *	ENODEV	no stash cache has that name or device number
+ *	EBUSY	the cache's table is not live (suspended, or not resumed
+ *		yet) and the ioctl would change it
  *	ENOMEM	out of memory
  * An ioctl that fails changes nothing.
  */
@@ -223,7 +232,16 @@ struct stash_ioc_status {
 	__u64 writeback_rate;		/* KiB written back in the last second */
 	struct stash_ioc_counters counters;
 	struct stash_ioc_tunables tunables;
-	__u64 reserved[8];		/* must be zero */
+	/*
+	 * Writeback passes started (watermark, idle, flush, mode switch,
+	 * suspend), and of them the full drains started and completed, since
+	 * the table was loaded; reset_counters does not zero them.
+	 */
+	__u64 writeback_passes;
+	__u64 drains_started;
+	__u64 drains_completed;
+	__u64 metadata_seq;		/* sequence of the last metadata commit; 0 if volatile */
+	__u64 reserved[4];		/* must be zero */
 };
 
 #define STASH_IOCTL_MAGIC	0xFC	/* next to device-mapper's 0xFD */
