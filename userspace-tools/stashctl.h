@@ -7,6 +7,7 @@
  *   dm.c	device-mapper devices through libdevmapper (create, remove)
  *   output.c	units, JSON, progress display
  *   commands.c	the subcommands
+ *   assemble.c	probe, assemble: volumes found by their cache's superblock
  */
 #ifndef STASHCTL_H
 #define STASHCTL_H
@@ -131,5 +132,10 @@ int cmd_get(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+
+/* assemble.c */
+int cmd_probe(int argc, char **argv);
+int cmd_assemble(int argc, char **argv);
+const char *stable_dev_path(const char *path, char *buf, size_t len);
 
 #endif /* STASHCTL_H */
