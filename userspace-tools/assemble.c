@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -254,12 +255,21 @@ const char *stable_dev_path(const char *path, char *buf, size_t len)
 	return path;
 }
 
+static void uuid_hex(const u8 *uuid, char *buf)
+{
+	int i;
+
+	for (i = 0; i < 16; i++)
+		snprintf(buf + 2 * i, 3, "%02x", uuid[i]);
+}
+
 /*
  * ---- probe ----
  */
 
 int cmd_probe(int argc, char **argv)
 {
+	char uuid[33];
 	struct stash_sb_ident id;
 	struct stash_sb sb;
 	const char *why = NULL, *dev;
@@ -303,16 +313,14 @@ int cmd_probe(int argc, char **argv)
 			printf("%s: not a dm-stash cache device (%s)\n", dev, why);
 		return EXIT_FAILED;
 	}
+	uuid_hex(sb.uuid, uuid);
 	if (export) {
-		printf("STASH_CACHE=1\nSTASH_CACHE_UUID=");
-		for (i = 0; i < 16; i++)
-			printf("%02x", sb.uuid[i]);
-		printf("\n");
+		printf("STASH_CACHE=1\nSTASH_CACHE_UUID=%s\n", uuid);
 		return EXIT_OK;
 	}
-	printf("%s: dm-stash cache device: volume %s, origin %s (%llu"
+	printf("%s: dm-stash cache device %s: volume %s, origin %s (%llu"
 	       " sectors), %s, block size %u sectors, %u blocks, %s shutdown\n",
-	       dev, id.name[0] ? id.name : "(not recorded)",
+	       dev, uuid, id.name[0] ? id.name : "(not recorded)",
 	       id.origin_path[0] ? id.origin_path : "(not recorded)",
 	       (unsigned long long)id.origin_dev_sectors, mode_name(sb.mode), sb.geo.block_sectors,
 	       sb.geo.nr_cblocks, sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean");
@@ -322,6 +330,39 @@ int cmd_probe(int argc, char **argv)
 /*
  * ---- assemble ----
  */
+
+/*
+ * --only-listed: caches whose uuid is not in this file (one uuid a line,
+ * as "probe" prints it; '#' starts a comment) are left alone.  The udev
+ * rule uses it: a device that merely carries a dm-stash superblock (a
+ * disk from another machine, a crafted USB stick) must not get a volume
+ * that writes its dirty blocks back over a local disk.
+ */
+#define STASH_ALLOW_FILE "/etc/dm-stash/assemble.allow"
+
+static const char *allow_file;
+
+static bool uuid_listed(const char *uuid)
+{
+	char line[256], *p, *e;
+	bool found = false;
+	FILE *f;
+
+	f = fopen(allow_file, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "#\n")] = '\0';
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		for (e = p + strlen(p); e > p && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = '\0';
+		found = !strcasecmp(p, uuid);
+	}
+	fclose(f);
+	return found;
+}
 
 /* Whether some stash volume holds @cache (sysfs holders of the cache). */
 static bool held_by_stash(dev_t cache, char *name, size_t len)
@@ -389,6 +430,17 @@ static int assemble_one(const char *cache, bool quiet_not_cache, bool dry_run)
 		if (!quiet_not_cache)
 			errorf("%s: not a dm-stash cache device (%s)", cache, why);
 		return -1;
+	}
+	if (allow_file) {
+		char uuid[33];
+
+		uuid_hex(sb.uuid, uuid);
+		if (!uuid_listed(uuid)) {
+			errorf("%s: dm-stash cache %s (volume %s) is not listed in %s: "
+			       "left alone", cache, uuid,
+			       id.name[0] ? id.name : "?", allow_file);
+			return EXIT_FAILED;
+		}
 	}
 	/* Its volume exists (the origin of a volume is held too: not here). */
 	if (held_by_stash(st.st_rdev, holder, sizeof(holder))) {
@@ -474,6 +526,10 @@ int cmd_assemble(int argc, char **argv)
 			all = true;
 		} else if (!strcmp(argv[i], "--dry-run") || !strcmp(argv[i], "-n")) {
 			dry_run = true;
+		} else if (!strcmp(argv[i], "--only-listed")) {
+			allow_file = STASH_ALLOW_FILE;
+		} else if (!strncmp(argv[i], "--only-listed=", 14) && argv[i][14]) {
+			allow_file = argv[i] + 14;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			print_command_help(stdout, find_command("assemble"));
 			return EXIT_OK;

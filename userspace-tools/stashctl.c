@@ -99,9 +99,13 @@ static const struct command commands[] = {
 	  "  --json   one JSON object (see stashctl(8))",
 	  cmd_stats },
 	{ "assemble", "recreate persistent volumes from their cache devices",
-	  "--all | CACHE-DEVICE... [--dry-run]",
+	  "--all | CACHE-DEVICE... [--dry-run] [--only-listed[=FILE]]",
 	  "  --all      look at every block device for dm-stash superblocks\n"
 	  "  --dry-run  say what would be created, create nothing\n"
+	  "  --only-listed[=FILE]\n"
+	  "             only caches whose uuid ('probe' shows it) is a line of\n"
+	  "             FILE (default /etc/dm-stash/assemble.allow); the udev\n"
+	  "             rule uses this\n"
 	  "Each cache's superblock names its volume, origin (path and size),\n"
 	  "mode and options: the volume is created as 'create' made it, and\n"
 	  "the module loads the cache as it is, dirty blocks included.  A\n"

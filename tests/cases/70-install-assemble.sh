@@ -1,5 +1,5 @@
 #!/bin/bash
-# desc: make install (staged under build/, then copied into /), modprobe, the installed stashctl; remove --no-flush, then assemble --all brings the write-back volume back with its dirty data; missing or resized origin leaves the cache untouched
+# desc: make install (staged, then copied into /), modprobe, installed stashctl: remove --no-flush, assemble --all brings the write-back volume back with its dirty data (fio verify); missing or resized origin leaves the cache untouched; online swap to dm-linear
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 require_root
@@ -121,8 +121,18 @@ dm_exists "$vol" && die "assemble created $vol over a resized origin"
 assert_eq "$before" "$(md)" "cache metadata after the refused assemble"
 dm_remove_name "$oname"
 
-log "assemble --all with the origin back"
+log "assemble --only-listed: an unlisted cache is left alone"
 linear_origin "$osize"
+uuid=$("$stashctl" probe --export $cache | sed -n 's/^STASH_CACHE_UUID=//p')
+assert_match '^[0-9a-f]{32}$' "$uuid" "cache uuid"
+echo "# no caches yet" >"$tmp/allow"
+assert_fails "assemble of an unlisted cache" "$stashctl" assemble --only-listed="$tmp/allow" $cache
+dm_exists "$vol" && die "assemble --only-listed created an unlisted volume"
+assert_eq "$before" "$(md)" "cache metadata after the refused assemble"
+grep -q 'RUN+="/usr/sbin/stashctl assemble --only-listed $devnode"' \
+	/lib/udev/rules.d/69-dm-stash.rules || die "the udev rule does not use --only-listed"
+
+log "assemble --all with the origin back"
 "$stashctl" assemble --all | tee "$tmp/out" || die "assemble --all failed"
 grep -q "assembled /dev/mapper/$vol: writeback over $onode, cache $cache" "$tmp/out" ||
 	die "assemble did not report $vol"
@@ -141,10 +151,21 @@ log "fio --verify_only through the assembled volume"
 	--output="$tmp/fio-verify.log") || { cat "$tmp/fio-verify.log"; die "verify after assemble failed"; }
 grep -E "err= *0" "$tmp/fio-verify.log" >/dev/null || die "fio reported errors"
 
-log "flush, remove, and the origin alone verifies"
-"$stashctl" remove "$vol" || die "stashctl remove (with flush) failed"
-(cd "$tmp" && fio "${fio_args_origin[@]}" --verify_only --verify_state_load=1 \
-	--output="$tmp/fio-origin2.log") || { cat "$tmp/fio-origin2.log"; die "origin does not verify after flush"; }
+log "move the volume off dm-stash online (docs/deploy.md): writethrough, flush, swap to dm-linear"
+"$stashctl" mode "$vol" writethrough || die "mode writethrough failed"
+"$stashctl" flush "$vol" || die "flush failed"
+assert_eq 0 "$(stash_status_field "$vol" dirty)" "dirty blocks after the flush"
+exec 7<"/dev/mapper/$vol"	# the volume stays open across the swap
+dmsetup load "$vol" --table "0 $osize linear $onode 0" || die "load linear failed"
+dmsetup suspend "$vol" && dmsetup resume "$vol" || die "suspend/resume failed"
+exec 7<&-
+assert_match "^0 $osize linear " "$(dmsetup table "$vol")" "table after the swap"
+(cd "$tmp" && fio "${fio_args[@]}" --verify_only --verify_state_load=1 \
+	--output="$tmp/fio-linear.log") || { cat "$tmp/fio-linear.log"; die "verify through dm-linear failed"; }
+dmsetup remove "$vol" || die "cannot remove $vol"
+"$stashctl" probe $cache >/dev/null || die "the cache lost its superblock"
+dd if=/dev/zero of=$cache bs=4096 count=2 oflag=direct status=none
+assert_fails "probe of the retired cache" "$stashctl" probe $cache
 
 log "make uninstall from /"
 make -s -C "$STASH_REPO" -o all uninstall PREFIX=/usr KVER="$kver" || die "make uninstall failed"
