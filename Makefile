@@ -9,6 +9,7 @@
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
 #                      rt 6.1 headers (no VM)
+#   make deb           Debian packages dm-stash-dkms and stashctl (build/deb)
 #   make install       module, stashctl, man page, completion, udev rule
 #                      (DESTDIR, PREFIX, KVER); make uninstall removes them
 #   make unit          userspace unit tests (tests/unit)
@@ -202,6 +203,16 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ]; then echo "depmod -a $(KVER)"; depmod -a $(KVER); fi
 
 .PHONY: check-build install uninstall
+
+# Debian packages dm-stash-dkms and stashctl (debian/), built from a copy of
+# the tracked files in build/deb; the .debs land in build/deb.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/src
+	git ls-files -z | xargs -0 cp --parents -t build/deb/src
+	cd build/deb/src && dpkg-buildpackage -us -uc -b
+	ls -l build/deb/*.deb
+
+.PHONY: deb
 
 # libFuzzer on the metadata validator (tests/fuzz; needs clang and
 # libclang-rt-14-dev): FUZZ_RUNS executions, 1000000 by default.
