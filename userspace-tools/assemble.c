@@ -576,6 +576,10 @@ int cmd_assemble(int argc, char **argv)
 		    sysfs_read(dir, "dev", val, sizeof(val)) ||
 		    sscanf(val, "%u:%u", &ma, &mi) != 2)
 			goto next;
+		/* A suspended device-mapper device would hang the read. */
+		if (!sysfs_read(dir, "dm/suspended", val, sizeof(val)) &&
+		    strcmp(val, "0"))
+			goto next;
 		snprintf(dev, sizeof(dev), "/dev/%s", list[i]->d_name);
 		if (stat(dev, &st) || !S_ISBLK(st.st_mode) ||
 		    st.st_rdev != makedev(ma, mi))
