@@ -7,13 +7,19 @@
 #   make check-native  the test suite on this machine (root, module loading)
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
+#   make check-build   dkms build, and W=1 builds for the generic, cloud and
+#                      rt 6.1 headers (no VM)
+#   make deb           Debian packages dm-stash-dkms and stashctl (build/deb)
+#   make install       module, stashctl, man page, completion, udev rule
+#                      (DESTDIR, PREFIX, KVER); make uninstall removes them
 #   make unit          userspace unit tests (tests/unit)
 #   make clean
 #
 # KDIR is the kernel build tree: the running kernel's if it has one, else the
-# newest generic /usr/src/linux-headers-*-amd64 (not -rt or -cloud).  Give KDIR=... to override.
+# newest generic /usr/src/linux-headers-*-amd64 (not -cloud-amd64 or
+# -rt-amd64, which "make check-build" covers).  Give KDIR=... to override.
 
-KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -v -e '-rt-amd64$$' -e '-cloud-amd64$$' | sort -V | tail -n1; fi)
+KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -E -- '-[0-9]+-amd64$$' | sort -V | tail -n1; fi)
 
 # The kernel the test VM boots (newest Debian 6.1 image) and, unless KDIR was
 # given, the build tree that matches it, so that the VM can load the module.
@@ -31,7 +37,8 @@ SHELL    := /bin/bash
 DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
 	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
-	xz-utils zstd util-linux procps
+	xz-utils zstd util-linux procps dkms linux-headers-cloud-amd64 \
+	linux-headers-rt-amd64 nbd-server nbd-client
 
 LINUX_SRC        := /usr/src/linux-source-6.1
 LINUX_SRC_TARBALL := /usr/src/linux-source-6.1.tar.xz
@@ -156,6 +163,58 @@ clean:
 
 .PHONY: all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean
+
+# DKMS build of a copy of the tree and W=1 builds against each Debian 6.1
+# header flavour (tests/build/check-build.sh).
+check-build:
+	tests/build/check-build.sh
+
+# Installation.  PREFIX for the tool, its man page and completion; the
+# module goes to /lib/modules/$(KVER)/updates (KVER: the kernel KDIR was
+# built for) and depmod runs unless DESTDIR is set (a staging tree); the
+# udev rule goes where udev reads it for that PREFIX.  "make uninstall"
+# with the same variables removes exactly these files.
+PREFIX       ?= /usr/local
+KVER         ?= $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' \
+			$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+SBINDIR      ?= $(PREFIX)/sbin
+MAN8DIR      ?= $(PREFIX)/share/man/man8
+BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
+UDEVRULESDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/udev/rules.d,/etc/udev/rules.d)
+MODDIR        = /lib/modules/$(KVER)/updates
+UDEV_RULE    := 69-dm-stash.rules
+INSTALLED     = $(MODDIR)/dm-stash.ko $(SBINDIR)/stashctl $(MAN8DIR)/stashctl.8 \
+		$(BASHCOMPDIR)/stashctl $(UDEVRULESDIR)/$(UDEV_RULE)
+
+install: all
+	@[ -n "$(KVER)" ] || { echo "install: no kernel release for KDIR='$(KDIR)'; give KVER=..." >&2; exit 1; }
+	install -D -m 0644 kmod/dm-stash.ko $(DESTDIR)$(MODDIR)/dm-stash.ko
+	install -D -m 0755 userspace-tools/stashctl $(DESTDIR)$(SBINDIR)/stashctl
+	install -D -m 0644 userspace-tools/stashctl.8 $(DESTDIR)$(MAN8DIR)/stashctl.8
+	install -D -m 0644 userspace-tools/stashctl.bash-completion \
+		$(DESTDIR)$(BASHCOMPDIR)/stashctl
+	mkdir -p $(DESTDIR)$(UDEVRULESDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' userspace-tools/$(UDEV_RULE).in \
+		>$(DESTDIR)$(UDEVRULESDIR)/$(UDEV_RULE)
+	chmod 0644 $(DESTDIR)$(UDEVRULESDIR)/$(UDEV_RULE)
+	@if [ -z "$(DESTDIR)" ]; then echo "depmod -a $(KVER)"; depmod -a $(KVER); fi
+
+uninstall:
+	@[ -n "$(KVER)" ] || { echo "uninstall: no kernel release for KDIR='$(KDIR)'; give KVER=..." >&2; exit 1; }
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@if [ -z "$(DESTDIR)" ]; then echo "depmod -a $(KVER)"; depmod -a $(KVER); fi
+
+.PHONY: check-build install uninstall
+
+# Debian packages dm-stash-dkms and stashctl (debian/), built from a copy of
+# the tracked files in build/deb; the .debs land in build/deb.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/src
+	git ls-files -z | xargs -0 cp --parents -t build/deb/src
+	cd build/deb/src && dpkg-buildpackage -us -uc -b
+	ls -l build/deb/*.deb
+
+.PHONY: deb
 
 # libFuzzer on the metadata validator (tests/fuzz; needs clang and
 # libclang-rt-14-dev): FUZZ_RUNS executions, 1000000 by default.

@@ -83,6 +83,15 @@ struct stash_tunables {
 	u32 commit_ms;		/* periodic metadata commit */
 };
 
+#define STASH_DEFAULT_TUNABLES {				\
+	.seq_cutoff_kb = STASH_DEFAULT_SEQ_CUTOFF_KB,		\
+	.high_wm = STASH_DEFAULT_HIGH_WM,			\
+	.low_wm = STASH_DEFAULT_LOW_WM,				\
+	.idle_ms = STASH_DEFAULT_IDLE_MS,			\
+	.wb_inflight = STASH_WB_SLOTS,				\
+	.commit_ms = STASH_DEFAULT_COMMIT_MS,			\
+}
+
 /*
  * A tunable: its name in table lines, messages and ioctls, its range, and
  * where it lives in struct stash_tunables.  stash_tunable_descs (in
@@ -223,6 +232,8 @@ struct stash_cache {
 	u32 md_buf_pages;
 	u32 *md_buf_index;		/* which page each md_buf slot holds */
 	void *md_sb_buf;		/* one 4 KiB block (kmalloc) */
+	/* recorded in every superblock; the name under commit_lock */
+	struct stash_sb_ident *md_ident;
 	u64 *md_entries;		/* one page of entries, for commits */
 	bool md_loaded;
 	bool md_failed;			/* READ_ONCE: a commit failed */

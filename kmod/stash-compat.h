@@ -66,10 +66,16 @@ typedef unsigned long long u64;
 typedef unsigned int __le32;
 typedef unsigned long long __le64;
 
-#define cpu_to_le32(x) htole32(x)
-#define cpu_to_le64(x) htole64(x)
-#define le32_to_cpu(x) le32toh(x)
-#define le64_to_cpu(x) le64toh(x)
+/* Without endian.h's htole32() and friends: they need _DEFAULT_SOURCE. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define cpu_to_le32(x) ((u32)(x))
+#define cpu_to_le64(x) ((u64)(x))
+#else
+#define cpu_to_le32(x) __builtin_bswap32((u32)(x))
+#define cpu_to_le64(x) __builtin_bswap64((u64)(x))
+#endif
+#define le32_to_cpu(x) cpu_to_le32(x)
+#define le64_to_cpu(x) cpu_to_le64(x)
 #define BIT_ULL(n) (1ull << (n))
 
 /* Castagnoli CRC, bitwise: the userspace builds are tests and tools. */

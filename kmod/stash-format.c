@@ -58,7 +58,84 @@ int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
 	return 0;
 }
 
-void stash_sb_encode(const struct stash_sb *sb, void *block)
+/*
+ * Identity strings.  name: a dm name (no control characters, no '/');
+ * origin_path: a table argument (printable ASCII, no spaces); options:
+ * printable ASCII.
+ */
+enum field_kind { FIELD_NAME, FIELD_PATH, FIELD_OPTIONS };
+
+static bool char_ok(u8 c, enum field_kind kind)
+{
+	switch (kind) {
+	case FIELD_NAME:
+		return c >= 0x20 && c != 0x7f && c != '/';
+	case FIELD_PATH:
+		return c > 0x20 && c < 0x7f;
+	default:
+		return c >= 0x20 && c < 0x7f;
+	}
+}
+
+static size_t field_len(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && s[n])
+		n++;
+	return n;
+}
+
+/* NUL-terminated within @len, every character before the NUL allowed. */
+static bool string_ok(const char *s, size_t len, enum field_kind kind)
+{
+	size_t n = field_len(s, len);
+
+	if (n == len)
+		return false;
+	while (n--)
+		if (!char_ok((u8)s[n], kind))
+			return false;
+	return true;
+}
+
+/* On disk also: every byte after the NUL zero. */
+static bool field_ok(const char *f, size_t len, enum field_kind kind)
+{
+	size_t n;
+
+	if (!string_ok(f, len, kind))
+		return false;
+	for (n = field_len(f, len); n < len; n++)
+		if (f[n])
+			return false;
+	return true;
+}
+
+bool stash_sb_name_ok(const char *s)
+{
+	return string_ok(s, STASH_SB_NAME_BYTES, FIELD_NAME);
+}
+
+bool stash_sb_path_ok(const char *s)
+{
+	return string_ok(s, STASH_SB_PATH_BYTES, FIELD_PATH);
+}
+
+bool stash_sb_options_ok(const char *s)
+{
+	return string_ok(s, STASH_SB_OPTIONS_BYTES, FIELD_OPTIONS);
+}
+
+/* A string the checks above refused is not recorded (left empty). */
+static void put_field(char *f, size_t len, const char *s, enum field_kind kind)
+{
+	if (string_ok(s, len, kind))
+		memcpy(f, s, strlen(s));	/* the rest is zero already */
+}
+
+void stash_sb_encode_ident(const struct stash_sb *sb,
+			   const struct stash_sb_ident *id, void *block)
 {
 	struct stash_sb_disk *d = block;
 
@@ -76,6 +153,14 @@ void stash_sb_encode(const struct stash_sb *sb, void *block)
 	d->nr_cblocks = cpu_to_le32(sb->geo.nr_cblocks);
 	d->md_pages = cpu_to_le32(sb->geo.md_pages);
 	d->mode = cpu_to_le32(sb->mode);
+	if (id) {
+		put_field(d->name, sizeof(d->name), id->name, FIELD_NAME);
+		d->origin_dev_sectors = cpu_to_le64(id->origin_dev_sectors);
+		put_field(d->origin_path, sizeof(d->origin_path),
+			  id->origin_path, FIELD_PATH);
+		put_field(d->options, sizeof(d->options), id->options,
+			  FIELD_OPTIONS);
+	}
 	d->crc = cpu_to_le32(block_crc(d));
 }
 
@@ -112,6 +197,12 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 		return -1;
 	}
 	/* The geometry must be exactly what the sizes give. */
+	if (!field_ok(d->name, sizeof(d->name), FIELD_NAME) ||
+	    !field_ok(d->origin_path, sizeof(d->origin_path), FIELD_PATH) ||
+	    !field_ok(d->options, sizeof(d->options), FIELD_OPTIONS)) {
+		*why = "superblock has a malformed volume name, origin or options";
+		return -1;
+	}
 	if (stash_geometry_compute(&g, le64_to_cpu(d->cache_sectors),
 				   le64_to_cpu(d->origin_sectors),
 				   le32_to_cpu(d->block_sectors), 1) ||
@@ -150,6 +241,17 @@ enum stash_sb_kind stash_sb_classify(const void *block, struct stash_sb *sb,
 	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION)
 		return STASH_SB_VERSION;
 	return STASH_SB_INVALID;
+}
+
+void stash_sb_decode_ident(const void *block, struct stash_sb_ident *id)
+{
+	const struct stash_sb_disk *d = block;
+
+	memset(id, 0, sizeof(*id));
+	id->origin_dev_sectors = le64_to_cpu(d->origin_dev_sectors);
+	memcpy(id->name, d->name, sizeof(id->name) - 1);
+	memcpy(id->origin_path, d->origin_path, sizeof(id->origin_path) - 1);
+	memcpy(id->options, d->options, sizeof(id->options) - 1);
 }
 
 void stash_md_page_encode(void *block, u32 index, u64 seq, const u64 *entries)

@@ -32,6 +32,9 @@
 #define STASH_MD_START			16u	/* after the two superblocks */
 #define STASH_MD_ENTRIES_PER_PAGE	510u
 #define STASH_SB_FLAG_CLEAN		1u	/* shut down cleanly */
+#define STASH_SB_NAME_BYTES		128u	/* DM_NAME_LEN */
+#define STASH_SB_PATH_BYTES		512u
+#define STASH_SB_OPTIONS_BYTES		256u
 
 /* Entry: bit 63 valid, bit 62 dirty, bits 0..47 the oblock. */
 #define STASH_MD_VALID			BIT_ULL(63)
@@ -55,7 +58,12 @@ struct stash_sb_disk {
 	__le32 nr_cblocks;
 	__le32 md_pages;
 	__le32 mode;		/* write mode at the last commit */
-	u8 reserved[4008];	/* zero */
+	/* What "stashctl assemble" needs to recreate the volume: */
+	char name[STASH_SB_NAME_BYTES];		/* dm name, NUL-padded */
+	__le64 origin_dev_sectors;		/* origin device size */
+	char origin_path[STASH_SB_PATH_BYTES];	/* as in the table */
+	char options[STASH_SB_OPTIONS_BYTES];	/* optional table arguments */
+	u8 reserved[3104];	/* zero */
 };
 
 struct stash_md_page_disk {
@@ -89,6 +97,21 @@ struct stash_sb {
 };
 
 /*
+ * The volume's identity, recorded in the superblock so that the volume can
+ * be recreated from the cache device alone (stashctl assemble).  Strings
+ * are NUL-terminated; empty means "not recorded".  name: no control
+ * characters; origin_path: printable, no spaces; options: the optional
+ * table arguments that differ from the defaults (without the count, the
+ * mode, "format" or "volatile"), printable.
+ */
+struct stash_sb_ident {
+	u64 origin_dev_sectors;
+	char name[STASH_SB_NAME_BYTES];
+	char origin_path[STASH_SB_PATH_BYTES];
+	char options[STASH_SB_OPTIONS_BYTES];
+};
+
+/*
  * Fit as many cache blocks as possible after the metadata they need.
  * Returns 0, or -1 if fewer than @min_cblocks fit.
  */
@@ -102,13 +125,26 @@ static inline u64 stash_md_page_sector(const struct stash_geometry *g,
 	return g->md_start + ((u64)page * 2 + copy) * STASH_MD_BLOCK_SECTORS;
 }
 
-void stash_sb_encode(const struct stash_sb *sb, void *block);
+/* @id may be NULL: nothing recorded. */
+void stash_sb_encode_ident(const struct stash_sb *sb,
+			   const struct stash_sb_ident *id, void *block);
+static inline void stash_sb_encode(const struct stash_sb *sb, void *block)
+{
+	stash_sb_encode_ident(sb, NULL, block);
+}
+
 /*
  * Decode and validate one superblock copy.  Returns 0, or -1 with *why
  * saying what is wrong (no magic, bad checksum, unknown version, bad
- * geometry, non-zero reserved bytes).
+ * geometry, a malformed identity string, non-zero reserved bytes).
  */
 int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why);
+/* The identity of a superblock that stash_sb_decode() accepted. */
+void stash_sb_decode_ident(const void *block, struct stash_sb_ident *id);
+/* Whether @s would be accepted in that field (the encoder's checks). */
+bool stash_sb_name_ok(const char *s);
+bool stash_sb_path_ok(const char *s);
+bool stash_sb_options_ok(const char *s);
 
 /* What a superblock copy holds (stash_sb_classify()). */
 enum stash_sb_kind {

@@ -78,9 +78,24 @@ static struct block_device *cache_bdev(struct stash_cache *sc)
  * ---- Constructor: superblock, format, geometry ----
  */
 
+/*
+ * The volume's dm name, as it is now (a rename between commits is picked
+ * up by the next one).  Kept as it was if the device is going away.
+ */
+static_assert(STASH_SB_NAME_BYTES == DM_NAME_LEN);
+
+static void refresh_name(struct stash_cache *sc)
+{
+	char name[DM_NAME_LEN];
+
+	if (sc->md_ident &&
+	    !dm_copy_name_and_uuid(dm_table_get_md(sc->ti->table), name, NULL))
+		strscpy(sc->md_ident->name, name, sizeof(sc->md_ident->name));
+}
+
 static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
 {
-	stash_sb_encode(sb, sc->md_sb_buf);
+	stash_sb_encode_ident(sb, sc->md_ident, sc->md_sb_buf);
 	return md_io(sc, cache_bdev(sc),
 		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sc->md_sb_buf,
 		     (sb->seq % 2) * STASH_MD_BLOCK_SECTORS,
@@ -259,6 +274,7 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 			return -EINVAL;
 		}
 		sb.mode = sc->mode;
+		refresh_name(sc);
 		r = format_cache(sc, &sb);
 		if (r) {
 			ti->error = "Cannot format the cache device";
@@ -330,6 +346,8 @@ void stash_md_destroy(struct stash_cache *sc)
 	kvfree(sc->md_buf_index);
 	vfree(sc->md_buf);
 	kfree(sc->md_sb_buf);
+	kfree(sc->md_ident);
+	sc->md_ident = NULL;
 	sc->md_page_loc = NULL;
 	sc->md_buf_index = NULL;
 	sc->md_buf = NULL;
@@ -613,6 +631,7 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 		goto fail_waiters;
 	}
 
+	refresh_name(sc);
 	sb = sc->sb;
 	sb.seq++;
 	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;

@@ -308,6 +308,52 @@ static char *join_args(unsigned int argc, char **argv)
 	return s;
 }
 
+/*
+ * What a persistent cache records about its volume (struct stash_sb_ident)
+ * so that "stashctl assemble" can recreate the table from the cache device
+ * alone: the origin as the table names it, its size, and the optional
+ * arguments that differ from the defaults (neither "format" nor
+ * "volatile"; the mode is recorded at each commit).  The name is filled
+ * in by the metadata code.  A path or option string that does not fit is
+ * not recorded, and said so.
+ */
+static int record_identity(struct stash_cache *sc, const struct stash_args *args,
+			   const char *origin)
+{
+	static const struct stash_tunables defaults = STASH_DEFAULT_TUNABLES;
+	const struct stash_tunable_desc *d;
+	struct stash_sb_ident *id;
+	size_t n = 0, len;
+	u32 v;
+
+	id = kzalloc(sizeof(*id), GFP_KERNEL);
+	if (!id)
+		return -ENOMEM;
+	id->origin_dev_sectors = bdev_nr_sectors(sc->origin_dev->bdev);
+	if (stash_sb_path_ok(origin))
+		strscpy(id->origin_path, origin, sizeof(id->origin_path));
+	else
+		DMWARN("origin path not recordable: 'stashctl assemble' cannot find the origin");
+
+	len = sizeof(id->options);
+	if (args->block_sectors != STASH_DEFAULT_BLOCK_SECTORS)
+		n += scnprintf(id->options + n, len - n, " block_size %llu",
+			       (unsigned long long)args->block_sectors);
+	if (!args->discard_passdown)
+		n += scnprintf(id->options + n, len - n, " no_discard_passdown");
+	for (d = stash_tunable_descs; d < stash_tunable_descs + STASH_NR_TUNABLES; d++) {
+		v = stash_tunable_get(&args->tun, d);
+		if (v != stash_tunable_get(&defaults, d))
+			n += scnprintf(id->options + n, len - n, " %s %u",
+				       d->name, v);
+	}
+	/* Every option fits (at most about 200 characters); drop the space. */
+	if (n)
+		memmove(id->options, id->options + 1, n);
+	sc->md_ident = id;
+	return 0;
+}
+
 static int parse_devices(struct dm_target *ti, struct stash_cache *sc,
 			 const char *origin, const char *cache)
 {
@@ -473,14 +519,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct stash_args args = {
 		.block_sectors = STASH_DEFAULT_BLOCK_SECTORS,
-		.tun = {
-			.seq_cutoff_kb = STASH_DEFAULT_SEQ_CUTOFF_KB,
-			.high_wm = STASH_DEFAULT_HIGH_WM,
-			.low_wm = STASH_DEFAULT_LOW_WM,
-			.idle_ms = STASH_DEFAULT_IDLE_MS,
-			.wb_inflight = STASH_WB_SLOTS,
-			.commit_ms = STASH_DEFAULT_COMMIT_MS,
-		},
+		.tun = STASH_DEFAULT_TUNABLES,
 		.discard_passdown = true,
 	};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
@@ -527,6 +566,13 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Cannot create the I/O client";
 		r = PTR_ERR(sc->io_client);
 		goto bad_io_client;
+	}
+	if (!sc->is_volatile) {
+		r = record_identity(sc, &args, argv[0]);
+		if (r) {
+			ti->error = "Cannot allocate the cache context";
+			goto bad_geometry;
+		}
 	}
 	r = parse_geometry(ti, sc, &args);
 	if (r)

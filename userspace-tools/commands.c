@@ -298,7 +298,7 @@ int cmd_create(int argc, char **argv)
 	const char *origin = NULL, *cache = NULL, *mode = NULL, *name;
 	bool is_volatile = false, format = false;
 	uint64_t block = 0, origin_sectors, cache_sectors, v;
-	char opts[1024] = "", params[4096], num[32], *eq;
+	char opts[1024] = "", params[4096], num[32], *eq, stable[512];
 	struct stash_ioc_status st;
 	struct dm_dev_info di;
 	struct stat so, sc;
@@ -418,6 +418,9 @@ int cmd_create(int argc, char **argv)
 		append(opts, sizeof(opts), "format");
 		nopts++;
 	}
+	/* A persistent cache records the origin path: one that lasts. */
+	if (!is_volatile)
+		origin = stable_dev_path(origin, stable, sizeof(stable));
 	/* The option count even when it is 0: it is never ambiguous. */
 	snprintf(params, sizeof(params), "%s %s %s %u%s%s", origin, cache, mode,
 		 nopts, nopts ? " " : "", opts);

@@ -116,6 +116,25 @@ static const struct command commands[] = {
 	  "kernel does not use), 7 corrupt (the kernel refuses the cache),\n"
 	  "8 not a dm-stash cache device.",
 	  cmd_check },
+	{ "assemble", "recreate persistent volumes from their cache devices",
+	  "--all | CACHE-DEVICE... [--dry-run] [--only-listed[=FILE]]",
+	  "  --all      look at every block device for dm-stash superblocks\n"
+	  "  --dry-run  say what would be created, create nothing\n"
+	  "  --only-listed[=FILE]\n"
+	  "             only caches whose uuid ('probe' shows it) is a line of\n"
+	  "             FILE (default /etc/dm-stash/assemble.allow); the udev\n"
+	  "             rule uses this\n"
+	  "Each cache's superblock names its volume, origin (path and size),\n"
+	  "mode and options: the volume is created as 'create' made it, and\n"
+	  "the module loads the cache as it is, dirty blocks included.  A\n"
+	  "missing origin or one of another size leaves the cache untouched\n"
+	  "(exit 3 or 1); volumes that exist already are skipped.",
+	  cmd_assemble },
+	{ "probe", "tell whether a device is a dm-stash cache device",
+	  "DEVICE [--export]",
+	  "  --export  print STASH_CACHE=1 and STASH_CACHE_UUID=... (for udev)\n"
+	  "Exit status 0 if DEVICE holds a valid dm-stash superblock.",
+	  cmd_probe },
 	{ "version", "print the tool's and the loaded module's versions", "",
 	  NULL, cmd_version },
 	{ "help", "show this help, or the help of one command", "[COMMAND]",

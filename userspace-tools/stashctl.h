@@ -9,6 +9,7 @@
  *   commands.c	the subcommands
  *   offline.c	dump and check: a cache device's metadata, read directly
  *   md-format.c	the module's on-disk format code (kmod/stash-format.c)
+ *   assemble.c	probe, assemble: volumes found by their cache's superblock
  */
 #ifndef STASHCTL_H
 #define STASHCTL_H
@@ -141,5 +142,9 @@ int cmd_help(int argc, char **argv);
 /* offline.c */
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* assemble.c */
+int cmd_probe(int argc, char **argv);
+int cmd_assemble(int argc, char **argv);
+const char *stable_dev_path(const char *path, char *buf, size_t len);
 
 #endif /* STASHCTL_H */

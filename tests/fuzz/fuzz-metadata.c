@@ -77,6 +77,7 @@ static void fuzz_sb(uint8_t *block)
 {
 	static uint8_t again[STASH_MD_BLOCK_BYTES];
 	struct stash_sb sb, sb2;
+	struct stash_sb_ident id;
 	struct stash_geometry g;
 	const char *why = NULL, *why2 = NULL;
 	enum stash_sb_kind kind = stash_sb_classify(block, &sb2, &why2);
@@ -98,8 +99,13 @@ static void fuzz_sb(uint8_t *block)
 				      sb.geo.origin_sectors,
 				      sb.geo.block_sectors, 1));
 	CHECK(!memcmp(&g, &sb.geo, sizeof(g)));
+	/* The identity strings are what the encoder takes. */
+	stash_sb_decode_ident(block, &id);
+	CHECK(stash_sb_name_ok(id.name));
+	CHECK(stash_sb_path_ok(id.origin_path));
+	CHECK(stash_sb_options_ok(id.options));
 	/* Round trip: what was accepted encodes to the same block. */
-	stash_sb_encode(&sb, again);
+	stash_sb_encode_ident(&sb, &id, again);
 	CHECK(!memcmp(again, block, STASH_MD_BLOCK_BYTES));
 	CHECK(!stash_sb_decode(again, &sb2, &why));
 	CHECK(!memcmp(&sb, &sb2, sizeof(sb)));

@@ -43,6 +43,12 @@ int main(int argc, char **argv)
 		{ 200, 1000, 8, 1 }, { 16, 16, 8, 1 },
 	};
 	struct stash_sb sb = { .seq = 42, .flags = STASH_SB_FLAG_CLEAN, .mode = 2 };
+	struct stash_sb_ident ident = {
+		.origin_dev_sectors = 131072,
+		.name = "vol0",
+		.origin_path = "/dev/disk/by-id/ata-EXAMPLE_1234-part1",
+		.options = "block_size 16 idle_ms 0",
+	};
 	char name[32];
 	unsigned int i;
 
@@ -57,6 +63,9 @@ int main(int argc, char **argv)
 	put(argv[1], "sb", 0, block, sizeof(block), NULL, 0);
 	put(argv[1], "sb-fixcrc", 0x80, block, sizeof(block), NULL, 0);
 	put(argv[1], "sb-both", 3, block, sizeof(block), NULL, 0);
+	stash_sb_encode_ident(&sb, &ident, block);
+	put(argv[1], "sb-ident", 0, block, sizeof(block), NULL, 0);
+	put(argv[1], "sb-ident-fixcrc", 0x80, block, sizeof(block), NULL, 0);
 
 	for (i = 0; i < STASH_MD_ENTRIES_PER_PAGE; i += 3)
 		entries[i] = stash_md_entry(true, i % 2, i * 7);

@@ -15,6 +15,11 @@
  *   change refused for the right reason: magic, version, flags, mode,
  *   reserved bytes, geometry that is not what the sizes give, a block size
  *   that is not a power of two or outside 8..2048;
+ * - the volume identity in the superblock (name, origin path and size,
+ *   options): at the documented offsets, round trips, absent (all zero)
+ *   accepted, unterminated strings, bytes after the NUL and characters a
+ *   field does not allow refused by the decoder and not recorded by the
+ *   encoder;
  * - metadata pages: fields at the documented offsets, round trips, a page
  *   found in another page's place, single-bit flips, and entries with a
  *   reserved bit, without the valid bit, for a slot past nr_cblocks or an
@@ -423,7 +428,8 @@ enum {
 	SB_CRC = 0, SB_MAGIC = 4, SB_VERSION = 8, SB_FLAGS = 12, SB_SEQ = 16,
 	SB_UUID = 24, SB_ORIGIN = 40, SB_CACHE = 48, SB_MD_START = 56,
 	SB_DATA_START = 64, SB_BLOCK = 72, SB_NR_CBLOCKS = 76,
-	SB_MD_PAGES = 80, SB_MODE = 84, SB_RESERVED = 88,
+	SB_MD_PAGES = 80, SB_MODE = 84, SB_NAME = 88, SB_ORIGIN_DEV = 216,
+	SB_ORIGIN_PATH = 224, SB_OPTIONS = 736, SB_RESERVED = 992,
 };
 
 static void make_sb(struct stash_sb *sb, u64 cache, u64 origin, u32 bs,
@@ -701,6 +707,157 @@ TEST(format_sb_reserved_nonzero)
 
 	resign(block);
 	CHECK(sb_accepted(block, &out));
+}
+
+/*
+ * ---- Volume identity ----
+ */
+
+static void make_ident(struct stash_sb_ident *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->origin_dev_sectors = 0x0123456789abcdefull;
+	strcpy(id->name, "vol-1 (home)");
+	strcpy(id->origin_path, "/dev/disk/by-id/nvme-Example_SSD_1234-part2");
+	strcpy(id->options, "block_size 16 idle_ms 0");
+}
+
+TEST(format_sb_ident_layout_and_round_trip)
+{
+	struct stash_sb_ident id, out;
+	uint64_t rng = 70;
+	struct stash_sb sb, sbout;
+	u8 block[4096], again[4096];
+
+	make_sb(&sb, 1ull << 24, 1ull << 25, 16, 3, 0, 2, &rng);
+	make_ident(&id);
+	memset(block, 0xee, sizeof(block));
+	stash_sb_encode_ident(&sb, &id, block);
+	CHECK_EQ(get_le32(block, SB_CRC), ref_crc32c(block + 4, 4092));
+	CHECK(!strcmp((const char *)block + SB_NAME, id.name));
+	CHECK_EQ(get_le64(block, SB_ORIGIN_DEV), id.origin_dev_sectors);
+	CHECK(!strcmp((const char *)block + SB_ORIGIN_PATH, id.origin_path));
+	CHECK(!strcmp((const char *)block + SB_OPTIONS, id.options));
+	for (u32 i = SB_RESERVED; i < 4096; i++)
+		if (block[i])
+			CHECK_EQ(i, 0);
+	REQUIRE(sb_accepted(block, &sbout));
+	check_sb_equal(&sbout, &sb);
+	memset(&out, 0x5a, sizeof(out));
+	stash_sb_decode_ident(block, &out);
+	CHECK_EQ(out.origin_dev_sectors, id.origin_dev_sectors);
+	CHECK(!strcmp(out.name, id.name));
+	CHECK(!strcmp(out.origin_path, id.origin_path));
+	CHECK(!strcmp(out.options, id.options));
+	stash_sb_encode_ident(&sbout, &out, again);
+	CHECK(!memcmp(block, again, sizeof(block)));
+
+	/* Fields filled to the last byte before the NUL. */
+	memset(id.name, 'n', sizeof(id.name) - 1);
+	memset(id.origin_path, 'p', sizeof(id.origin_path) - 1);
+	memset(id.options, 'o', sizeof(id.options) - 1);
+	stash_sb_encode_ident(&sb, &id, block);
+	REQUIRE(sb_accepted(block, &sbout));
+	stash_sb_decode_ident(block, &out);
+	CHECK_EQ(strlen(out.name), sizeof(out.name) - 1);
+	CHECK_EQ(strlen(out.origin_path), sizeof(out.origin_path) - 1);
+	CHECK_EQ(strlen(out.options), sizeof(out.options) - 1);
+
+	/* Nothing recorded (stash_sb_encode): all zero, empty strings. */
+	stash_sb_encode(&sb, block);
+	REQUIRE(sb_accepted(block, &sbout));
+	stash_sb_decode_ident(block, &out);
+	CHECK_EQ(out.origin_dev_sectors, 0);
+	CHECK(!out.name[0] && !out.origin_path[0] && !out.options[0]);
+	for (u32 i = SB_NAME; i < 4096; i++)
+		if (block[i])
+			CHECK_EQ(i, 0);
+}
+
+/* Strings a field does not take are left out by the encoder. */
+TEST(format_sb_ident_encoder_drops_bad_strings)
+{
+	static const struct { const char *name, *path, *opts; } bad[] = {
+		{ "tab\there", "/dev/with space", "ctl\001" },
+		{ "slash/name", "/dev/\177del", "\177" },
+		{ "nl\n", "/dev/\200hi", "utf8 \303\251" },
+	};
+	struct stash_sb_ident id, out;
+	uint64_t rng = 71;
+	struct stash_sb sb, sbout;
+	u8 block[4096];
+
+	make_sb(&sb, 1ull << 24, 1ull << 25, 8, 3, 0, 1, &rng);
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		test_context("set %u", i);
+		make_ident(&id);
+		strcpy(id.name, bad[i].name);
+		strcpy(id.origin_path, bad[i].path);
+		strcpy(id.options, bad[i].opts);
+		CHECK(!stash_sb_name_ok(id.name));
+		CHECK(!stash_sb_path_ok(id.origin_path));
+		CHECK(!stash_sb_options_ok(id.options));
+		stash_sb_encode_ident(&sb, &id, block);
+		REQUIRE(sb_accepted(block, &sbout));
+		stash_sb_decode_ident(block, &out);
+		CHECK(!out.name[0] && !out.origin_path[0] && !out.options[0]);
+		CHECK_EQ(out.origin_dev_sectors, id.origin_dev_sectors);
+	}
+	/* Allowed: spaces and UTF-8 in names, spaces in options. */
+	CHECK(stash_sb_name_ok("a b \303\251"));
+	CHECK(stash_sb_options_ok("block_size 16"));
+	CHECK(stash_sb_path_ok("/dev/mapper/x-y_z.1"));
+	CHECK(stash_sb_path_ok(""));
+}
+
+/* The decoder refuses what the encoder never writes. */
+TEST(format_sb_ident_malformed)
+{
+	static const struct { u32 off, len; u8 badc; } fields[] = {
+		{ SB_NAME, 128, 0x1f }, { SB_ORIGIN_PATH, 512, ' ' },
+		{ SB_OPTIONS, 256, 0x7f },
+	};
+	struct stash_sb_ident id;
+	uint64_t rng = 72;
+	struct stash_sb sb;
+	u8 block[4096], good[4096];
+
+	make_sb(&sb, 1ull << 24, 1ull << 25, 8, 3, 0, 1, &rng);
+	make_ident(&id);
+	stash_sb_encode_ident(&sb, &id, good);
+	for (unsigned int f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		u32 off = fields[f].off, len = fields[f].len;
+		u32 n = (u32)strlen((const char *)good + off);
+
+		test_context("field at %u: unterminated", off);
+		memcpy(block, good, sizeof(block));
+		memset(block + off + n, 'x', len - n);
+		resign(block);
+		check_sb_rejected(block, true);
+
+		test_context("field at %u: byte after the NUL", off);
+		memcpy(block, good, sizeof(block));
+		block[off + len - 1] = 'x';
+		resign(block);
+		check_sb_rejected(block, true);
+
+		test_context("field at %u: bad character", off);
+		memcpy(block, good, sizeof(block));
+		block[off + 1] = fields[f].badc;
+		resign(block);
+		check_sb_rejected(block, true);
+
+		test_context("field at %u: empty with garbage after", off);
+		memcpy(block, good, sizeof(block));
+		block[off] = 0;
+		resign(block);
+		check_sb_rejected(block, true);
+	}
+	test_context("name with '/'");
+	memcpy(block, good, sizeof(block));
+	block[SB_NAME] = '/';
+	resign(block);
+	check_sb_rejected(block, true);
 }
 
 /*

@@ -1,0 +1,93 @@
+#!/bin/bash
+# Build checks that need no VM (make check-build):
+#  1. "dkms add" and "dkms build" of a copy of the tree against the
+#     installed linux-headers-amd64 kernel, in a private DKMS tree under
+#     build/ (nothing under /var/lib/dkms or /usr/src is touched);
+#  2. the module, W=1, against Debian's generic, cloud and rt 6.1 headers:
+#     any compiler warning fails.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+top=$PWD
+out=$top/build/check-build
+fail=
+
+rm -rf "$out"
+mkdir -p "$out"
+
+# The dkms.conf version must be the module's.
+ver=$(awk '/#define STASH_VERSION_(MAJOR|MINOR|PATCH)/ { v = v (v ? "." : "") $3 }
+	   END { print v }' kmod/uapi/linux/dm-stash.h)
+conf_ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+if [ "$ver" != "$conf_ver" ]; then
+	echo "check-build: dkms.conf PACKAGE_VERSION $conf_ver, module version $ver" >&2
+	fail+=" dkms-version"
+fi
+
+# Header trees of the three Debian 6.1 flavours, newest of each.
+flavour_dir() {
+	ls -d /usr/src/linux-headers-6.1.* 2>/dev/null |
+		grep -E "^/usr/src/linux-headers-6\.1\.[0-9]+-[0-9]+-$1\$" | sort -V | tail -n1
+}
+
+# 1. DKMS, with a version of its own so it cannot clash with an installed one.
+kdir=$(flavour_dir amd64)
+if ! command -v dkms >/dev/null; then
+	echo "check-build: dkms is not installed (make deps)" >&2
+	fail+=" dkms"
+elif [ -z "$kdir" ]; then
+	echo "check-build: no linux-headers-*-amd64 (make deps)" >&2
+	fail+=" dkms"
+else
+	kver=${kdir#/usr/src/linux-headers-}
+	dver="$ver.check$$"
+	src=$out/dkms-src/dm-stash-$dver
+	mkdir -p "$src" "$out/dkms-tree" "$out/dkms-install"
+	cp -a Kbuild Makefile dkms.conf kmod "$src/"
+	rm -f "$src"/kmod/*.o "$src"/kmod/*.ko "$src"/kmod/*.mod* "$src"/kmod/.*.cmd
+	sed -i "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$dver\"/" "$src/dkms.conf"
+	dk=(--sourcetree "$out/dkms-src" --dkmstree "$out/dkms-tree"
+	    --installtree "$out/dkms-install")
+	echo "== dkms build dm-stash/$dver for $kver"
+	if dkms add -m dm-stash -v "$dver" "${dk[@]}" >"$out/dkms.log" 2>&1 &&
+	   dkms build -m dm-stash -v "$dver" -k "$kver" "${dk[@]}" >>"$out/dkms.log" 2>&1 &&
+	   ls "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module/"dm-stash.ko* >/dev/null 2>&1; then
+		echo "dkms: built $(cd "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module" && ls dm-stash.ko*)"
+	else
+		cat "$out/dkms.log" >&2
+		find "$out/dkms-tree" -name make.log -exec cat {} + >&2 || true
+		fail+=" dkms"
+	fi
+	dkms remove -m dm-stash -v "$dver" --all "${dk[@]}" >>"$out/dkms.log" 2>&1 || true
+	rm -rf "$out/dkms-src" "$out/dkms-tree" "$out/dkms-install"
+fi
+
+# 2. W=1 against each flavour, in a copy so the work tree's objects stay.
+for fl in amd64 cloud-amd64 rt-amd64; do
+	kdir=$(flavour_dir "$fl")
+	if [ -z "$kdir" ]; then
+		echo "check-build: no linux-headers-6.1.*-$fl (make deps)" >&2
+		fail+=" $fl"
+		continue
+	fi
+	echo "== W=1 build against ${kdir#/usr/src/}"
+	b=$out/$fl
+	mkdir -p "$b"
+	cp -a Kbuild kmod "$b/"
+	rm -f "$b"/kmod/*.o "$b"/kmod/*.ko "$b"/kmod/*.mod* "$b"/kmod/.*.cmd
+	if ! make -C "$kdir" M="$b" W=1 modules >"$b/build.log" 2>&1; then
+		cat "$b/build.log" >&2
+		fail+=" $fl"
+	elif grep -E ': (warning|error):' "$b/build.log" >&2; then
+		fail+=" $fl(warnings)"
+	else
+		echo "ok: $(modinfo -F vermagic "$b/kmod/dm-stash.ko")"
+	fi
+	rm -rf "$b"
+done
+
+if [ -n "$fail" ]; then
+	echo "check-build: FAILED:$fail" >&2
+	exit 1
+fi
+echo "check-build: ok"
