@@ -508,8 +508,8 @@ static void write_back_cache_done(struct stash_cache *sc, bool newly_dirty)
  * Write-back: the cache only; the block becomes dirty.
  *  - A hit (partial or whole) updates the slot.
  *  - A miss that covers the whole block takes a slot (evicting a clean
- *    block); when every slot is dirty or busy the write waits for
- *    writeback to clean one.
+ *    block); when every slot is dirty or busy it goes around to the
+ *    origin (and writeback starts, to make room).
  *  - A partial miss is written around to the origin: filling the rest of
  *    the block first would cost an origin read on the write path.
  *  - A sequential stream past the cutoff bypasses the cache like
@@ -564,12 +564,18 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		}
 		c = stash_map_alloc(&sc->map, ob, &evicted);
 		if (!cblock_is_valid(c)) {
-			/* Every slot is dirty or busy: wait for writeback. */
+			/*
+			 * Every slot is dirty or busy: write around to the
+			 * origin (the block is not cached, so nothing older
+			 * can be read back) rather than wait for writeback to
+			 * clean a slot, and start writeback for the writes to
+			 * come.
+			 */
 			sc->need_space = true;
-			bio_list_add(&sc->deferred, bio);
+			sc->stats.bypassed++;
 			spin_unlock_irqrestore(&sc->lock, flags);
 			stash_wb_kick(sc);
-			return STASH_DEFER;
+			return stash_write_around(sc, bio, ob);
 		}
 		sc->stats.write_misses++;
 		if (evicted != STASH_NO_OBLOCK)
@@ -820,8 +826,8 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
  * mapper sends the rest through the target again).  One kind goes whole,
  * as under dm-linear: a read none of whose blocks is cached and none of
  * whose blocks would be promoted - a stream past the sequential cutoff, or
- * blocks the promotion filter has not seen while no slot is free.  It is
- * accounted exactly as its blocks one by one would be.
+ * blocks the promotion filter has not seen (even while slots are free).
+ * It is accounted as its blocks one by one would be.
  */
 static bool read_goes_whole_locked(struct stash_cache *sc, struct bio *bio,
 				   u64 first, u64 last, u32 first_sectors)
@@ -834,8 +840,10 @@ static bool read_goes_whole_locked(struct stash_cache *sc, struct bio *bio,
 		if (cblock_is_valid(stash_map_lookup(&sc->map, to_oblock(ob))))
 			return false;
 	if (!sequential) {
-		if (stash_map_has_free(&sc->map))
-			return false;
+		/*
+		 * Free slots do not promote a first miss here: a read this
+		 * large is more likely a stream than a hot block.
+		 */
 		for (ob = first; ob < end; ob++)
 			if (stash_filter_test(&sc->filter, to_oblock(ob)))
 				return false;
