@@ -68,12 +68,16 @@ enum stash_uapi_mode {
  * the cache device: suspend and removal write dirty blocks back first) or
  * keeps METADATA on the cache device (dirty blocks stay there across
  * suspend, removal and crashes); METADATA_FAILED: a metadata commit failed,
- * writes that need one are refused and so is resume.
+ * writes that need one are refused and so is resume.  CACHE_FAILED: the
+ * cache device failed (error_threshold errors, or it is gone): I/O goes to
+ * the origin and the dirty blocks are written back as far as they can be
+ * read.
  */
 #define STASH_IOC_F_LIVE		0x1u	/* the table is resumed, serving I/O */
 #define STASH_IOC_F_VOLATILE		0x2u
 #define STASH_IOC_F_METADATA		0x4u
 #define STASH_IOC_F_METADATA_FAILED	0x8u
+#define STASH_IOC_F_CACHE_FAILED	0x10u
 
 /* Which cache: a NUL-terminated name, or major:minor; exactly one. */
 struct stash_ioc_cache {
@@ -223,7 +227,9 @@ struct stash_ioc_status {
 	__u64 writeback_rate;		/* KiB written back in the last second */
 	struct stash_ioc_counters counters;
 	struct stash_ioc_tunables tunables;
-	__u64 reserved[8];		/* must be zero */
+	__u64 error_threshold;		/* tunable: cache errors that fail it */
+	__u64 writeback_retry_ms;	/* writeback back-off now; 0 = none */
+	__u64 reserved[6];		/* must be zero */
 };
 
 #define STASH_IOCTL_MAGIC	0xFC	/* next to device-mapper's 0xFD */
