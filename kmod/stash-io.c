@@ -866,6 +866,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		}
 		/* A clean block: read it from the origin instead. */
 		stash_map_invalidate(&sc->map, pb->cblock);
+		sc->stats.invalidations++;
 		stash_map_release(&sc->map, pb->cblock, false);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		stash_cache_error(sc);
@@ -981,8 +982,12 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	default:
 		break;
 	}
-	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT)
+	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT) {
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.origin_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
 		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+	}
 	return DM_ENDIO_DONE;
 }
 

@@ -13,7 +13,8 @@ origin=/dev/ram1 cache=/dev/ram0
 name=${STASH_DM_PREFIX}c61
 
 "$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough \
-	--set high_watermark=60 || die "create"
+	--set high_watermark=60 --set commit_ms=60000 || die "create"
+# (No periodic commit: "commits" must not move between the samples compared.)
 dev=/dev/mapper/$name
 # Hits, misses, promotions: read a range three times (the promotion
 # filter admits a block on its second miss), write a little.
