@@ -715,11 +715,47 @@ static bool discard_invalidate(struct stash_cache *sc, struct bio *bio)
  */
 
 /*
+ * A whole-block write to a failed cache replaces whatever the cache held,
+ * dirty or not: the slot is dropped and the write goes to the origin.
+ * Partial writes go around (a dirty block is updated on both devices, and
+ * the write fails if the cache write does).
+ */
+static enum stash_action failed_write(struct stash_cache *sc, struct bio *bio,
+				      oblock_t ob)
+{
+	enum stash_action action;
+	struct stash_entry *e;
+	unsigned long flags;
+	cblock_t c;
+
+	if (bio_sectors(bio) != sc->block_sectors)
+		return stash_write_around(sc, bio, ob);
+	spin_lock_irqsave(&sc->lock, flags);
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		e = stash_map_entry(&sc->map, c);
+		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		}
+		stash_clear_dirty(sc, from_cblock(c));
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.write_hits++;
+		sc->stats.invalidations++;
+	} else {
+		sc->stats.write_misses++;
+	}
+	action = write_origin_locked(sc, bio, ob);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return action;
+}
+
+/*
  * The cache device failed: I/O goes to the origin, except to a dirty
- * block, which only the cache holds until writeback copies it.  A read of
- * one tries the cache (an error goes to the user: the origin's copy is
- * stale); a write updates both copies (stash_write_around sends it
- * through), and a failed cache write fails it.  Nothing is promoted.
+ * block, which only the cache holds until writeback copies it or a
+ * whole-block write replaces it.  A read of one tries the cache (an error
+ * goes to the user: the origin's copy is stale).  Nothing is promoted.
  */
 static enum stash_action stash_failed_io(struct stash_cache *sc,
 					 struct bio *bio, oblock_t ob)
@@ -729,7 +765,7 @@ static enum stash_action stash_failed_io(struct stash_cache *sc,
 	cblock_t c;
 
 	if (bio_data_dir(bio) != READ)
-		return stash_write_around(sc, bio, ob);
+		return failed_write(sc, bio, ob);
 	spin_lock_irqsave(&sc->lock, flags);
 	c = stash_map_lookup(&sc->map, ob);
 	dirty = cblock_is_valid(c) &&

@@ -351,6 +351,9 @@ static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
 	sc->pass_active = false;
 	stash_bitmap_zero(&sc->pass);
 	backoff_locked(sc, failed);
+	/* A drain that left blocks dirty is still wanted: retry it. */
+	if (failed && sc->pass_is_drain)
+		sc->drain_requested = true;
 	if (sc->pass_is_drain) {
 		sc->drains_completed++;
 		bio_list_merge(&flushes, &sc->flush_pass);
