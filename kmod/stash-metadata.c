@@ -574,6 +574,9 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 		r = write_superblock(sc, &sb);
 	if (r) {
 		DMERR("commit %llu failed %d", sb.seq, r);
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.cache_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
 		stash_cache_error(sc);
 		goto failed;
 	}

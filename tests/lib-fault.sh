@@ -60,20 +60,26 @@ try_put() {
 # medium errors (off until sdebug_medium_errors on) over the whole disk.
 # Sets SDEBUG_DEV (/dev/sdX) and SDEBUG_SYS (its /sys/block/sdX).
 sdebug_setup() {
-	local mib=$1 d i
+	local mib=$1 d i s
 
 	[ -d /sys/module/scsi_debug ] && { rmmod scsi_debug || die "scsi_debug is busy"; }
+	# No udev in the test VM: load the disk driver before the disk appears.
+	modprobe sd_mod || skip "no sd_mod"
 	modprobe scsi_debug dev_size_mb="$mib" sector_size=512 opts=0 delay=0 \
 		medium_error_start=0 medium_error_count=$((mib * 2048)) ||
 		skip "no scsi_debug"
 	[ -n "${_SDEBUG_CLEANUP:-}" ] || on_exit "sdebug_teardown"
 	_SDEBUG_CLEANUP=1
 	for ((i = 0; i < 100; i++)); do
-		d=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/* 2>/dev/null | head -n1)
+		d=
+		for s in /sys/block/sd*; do
+			[ -e "$s/device/model" ] || continue
+			grep -q scsi_debug "$s/device/model" && { d=$s; break; }
+		done
 		[ -n "$d" ] && [ -b "/dev/${d##*/}" ] && break
 		sleep 0.1
 	done
-	[ -n "$d" ] || die "the scsi_debug disk did not appear"
+	[ -n "$d" ] && [ -b "/dev/${d##*/}" ] || die "the scsi_debug disk did not appear"
 	SDEBUG_DEV=/dev/${d##*/}
 	SDEBUG_SYS=/sys/block/${d##*/}
 	log "scsi_debug disk $SDEBUG_DEV, $mib MiB"
@@ -95,14 +101,21 @@ sdebug_delete() {
 	log "deleted $SDEBUG_DEV"
 }
 
-sdebug_teardown() {
+# sdebug_unload: unload scsi_debug (its disk must be unused).
+sdebug_unload() {
 	local i
 
 	[ -d /sys/module/scsi_debug ] || return 0
-	dm_cleanup_all
 	for ((i = 0; i < 20; i++)); do
 		rmmod scsi_debug 2>/dev/null && return 0
 		sleep 0.5
 	done
 	echo "warning: cannot unload scsi_debug" >&2
+}
+
+# sdebug_teardown: at exit, remove the dm devices, then unload scsi_debug.
+sdebug_teardown() {
+	[ -d /sys/module/scsi_debug ] || return 0
+	dm_cleanup_all
+	sdebug_unload
 }
