@@ -46,7 +46,11 @@ enum stash_mode {
 #define STASH_DEFAULT_LOW_WM		10
 #define STASH_DEFAULT_IDLE_MS		2000
 #define STASH_MAX_IDLE_MS		3600000
-#define STASH_WB_ERROR_BACKOFF_MS	1000
+/* Writeback retry after a failed pass: doubles from the first to the last. */
+#define STASH_WB_BACKOFF_MIN_MS		100
+#define STASH_WB_BACKOFF_MAX_MS		10000
+#define STASH_DEFAULT_ERROR_THRESHOLD	64
+#define STASH_MAX_ERROR_THRESHOLD	1000000000
 #define STASH_DEFAULT_COMMIT_MS		1000
 #define STASH_MAX_COMMIT_MS		60000
 /* Metadata pages one commit writes at most (1 MiB of buffer). */
@@ -81,6 +85,7 @@ struct stash_tunables {
 	u32 idle_ms;		/* drain after this long without I/O; 0 = never */
 	u32 wb_inflight;	/* writeback runs in flight, 1..STASH_WB_SLOTS */
 	u32 commit_ms;		/* periodic metadata commit */
+	u32 error_threshold;	/* cache errors that fail the cache; 0 = never */
 };
 
 #define STASH_DEFAULT_TUNABLES {				\
@@ -90,6 +95,7 @@ struct stash_tunables {
 	.idle_ms = STASH_DEFAULT_IDLE_MS,			\
 	.wb_inflight = STASH_WB_SLOTS,				\
 	.commit_ms = STASH_DEFAULT_COMMIT_MS,			\
+	.error_threshold = STASH_DEFAULT_ERROR_THRESHOLD,	\
 }
 
 /*
@@ -104,7 +110,7 @@ struct stash_tunable_desc {
 	size_t offset;
 };
 
-#define STASH_NR_TUNABLES	6
+#define STASH_NR_TUNABLES	7
 extern const struct stash_tunable_desc stash_tunable_descs[STASH_NR_TUNABLES];
 const struct stash_tunable_desc *stash_find_tunable(const char *name);
 
@@ -178,6 +184,7 @@ struct stash_cache {
 	u64 drains_started;
 	u64 drains_completed;
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
+	u32 wb_backoff_ms;		/* the last back-off; 0 after a good pass */
 	bool wb_stopped;		/* suspended: no new writeback */
 	bool need_space;		/* a write waits for a clean slot */
 	u64 wb_rate_second;		/* writeback rate: the second counted */
@@ -192,6 +199,12 @@ struct stash_cache {
 
 	/* --- Lockless. --- */
 	bool live;			/* resumed: serves I/O (set under the registry lock) */
+	/*
+	 * The cache device failed (error_threshold reached, or it is gone):
+	 * I/O passes to the origin except for dirty blocks.  Sticky.
+	 */
+	atomic_t cache_failed;		/* 0 or 1 */
+	atomic_t cache_error_count;	/* cache errors since the constructor */
 	struct list_head registry;	/* in the control registry (its lock) */
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
 	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
@@ -269,7 +282,9 @@ struct stash_info {
 	u64 drains_started;	/* of them, full drains */
 	u64 drains_completed;
 	u64 md_seq;		/* last metadata commit; 0 if volatile */
+	u32 wb_backoff_ms;	/* writeback retry delay now; 0 = none */
 	bool is_volatile;
+	bool cache_failed;
 	dev_t origin_dev;
 	dev_t cache_dev;
 	struct stash_stats stats;
@@ -277,6 +292,9 @@ struct stash_info {
 };
 
 void stash_get_info(struct stash_cache *sc, struct stash_info *info);
+
+/* A cache-device I/O failed: count it; may fail the cache.  Not under sc->lock. */
+void stash_cache_error(struct stash_cache *sc);
 
 /* stash-control.c: the registry of caches and /dev/stash-control. */
 int stash_registry_add(struct stash_cache *sc);
@@ -311,6 +329,7 @@ u64 stash_wb_rate(struct stash_cache *sc);
 void stash_kick_worker(struct stash_cache *sc);
 void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
 			  bool failed);
+void stash_flush_failed(struct stash_cache *sc, struct bio *bio);
 int stash_map_bio(struct dm_target *ti, struct bio *bio);
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void stash_do_work(struct work_struct *ws);
@@ -338,6 +357,11 @@ static inline bool stash_clear_dirty(struct stash_cache *sc, u32 c)
 static inline bool stash_dirty_above(struct stash_cache *sc, u32 pct)
 {
 	return (u64)sc->dirty.nr_set * 100 > (u64)pct * sc->nr_cblocks;
+}
+
+static inline bool stash_cache_failed(struct stash_cache *sc)
+{
+	return atomic_read(&sc->cache_failed);
 }
 
 static inline oblock_t stash_oblock_of(struct stash_cache *sc,

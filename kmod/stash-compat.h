@@ -18,6 +18,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/dm-io.h>
+#include <linux/blkdev.h>
 #include <linux/crc32c.h>
 
 static inline u32 stash_crc32c(u32 seed, const void *p, size_t len)
@@ -47,6 +48,15 @@ static inline int stash_dm_io(struct dm_io_request *req,
 static inline void stash_free_array(void *p)
 {
 	kvfree(p);
+}
+
+/* Has @bdev's disk been removed (del_gendisk), or is its queue dying? */
+static inline bool stash_bdev_gone(struct block_device *bdev)
+{
+	struct gendisk *disk = bdev->bd_disk;
+
+	return test_bit(GD_DEAD, &disk->state) || !disk_live(disk) ||
+	       blk_queue_dying(bdev_get_queue(bdev));
 }
 
 #else /* userspace */

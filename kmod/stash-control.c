@@ -256,6 +256,8 @@ static u32 cache_flags(struct stash_cache *sc, const struct stash_info *info)
 	/* Not in stash_info (yet): the sticky flag, read as status does. */
 	if (!info->is_volatile && READ_ONCE(sc->md_failed))
 		flags |= STASH_IOC_F_METADATA_FAILED;
+	if (info->cache_failed)
+		flags |= STASH_IOC_F_CACHE_FAILED;
 	return flags;
 }
 
@@ -391,6 +393,8 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->drains_started = info.drains_started;
 	s->drains_completed = info.drains_completed;
 	s->metadata_seq = info.md_seq;
+	s->error_threshold = info.tun.error_threshold;
+	s->writeback_retry_ms = info.wb_backoff_ms;
 }
 
 static long ioc_status(void __user *uarg)
@@ -649,7 +653,7 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_list, entries) % 8);
 	BUILD_BUG_ON(sizeof(struct stash_ioc_hdr) != 8);
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, cache) != 8);
-	BUILD_BUG_ON(offsetof(struct stash_ioc_status, reserved) + 4 * sizeof(__u64) !=
+	BUILD_BUG_ON(offsetof(struct stash_ioc_status, reserved) + 2 * sizeof(__u64) !=
 		     STASH_IOC_STATUS_SIZE);
 	/*
 	 * A counter or tunable added to the core must be added to the uapi
@@ -659,8 +663,9 @@ static void __init stash_ctl_check_layout(void)
 		     sizeof(struct stash_ioc_counters));
 	BUILD_BUG_ON(sizeof(struct stash_tunables) !=
 		     STASH_NR_TUNABLES * sizeof(u32));
+	/* error_threshold came later: it sits in the status itself. */
 	BUILD_BUG_ON(sizeof(struct stash_ioc_tunables) !=
-		     STASH_NR_TUNABLES * sizeof(__u64));
+		     (STASH_NR_TUNABLES - 1) * sizeof(__u64));
 }
 
 int __init stash_control_init(void)

@@ -154,6 +154,8 @@ static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
 		sc->stats.bypassed++;
 		return STASH_NO_CBLOCK;
 	}
+	if (stash_cache_failed(sc))
+		return STASH_NO_CBLOCK;
 	if (sc->wip[wip_slot_of(ob)])
 		return STASH_NO_CBLOCK;
 	if (!stash_filter_check_and_record(&sc->filter, ob) &&
@@ -205,6 +207,8 @@ static void fill_copy_done(int read_err, unsigned long write_err, void *context)
 		if (write_err)
 			sc->stats.cache_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
+		if (write_err)
+			stash_cache_error(sc);
 	}
 	fill_complete(sc, job->cblock, !read_err && !write_err);
 	kmem_cache_free(stash_job_cache, job);
@@ -247,6 +251,7 @@ static void fill_write_endio(struct bio *clone)
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.cache_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
+		stash_cache_error(sc);
 	}
 	fill_complete(sc, pb->cblock, !clone->bi_status);
 	bio_put(clone);
@@ -607,7 +612,8 @@ defer:
  * metadata commit (which flushes the cache device).  On a volatile cache,
  * while blocks are dirty the origin's flush first waits for a drain pass,
  * so that every write acknowledged before the flush is on the origin when
- * the origin flushes.
+ * the origin flushes; number 1 completes at once.  A failed cache flushes
+ * as a volatile one does.
  */
 /*
  * The origin's flush bio: sent on only if an origin write completed since
@@ -628,19 +634,11 @@ static enum stash_action origin_flush(struct stash_cache *sc, struct bio *bio)
 	return STASH_REMAP_ORIGIN;
 }
 
-static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
+/* The origin's flush, after a drain pass if blocks are dirty. */
+static enum stash_action flush_after_drain(struct stash_cache *sc,
+					   struct bio *bio)
 {
 	unsigned long flags;
-
-	if (!sc->is_volatile) {
-		/* Persistent: the origin flushes; the cache commits. */
-		if (!dm_bio_get_target_bio_nr(bio))
-			return origin_flush(sc, bio);
-		stash_md_wait_commit(sc, bio);
-		return STASH_QUEUED;
-	}
-	if (dm_bio_get_target_bio_nr(bio))
-		return STASH_REMAP_CACHE;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!sc->dirty.nr_set) {
@@ -651,6 +649,41 @@ static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
 	spin_unlock_irqrestore(&sc->lock, flags);
 	stash_wb_kick(sc);
 	return STASH_QUEUED;
+}
+
+static enum stash_action stash_flush(struct stash_cache *sc, struct bio *bio)
+{
+	bool failed = stash_cache_failed(sc);
+
+	if (!sc->is_volatile && !failed) {
+		/* Persistent: the origin flushes; the cache commits. */
+		if (!dm_bio_get_target_bio_nr(bio))
+			return origin_flush(sc, bio);
+		stash_md_wait_commit(sc, bio);
+		return STASH_QUEUED;
+	}
+	/*
+	 * Volatile, or a failed cache (whose dirty blocks are leaving for
+	 * the origin): the origin's flush waits for the dirty blocks, and
+	 * the cache device keeps nothing a flush must make durable.
+	 */
+	if (dm_bio_get_target_bio_nr(bio)) {
+		bio_endio(bio);
+		return STASH_SUBMITTED;
+	}
+	return flush_after_drain(sc, bio);
+}
+
+/*
+ * A flush that was waiting for a metadata commit when the cache device
+ * failed: it flushes the origin once the dirty blocks are written back.
+ */
+void stash_flush_failed(struct stash_cache *sc, struct bio *bio)
+{
+	if (flush_after_drain(sc, bio) == STASH_REMAP_ORIGIN) {
+		bio_set_dev(bio, sc->origin_dev->bdev);
+		dm_submit_bio_remap(bio, NULL);
+	}
 }
 
 /* Complete the flushes a drain pass was holding. */
@@ -737,6 +770,70 @@ static bool discard_invalidate(struct stash_cache *sc, struct bio *bio)
 }
 
 /*
+ * ---- A failed cache ----
+ */
+
+/*
+ * A whole-block write to a failed cache replaces whatever the cache held,
+ * dirty or not: the slot is dropped and the write goes to the origin.
+ * Partial writes go around (a dirty block is updated on both devices, and
+ * the write fails if the cache write does).
+ */
+static enum stash_action failed_write(struct stash_cache *sc, struct bio *bio,
+				      oblock_t ob)
+{
+	enum stash_action action;
+	struct stash_entry *e;
+	unsigned long flags;
+	cblock_t c;
+
+	if (bio_sectors(bio) != sc->block_sectors)
+		return stash_write_around(sc, bio, ob);
+	spin_lock_irqsave(&sc->lock, flags);
+	c = stash_map_lookup(&sc->map, ob);
+	if (cblock_is_valid(c)) {
+		e = stash_map_entry(&sc->map, c);
+		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		}
+		stash_clear_dirty(sc, from_cblock(c));
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.write_hits++;
+		sc->stats.invalidations++;
+	} else {
+		sc->stats.write_misses++;
+	}
+	action = write_origin_locked(sc, bio, ob);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return action;
+}
+
+/*
+ * The cache device failed: I/O goes to the origin, except to a dirty
+ * block, which only the cache holds until writeback copies it or a
+ * whole-block write replaces it.  A read of one tries the cache (an error
+ * goes to the user: the origin's copy is stale).  Nothing is promoted.
+ */
+static enum stash_action stash_failed_io(struct stash_cache *sc,
+					 struct bio *bio, oblock_t ob)
+{
+	unsigned long flags;
+	bool dirty;
+	cblock_t c;
+
+	if (bio_data_dir(bio) != READ)
+		return failed_write(sc, bio, ob);
+	spin_lock_irqsave(&sc->lock, flags);
+	c = stash_map_lookup(&sc->map, ob);
+	dirty = cblock_is_valid(c) &&
+		stash_bitmap_test(&sc->dirty, from_cblock(c));
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return dirty ? stash_read(sc, bio, ob) : STASH_REMAP_ORIGIN;
+}
+
+/*
  * ---- Dispatch ----
  */
 
@@ -763,6 +860,8 @@ static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 	/* A partial last block is never cached. */
 	if (from_oblock(ob) >= sc->nr_oblocks)
 		return STASH_REMAP_ORIGIN;
+	if (stash_cache_failed(sc))
+		return stash_failed_io(sc, bio, ob);
 
 	if (bio_data_dir(bio) == READ)
 		return stash_read(sc, bio, ob);
@@ -983,14 +1082,17 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			/* The data exists nowhere else: the user sees the error. */
 			stash_map_release(&sc->map, pb->cblock, false);
 			spin_unlock_irqrestore(&sc->lock, flags);
+			stash_cache_error(sc);
 			DMERR_LIMIT("cache read error %d on a dirty block",
 				    blk_status_to_errno(*error));
 			break;
 		}
 		/* A clean block: read it from the origin instead. */
 		stash_map_invalidate(&sc->map, pb->cblock);
+		sc->stats.invalidations++;
 		stash_map_release(&sc->map, pb->cblock, false);
 		spin_unlock_irqrestore(&sc->lock, flags);
+		stash_cache_error(sc);
 		DMERR_LIMIT("cache read error %d: reading the origin instead",
 			    blk_status_to_errno(*error));
 		pb->kind = PB_DONE;
@@ -1058,6 +1160,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
+		if (pb->cache_failed)
+			stash_cache_error(sc);
 		complete_absorbed(bio, *error);
 		break;
 
@@ -1089,11 +1193,14 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			bio->bi_iter = pb->saved_iter;
 			bio->bi_status = BLK_STS_OK;
 			queue_bio(sc, &sc->retries, bio);
+			stash_cache_error(sc);
 			return DM_ENDIO_INCOMPLETE;
 		}
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
+		if (*error)
+			stash_cache_error(sc);
 		if (!*error && (bio->bi_opf & REQ_FUA) && !sc->is_volatile) {
 			/* Durable once the mapping is committed too. */
 			pb->kind = PB_DONE;
@@ -1105,8 +1212,12 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	default:
 		break;
 	}
-	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT)
+	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT) {
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.origin_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
 		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+	}
 	return DM_ENDIO_DONE;
 }
 

@@ -600,11 +600,21 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 	}
 }
 
-static void complete_waiters(struct bio_list *waiters, bool failed)
+/*
+ * A failed commit fails its waiters, except that, once the cache device
+ * has failed, a flush is done as a failed cache does it: on the origin,
+ * after the dirty blocks (stash_flush_failed()).
+ */
+static void complete_waiters(struct stash_cache *sc, struct bio_list *waiters,
+			     bool failed)
 {
 	struct bio *bio;
 
 	while ((bio = bio_list_pop(waiters))) {
+		if (failed && stash_cache_failed(sc) && !bio_has_data(bio)) {
+			stash_flush_failed(sc, bio);
+			continue;
+		}
 		if (failed)
 			bio->bi_status = BLK_STS_IOERR;
 		bio_endio(bio);
@@ -676,6 +686,10 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 		r = write_superblock(sc, &sb);
 	if (r) {
 		DMERR("commit %llu failed %d", sb.seq, r);
+		spin_lock_irqsave(&sc->lock, flags);
+		sc->stats.cache_errors++;
+		spin_unlock_irqrestore(&sc->lock, flags);
+		stash_cache_error(sc);
 		goto failed;
 	}
 
@@ -686,7 +700,7 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
 
-	complete_waiters(&waiters, false);
+	complete_waiters(sc, &waiters, false);
 	/* Slots may be reusable now. */
 	stash_kick_worker(sc);
 	return more ? -EAGAIN : 0;
@@ -702,7 +716,7 @@ fail_waiters:
 	bio_list_init(&sc->commit_waiting);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
-	complete_waiters(&waiters, true);
+	complete_waiters(sc, &waiters, true);
 	return r;
 }
 

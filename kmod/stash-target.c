@@ -100,6 +100,7 @@ const struct stash_tunable_desc stash_tunable_descs[] = {
 	TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
 	TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
 	TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
+	TUNABLE("error_threshold", 0, STASH_MAX_ERROR_THRESHOLD, error_threshold),
 };
 
 const struct stash_tunable_desc *stash_find_tunable(const char *name)
@@ -208,6 +209,7 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *     idle_ms <ms>		drain after this long idle; 0 = never; 2000
  *     writeback_inflight <n>	writeback I/Os in flight; 1..8; 8
  *     commit_ms <ms>		periodic metadata commit; 1..60000; 1000
+ *     error_threshold <n>	cache errors that fail the cache; 0 = never; 64
  * Each may be given once.
  */
 static int parse_options(struct dm_arg_set *as, struct stash_args *args,
@@ -681,7 +683,9 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	spin_unlock_irqrestore(&sc->lock, flags);
 	info->ram_per_block = stash_ram_per_cblock(sc);
 	info->wb_rate = stash_wb_rate(sc);
+	info->wb_backoff_ms = READ_ONCE(sc->wb_backoff_ms);
 	info->is_volatile = sc->is_volatile;
+	info->cache_failed = stash_cache_failed(sc);
 	info->origin_dev = sc->origin_dev->bdev->bd_dev;
 	info->cache_dev = sc->cache_dev->bdev->bd_dev;
 }
@@ -718,6 +722,11 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   metadata=		volatile (nothing kept on the cache device) |
  *			persistent | failed (a commit failed: writes that
  *			need one are refused, resume is refused)
+ *   error_threshold=	the tunable
+ *   writeback_retry_ms=	the back-off before writeback retries failed
+ *			blocks; 0 = the last pass had no error
+ *   cache_state=	ok | failed (the cache device failed: I/O goes to
+ *			the origin, dirty blocks are being written back)
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -760,6 +769,10 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" commit_ms=%u commits=%llu ram_per_block=%u metadata=%s",
 		       READ_ONCE(sc->tun.commit_ms), READ_ONCE(st->commits),
 		       stash_ram_per_cblock(sc), stash_metadata_state(sc));
+		DMEMIT(" error_threshold=%u writeback_retry_ms=%u cache_state=%s",
+		       READ_ONCE(sc->tun.error_threshold),
+		       READ_ONCE(sc->wb_backoff_ms),
+		       stash_cache_failed(sc) ? "failed" : "ok");
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
@@ -771,6 +784,43 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		*result = '\0';
 		break;
 	}
+}
+
+/*
+ * ---- Cache device errors ----
+ */
+
+/*
+ * Fail the cache, once: from now on I/O goes to the origin (see
+ * stash_failed_io()) and writeback drains what it can read.
+ */
+static void fail_cache(struct stash_cache *sc, const char *why)
+{
+	if (atomic_cmpxchg(&sc->cache_failed, 0, 1))
+		return;
+	DMERR("%s: cache device %s failed (%s); I/O goes to the origin",
+	      dm_table_device_name(sc->ti->table), sc->cache_dev->name, why);
+	DMERR("%s: writing back %u dirty blocks",
+	      dm_table_device_name(sc->ti->table), READ_ONCE(sc->dirty.nr_set));
+	stash_wb_request_drain(sc);
+	stash_kick_worker(sc);
+}
+
+static void check_errors(struct stash_cache *sc)
+{
+	u32 limit = READ_ONCE(sc->tun.error_threshold);
+
+	if (limit && (u32)atomic_read(&sc->cache_error_count) >= limit)
+		fail_cache(sc, "error_threshold reached");
+}
+
+void stash_cache_error(struct stash_cache *sc)
+{
+	atomic_inc(&sc->cache_error_count);
+	if (stash_bdev_gone(sc->cache_dev->bdev))
+		fail_cache(sc, "the device is gone");
+	else
+		check_errors(sc);
 }
 
 void stash_reset_counters(struct stash_cache *sc)
@@ -829,6 +879,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 		WRITE_ONCE(sc->tun.idle_ms, tun.idle_ms);
 		WRITE_ONCE(sc->tun.wb_inflight, tun.wb_inflight);
 		WRITE_ONCE(sc->tun.commit_ms, tun.commit_ms);
+		WRITE_ONCE(sc->tun.error_threshold, tun.error_threshold);
 		stash_seq_init(&sc->seq, (u64)tun.seq_cutoff_kb * 2);
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -836,6 +887,8 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 		DMWARN_LIMIT("%s", err);
 		return r;
 	}
+	/* A lower error_threshold may be reached already. */
+	check_errors(sc);
 	/* New watermarks or idle time may call for writeback now. */
 	stash_wb_kick(sc);
 	wake_up(&sc->wb_wait);
@@ -932,7 +985,10 @@ static int stash_preresume(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
-	return sc->is_volatile ? 0 : stash_md_resume(sc);
+	/* A failed cache no longer uses its metadata: it passes I/O on. */
+	if (sc->is_volatile || stash_cache_failed(sc))
+		return 0;
+	return stash_md_resume(sc);
 }
 
 static void stash_resume(struct dm_target *ti)

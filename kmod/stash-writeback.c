@@ -196,8 +196,10 @@ static void run_read_done(unsigned long error, void *context)
 {
 	struct stash_wb_run *run = context;
 
-	if (error)
+	if (error) {
 		run->failed = true;
+		stash_cache_error(run->sc);
+	}
 	if (atomic_dec_and_test(&run->reads_pending))
 		complete(&run->reads_done);
 }
@@ -345,7 +347,8 @@ static bool start_pass_locked(struct stash_cache *sc)
 	if (time_before(jiffies, sc->wb_backoff_until))
 		return false;
 	drain = sc->drain_requested || !bio_list_empty(&sc->flush_waiting) ||
-		READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK;
+		READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK ||
+		stash_cache_failed(sc);
 	/* Writes waiting for a slot start writeback whatever the watermark. */
 	if (!drain && !sc->need_space &&
 	    !stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
@@ -367,6 +370,23 @@ static bool start_pass_locked(struct stash_cache *sc)
 	return true;
 }
 
+/*
+ * Under sc->lock: after a pass with errors, the next one waits, twice as
+ * long as last time (STASH_WB_BACKOFF_MIN_MS..STASH_WB_BACKOFF_MAX_MS); a
+ * pass without errors ends the back-off.
+ */
+static void backoff_locked(struct stash_cache *sc, bool failed)
+{
+	if (!failed) {
+		sc->wb_backoff_ms = 0;
+		return;
+	}
+	sc->wb_backoff_ms = clamp_t(u32, sc->wb_backoff_ms * 2,
+				    STASH_WB_BACKOFF_MIN_MS,
+				    STASH_WB_BACKOFF_MAX_MS);
+	sc->wb_backoff_until = jiffies + msecs_to_jiffies(sc->wb_backoff_ms);
+}
+
 /* Under sc->lock; the lock is dropped and taken again. */
 static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
 	__must_hold(&sc->lock)
@@ -376,9 +396,10 @@ static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
 
 	sc->pass_active = false;
 	stash_bitmap_zero(&sc->pass);
-	if (failed)
-		sc->wb_backoff_until = jiffies +
-				       msecs_to_jiffies(STASH_WB_ERROR_BACKOFF_MS);
+	backoff_locked(sc, failed);
+	/* A drain that left blocks dirty is still wanted: retry it. */
+	if (failed && sc->pass_is_drain)
+		sc->drain_requested = true;
 	if (sc->pass_is_drain) {
 		sc->drains_completed++;
 		bio_list_merge(&flushes, &sc->flush_pass);

@@ -261,7 +261,7 @@ static int block_device(const char *cmd, const char *what, const char *path,
 
 static const char *const tunable_names[] = {
 	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
-	"writeback_inflight", "commit_ms",
+	"writeback_inflight", "commit_ms", "error_threshold",
 };
 
 /* Index of tunable @key in tunable_names[], or -1. */
@@ -343,7 +343,8 @@ int cmd_create(int argc, char **argv)
 				return usage_error(o.cmd, "unknown tunable '%s' "
 						   "(sequential_cutoff, high_watermark, "
 						   "low_watermark, idle_ms, "
-						   "writeback_inflight, commit_ms)", optarg);
+						   "writeback_inflight, commit_ms, "
+						   "error_threshold)", optarg);
 			if (parse_u64(eq + 1, &v) || v > UINT32_MAX)
 				return usage_error(o.cmd, "bad value '%s' for %s: "
 						   "a whole number", eq + 1, optarg);

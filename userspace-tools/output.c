@@ -66,6 +66,12 @@ const char *dev_path(char *buf, size_t len, uint32_t major, uint32_t minor)
 	return buf;
 }
 
+/* As dmsetup status's cache_state says it. */
+static const char *cache_state(const struct stash_ioc_status *st)
+{
+	return st->flags & STASH_IOC_F_CACHE_FAILED ? "failed" : "ok";
+}
+
 /* As dmsetup status says it: volatile, persistent or failed. */
 const char *metadata_state(const struct stash_ioc_status *st)
 {
@@ -186,6 +192,14 @@ void print_tunables_json_body(FILE *f, const struct stash_ioc_tunables *t,
 			tunable_descs[i].key, tunable(t, &tunable_descs[i]));
 }
 
+/* error_threshold: a tunable kept outside struct stash_ioc_tunables. */
+static void error_threshold_json(FILE *f, const struct stash_ioc_status *st,
+				 const char *indent)
+{
+	fprintf(f, ",%s\"error_threshold\": %llu", indent,
+		(unsigned long long)st->error_threshold);
+}
+
 /* The JSON form: pretty, or all on one line. */
 static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 {
@@ -225,11 +239,14 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 		(unsigned long long)st->drains_started,
 		(unsigned long long)st->drains_completed,
 		(unsigned long long)st->metadata_seq);
+	fprintf(f, ",%s\"cache_state\": \"%s\", \"writeback_retry_ms\": %llu", nl,
+		cache_state(st), (unsigned long long)st->writeback_retry_ms);
 	fprintf(f, ",%s\"counters\": {", nl);
 	print_counters_json_body(f, &st->counters, nl2);
 	fprintf(f, "%s}", nl);
 	fprintf(f, ",%s\"tunables\": {", nl);
 	print_tunables_json_body(f, &st->tunables, nl2);
+	error_threshold_json(f, st, nl2);
 	fprintf(f, "%s}", nl);
 	fprintf(f, "%s}\n", pretty ? "\n" : " ");
 }
@@ -305,6 +322,9 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 		path : "?", st->cache_major, st->cache_minor,
 		fmt_bytes(b1, sizeof(b1), st->cache_blocks * block),
 		metadata_state(st));
+	if (st->flags & STASH_IOC_F_CACHE_FAILED)
+		fprintf(f, "  %-18s %s\n", "cache state",
+			"failed: I/O goes to the origin, dirty blocks are being written back");
 	fprintf(f, "  %-18s %s (%u sectors)\n", "block size",
 		fmt_bytes(b1, sizeof(b1), block), st->block_sectors);
 	fprintf(f, "  %-18s %14llu of %llu blocks, %s (%s)\n", "used",
@@ -328,6 +348,9 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 			(unsigned long long)st->metadata_seq,
 			st->flags & STASH_IOC_F_METADATA_FAILED ?
 			", FAILED: writes that need a commit are refused" : "");
+	if (st->writeback_retry_ms)
+		fprintf(f, "  %-18s %14llu ms after errors\n", "writeback retry",
+			(unsigned long long)st->writeback_retry_ms);
 	fprintf(f, "  %-18s %14u bytes per block, %s in all\n", "kernel RAM",
 		st->ram_per_block,
 		fmt_bytes(b1, sizeof(b1), (uint64_t)st->ram_per_block * st->cache_blocks));
@@ -338,6 +361,8 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 	counter_lines(f, st, prev, interval);
 	fprintf(f, "tunables\n");
 	tunable_lines(f, &st->tunables);
+	fprintf(f, "  %-18s %14llu\n", "error_threshold",
+		(unsigned long long)st->error_threshold);
 }
 
 void print_counters(FILE *f, const struct stash_ioc_status *st)

@@ -63,6 +63,8 @@ bad set sequential_cutoff 4194305
 bad set idle_ms ""
 bad set commit_ms 0
 bad set commit_ms 60001
+bad set error_threshold 1000000001
+bad set error_threshold -1
 bad set metadata volatile
 assert_eq 0 "$failures" "bad messages that succeeded or changed something"
 
@@ -85,6 +87,9 @@ setok low_watermark 20
 setok commit_ms 1
 setok commit_ms 60000
 setok commit_ms 1000
+setok error_threshold 1000000000
+setok error_threshold 0
+setok error_threshold 64
 assert_eq 0 "$(delta "$st0" "$(status_line "$vol")" written_back)" "writeback caused by the set messages"
 assert_eq "$table0" "$(dmsetup table "$dev")" "the table after set (it keeps the constructor's options)"
 

@@ -13,7 +13,8 @@ origin=/dev/ram1 cache=/dev/ram0
 name=${STASH_DM_PREFIX}c61
 
 "$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough \
-	--set high_watermark=60 || die "create"
+	--set high_watermark=60 --set commit_ms=60000 || die "create"
+# (No periodic commit: "commits" must not move between the samples compared.)
 dev=/dev/mapper/$name
 # Hits, misses, promotions: read a range three times (the promotion
 # filter admits a block on its second miss), write a little.
@@ -53,6 +54,8 @@ eq("writeback_blocks", o["writeback_blocks"], st["writeback"])
 eq("ram_per_block", o["ram_per_block"], st["ram_per_block"])
 eq("writeback_rate", o["writeback_rate"], st["writeback_rate"])
 eq("metadata", o["metadata"], st["metadata"])
+eq("cache_state", o["cache_state"], st["cache_state"])
+eq("writeback_retry_ms", o["writeback_retry_ms"], st["writeback_retry_ms"])
 for k, v in o["counters"].items():
     eq(k, v, st[k])
 for k, v in o["tunables"].items():
@@ -63,7 +66,8 @@ want = {"read_hits", "read_misses", "write_hits", "write_misses", "promotions",
 if set(o["counters"]) != want:
     fail.append(f"counters {sorted(o['counters'])}")
 if set(o["tunables"]) != {"sequential_cutoff", "high_watermark", "low_watermark",
-                          "idle_ms", "writeback_inflight", "commit_ms"}:
+                          "idle_ms", "writeback_inflight", "commit_ms",
+                          "error_threshold"}:
     fail.append(f"tunables {sorted(o['tunables'])}")
 for k in ("writeback_passes", "drains_started", "drains_completed", "metadata_seq"):
     if not isinstance(o[k], int):
@@ -138,14 +142,14 @@ out=$("$stashctl" get "$name") || die "get"
 echo "$out"
 assert_match "^high_watermark +60 % +1\.\.100$" "$out" "get high_watermark"
 assert_match "^idle_ms +2000 ms +0\.\.3600000$" "$out" "get idle_ms"
-assert_eq 6 "$(grep -cE '^[a-z_]+ +[0-9]+' <<<"$out")" "tunables listed by get"
+assert_eq 7 "$(grep -cE '^[a-z_]+ +[0-9]+' <<<"$out")" "tunables listed by get"
 assert_eq "$(stash_status_field "$name" idle_ms)" "$("$stashctl" get "$name" idle_ms)" "get idle_ms"
 json=$("$stashctl" get "$name" --json) || die "get --json"
 python3 - "$json" "$(dmsetup status "$name")" <<'EOF' || die "get --json disagrees"
 import json, sys
 o = json.loads(sys.argv[1])
 st = dict(f.split("=", 1) for f in sys.argv[2].split()[3:])
-assert len(o) == 6 and all(str(v) == st[k] for k, v in o.items()), o
+assert len(o) == 7 and all(str(v) == st[k] for k, v in o.items()), o
 EOF
 dmsetup message "$name" 0 set idle_ms 1234 || die "dmsetup message"
 assert_eq 1234 "$("$stashctl" get "$name" idle_ms)" "get after dmsetup message"

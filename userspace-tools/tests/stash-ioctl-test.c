@@ -478,7 +478,7 @@ static void test_tunables(void)
 		if (i + 1 >= count)
 			break;
 	}
-	result(count == 6 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
+	result(count == 7 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
 	if (!count)
 		return;
 

@@ -77,12 +77,16 @@ enum stash_uapi_mode {
  * the cache device: suspend and removal write dirty blocks back first) or
  * keeps METADATA on the cache device (dirty blocks stay there across
  * suspend, removal and crashes); METADATA_FAILED: a metadata commit failed,
- * writes that need one are refused and so is resume.
+ * writes that need one are refused and so is resume.  CACHE_FAILED: the
+ * cache device failed (error_threshold errors, or it is gone): I/O goes to
+ * the origin and the dirty blocks are written back as far as they can be
+ * read.
  */
 #define STASH_IOC_F_LIVE		0x1u	/* the table is resumed, serving I/O */
 #define STASH_IOC_F_VOLATILE		0x2u
 #define STASH_IOC_F_METADATA		0x4u
 #define STASH_IOC_F_METADATA_FAILED	0x8u
+#define STASH_IOC_F_CACHE_FAILED	0x10u
 
 /* Which cache: a NUL-terminated name, or major:minor; exactly one. */
 struct stash_ioc_cache {
@@ -241,7 +245,9 @@ struct stash_ioc_status {
 	__u64 drains_started;
 	__u64 drains_completed;
 	__u64 metadata_seq;		/* sequence of the last metadata commit; 0 if volatile */
-	__u64 reserved[4];		/* must be zero */
+	__u64 error_threshold;		/* tunable: cache errors that fail it */
+	__u64 writeback_retry_ms;	/* writeback back-off now; 0 = none */
+	__u64 reserved[2];		/* must be zero */
 };
 
 #define STASH_IOCTL_MAGIC	0xFC	/* next to device-mapper's 0xFD */
