@@ -40,6 +40,9 @@ SHELL    := /bin/bash
 DEBUG_KDIR         ?= $(CURDIR)/build/debug-kernel
 DEBUG_TEST_TIMEOUT ?= 3600
 DEBUG_VM_TIMEOUT   ?= 21600
+# Unmerged slab caches: the module's own kmem_cache keeps its name in
+# /sys/kernel/slab, so that failslab can target it and its objects count.
+DEBUG_VM_APPEND    ?= slab_nomerge
 # check-rt: where the PREEMPT_RT image is unpacked; its timeouts.
 RT_DIR             ?= $(CURDIR)/build/rt
 RT_VM_TIMEOUT      ?= 7200
@@ -138,7 +141,7 @@ check-debug:
 	kver=$$(cat $(DEBUG_KDIR)/kernelrelease) && \
 	STASH_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage STASH_VM_KVER=$$kver \
 	STASH_VM_MODDIR=$(DEBUG_KDIR)/modroot/lib/modules/$$kver \
-	STASH_TEST_TIMEOUT=$(DEBUG_TEST_TIMEOUT) \
+	STASH_TEST_TIMEOUT=$(DEBUG_TEST_TIMEOUT) STASH_VM_APPEND="$(DEBUG_VM_APPEND)" \
 	tests/vm/run-vm.sh --timeout $(DEBUG_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
 
 # The PREEMPT_RT lane: Debian's rt kernel, unpacked into $(RT_DIR) rather

@@ -26,6 +26,7 @@
 # module tree (DIR/modules.builtin ...; the guest sees it as
 # /lib/modules/KVER) and STASH_VM_KVER=KVER (make check-debug does that).
 # Modules the kernel has built in are left out of the initramfs.
+# STASH_VM_APPEND adds to the kernel command line.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -195,6 +196,7 @@ cmdline+=" softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_che
 cmdline+=" rdinit=/init stash_repo=$REPO stash_out=$OUT stash_nonce=$nonce"
 cmdline+=" stash_cmd=$VMDIR/guest-cmd.sh"
 [ "$moddir" = "/lib/modules/$kver" ] || cmdline+=" stash_moddir=$moddir"
+cmdline+="${STASH_VM_APPEND:+ $STASH_VM_APPEND}"
 
 qemu=(qemu-system-x86_64
 	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
