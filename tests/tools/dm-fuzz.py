@@ -577,6 +577,7 @@ def run_failnth(dm, args, r):
         elif live:
             raise Failure(f"create: n={n}: failed ({err}) but a table is live")
         cleanup_create()
+    cleanup_create()        # the last, uninjected, create succeeded
     total_create = injected
     # 2. On a live device: identical reload, suspend/resume, messages.
     create_load_resume()
