@@ -42,8 +42,10 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 stashout "$stash_
 fi
 export STASH_OUT="$stash_out" STASH_IN_VM=1
 
-# A kernel built outside Debian (make check-debug) brings its module tree.
-if [ -n "${stash_moddir:-}" ] && [ ! -d "/lib/modules/$(uname -r)" ]; then
+# A kernel that is not installed (make check-debug, check-rt) brings its
+# module tree.  (/lib/modules/KVER may exist anyway: a headers package
+# makes it, with only the build link in it.)
+if [ -n "${stash_moddir:-}" ]; then
 	mkdir -p "/lib/modules/$(uname -r)" &&
 		mount --bind "$stash_moddir" "/lib/modules/$(uname -r)" ||
 		echo "stash-vm: cannot mount the module tree $stash_moddir"
