@@ -230,7 +230,11 @@ int stash_md_create(struct stash_cache *sc)
 
 	mutex_init(&sc->commit_lock);
 	bio_list_init(&sc->commit_waiting);
-	sc->md_buf_pages = min_t(u32, pages, STASH_MD_MAX_COMMIT_PAGES);
+	/*
+	 * At least two pages: load_metadata() reads both copies of a page
+	 * into md_buf at once, also when the map has a single page.
+	 */
+	sc->md_buf_pages = clamp_t(u32, pages, 2, STASH_MD_MAX_COMMIT_PAGES);
 	sc->md_buf = vmalloc(array_size(sc->md_buf_pages, STASH_MD_BLOCK_BYTES));
 	sc->md_buf_index = kvcalloc(sc->md_buf_pages, sizeof(u32), GFP_KERNEL);
 	sc->md_page_loc = bitmap_zalloc(pages, GFP_KERNEL);
