@@ -97,6 +97,12 @@ for fs in $fss; do
 		fs_drop_caches
 		fs_mount "$vol" "$mnt" ro
 		check_tree "$fs/$mode on the volume after the flush"
+		# Again, with what the first pass promoted read from the cache.
+		fs_umount "$mnt"
+		fs_drop_caches
+		fs_mount "$vol" "$mnt" ro
+		check_tree "$fs/$mode on the volume, second read"
+		log "$(status_line "$vol")"
 		fs_umount "$mnt"
 		stash_remove "$vol"
 		# The origin alone (through its dm-linear), read-only.

@@ -29,26 +29,28 @@ settle() {
 
 # cycle N: one device: create, write 64 blocks, read them back, drain a
 # write-back one, remove, and wipe the cache so that the next one formats.
+# The cycles repeat every 6 (3 modes, persistent or volatile, 6 places in
+# the origin), so that after 6 warm-up cycles brd has every page they touch.
 cycle() {
-	local n=$1 modes=(writearound writethrough writeback) mode opts=()
+	local n=$1 modes=(writearound writethrough writeback) mode opts=() at=$(($1 % 6 * 64))
 
 	mode=${modes[$((n % 3))]}
 	[ $((n / 3 % 2)) = 1 ] && opts=(volatile)
 	stash_create cyc "$ORIGIN" "$CACHE" "$mode" sequential_cutoff 0 "${opts[@]}"
-	put "$STASH_DEV" "$tmp/data" $((n % 100 * 64))
-	same "$STASH_DEV" $((n % 100 * 64)) "$tmp/data" || die "cycle $n ($mode ${opts[*]}): data reads back wrong"
+	put "$STASH_DEV" "$tmp/data" $at
+	same "$STASH_DEV" $at "$tmp/data" || die "cycle $n ($mode ${opts[*]}): data reads back wrong"
 	if [ "$mode" = writeback ]; then
 		[ "$(sf "$STASH_DEV" dirty)" -gt 0 ] || die "cycle $n: write-back left nothing dirty"
 		drain "$STASH_DEV"
 	fi
 	stash_remove "$STASH_DEV"
-	same "$ORIGIN" $((n % 100 * 64)) "$tmp/data" || die "cycle $n ($mode ${opts[*]}): origin wrong after remove"
+	same "$ORIGIN" $at "$tmp/data" || die "cycle $n ($mode ${opts[*]}): origin wrong after remove"
 	wipe_sb "$CACHE"
 }
 
 [ -e "/sys/kernel/slab/$SLAB" ] || die "no /sys/kernel/slab/$SLAB with the module loaded"
 # Warm up (first-use allocations, brd pages of the blocks the cycles write).
-for n in 0 1 2 3 4 5; do cycle $n; done
+for n in 0 1 2 3 4 5 6 7 8 9 10 11; do cycle $n; done
 settle
 free0=$(mem MemFree) slab0=$(mem SUnreclaim)
 t0=$(date +%s)

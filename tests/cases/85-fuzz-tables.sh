@@ -17,12 +17,12 @@ on_exit "echo $old >/proc/sys/kernel/printk_devkmsg"
 # A persistent cache whose map fits one metadata page (32 blocks of 1 MiB)
 # reloads: the load reads both copies of a page into a buffer that must
 # hold two (it once held one, and the load wrote past it).
-stash_create onepage /dev/ram0 /dev/ram1 writeback 2 block_size 2048
+stash_create onepage /dev/ram0 /dev/ram1 writeback block_size 2048
 dd if=/dev/urandom of=/dev/shm/85-data bs=1M count=2 status=none
 on_exit "rm -f /dev/shm/85-data"
 dd if=/dev/shm/85-data of="$STASH_DEV" bs=1M oflag=direct status=none
 stash_remove "$STASH_DEV"
-stash_create onepage /dev/ram0 /dev/ram1 writeback 2 block_size 2048
+stash_create onepage /dev/ram0 /dev/ram1 writeback block_size 2048
 assert_ok "data after reloading a one-page persistent cache" \
 	cmp -s <(dd if="$STASH_DEV" bs=1M count=2 iflag=direct status=none) /dev/shm/85-data
 stash_remove "$STASH_DEV"
