@@ -11,7 +11,10 @@ secs=30
 cache_setup 64 12
 tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
-stash_create conc "$ORIGIN" "$CACHE" writeback sequential_cutoff 0 low_watermark 5
+# commit_ms 20: the live table commits its metadata between a reload's
+# table load and its resume (the new table must not trust the superblock
+# its constructor read).
+stash_create conc "$ORIGIN" "$CACHE" writeback sequential_cutoff 0 low_watermark 5 commit_ms 20
 vol=$STASH_DEV
 table=$(dmsetup table "$vol")
 
@@ -57,6 +60,11 @@ on_exit "touch $tmp/stop; wait $fio_loop"
 mode_loop=$!
 on_exit "touch $tmp/stop; wait $mode_loop"
 
+# A failure below can leave the volume suspended with fio's I/O queued on
+# it: replace its table with an error target, so that fio ends and the
+# waits above return.
+on_exit "dmsetup info $vol 2>/dev/null | grep -q SUSPENDED && dmsetup remove --force $vol"
+
 # Suspend/resume and identical reloads, one after the other.
 end=$(($(date +%s) + secs))
 susp=0 reloads=0
@@ -66,6 +74,7 @@ while [ "$(date +%s)" -lt "$end" ] && [ ! -e "$tmp/fail" ]; do
 	assert_ok "resume" timeout 120 dmsetup resume "$vol"
 	susp=$((susp + 1))
 	assert_ok "load the same table" timeout 120 dmsetup load "$vol" --table "$table"
+	sleep 0.3
 	assert_ok "resume with the reloaded table" timeout 120 dmsetup resume "$vol"
 	reloads=$((reloads + 1))
 	sleep 0.5
