@@ -5,6 +5,10 @@
 #   make check         build, unit tests, then the test suite in a QEMU VM
 #                      (TEST="name ..." runs only those tests)
 #   make check-native  the test suite on this machine (root, module loading)
+#   make check-debug   the test suite on a debug kernel (KASAN, lockdep,
+#                      kmemleak, fault injection) built once from
+#                      linux-source-6.1 into build/debug-kernel (TEST=...)
+#   make check-rt      the test suite on Debian's PREEMPT_RT kernel (TEST=...)
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -16,14 +20,15 @@
 #   make clean
 #
 # KDIR is the kernel build tree: the running kernel's if it has one, else the
-# newest generic /usr/src/linux-headers-*-amd64 (not -cloud-amd64 or
-# -rt-amd64, which "make check-build" covers).  Give KDIR=... to override.
+# newest generic /usr/src/linux-headers-*-amd64 (not -rt, not -cloud).  Give
+# KDIR=... to override.
 
-KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -E -- '-[0-9]+-amd64$$' | sort -V | tail -n1; fi)
+KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V | tail -n1; fi)
 
-# The kernel the test VM boots (newest Debian 6.1 image) and, unless KDIR was
-# given, the build tree that matches it, so that the VM can load the module.
-VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -v -e '-rt-amd64$$' -e '-cloud-amd64$$' | sort -V | tail -n1)
+# The kernel the test VM boots (newest generic Debian 6.1 image) and, unless
+# KDIR was given, the build tree that matches it, so that the VM can load the
+# module.
+VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V | tail -n1)
 ifeq ($(origin KDIR),file)
 VM_KDIR = $(or $(realpath /lib/modules/$(VM_KVER)/build),$(KDIR))
 else
@@ -34,11 +39,26 @@ TEST     ?=
 VM_ARGS  ?=
 SHELL    := /bin/bash
 
+# check-debug: the debug kernel's build folder (also the KDIR the module is
+# built against), the per-test and whole-run timeouts (the debug kernel is
+# several times slower under emulation).
+DEBUG_KDIR         ?= $(CURDIR)/build/debug-kernel
+DEBUG_TEST_TIMEOUT ?= 3600
+DEBUG_VM_TIMEOUT   ?= 21600
+# Unmerged slab caches: the module's own kmem_cache keeps its name in
+# /sys/kernel/slab, so that failslab can target it and its objects count.
+DEBUG_VM_APPEND    ?= slab_nomerge
+# check-rt: where the PREEMPT_RT image is unpacked; its timeouts.
+RT_DIR             ?= $(CURDIR)/build/rt
+RT_VM_TIMEOUT      ?= 7200
+
 DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
 	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
 	xz-utils zstd util-linux procps dkms linux-headers-cloud-amd64 \
 	linux-headers-rt-amd64 nbd-server nbd-client
+# What building the debug kernel needs on top.
+DEBUG_DEPS := bc bison flex libelf-dev libssl-dev dwarves
 
 LINUX_SRC        := /usr/src/linux-source-6.1
 LINUX_SRC_TARBALL := /usr/src/linux-source-6.1.tar.xz
@@ -114,6 +134,36 @@ check-native:
 	@$(MAKE) --no-print-directory all tests-tools
 	tests/run $(TEST)
 
+# The debug lane: the kernel is built once (tests/vm/build-debug-kernel.sh
+# keeps it until its config fragment changes), the module is built against
+# it, and the suite runs with longer timeouts.  The runner fails a test on a
+# KASAN/lockdep/kmemleak report in its kernel log and ends with a kmemleak
+# scan (see tests/run).
+check-debug:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory deps DEPS="$(DEBUG_DEPS)"
+	tests/vm/build-debug-kernel.sh $(DEBUG_KDIR)
+	@$(MAKE) --no-print-directory all KDIR=$(DEBUG_KDIR)
+	@$(MAKE) --no-print-directory tests-tools
+	kver=$$(cat $(DEBUG_KDIR)/kernelrelease) && \
+	STASH_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage STASH_VM_KVER=$$kver \
+	STASH_VM_MODDIR=$(DEBUG_KDIR)/modroot/lib/modules/$$kver \
+	STASH_TEST_TIMEOUT=$(DEBUG_TEST_TIMEOUT) STASH_VM_APPEND="$(DEBUG_VM_APPEND)" \
+	tests/vm/run-vm.sh --timeout $(DEBUG_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
+
+# The PREEMPT_RT lane: Debian's rt kernel, unpacked into $(RT_DIR) rather
+# than installed (see tests/vm/get-rt-kernel.sh), the module built against
+# its headers.
+check-rt:
+	@$(MAKE) --no-print-directory deps
+	@set -e; info=$$(tests/vm/get-rt-kernel.sh $(RT_DIR)); \
+	kver=$$(sed -n 1p <<<"$$info"); \
+	$(MAKE) --no-print-directory all KDIR=/usr/src/linux-headers-$$kver; \
+	$(MAKE) --no-print-directory tests-tools; \
+	STASH_VM_KERNEL=$$(sed -n 2p <<<"$$info") STASH_VM_KVER=$$kver \
+	STASH_VM_MODDIR=$$(sed -n 3p <<<"$$info") \
+	tests/vm/run-vm.sh --timeout $(RT_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
+
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory vm-build
@@ -159,10 +209,15 @@ clean:
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
 	$(MAKE) -C bench/sim clean
-	rm -rf build
+	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt -exec rm -rf {} + 2>/dev/null || true
 
-.PHONY: all module tools have-kdir deps unit tests-tools check vm-build vm-check \
-	check-native demo lint clean
+# The debug kernel (a 30-minute build) and the unpacked rt kernel survive
+# "make clean"; this removes them.
+clean-kernels:
+	rm -rf $(DEBUG_KDIR) $(RT_DIR)
+
+.PHONY: check-debug check-rt all module tools have-kdir deps unit tests-tools check vm-build vm-check \
+	check-native demo lint clean clean-kernels
 
 # DKMS build of a copy of the tree and W=1 builds against each Debian 6.1
 # header flavour (tests/build/check-build.sh).

@@ -316,7 +316,11 @@ int stash_md_create(struct stash_cache *sc)
 
 	mutex_init(&sc->commit_lock);
 	bio_list_init(&sc->commit_waiting);
-	sc->md_buf_pages = min_t(u32, pages, STASH_MD_MAX_COMMIT_PAGES);
+	/*
+	 * At least two pages: load_metadata() reads both copies of a page
+	 * into md_buf at once, also when the map has a single page.
+	 */
+	sc->md_buf_pages = clamp_t(u32, pages, 2, STASH_MD_MAX_COMMIT_PAGES);
 	sc->md_buf = vmalloc(array_size(sc->md_buf_pages, STASH_MD_BLOCK_BYTES));
 	sc->md_buf_index = kvcalloc(sc->md_buf_pages, sizeof(u32), GFP_KERNEL);
 	sc->md_page_loc = bitmap_zalloc(pages, GFP_KERNEL);
@@ -363,7 +367,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		     u64 *page_seq, u64 *scratch)
 {
 	u64 seq[2] = { 0, 0 };
-	const char *why = "";
+	const char *why = "sequence newer than the superblock's";
 	bool ok[2];
 	int k, best = -1;
 
@@ -422,11 +426,47 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 	return 0;
 }
 
+/*
+ * Read the superblock again at the first resume: on a table reload the
+ * constructor read it while the previous table was still live and
+ * committing, and that table's later commits (the last one at its suspend)
+ * carry newer sequence numbers and the clean flag.  The geometry must not
+ * have changed.
+ */
+static int reread_superblock(struct stash_cache *sc)
+{
+	const struct stash_geometry *g = &sc->geo;
+	const char *why = "I/O error";
+	struct stash_sb sb;
+	bool blank;
+	int r;
+
+	r = read_superblock(sc, &sb, &blank, &why);
+	if (r) {
+		DMERR("cannot read the superblock again: %s", why);
+		return r == -ENOENT ? -EINVAL : r;
+	}
+	if (sb.geo.origin_sectors != g->origin_sectors ||
+	    sb.geo.cache_sectors != g->cache_sectors ||
+	    sb.geo.md_start != g->md_start || sb.geo.data_start != g->data_start ||
+	    sb.geo.block_sectors != g->block_sectors ||
+	    sb.geo.nr_cblocks != g->nr_cblocks || sb.geo.md_pages != g->md_pages) {
+		DMERR("the superblock's geometry changed since the table was loaded");
+		return -EINVAL;
+	}
+	sc->sb = sb;
+	return 0;
+}
+
 static int load_metadata(struct stash_cache *sc)
 {
 	u32 pages = sc->geo.md_pages, p, i, chunk;
 	u64 *entries, *scratch, *page_seq;
-	int r = 0;
+	int r;
+
+	r = reread_superblock(sc);
+	if (r)
+		return r;
 
 	entries = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	scratch = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);

@@ -6,7 +6,7 @@
 # runs the command run-vm.sh wrote to $stash_cmd, prints its exit
 # status as a marker line for the host, and powers off.
 # Environment (from the kernel command line): stash_repo, stash_out,
-# stash_cmd, stash_nonce.
+# stash_cmd, stash_nonce, stash_moddir (optional).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LANG=C.UTF-8
 export DM_DISABLE_UDEV=1
@@ -41,6 +41,15 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 stashout "$stash_
 	finish 125
 fi
 export STASH_OUT="$stash_out" STASH_IN_VM=1
+
+# A kernel that is not installed (make check-debug, check-rt) brings its
+# module tree.  (/lib/modules/KVER may exist anyway: a headers package
+# makes it, with only the build link in it.)
+if [ -n "${stash_moddir:-}" ]; then
+	mkdir -p "/lib/modules/$(uname -r)" &&
+		mount --bind "$stash_moddir" "/lib/modules/$(uname -r)" ||
+		echo "stash-vm: cannot mount the module tree $stash_moddir"
+fi
 
 # Extra disks (--disk) are virtio-blk.
 modprobe virtio_blk 2>/dev/null

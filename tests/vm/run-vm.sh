@@ -19,6 +19,14 @@
 #
 # Only one VM runs at a time on the machine: the launcher holds an exclusive
 # flock on /tmp/dm-stash-vm.lock for the whole run and waits for it if busy.
+#
+# The kernel: Debian's newest /boot/vmlinuz-6.1.*-amd64, or the installed
+# kernel STASH_VM_KVER names (e.g. 6.1.0-56-rt-amd64), or a kernel image of
+# one's own: STASH_VM_KERNEL=PATH (bzImage) with STASH_VM_MODDIR=DIR, its
+# module tree (DIR/modules.builtin ...; the guest sees it as
+# /lib/modules/KVER) and STASH_VM_KVER=KVER (make check-debug does that).
+# Modules the kernel has built in are left out of the initramfs.
+# STASH_VM_APPEND adds to the kernel command line.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -70,8 +78,15 @@ else
 	[ -n "$kernel" ] || die "no /boot/vmlinuz-6.1.*-amd64 (make deps)"
 	kver=${kernel#/boot/vmlinuz-}
 fi
-kernel=/boot/vmlinuz-$kver
-moddir=/lib/modules/$kver
+if [ -n "${STASH_VM_KERNEL:-}" ]; then
+	[ -n "${STASH_VM_KVER:-}" ] && [ -n "${STASH_VM_MODDIR:-}" ] ||
+		die "STASH_VM_KERNEL needs STASH_VM_KVER and STASH_VM_MODDIR"
+	kernel=$(realpath -e "$STASH_VM_KERNEL") || die "no kernel image $STASH_VM_KERNEL"
+	moddir=$(realpath -e "$STASH_VM_MODDIR") || die "no module tree $STASH_VM_MODDIR"
+else
+	kernel=/boot/vmlinuz-$kver
+	moddir=/lib/modules/$kver
+fi
 [ -r "$kernel" ] || die "$kernel not readable"
 [ -d "$moddir" ] || die "$moddir missing"
 mkdir -p "$VMDIR"
@@ -106,16 +121,30 @@ find_module() {
 	return 1
 }
 
+# builtin NAME: is module NAME built into the kernel?
+builtin() {
+	[ -f "$moddir/modules.builtin" ] &&
+		sed 's|.*/||; s|\.ko$||; s|-|_|g' "$moddir/modules.builtin" | grep -qx "${1//-/_}"
+}
+
+initramfs_modules=()
 module_files=()
 for m in "${INITRAMFS_MODULES[@]}"; do
-	f=$(find_module "$m") || die "module $m not found under $moddir"
+	builtin "$m" && continue
+	if ! f=$(find_module "$m"); then
+		# A kernel of one's own has what it needs built in, and may
+		# lack the rest (fscache, say): the boot shows if not.
+		[ -z "${STASH_VM_KERNEL:-}" ] || continue
+		die "module $m not found under $moddir"
+	fi
+	initramfs_modules+=("$m")
 	module_files+=("$f")
 done
 
 initramfs=$VMDIR/initramfs-$kver.cpio
 stamp=$VMDIR/initramfs-$kver.stamp
 inputs=$({
-	stat -L -c '%n %s %Y' /bin/busybox "${module_files[@]}"
+	stat -L -c '%n %s %Y' /bin/busybox "$kernel" "${module_files[@]}"
 	sha256sum "$REPO/tests/vm/init.sh" "${BASH_SOURCE[0]}"
 } | sha256sum | cut -d' ' -f1)
 
@@ -129,8 +158,8 @@ if [ ! -f "$initramfs" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
 		ln -s busybox "$stage/bin/$a"
 	done
 	: >"$stage/modules.list"
-	for i in "${!INITRAMFS_MODULES[@]}"; do
-		m=${INITRAMFS_MODULES[$i]} f=${module_files[$i]}
+	for i in "${!initramfs_modules[@]}"; do
+		m=${initramfs_modules[$i]} f=${module_files[$i]}
 		case $f in
 		*.ko.xz)  xz -dc "$f" ;;
 		*.ko.zst) zstd -qdc "$f" ;;
@@ -171,6 +200,8 @@ cmdline="console=ttyS0 loglevel=5 panic_on_warn=1 oops=panic hung_task_panic=1"
 cmdline+=" softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_check edd=off"
 cmdline+=" rdinit=/init stash_repo=$REPO stash_out=$OUT stash_nonce=$nonce"
 cmdline+=" stash_cmd=$VMDIR/guest-cmd.sh"
+[ "$moddir" = "/lib/modules/$kver" ] || cmdline+=" stash_moddir=$moddir"
+cmdline+="${STASH_VM_APPEND:+ $STASH_VM_APPEND}"
 
 qemu=(qemu-system-x86_64
 	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
