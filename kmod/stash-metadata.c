@@ -436,14 +436,14 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 static int reread_superblock(struct stash_cache *sc)
 {
 	const struct stash_geometry *g = &sc->geo;
-	const char *why = "I/O error";
+	struct sb_copies copies;
 	struct stash_sb sb;
-	bool blank;
 	int r;
 
-	r = read_superblock(sc, &sb, &blank, &why);
+	r = read_superblock(sc, &sb, &copies);
 	if (r) {
-		DMERR("cannot read the superblock again: %s", why);
+		DMERR("cannot read the superblock again: %s",
+		      r == -ENOENT ? "no valid copy" : "I/O error");
 		return r == -ENOENT ? -EINVAL : r;
 	}
 	if (sb.geo.origin_sectors != g->origin_sectors ||
