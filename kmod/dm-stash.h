@@ -40,7 +40,7 @@ enum stash_mode {
 #define STASH_WIP_SLOTS			1024
 /* Writeback: runs in flight at most, and the bytes one run may merge. */
 #define STASH_WB_SLOTS			8
-#define STASH_WB_RUN_BYTES		(1u << 20)
+#define STASH_WB_RUN_BYTES		(1024u * 1024)
 #define STASH_WB_BATCH			4096	/* candidates sorted per round */
 #define STASH_DEFAULT_HIGH_WM		50	/* percent dirty */
 #define STASH_DEFAULT_LOW_WM		10

@@ -977,10 +977,12 @@ static bool cut_or_pass_whole(struct stash_cache *sc, struct bio *bio)
 	if (bio_sectors(bio) <= first_sectors)
 		return false;
 	if (bio_op(bio) == REQ_OP_READ) {
+		u64 first = off >> sc->block_shift;
+		u64 last = (off + bio_sectors(bio) - 1) >> sc->block_shift;
+
 		spin_lock_irqsave(&sc->lock, flags);
-		whole = read_goes_whole_locked(sc, bio, off >> sc->block_shift,
-				(off + bio_sectors(bio) - 1) >> sc->block_shift,
-				first_sectors);
+		whole = read_goes_whole_locked(sc, bio, first, last,
+					       first_sectors);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (whole)
 			return true;
