@@ -61,14 +61,14 @@ static void on_signal(int sig)
 
 static const char *const tunable_names[] = {
 	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
-	"writeback_inflight", "commit_ms",
+	"writeback_inflight", "commit_ms", "error_threshold",
 };
 /*
  * Values the core takes without a word: the watermarks in bands that never
  * cross (low below 50, high from 50).
  */
-static const uint64_t quiet_min[] = { 0, 50, 0, 0, 1, 1 };
-static const uint64_t quiet_max[] = { 4u << 20, 100, 49, 3600000, 8, 60000 };
+static const uint64_t quiet_min[] = { 0, 50, 0, 0, 1, 1, 0 };
+static const uint64_t quiet_max[] = { 4u << 20, 100, 49, 3600000, 8, 60000, 1000000 };
 
 /* xorshift64* */
 static uint64_t rnd(void)
