@@ -58,10 +58,14 @@ for ((n = 0; n < cycles; n++)); do cycle $n; done
 settle
 free1=$(mem MemFree) slab1=$(mem SUnreclaim)
 log "$cycles cycles in $(($(date +%s) - t0)) s: MemFree $free0 -> $free1 KiB, SUnreclaim $slab0 -> $slab1 KiB"
-# Allowed growth: 8 MiB for the whole run (page tables, per-cpu caches,
-# dm's own lazily grown structures).  With KASAN, freed memory sits in a
-# quarantine of up to 1/32 of RAM before it is free again.
-bound=8192
+# Allowed growth: 16 MiB for the whole run (page tables, per-cpu caches
+# and page lists, which MemFree does not count, dm's own lazily grown
+# structures).  Alone this run loses about 4 MiB; after the rest of the
+# suite it lost 11 MiB once.  A cache's own large allocations (8 MiB of
+# writeback buffers each) would exceed it in two cycles; slab leaks are
+# checked below.  With KASAN, freed memory sits in a quarantine of up to
+# 1/32 of RAM before it is free again.
+bound=16384
 if grep -qw kasan_report /proc/kallsyms 2>/dev/null; then
 	bound=$(($(mem MemTotal) / 32 + 8192))
 	log "KASAN kernel: bound raised to $bound KiB for its quarantine"
