@@ -351,6 +351,25 @@ static enum stash_action write_origin_locked(struct stash_cache *sc,
 }
 
 /*
+ * Under sc->lock: forget the cached copy @c of @ob, if any, before @bio
+ * goes to the origin, so that no later read finds the old data.
+ */
+static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *sc,
+							    struct bio *bio,
+							    oblock_t ob,
+							    cblock_t c)
+{
+	if (cblock_is_valid(c)) {
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.write_hits++;
+		sc->stats.invalidations++;
+	} else {
+		sc->stats.write_misses++;
+	}
+	return write_origin_locked(sc, bio, ob);
+}
+
+/*
  * Write-around: the origin only.  A cached copy is invalidated before the
  * write is issued, so no later read can find the old data in the cache.
  */
@@ -375,14 +394,7 @@ static enum stash_action stash_write_around(struct stash_cache *sc,
 		spin_unlock_irqrestore(&sc->lock, flags);
 		return stash_write_through(sc, bio, ob);
 	}
-	if (cblock_is_valid(c)) {
-		stash_map_invalidate(&sc->map, c);
-		sc->stats.write_hits++;
-		sc->stats.invalidations++;
-	} else {
-		sc->stats.write_misses++;
-	}
-	action = write_origin_locked(sc, bio, ob);
+	action = invalidate_and_write_origin_locked(sc, bio, ob, c);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return action;
 }
@@ -799,13 +811,8 @@ static enum stash_action failed_write(struct stash_cache *sc, struct bio *bio,
 			return STASH_DEFER;
 		}
 		stash_clear_dirty(sc, from_cblock(c));
-		stash_map_invalidate(&sc->map, c);
-		sc->stats.write_hits++;
-		sc->stats.invalidations++;
-	} else {
-		sc->stats.write_misses++;
 	}
-	action = write_origin_locked(sc, bio, ob);
+	action = invalidate_and_write_origin_locked(sc, bio, ob, c);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return action;
 }
