@@ -191,7 +191,8 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 		return -1;
 	}
 	flags = le32_to_cpu(d->flags);
-	if ((flags & ~STASH_SB_FLAG_CLEAN) || !all_zero(d->reserved, sizeof(d->reserved)) ||
+	if ((flags & ~(STASH_SB_FLAG_CLEAN | STASH_SB_FLAG_NEEDS_CHECK)) ||
+	    !all_zero(d->reserved, sizeof(d->reserved)) ||
 	    le32_to_cpu(d->mode) > 2) {
 		*why = "superblock has unknown flags or fields";
 		return -1;

@@ -32,6 +32,7 @@
 #define STASH_MD_START			16u	/* after the two superblocks */
 #define STASH_MD_ENTRIES_PER_PAGE	510u
 #define STASH_SB_FLAG_CLEAN		1u	/* shut down cleanly */
+#define STASH_SB_FLAG_NEEDS_CHECK	2u	/* a commit failed: check first */
 #define STASH_SB_NAME_BYTES		128u	/* DM_NAME_LEN */
 #define STASH_SB_PATH_BYTES		512u
 #define STASH_SB_OPTIONS_BYTES		256u

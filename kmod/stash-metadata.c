@@ -18,7 +18,11 @@
  *     version, stamped with the new sequence;
  *  4. write superblock copy (seq % 2) with PREFLUSH and FUA: the preflush
  *     makes the pages and every completed data write durable first.
- * Until step 4 completes the previous commit is the valid one.
+ * Until step 4 completes the previous commit is the valid one.  A failed
+ * page or superblock write stops commits for the life of the table
+ * (md_failed) and marks the device "needs check" (mark_needs_check()); a
+ * failed origin flush in step 2 only makes the commit record no cleaned
+ * block, and a later one tries again.
  *
  * A commit that user flushes wait for does not record newly cleaned
  * blocks (it writes them as dirty, as the last commit did), so that an
@@ -93,13 +97,41 @@ static void refresh_name(struct stash_cache *sc)
 		strscpy(sc->md_ident->name, name, sizeof(sc->md_ident->name));
 }
 
-static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
+/* Superblock copy @copy: the next commit's is (seq % 2). */
+static int write_superblock_copy(struct stash_cache *sc,
+				 const struct stash_sb *sb, unsigned int copy)
 {
 	stash_sb_encode_ident(sb, sc->md_ident, sc->md_sb_buf);
 	return md_io(sc, cache_bdev(sc),
 		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sc->md_sb_buf,
-		     (sb->seq % 2) * STASH_MD_BLOCK_SECTORS,
-		     STASH_MD_BLOCK_SECTORS);
+		     copy * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
+}
+
+static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
+{
+	return write_superblock_copy(sc, sb, sb->seq % 2);
+}
+
+/*
+ * A commit failed: mark the cache "needs check", so that no later table
+ * loads it before stashctl check has seen it (the blocks discarded, or
+ * cleaned and written around, since the last commit are still recorded as
+ * they were).  The mark is the last good commit's superblock with the
+ * flag, written over the other copy, with the same sequence: the copy in
+ * use is never overwritten, and a half-written failed commit can no longer
+ * be taken for a complete one.  Best effort: the device may refuse it.
+ */
+static void mark_needs_check(struct stash_cache *sc)
+{
+	struct stash_sb sb = sc->sb;
+
+	sb.flags = (sb.flags & ~STASH_SB_FLAG_CLEAN) | STASH_SB_FLAG_NEEDS_CHECK;
+	if (write_superblock_copy(sc, &sb, (sb.seq + 1) % 2))
+		DMERR("cannot mark the cache device 'needs check' either: %s",
+		      "do not load it again before 'stashctl check'");
+	else
+		DMERR("the cache device is marked 'needs check': %s",
+		      "'stashctl check' before it is loaded again");
 }
 
 /* Write an empty cache: every page, copy 0, sequence 1; then superblock. */
@@ -175,7 +207,10 @@ static int read_superblock(struct stash_cache *sc, struct stash_sb *sb,
 		c->version[i] = le32_to_cpu(d->version);
 		if (c->kind[i] != STASH_SB_VALID)
 			continue;
-		if (c->best < 0 || copy.seq > sb->seq) {
+		/* Of two copies with one sequence, the "needs check" mark. */
+		if (c->best < 0 || copy.seq > sb->seq ||
+		    (copy.seq == sb->seq &&
+		     (copy.flags & STASH_SB_FLAG_NEEDS_CHECK))) {
 			*sb = copy;
 			c->best = i;
 		}
@@ -263,6 +298,19 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	if (r == -EIO) {
 		ti->error = "Cannot read the cache device's superblock";
 		return r;
+	}
+	if (!r && (sb.flags & STASH_SB_FLAG_NEEDS_CHECK)) {
+		DMERR("cache device: a metadata commit failed while it was in use");
+		DMERR("cache device: superblock copy %d says 'needs check'",
+		      copies.best);
+		if (!format) {
+			DMERR("cache device: 'stashctl check DEV' shows its state,");
+			DMERR("cache device: 'stashctl check --clear-needs-check DEV' accepts it");
+			ti->error = "Cache metadata needs a check: see the kernel log";
+			return -EINVAL;
+		}
+		DMWARN("cache device: 'format': its cached and dirty blocks are discarded");
+		r = -ENOENT;
 	}
 	if (r == -ENOENT) {
 		r = may_format(sc, &copies, format);
@@ -641,6 +689,47 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 }
 
 /*
+ * The origin flush of a commit that records cleaned blocks failed.  Undo
+ * what encoding did before it is encoded again without them: its pages
+ * are touched again, every block they record clean is taken as not yet
+ * flushed (a superset of those encoding took out of md_unflushed, which
+ * is safe: such a block only costs a flush, or is recorded dirty once
+ * more), the waiters go back to the head of the queue, and recording
+ * cleaned blocks waits commit_ms.
+ */
+static void origin_flush_failed(struct stash_cache *sc, u32 n,
+				struct bio_list *waiters)
+{
+	unsigned long flags;
+	u32 i, k;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	for (i = 0; i < n; i++) {
+		struct stash_md_page_disk *d = sc->md_buf +
+					       (size_t)i * STASH_MD_BLOCK_BYTES;
+		u32 p = sc->md_buf_index[i];
+
+		stash_bitmap_set(&sc->md_touched, p);
+		for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
+			u32 c = p * STASH_MD_ENTRIES_PER_PAGE + k;
+			u64 e;
+
+			if (c >= sc->nr_cblocks)
+				break;
+			e = le64_to_cpu(d->entries[k]);
+			if ((e & STASH_MD_VALID) && !(e & STASH_MD_DIRTY))
+				stash_bitmap_set(&sc->md_unflushed, c);
+		}
+	}
+	bio_list_merge_head(&sc->commit_waiting, waiters);
+	bio_list_init(waiters);
+	sc->stats.origin_errors++;
+	sc->md_clean_due = jiffies +
+		msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
+	spin_unlock_irqrestore(&sc->lock, flags);
+}
+
+/*
  * A failed commit fails its waiters, except that, once the cache device
  * has failed, a flush is done as a failed cache does it: on the origin,
  * after the dirty blocks (stash_flush_failed()).
@@ -669,8 +758,8 @@ static void complete_waiters(struct stash_cache *sc, struct bio_list *waiters,
 int stash_md_commit(struct stash_cache *sc, bool clean)
 {
 	struct bio_list waiters = BIO_EMPTY_LIST;
-	u32 n = 0, p, unflushed = 0, deferred = 0;
-	bool more, record_clean;
+	u32 n, p, unflushed, deferred;
+	bool more, record_clean, origin_flushed = true;
 	struct stash_sb sb;
 	unsigned long flags;
 	int r;
@@ -684,13 +773,18 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	refresh_name(sc);
 	sb = sc->sb;
 	sb.seq++;
-	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;
 	sb.mode = READ_ONCE(sc->mode);
 
+encode:
+	n = 0;
+	unflushed = 0;
+	deferred = 0;
+	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;
 	spin_lock_irqsave(&sc->lock, flags);
-	record_clean = clean || bio_list_empty(&sc->commit_waiting) ||
-		       sc->need_space || !bio_list_empty(&sc->deferred) ||
-		       time_after_eq(jiffies, sc->md_clean_due);
+	record_clean = origin_flushed &&
+		       (clean || bio_list_empty(&sc->commit_waiting) ||
+			sc->need_space || !bio_list_empty(&sc->deferred) ||
+			time_after_eq(jiffies, sc->md_clean_due));
 	for (p = stash_bitmap_next(&sc->md_touched, 0);
 	     p < sc->geo.md_pages && n < sc->md_buf_pages;
 	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
@@ -715,8 +809,16 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	if (unflushed) {
 		r = md_flush(sc, sc->origin_dev->bdev);
 		if (r) {
-			DMERR("commit: origin flush failed %d", r);
-			goto failed;
+			/*
+			 * An origin error, not a metadata one: this commit
+			 * records no cleaned block, and a later one retries.
+			 */
+			DMERR_LIMIT("commit: origin flush failed %d: %s", r,
+				    "cleaned blocks stay recorded dirty");
+			origin_flush_failed(sc, n, &waiters);
+			origin_flushed = false;
+			clean = false;
+			goto encode;
 		}
 	}
 
@@ -748,7 +850,7 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 failed:
 	WRITE_ONCE(sc->md_failed, true);
 	DMERR("metadata commit failed: writes that need a commit are refused");
-	DMERR("remove the device and check the cache device before reuse");
+	mark_needs_check(sc);
 	r = -EIO;
 fail_waiters:
 	spin_lock_irqsave(&sc->lock, flags);

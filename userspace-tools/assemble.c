@@ -86,7 +86,10 @@ static int read_sb(const char *path, struct stash_sb *sb,
 				*why = w;
 			continue;
 		}
-		if (!found || copy.seq > sb->seq) {
+		/* As the kernel: of one sequence, the "needs check" copy. */
+		if (!found || copy.seq > sb->seq ||
+		    (copy.seq == sb->seq &&
+		     (copy.flags & STASH_SB_FLAG_NEEDS_CHECK))) {
 			*sb = copy;
 			stash_sb_decode_ident(b, id);
 			found = true;
@@ -324,6 +327,9 @@ int cmd_probe(int argc, char **argv)
 	       id.origin_path[0] ? id.origin_path : "(not recorded)",
 	       (unsigned long long)id.origin_dev_sectors, mode_name(sb.mode), sb.geo.block_sectors,
 	       sb.geo.nr_cblocks, sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean");
+	if (sb.flags & STASH_SB_FLAG_NEEDS_CHECK)
+		printf("%s: needs check: a metadata commit failed while it was in use "
+		       "('%s check %s')\n", dev, progname, dev);
 	return EXIT_OK;
 }
 
@@ -430,6 +436,12 @@ static int assemble_one(const char *cache, bool quiet_not_cache, bool dry_run)
 		if (!quiet_not_cache)
 			errorf("%s: not a dm-stash cache device (%s)", cache, why);
 		return -1;
+	}
+	if (sb.flags & STASH_SB_FLAG_NEEDS_CHECK) {
+		errorf("%s: a metadata commit failed while this cache was in use: "
+		       "the kernel refuses it until '%s check %s' has seen it "
+		       "(stashctl(8), check): left alone", cache, progname, cache);
+		return EXIT_MD_CORRUPT;
 	}
 	if (allow_file) {
 		char uuid[33];

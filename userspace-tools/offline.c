@@ -83,6 +83,7 @@ struct scan {
 	struct stash_sb sbs[2];
 	int sb_copy;
 	struct stash_sb sb;
+	bool needs_check;	/* the copy in use carries the mark */
 	uint64_t nr_oblocks;
 
 	/* Pages: both copies, the one in use (-1: none) and its sequence. */
@@ -253,8 +254,11 @@ static bool scan_superblock(struct scan *s)
 			magic = true;
 		memcpy(&s->sb_version[k], buf + 8, sizeof(s->sb_version[k]));
 		s->sb_version[k] = le32toh(s->sb_version[k]);
+		/* Of two copies with one sequence, the "needs check" mark. */
 		if (s->sb_kind[k] == STASH_SB_VALID &&
-		    (s->sb_copy < 0 || s->sbs[k].seq > s->sb.seq)) {
+		    (s->sb_copy < 0 || s->sbs[k].seq > s->sb.seq ||
+		     (s->sbs[k].seq == s->sb.seq &&
+		      (s->sbs[k].flags & STASH_SB_FLAG_NEEDS_CHECK)))) {
 			s->sb = s->sbs[k];
 			s->sb_copy = k;
 		}
@@ -311,6 +315,11 @@ static bool scan_superblock(struct scan *s)
 	if (!(s->sb.flags & STASH_SB_FLAG_CLEAN))
 		problem(s, SEV_NOTE, "not shut down cleanly (a crash, or the cache is "
 			"live): recovery keeps only the dirty mappings");
+	s->needs_check = s->sb.flags & STASH_SB_FLAG_NEEDS_CHECK;
+	if (s->needs_check && s->report)
+		fprintf(s->out, "%s: needs check: a metadata commit failed while the "
+			"cache was in use (superblock copy %d): the kernel refuses to "
+			"load it until the mark is cleared\n", s->path, s->sb_copy);
 	s->nr_oblocks = s->sb.geo.origin_sectors / s->sb.geo.block_sectors;
 	return true;
 }
@@ -539,9 +548,10 @@ static void dump_human(const struct scan *s, bool mappings)
 	uuid_string(uuid, s->sb.uuid);
 	printf("%s: dm-stash cache, on-disk format version %u\n", s->path,
 	       STASH_FORMAT_VERSION);
-	printf("  %-18s copy %d, sequence %llu, %s shutdown\n", "superblock",
+	printf("  %-18s copy %d, sequence %llu, %s shutdown%s\n", "superblock",
 	       s->sb_copy, (unsigned long long)s->sb.seq,
-	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean");
+	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean",
+	       s->needs_check ? ", needs check (a commit failed)" : "");
 	for (k = 0; k < 2; k++) {
 		char label[24];
 
@@ -621,13 +631,15 @@ static void dump_json(const struct scan *s, bool mappings)
 	       s->dev_sectors, s->in_use ? "true" : "false");
 	printf("  \"format_version\": %u,\n", STASH_FORMAT_VERSION);
 	printf("  \"superblock\": {\"copy\": %d, \"seq\": %llu, "
-	       "\"clean_shutdown\": %s, \"uuid\": \"%s\", \"mode\": \"%s\",\n"
+	       "\"clean_shutdown\": %s, \"needs_check\": %s, \"uuid\": \"%s\", "
+	       "\"mode\": \"%s\",\n"
 	       "    \"origin_sectors\": %llu, \"cache_sectors\": %llu, "
 	       "\"block_size\": %u, \"md_start\": %llu, \"data_start\": %llu,\n"
 	       "    \"cache_blocks\": %u, \"md_pages\": %u},\n",
 	       s->sb_copy, (unsigned long long)s->sb.seq,
-	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "true" : "false", uuid,
-	       mode_name(s->sb.mode), (unsigned long long)g->origin_sectors,
+	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "true" : "false",
+	       s->needs_check ? "true" : "false", uuid, mode_name(s->sb.mode),
+	       (unsigned long long)g->origin_sectors,
 	       (unsigned long long)g->cache_sectors, g->block_sectors,
 	       (unsigned long long)g->md_start, (unsigned long long)g->data_start,
 	       g->nr_cblocks, g->md_pages);
@@ -681,14 +693,23 @@ static void dump_json(const struct scan *s, bool mappings)
  * ------------------------------------------------------------------
  */
 
-/* DEVICE [--json] [--summary] for dump, DEVICE [--quiet] for check. */
-static int parse_args(int argc, char **argv, bool *json, bool *summary,
-		      bool *quiet, const char **path)
+/* The command line of dump and check. */
+struct offline_args {
+	bool json, summary;		/* dump */
+	bool quiet, clear_needs_check;	/* check */
+	const char *path;
+};
+
+/* DEVICE [--json] [--summary] for dump, DEVICE [--quiet]
+ * [--clear-needs-check] for check.
+ */
+static int parse_args(int argc, char **argv, struct offline_args *a)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "summary", no_argument, NULL, 's' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "clear-needs-check", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -702,30 +723,34 @@ static int parse_args(int argc, char **argv, bool *json, bool *summary,
 			return -1;
 		}
 		if (dump && c == 'j')
-			*json = true;
+			a->json = true;
 		else if (dump && c == 's')
-			*summary = true;
+			a->summary = true;
 		else if (!dump && c == 'q')
-			*quiet = true;
+			a->quiet = true;
+		else if (!dump && c == 'c')
+			a->clear_needs_check = true;
 		else
 			return usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 	}
 	if (argc - optind != 1)
 		return usage_error(argv[0], argc - optind ? "too many arguments" :
 				   "which cache device?");
-	*path = argv[optind];
+	a->path = argv[optind];
 	return 0;
 }
 
 int cmd_dump(int argc, char **argv)
 {
 	struct scan s = { .fd = -1 };
-	bool json = false, summary = false, quiet = false, ok;
+	struct offline_args a = { 0 };
+	bool ok;
 	int r;
 
-	r = parse_args(argc, argv, &json, &summary, &quiet, &s.path);
+	r = parse_args(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	s.path = a.path;
 	r = open_device(&s);
 	if (r)
 		return r;
@@ -740,35 +765,93 @@ int cmd_dump(int argc, char **argv)
 		scan_free(&s);
 		return exit_code(s.worst);
 	}
-	if (json)
-		dump_json(&s, !summary);
+	if (a.json)
+		dump_json(&s, !a.summary);
 	else
-		dump_human(&s, !summary);
+		dump_human(&s, !a.summary);
 	if (!ok || s.worst >= SEV_CORRUPT)
 		errorf("%s: the kernel would refuse this cache ('%s check %s' says why); "
 		       "the mappings above are what the valid metadata holds",
+		       s.path, progname, s.path);
+	else if (s.needs_check)
+		errorf("%s: a metadata commit failed while the cache was in use: the "
+		       "kernel refuses it until '%s check --clear-needs-check %s'",
 		       s.path, progname, s.path);
 	else if (s.worst >= SEV_DAMAGED)
 		notef("%s: some metadata copies are damaged ('%s check %s')",
 		      s.path, progname, s.path);
 	scan_free(&s);
-	return !ok || s.worst >= SEV_CORRUPT ? EXIT_MD_CORRUPT : EXIT_OK;
+	return !ok || s.worst >= SEV_CORRUPT || s.needs_check ?
+	       EXIT_MD_CORRUPT : EXIT_OK;
+}
+
+/*
+ * check --clear-needs-check: rewrite the superblock copy in use without
+ * the mark, the rest of it unchanged.  Only on a device nothing holds.
+ */
+static int clear_needs_check(struct scan *s)
+{
+	uint8_t *buf = aligned_alloc_or_die(STASH_MD_BLOCK_BYTES);
+	uint64_t sector = (uint64_t)s->sb_copy * STASH_MD_BLOCK_SECTORS;
+	struct stash_sb_ident id;
+	struct stash_sb sb;
+	const char *why;
+	int fd, r = EXIT_FAILED;
+
+	/* The scan's descriptor holds the device exclusively too. */
+	close(s->fd);
+	s->fd = -1;
+	/* O_DIRECT: the kernel wrote the mark past the page cache. */
+	fd = open(s->path, O_RDWR | O_EXCL | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 && errno == EINVAL)	/* an image file on tmpfs */
+		fd = open(s->path, O_RDWR | O_EXCL | O_CLOEXEC);
+	if (fd < 0) {
+		errorf("cannot open %s for writing%s: %s", s->path,
+		       errno == EBUSY ? " (in use: remove the stash device first)" : "",
+		       strerror(errno));
+		free(buf);
+		return errno == EACCES || errno == EPERM ? EXIT_PERM : EXIT_FAILED;
+	}
+	if (pread(fd, buf, STASH_MD_BLOCK_BYTES, (off_t)(sector * 512)) !=
+	    STASH_MD_BLOCK_BYTES || stash_sb_decode(buf, &sb, &why) ||
+	    sb.seq != s->sb.seq || !(sb.flags & STASH_SB_FLAG_NEEDS_CHECK)) {
+		errorf("%s: superblock copy %d changed while it was checked", s->path,
+		       s->sb_copy);
+		goto out;
+	}
+	stash_sb_decode_ident(buf, &id);
+	sb.flags &= ~STASH_SB_FLAG_NEEDS_CHECK;
+	stash_sb_encode_ident(&sb, &id, buf);
+	if (pwrite(fd, buf, STASH_MD_BLOCK_BYTES, (off_t)(sector * 512)) !=
+	    STASH_MD_BLOCK_BYTES || fsync(fd)) {
+		errorf("%s: cannot write superblock copy %d: %s", s->path, s->sb_copy,
+		       strerror(errno));
+		goto out;
+	}
+	printf("%s: 'needs check' cleared (superblock copy %d): the kernel loads "
+	       "this cache again\n", s->path, s->sb_copy);
+	r = EXIT_OK;
+out:
+	close(fd);
+	free(buf);
+	return r;
 }
 
 int cmd_check(int argc, char **argv)
 {
 	struct scan s = { .fd = -1 };
-	bool json = false, summary = false, quiet = false;
+	struct offline_args a = { 0 };
 	unsigned int k;
 	int r;
 
-	r = parse_args(argc, argv, &json, &summary, &quiet, &s.path);
+	r = parse_args(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	s.path = a.path;
 	r = open_device(&s);
 	if (r)
 		return r;
-	s.report = !quiet;
+	s.report = !a.quiet;
 	s.out = stdout;
 	scan_device(&s);
 	for (k = 0; k < ARRAY_SIZE(s.counts); k++)
@@ -777,15 +860,25 @@ int cmd_check(int argc, char **argv)
 			       severity_names[k], s.counts[k] - MAX_REPORTS);
 	switch (s.worst) {
 	case SEV_NOTE:
-		printf("%s: clean: %llu valid blocks, %llu dirty; the kernel loads "
-		       "this cache as it is\n", s.path, (unsigned long long)s.valid,
-		       (unsigned long long)s.dirty);
-		break;
 	case SEV_DAMAGED:
-		printf("%s: damaged, recoverable: the kernel loads this cache from "
-		       "the intact copies (%llu valid blocks, %llu dirty) and its next "
-		       "commits rewrite the damaged ones\n", s.path,
-		       (unsigned long long)s.valid, (unsigned long long)s.dirty);
+		if (s.needs_check) {
+			printf("%s: needs check: its metadata is intact (%llu valid "
+			       "blocks, %llu dirty) and is the last commit before the "
+			       "failure. '%s check --clear-needs-check %s' lets the "
+			       "kernel load it (see stashctl(8) first); 'format' in the "
+			       "table discards it\n", s.path, (unsigned long long)s.valid,
+			       (unsigned long long)s.dirty, progname, s.path);
+			break;
+		}
+		if (s.worst == SEV_NOTE)
+			printf("%s: clean: %llu valid blocks, %llu dirty; the kernel "
+			       "loads this cache as it is\n", s.path,
+			       (unsigned long long)s.valid, (unsigned long long)s.dirty);
+		else
+			printf("%s: damaged, recoverable: the kernel loads this cache "
+			       "from the intact copies (%llu valid blocks, %llu dirty) and "
+			       "its next commits rewrite the damaged ones\n", s.path,
+			       (unsigned long long)s.valid, (unsigned long long)s.dirty);
 		break;
 	case SEV_CORRUPT:
 		printf("%s: corrupt: the kernel refuses this cache; its dirty blocks, "
@@ -796,6 +889,17 @@ int cmd_check(int argc, char **argv)
 		printf("%s: not a dm-stash cache device\n", s.path);
 		break;
 	}
+	r = exit_code(s.worst);
+	if (a.clear_needs_check) {
+		if (!s.needs_check)
+			printf("%s: no 'needs check' mark to clear\n", s.path);
+		else if (s.worst >= SEV_CORRUPT)
+			errorf("%s: the metadata is corrupt: the mark stays", s.path);
+		else if ((k = clear_needs_check(&s)))
+			r = (int)k;
+	} else if (s.needs_check && r != EXIT_MD_CORRUPT) {
+		r = EXIT_MD_CORRUPT;	/* the kernel refuses it */
+	}
 	scan_free(&s);
-	return exit_code(s.worst);
+	return r;
 }

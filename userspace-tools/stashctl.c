@@ -107,14 +107,17 @@ static const struct command commands[] = {
 	  "cached block (cache slot -> origin block, dirty or clean) and the\n"
 	  "totals.  Best done while no stash device uses it.",
 	  cmd_dump },
-	{ "check", "check a cache device's metadata (offline)", "DEVICE [--quiet]",
+	{ "check", "check a cache device's metadata (offline)",
+	  "DEVICE [--quiet] [--clear-needs-check]",
 	  "  --quiet  print only the verdict\n"
+	  "  --clear-needs-check\n"
+	  "           clear the mark a failed metadata commit left (stashctl(8))\n"
 	  "Validates everything the kernel's recovery validates (checksums,\n"
 	  "magic, version, geometry, page places and sequences, reserved bits,\n"
 	  "origin block ranges, duplicate origin blocks) and reports each\n"
 	  "problem.  Exit status: 0 clean, 6 damaged but loadable (a copy the\n"
-	  "kernel does not use), 7 corrupt (the kernel refuses the cache),\n"
-	  "8 not a dm-stash cache device.",
+	  "kernel does not use), 7 corrupt or needs check (the kernel refuses\n"
+	  "the cache), 8 not a dm-stash cache device.",
 	  cmd_check },
 	{ "assemble", "recreate persistent volumes from their cache devices",
 	  "--all | CACHE-DEVICE... [--dry-run] [--only-listed[=FILE]]",
