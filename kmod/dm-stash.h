@@ -226,6 +226,11 @@ struct stash_cache {
 
 	/* --- Writeback (stash-writeback.c). --- */
 	struct workqueue_struct *wb_wq;
+	/*
+	 * Commits: per-CPU (bound), so that the commit a flush waits for
+	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
+	 */
+	struct workqueue_struct *commit_wq;
 	struct work_struct wb_work;
 	struct delayed_work waker;
 	struct stash_wb_candidate *wb_batch;	/* used by wb_work only */
@@ -338,11 +343,17 @@ size_t stash_per_bio_data_size(void);
 int stash_io_init(void);
 void stash_io_exit(void);
 
-/* Under sc->lock: mark @c dirty; true if it was clean. */
+/*
+ * Under sc->lock: mark @c dirty; true if it was clean.  Only a change
+ * touches the metadata page: rewriting a dirty block changes nothing the
+ * next commit records.
+ */
 static inline bool stash_set_dirty(struct stash_cache *sc, u32 c)
 {
+	if (!stash_bitmap_set(&sc->dirty, c))
+		return false;
 	stash_map_touch(&sc->map, to_cblock(c));
-	return stash_bitmap_set(&sc->dirty, c);
+	return true;
 }
 
 /* Under sc->lock: mark @c clean; true if it was dirty. */

@@ -177,11 +177,19 @@ static inline void stash_map_note_reusable(struct stash_map *m)
 	m->none_evictable = false;
 }
 
-/* Mark a busy entry's data valid (a fill or first write completed). */
+/*
+ * Mark a busy entry's data valid (a fill or first write completed).  An
+ * entry valid already (a write over cached data) changes nothing the
+ * metadata records: its page is not touched again.
+ */
 static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
 {
-	m->entries[from_cblock(c)].flags |= SE_VALID;
-	stash_map_touch(m, c);
+	struct stash_entry *e = &m->entries[from_cblock(c)];
+
+	if (!(e->flags & SE_VALID)) {
+		e->flags |= SE_VALID;
+		stash_map_touch(m, c);
+	}
 	stash_map_note_reusable(m);
 }
 

@@ -822,12 +822,29 @@ encode:
 		}
 	}
 
-	/* The superblock write flushes the cache device first (PREFLUSH). */
-	r = write_pages(sc, n);
-	if (!r)
-		r = write_superblock(sc, &sb);
+	/*
+	 * The superblock write flushes the cache device first (PREFLUSH).
+	 * Nothing to record (writes only overwrote dirty blocks, or none
+	 * came): the last superblock still says it all, and a flush of the
+	 * cache device is all the waiters need.
+	 */
+	if (!n && !clean && !(sc->sb.flags & STASH_SB_FLAG_CLEAN) &&
+	    sb.mode == sc->sb.mode) {
+		r = md_flush(sc, cache_bdev(sc));
+		if (!r) {
+			mutex_unlock(&sc->commit_lock);
+			complete_waiters(sc, &waiters, false);
+			return 0;
+		}
+		DMERR("commit: cache device flush failed %d", r);
+	} else {
+		r = write_pages(sc, n);
+		if (!r)
+			r = write_superblock(sc, &sb);
+		if (r)
+			DMERR("commit %llu failed %d", sb.seq, r);
+	}
 	if (r) {
-		DMERR("commit %llu failed %d", sb.seq, r);
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.cache_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
@@ -879,7 +896,7 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 	spin_lock_irqsave(&sc->lock, flags);
 	bio_list_add(&sc->commit_waiting, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
-	queue_work(sc->wb_wq, &sc->commit_work);
+	queue_work(sc->commit_wq, &sc->commit_work);
 }
 
 /* Periodic commit: bounds what is at risk between flushes. */
@@ -892,7 +909,7 @@ static void commit_timer_fn(struct work_struct *ws)
 	changed = READ_ONCE(sc->md_touched.nr_set) ||
 		  READ_ONCE(sc->md_unflushed.nr_set);
 	if (changed)
-		queue_work(sc->wb_wq, &sc->commit_work);
+		queue_work(sc->commit_wq, &sc->commit_work);
 	queue_delayed_work(sc->wb_wq, &sc->commit_timer,
 			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
 }

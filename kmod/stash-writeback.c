@@ -172,7 +172,7 @@ static void run_finish(struct stash_wb_run *run)
 	 * they can be reused: commit now rather than at the next tick.
 	 */
 	if (kick && !sc->is_volatile && !run->failed)
-		queue_work(sc->wb_wq, &sc->commit_work);
+		queue_work(sc->commit_wq, &sc->commit_work);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -609,6 +609,10 @@ int stash_wb_create(struct stash_cache *sc)
 	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
 	if (!sc->wb_wq)
 		goto bad;
+	sc->commit_wq = alloc_workqueue("dm-stash-commit",
+					WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
+	if (!sc->commit_wq)
+		goto bad;
 	return 0;
 
 bad:
@@ -622,11 +626,16 @@ void stash_wb_destroy(struct stash_cache *sc)
 
 	if (sc->wb_wq) {
 		cancel_delayed_work_sync(&sc->commit_timer);
-		cancel_work_sync(&sc->commit_work);
+		if (sc->commit_wq)
+			cancel_work_sync(&sc->commit_work);
 		cancel_delayed_work_sync(&sc->waker);
 		cancel_work_sync(&sc->wb_work);
 		destroy_workqueue(sc->wb_wq);
 		sc->wb_wq = NULL;
+	}
+	if (sc->commit_wq) {
+		destroy_workqueue(sc->commit_wq);
+		sc->commit_wq = NULL;
 	}
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
 		if (sc->wb_runs[i])
