@@ -13,9 +13,11 @@
  *    flushes that were waiting for it.  It is requested by a REQ_PREFLUSH
  *    while blocks are dirty, the "flush" message, idleness, a mode switch
  *    out of writeback, and suspend.
- * A block being written back is SE_WRITEBACK until its origin write is
- * done, and also SE_BUSY while the run reads its slot.  Reads go on
- * throughout; discards wait; a write waits only for the read: after it, a
+ * A block being written back is SE_WRITEBACK from the moment a pass picks
+ * it until its origin write is done, and SE_BUSY only while its run reads
+ * its slot (a batch of 4096 picked blocks may take seconds to issue over a
+ * slow origin: a write must not wait for that).  Reads go on throughout;
+ * discards wait; a write waits only for the read: before or after it, a
  * write may overwrite the slot and marks the block SE_REDIRTY, which keeps
  * it dirty when the run ends.  A dirty bit is cleared only after the origin
  * write completed, so a dirty block is never lost; on an error it stays
@@ -239,6 +241,33 @@ static void release_slots(struct stash_cache *sc, struct stash_wb_run *run)
 		stash_kick_worker(sc);
 }
 
+/*
+ * Make the run's blocks SE_BUSY for its read, once no user write is in
+ * flight to any of them (such a write holds SE_BUSY briefly: the cache
+ * device write).  All at once, so that the run never holds some blocks
+ * while it waits for others.
+ */
+static void take_slots(struct stash_cache *sc, struct stash_wb_run *run)
+{
+	unsigned long flags;
+	u32 i;
+
+	for (;;) {
+		spin_lock_irqsave(&sc->lock, flags);
+		for (i = 0; i < run->nr_blocks; i++)
+			if (sc->map.entries[run->cblocks[i]].flags & SE_BUSY)
+				break;
+		if (i == run->nr_blocks) {
+			for (i = 0; i < run->nr_blocks; i++)
+				sc->map.entries[run->cblocks[i]].flags |= SE_BUSY;
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return;
+		}
+		spin_unlock_irqrestore(&sc->lock, flags);
+		usleep_range(50, 200);
+	}
+}
+
 /* Read the run's blocks from the cache, then write them to the origin. */
 static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 {
@@ -255,6 +284,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 
 	run->failed = false;
 	run->reads_released = false;
+	take_slots(sc, run);
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
 	atomic_set(&run->reads_pending, 1);
@@ -448,7 +478,7 @@ static int collect(struct stash_cache *sc)
 			skipped = true;
 			continue;
 		}
-		e->flags |= SE_WRITEBACK | SE_BUSY;
+		e->flags |= SE_WRITEBACK;
 		stash_bitmap_clear(&sc->pass, i);
 		sc->nr_writeback++;
 		sc->wb_batch[n].oblock = from_oblock(stash_entry_oblock(e));
