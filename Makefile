@@ -37,6 +37,9 @@ endif
 
 TEST     ?=
 VM_ARGS  ?=
+# make check: the whole suite runs in one VM (CI, on a quiet 2-core machine,
+# took about 17 minutes in all); the limit allows for a loaded machine.
+VM_TIMEOUT ?= 2700
 SHELL    := /bin/bash
 
 # check-debug: the debug kernel's build folder (also the KDIR the module is
@@ -122,7 +125,7 @@ vm-build:
 	$(MAKE) all KDIR=$(VM_KDIR)
 
 vm-check:
-	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh $(VM_ARGS) -- tests/run $(TEST)
+	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
 
 check-native:
 	@if [ ! -e /proc/modules ]; then \
