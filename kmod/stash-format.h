@@ -147,6 +147,21 @@ bool stash_sb_name_ok(const char *s);
 bool stash_sb_path_ok(const char *s);
 bool stash_sb_options_ok(const char *s);
 
+/*
+ * Recovery's choice between two valid superblock copies: is @copy to be
+ * used rather than @best (none yet: NULL)?  The higher sequence; of two
+ * with one sequence, the one marked "needs check" (the mark a failed
+ * commit writes over the other copy).  The kernel, stashctl check/dump
+ * and assemble all choose with this.
+ */
+static inline bool stash_sb_preferred(const struct stash_sb *copy,
+				      const struct stash_sb *best)
+{
+	return !best || copy->seq > best->seq ||
+	       (copy->seq == best->seq &&
+		(copy->flags & STASH_SB_FLAG_NEEDS_CHECK));
+}
+
 /* What a superblock copy holds (stash_sb_classify()). */
 enum stash_sb_kind {
 	STASH_SB_BLANK,		/* all zero */

@@ -207,10 +207,7 @@ static int read_superblock(struct stash_cache *sc, struct stash_sb *sb,
 		c->version[i] = le32_to_cpu(d->version);
 		if (c->kind[i] != STASH_SB_VALID)
 			continue;
-		/* Of two copies with one sequence, the "needs check" mark. */
-		if (c->best < 0 || copy.seq > sb->seq ||
-		    (copy.seq == sb->seq &&
-		     (copy.flags & STASH_SB_FLAG_NEEDS_CHECK))) {
+		if (stash_sb_preferred(&copy, c->best < 0 ? NULL : sb)) {
 			*sb = copy;
 			c->best = i;
 		}

@@ -86,10 +86,7 @@ static int read_sb(const char *path, struct stash_sb *sb,
 				*why = w;
 			continue;
 		}
-		/* As the kernel: of one sequence, the "needs check" copy. */
-		if (!found || copy.seq > sb->seq ||
-		    (copy.seq == sb->seq &&
-		     (copy.flags & STASH_SB_FLAG_NEEDS_CHECK))) {
+		if (stash_sb_preferred(&copy, found ? sb : NULL)) {
 			*sb = copy;
 			stash_sb_decode_ident(b, id);
 			found = true;

@@ -254,11 +254,8 @@ static bool scan_superblock(struct scan *s)
 			magic = true;
 		memcpy(&s->sb_version[k], buf + 8, sizeof(s->sb_version[k]));
 		s->sb_version[k] = le32toh(s->sb_version[k]);
-		/* Of two copies with one sequence, the "needs check" mark. */
 		if (s->sb_kind[k] == STASH_SB_VALID &&
-		    (s->sb_copy < 0 || s->sbs[k].seq > s->sb.seq ||
-		     (s->sbs[k].seq == s->sb.seq &&
-		      (s->sbs[k].flags & STASH_SB_FLAG_NEEDS_CHECK)))) {
+		    stash_sb_preferred(&s->sbs[k], s->sb_copy < 0 ? NULL : &s->sb)) {
 			s->sb = s->sbs[k];
 			s->sb_copy = k;
 		}
