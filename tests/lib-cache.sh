@@ -113,6 +113,11 @@ put() {
 		die "write of $2 to $1 at block $3 failed"
 }
 
+# fsync_dev DEV: a flush of DEV (fsync on the block device); fails if it does.
+fsync_dev() {
+	python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_WRONLY))' "$1" 2>/dev/null
+}
+
 # get DEV BLOCK COUNT: COUNT blocks of DEV from BLOCK, direct, to stdout.
 get() {
 	dd if="$1" bs=4k skip="$2" count="$3" iflag=direct status=none

@@ -12,11 +12,6 @@ tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 rand_file "$tmp/a" 16
 
-# fsync_dev DEV: a flush of DEV (fsync on the block device).
-fsync_dev() {
-	python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_WRONLY))' "$1" 2>/dev/null
-}
-
 for mode in writearound writethrough writeback; do
 	log "=== $mode"
 	fault origin linear

@@ -14,10 +14,6 @@ tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 rand_file "$tmp/a" 16
 
-fsync_dev() {
-	python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_WRONLY))' "$1" 2>/dev/null
-}
-
 # cache_io: requests that reached the cache device so far.
 cache_io() {
 	io_count "$CACHE"

@@ -16,10 +16,6 @@ rand_file "$tmp/a" 16
 rand_file "$tmp/b" 16
 rand_file "$tmp/c" 16
 
-fsync_dev() {
-	python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_WRONLY))' "$1" 2>/dev/null
-}
-
 wipe_sb "$CACHE"
 # commit_ms 60000: only the flush below commits.
 stash_create meta "$ORIGIN" "$CACHE" writeback sequential_cutoff 0 \
