@@ -26,9 +26,15 @@ static inline u32 stash_crc32c(u32 seed, const void *p, size_t len)
 	return crc32c(seed, p, len);
 }
 
+/*
+ * The tables sized by the devices: a failure is the constructor's to
+ * report (a dm error and -ENOMEM), without the allocator's stack dump.
+ */
+#define STASH_GFP_TABLE	(GFP_KERNEL | __GFP_NOWARN)
+
 static inline void *stash_zalloc_array(size_t n, size_t size)
 {
-	return kvcalloc(n, size, GFP_KERNEL);
+	return kvcalloc(n, size, STASH_GFP_TABLE);
 }
 
 /*

@@ -307,7 +307,7 @@ static long ioc_list(void __user *uarg)
 		count++;
 	cap = min(l.capacity, count);
 	if (cap) {
-		e = kvcalloc(cap, sizeof(*e), GFP_KERNEL);
+		e = kvcalloc(cap, sizeof(*e), STASH_GFP_TABLE);
 		if (!e) {
 			mutex_unlock(&stash_registry_lock);
 			return -ENOMEM;

@@ -366,8 +366,9 @@ int stash_md_create(struct stash_cache *sc)
 	 * into md_buf at once, also when the map has a single page.
 	 */
 	sc->md_buf_pages = clamp_t(u32, pages, 2, STASH_MD_MAX_COMMIT_PAGES);
-	sc->md_buf = vmalloc(array_size(sc->md_buf_pages, STASH_MD_BLOCK_BYTES));
-	sc->md_buf_index = kvcalloc(sc->md_buf_pages, sizeof(u32), GFP_KERNEL);
+	sc->md_buf = __vmalloc(array_size(sc->md_buf_pages, STASH_MD_BLOCK_BYTES),
+			       STASH_GFP_TABLE);
+	sc->md_buf_index = kvcalloc(sc->md_buf_pages, sizeof(u32), STASH_GFP_TABLE);
 	sc->md_page_loc = bitmap_zalloc(pages, GFP_KERNEL);
 	sc->md_entries = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64),
 				 GFP_KERNEL);
@@ -515,7 +516,7 @@ static int load_metadata(struct stash_cache *sc)
 
 	entries = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	scratch = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
-	page_seq = kvcalloc(pages, sizeof(u64), GFP_KERNEL);
+	page_seq = kvcalloc(pages, sizeof(u64), STASH_GFP_TABLE);
 	if (!entries || !scratch || !page_seq) {
 		r = -ENOMEM;
 		goto out;

@@ -617,7 +617,7 @@ int stash_wb_create(struct stash_cache *sc)
 		goto bad;
 	sc->map.dirty = sc->dirty.words;
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
-				GFP_KERNEL);
+				STASH_GFP_TABLE);
 	if (!sc->wb_batch)
 		goto bad;
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
@@ -630,7 +630,7 @@ int stash_wb_create(struct stash_cache *sc)
 		sc->wb_runs[i] = run;
 		run->sc = sc;
 		run->slot = i;
-		run->buf = vmalloc(buf_bytes);
+		run->buf = __vmalloc(buf_bytes, STASH_GFP_TABLE);
 		if (!run->buf)
 			goto bad;
 		set_bit(i, &sc->wb_slots_free);
