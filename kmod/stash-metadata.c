@@ -489,7 +489,8 @@ static int reread_superblock(struct stash_cache *sc)
 	r = read_superblock(sc, &sb, &copies);
 	if (r) {
 		DMERR("cannot read the superblock again: %s",
-		      r == -ENOENT ? "no valid copy" : "I/O error");
+		      r == -ENOENT ? "no valid copy" :
+		      r == -ENOMEM ? "out of memory" : "I/O error");
 		return r == -ENOENT ? -EINVAL : r;
 	}
 	if (sb.geo.origin_sectors != g->origin_sectors ||
@@ -504,12 +505,17 @@ static int reread_superblock(struct stash_cache *sc)
 	return 0;
 }
 
-static int load_metadata(struct stash_cache *sc)
+/*
+ * Build the map from the metadata pages.  *@map_touched tells whether a
+ * failure came after the map began to change (before, nothing was).
+ */
+static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
 	u32 pages = sc->geo.md_pages, p, i, chunk;
 	u64 *entries, *scratch, *page_seq;
 	int r;
 
+	*map_touched = false;
 	r = reread_superblock(sc);
 	if (r)
 		return r;
@@ -522,6 +528,7 @@ static int load_metadata(struct stash_cache *sc)
 		goto out;
 	}
 	/* Read both copies of as many pages as md_buf holds at a time. */
+	*map_touched = true;
 	chunk = max_t(u32, sc->md_buf_pages / 2, 1);
 	for (p = 0; p < pages && !r; p += chunk) {
 		u32 n = min(chunk, pages - p);
@@ -926,10 +933,18 @@ int stash_md_resume(struct stash_cache *sc)
 		return -EIO;
 	}
 	if (!sc->md_loaded) {
-		r = load_metadata(sc);
+		bool map_touched;
+
+		r = load_metadata(sc, &map_touched);
 		if (r) {
-			/* The map is half built: this table can never resume. */
-			WRITE_ONCE(sc->md_failed, true);
+			/*
+			 * A half-built map can never be used: this table will
+			 * not resume.  A load that failed before the map
+			 * changed (no memory, the superblock unreadable) is
+			 * tried again at the next resume.
+			 */
+			if (map_touched)
+				WRITE_ONCE(sc->md_failed, true);
 			DMERR("cannot load the cache metadata (%d): refusing to resume", r);
 			return r;
 		}
