@@ -48,9 +48,11 @@ SHELL    := /bin/bash
 DEBUG_KDIR         ?= $(CURDIR)/build/debug-kernel
 DEBUG_TEST_TIMEOUT ?= 3600
 DEBUG_VM_TIMEOUT   ?= 21600
-# Unmerged slab caches: the module's own kmem_cache keeps its name in
-# /sys/kernel/slab, so that failslab can target it and its objects count.
-DEBUG_VM_APPEND    ?= slab_nomerge
+# Unmerged slab caches (the module's own kmem_cache keeps its name in
+# /sys/kernel/slab and its objects count); failslab may fail it and the
+# kmalloc caches (6.1 sets that only at boot: /sys/kernel/slab/*/failslab
+# is read-only).
+DEBUG_VM_APPEND    ?= slab_nomerge slub_debug=A,stash_job,kmalloc-*
 # check-rt: where the PREEMPT_RT image is unpacked; its timeouts.
 RT_DIR             ?= $(CURDIR)/build/rt
 RT_VM_TIMEOUT      ?= 7200

@@ -3,6 +3,7 @@
 
 usage: dm-fuzz.py tables   --origin DEV --cache DEV [--count N] [--seed S]
        dm-fuzz.py messages --origin DEV --cache DEV [--count N] [--seed S]
+       dm-fuzz.py failnth  --origin DEV --cache DEV [--volatile]
 
 Talks to device-mapper with its ioctls directly (no dmsetup process per
 line, so that a thousand lines take seconds, not minutes) and names every
@@ -17,6 +18,10 @@ messages: one write-back volume takes each message.  An accepted "mode" or
 every few messages a block is rewritten and at the end every block written
 is read back through the volume and, after a flush and removal, from the
 origin.
+
+failnth: with failslab set up (cache-filter on the caches to fail), every
+allocation of the create/load/resume path and of a reload, suspend/resume
+and messages is made to fail in turn (/proc/thread-self/fail-nth).
 
 Each line goes to the kernel log ("dm-fuzz: N ...") before it is tried, so
 that a splat follows the line that caused it; the seed and the failing line
@@ -124,6 +129,10 @@ class Dm:
 
 SPLAT = re.compile(r"BUG:|WARNING:|Oops|circular locking|recursive locking|"
                    r"KASAN|UBSAN|general protection|Call Trace|inconsistent lock state")
+# The kernel's reports of a failed allocation (warn_alloc, a failed
+# kmem_cache_create) dump the stack: no bug when failnth made it fail.
+ALLOC_FAILURE = re.compile(r"page allocation failure:|vmalloc error:|"
+                           r"kmem_cache_create[a-z_]*\(.*\) failed with error")
 
 
 class Kmsg:
@@ -132,8 +141,12 @@ class Kmsg:
     def __init__(self):
         self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
         os.lseek(self.fd, 0, os.SEEK_END)
+        self.in_alloc_report = False
 
-    def splat(self):
+    def splat(self, alloc_failures_expected=False):
+        """The first splat logged since the last call, or None.  With
+        alloc_failures_expected, the call trace of an allocation-failure
+        report is none."""
         while True:
             try:
                 rec = os.read(self.fd, 8192)
@@ -142,6 +155,13 @@ class Kmsg:
             except BrokenPipeError:     # overwritten while we were away
                 continue
             text = rec.decode(errors="replace").split(";", 1)[-1]
+            if alloc_failures_expected:
+                if ALLOC_FAILURE.search(text):
+                    self.in_alloc_report = True
+                elif self.in_alloc_report and "</TASK>" in text:
+                    self.in_alloc_report = False
+                if self.in_alloc_report and "Call Trace" in text:
+                    continue
             if SPLAT.search(text):
                 return text.strip()
 
@@ -493,13 +513,137 @@ def run_messages(dm, args, r):
     o.close()
 
 
+class FailNth:
+    """Make the Nth fault-injection point this thread reaches fail
+    (/proc/thread-self/fail-nth; the failslab, fail_page_alloc ... filters
+    decide which calls count)."""
+
+    def __init__(self):
+        self.fd = os.open("/proc/thread-self/fail-nth", os.O_RDWR)
+
+    def arm(self, n):
+        os.pwrite(self.fd, str(n).encode(), 0)
+
+    def disarm(self):
+        """0 when the Nth call came (and failed), else how many were left."""
+        left = int(os.pread(self.fd, 32, 0).decode().strip() or 0)
+        os.pwrite(self.fd, b"0", 0)
+        return left
+
+
+def run_failnth(dm, args, r):
+    """Every allocation of a create + table load + resume, then of an
+    identical reload, a suspend/resume and a few messages, made to fail one
+    at a time: each must fail cleanly or succeed, and the device must work
+    and remove afterwards."""
+    name = PREFIX + "failnth"
+    nth = FailNth()
+    params = f"{args.origin} {args.cache} writeback 2 sequential_cutoff 0"
+    if args.volatile:
+        params = f"{args.origin} {args.cache} writeback 3 volatile sequential_cutoff 0"
+    length = CTX["len"]
+    injected = 0
+
+    def attempt(what, fn):
+        nonlocal injected
+        for n in range(1, 100000):
+            kmsg(f"dm-fuzz: failnth {what} n={n}")
+            nth.arm(n)
+            err = None
+            try:
+                fn()
+            except DmError as e:
+                err = e
+            left = nth.disarm()
+            if left:            # fewer than n calls: nothing failed
+                if err:
+                    raise Failure(f"{what}: failed with nothing injected: {err}")
+                return n - 1
+            injected += 1
+            yield n, err
+            sp = KLOG.splat(alloc_failures_expected=True)
+            if sp:
+                raise Failure(f"{what}: kernel splat with allocation {n} failed: {sp}")
+        raise Failure(f"{what}: no end")
+
+    def create_load_resume():
+        dm.create(name)
+        dm.load(name, 0, length, "stash", params)
+        dm.resume(name)
+
+    def cleanup_create():
+        try:
+            dm.remove(name)
+        except DmError:
+            pass
+        wipe([args.cache])
+
+    # 1. Create, load, resume.
+    gen = attempt("create", create_load_resume)
+    for n, err in gen:
+        try:
+            live = dm.table(name)
+        except DmError:
+            live = None         # the device was not created
+        if err is None:
+            if not live:
+                raise Failure(f"create: n={n}: success but no live table")
+            check_io(dm_node(name), length, r)
+        elif live:
+            # Only a failed resume leaves a live table: dm swaps the new
+            # table in before the target's preresume, and the device stays
+            # suspended.  A second resume, with nothing injected, must then
+            # bring the volume up.
+            try:
+                dm.resume(name)
+            except DmError as e:
+                raise Failure(f"create: n={n}: failed ({err}) with the table "
+                              f"live, and a second resume fails too: {e}") from None
+            check_io(dm_node(name), length, r)
+        cleanup_create()
+    cleanup_create()        # the last, uninjected, create succeeded
+    total_create = injected
+    # 2. On a live device: identical reload, suspend/resume, messages.
+    create_load_resume()
+    dev = dm_node(name)
+    check_io(dev, length, r)
+
+    def reload():
+        dm.load(name, 0, length, "stash", params)
+
+    def suspend_resume():
+        dm.suspend(name)
+        dm.resume(name)
+
+    ops = [("reload", reload), ("suspend-resume", suspend_resume)]
+    for m in ("mode writethrough", "mode writeback", "set idle_ms 100",
+              "set commit_ms 50", "flush", "invalidate", "reset_counters"):
+        ops.append((f"message {m}", lambda m=m: dm.message(name, m)))
+    for what, fn in ops:
+        for n, err in attempt(what, fn):
+            # Whatever happened, the device must be usable again.
+            try:
+                if dm.inactive_present(name):
+                    dm.clear(name)
+                dm.resume(name)     # also undoes a suspend left half done
+            except DmError as e:
+                raise Failure(f"{what}: n={n} ({err}): cannot resume afterwards: {e}") from None
+            check_io(dev, length, r)
+    dm.remove(name)
+    print(f"failnth: {injected} allocation failures injected "
+          f"({total_create} in create/load/resume)")
+    if total_create < 3:
+        raise Failure("fewer than 3 allocations failed in create: is failslab set up?")
+
+
 CTX = {}
 KLOG = None
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("tables", "messages"))
+    ap.add_argument("what", choices=("tables", "messages", "failnth"))
+    ap.add_argument("--volatile", action="store_true")
     ap.add_argument("--origin", required=True)
     ap.add_argument("--cache", required=True)
     ap.add_argument("--count", type=int, default=1000)
@@ -516,8 +660,10 @@ def main():
     try:
         if args.what == "tables":
             run_tables(dm, args, r)
-        else:
+        elif args.what == "messages":
             run_messages(dm, args, r)
+        else:
+            run_failnth(dm, args, r)
         sp = KLOG.splat()
         if sp:
             raise Failure(f"kernel splat near the end: {sp}")
