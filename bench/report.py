@@ -200,10 +200,14 @@ class Report:
             lines.append(
                 "- Sequential: %d dirty blocks drained in %.2f s = %.0f MiB/s; "
                 "the origin takes 1 MiB qd 4 writes at %.0f MiB/s: **%.2fx**; "
-                "%d origin writes of %.0f KiB on average." % (
+                "%d origin writes of %.0f KiB on average%s." % (
                     s["dirty_blocks"], s["drain_s"], s["drain_mib_s"],
                     s["origin_seqwrite_mib_s"], s["ratio"],
-                    s["origin_write_ios"], s["origin_write_kib_per_io"]))
+                    s["origin_write_ios"], s["origin_write_kib_per_io"],
+                    "" if not s.get("rounds") else
+                    " (medians of %d rounds; the rounds' ratios: %s)" % (
+                        len(s["rounds"]), ", ".join(
+                            "%.2fx" % x["ratio"] for x in s["rounds"]))))
         if r:
             lines.append(
                 "- Random: %d dirty blocks drained in %.1f s (%.0f blocks/s) "
