@@ -78,6 +78,10 @@ WORKLOADS = [
     dict(name="randwrite-4k-fdatasync32-qd1", rw="randwrite", bs="4k", qd=1,
          region="hot", lat="sync", extra=["--fdatasync=32"],
          desc="4 KiB random writes, fdatasync every 32, qd 1"),
+    dict(name="zipf1.2-read-qd16", rw="randread", bs="4k", qd=16,
+         region="all", lat="read", warm="zipf",
+         extra=["--random_distribution=zipf:1.2:0.5"],
+         desc="4 KiB zipf 1.2 random reads, qd 16, whole origin (4x cache)"),
     dict(name="zipf1.2-90r10w-qd16", rw="randrw", bs="4k", qd=16,
          region="all", lat="read", warm="zipf",
          # The hot set's place is fixed (":0.5", the middle of the

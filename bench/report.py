@@ -42,6 +42,7 @@ SHORT_WL = {
     "randread-4k-qd16": "rand read qd16",
     "randwrite-4k-qd16": "rand write qd16",
     "randwrite-4k-fdatasync-qd1": "write+fdatasync qd1",
+    "zipf1.2-read-qd16": "zipf read qd16",
     "zipf1.2-90r10w-qd16": "zipf 90/10 qd16",
     "seqread-1m-qd4": "seq read 1M",
     "seqwrite-1m-qd4": "seq write 1M",
@@ -140,18 +141,28 @@ class Report:
             if note:
                 T[-1]["note"] = note
 
-        rr, z, w = "randread-4k-qd16", "zipf1.2-90r10w-qd16", "randwrite-4k-qd16"
+        rr, w = "randread-4k-qd16", "randwrite-4k-qd16"
+        zr, zm = "zipf1.2-read-qd16", "zipf1.2-90r10w-qd16"
         for s in ("stash-wa", "stash-wt", "stash-wb"):
             add("4 KiB random read hits, qd 16 >= 0.9x dm-linear-fast", s,
                 0.9, "IOPS %s / IOPS linear-fast" % s,
                 (s, rr, "iops"), [(BASE_FAST, rr, "iops")])
-        for s in ("stash-wa", "stash-wt", "stash-wb"):
-            add("zipf 1.2 read IOPS >= 1.3x the better of dm-cache WT and "
-                "bcache WT", s, 1.3, "read IOPS %s / read IOPS %%(peer)s" % s,
-                (s, z, "read_iops"),
-                [("dmcache-wt", z, "read_iops"), ("bcache-wt", z, "read_iops")],
-                "for reference: writeback against write-through peers"
-                if s == "stash-wb" else None)
+        # The engine issue's target is zipf 1.2 random reads; the 90/10
+        # mix (the benchmark issue's workload) is shown against the same
+        # bar, for reference: in write-through its writes wait for the
+        # origin and hold queue slots for every system alike.
+        for z, what, note in (
+                (zr, "zipf 1.2 random read IOPS", None),
+                (zm, "zipf 1.2 90/10 mix, read IOPS",
+                 "for reference: the mixed workload, not the target")):
+            for s in ("stash-wa", "stash-wt", "stash-wb"):
+                add("%s >= 1.3x the better of dm-cache WT and bcache WT" %
+                    what, s, 1.3, "read IOPS %s / read IOPS %%(peer)s" % s,
+                    (s, z, "read_iops"),
+                    [("dmcache-wt", z, "read_iops"),
+                     ("bcache-wt", z, "read_iops")],
+                    "for reference: writeback against write-through peers"
+                    if s == "stash-wb" else note)
         for s in ("stash-wa", "stash-wt"):
             add("write-around/write-through 4 KiB random writes (qd 16) "
                 ">= 0.9x raw slow", s, 0.9, "IOPS %s / IOPS raw-slow" % s,
