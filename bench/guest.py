@@ -61,6 +61,11 @@ SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
 
 # name, fio rw, block size, queue depth, region (hot set | whole device),
 # direction whose latency is the headline, extra fio options.
+#
+# The zipf hot set's place is fixed (":0.5", the middle of the device):
+# fio otherwise derives it from the seed, and the warm-up, which runs with
+# another seed, would warm other blocks.
+ZIPF = "--random_distribution=zipf:1.2:0.5"
 WORKLOADS = [
     dict(name="randread-4k-qd1", rw="randread", bs="4k", qd=1, region="hot",
          lat="read", desc="4 KiB random read hits, qd 1 (hot set, warmed)"),
@@ -80,14 +85,11 @@ WORKLOADS = [
          desc="4 KiB random writes, fdatasync every 32, qd 1"),
     dict(name="zipf1.2-read-qd16", rw="randread", bs="4k", qd=16,
          region="all", lat="read", warm="zipf",
-         extra=["--random_distribution=zipf:1.2:0.5"],
+         extra=[ZIPF],
          desc="4 KiB zipf 1.2 random reads, qd 16, whole origin (4x cache)"),
     dict(name="zipf1.2-90r10w-qd16", rw="randrw", bs="4k", qd=16,
          region="all", lat="read", warm="zipf",
-         # The hot set's place is fixed (":0.5", the middle of the
-         # device): fio otherwise derives it from the seed, and the
-         # warm-up, which runs with another seed, would warm other blocks.
-         extra=["--rwmixread=90", "--random_distribution=zipf:1.2:0.5"],
+         extra=["--rwmixread=90", ZIPF],
          desc="4 KiB zipf 1.2 mix, 90% reads, qd 16, whole origin (4x cache)"),
     dict(name="seqread-1m-qd4", rw="read", bs="1m", qd=4, region="all",
          lat="read", desc="1 MiB sequential reads, qd 4, whole origin"),
@@ -1062,7 +1064,8 @@ def drain_phase(cfg, devs):
         "100, idle_ms 0) takes SEQ_MB of sequential writes, the 'flush' "
         "message starts a drain and the status is polled until dirty=0; "
         "three such rounds, each on fresh devices, give the medians of "
-        "both rates and the ratio of the medians.  Random: the hot set is warmed to read hits and its 4 KiB qd 16 "
+        "both rates and the ratio of the medians.  Random: the hot set is "
+        "warmed to read hits and its 4 KiB qd 16 "
         "random-read IOPS measured idle; then RAND_MB of 4 KiB writes at "
         "random blocks of the rest of the origin are made dirty, the flush "
         "starts and the same read job runs while it drains."))
