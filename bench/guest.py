@@ -42,12 +42,15 @@ REPO = os.getcwd()
 
 MODES = {
     # runtime/ramp in seconds per measured fio run; reps per workload;
-    # zipf_warm: unmeasured zipf run before the measured one.
+    # zipf_warm: seconds per unmeasured zipf warm-up window, zipf_warm_max
+    # the most warm-up a system gets (see zipf_warm_up()).
     "quick": dict(runtime=3, ramp=1, reps=1, cache_mb=256, delay_ms=1,
-                  hot_mb=64, zipf_warm=6, fs_files=4, fs_file_mb=8,
+                  hot_mb=64, zipf_warm=10, zipf_warm_max=150,
+                  fs_files=4, fs_file_mb=8,
                   max_warm_passes=6, mem_cache_gb=64),
     "long": dict(runtime=20, ramp=3, reps=3, cache_mb=256, delay_ms=1,
-                 hot_mb=64, zipf_warm=40, fs_files=8, fs_file_mb=16,
+                 hot_mb=64, zipf_warm=20, zipf_warm_max=600,
+                 fs_files=8, fs_file_mb=16,
                  max_warm_passes=10, mem_cache_gb=64),
 }
 
@@ -62,10 +65,13 @@ SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
 # name, fio rw, block size, queue depth, region (hot set | whole device),
 # direction whose latency is the headline, extra fio options.
 #
-# The zipf hot set's place is fixed (":0.5", the middle of the device):
-# fio otherwise derives it from the seed, and the warm-up, which runs with
-# another seed, would warm other blocks.
+# The zipf hot set's place is fixed (":0.5", the middle of the device): fio
+# otherwise derives it from the seed, and the warm-up (random seeds) would
+# warm other blocks than the measured run (fio's default seed) reads.
 ZIPF = "--random_distribution=zipf:1.2:0.5"
+# A zipf warm-up window that cuts the origin reads per client read by less
+# than this share of the window before ends the warm-up.
+ZIPF_SETTLED = 0.03
 WORKLOADS = [
     dict(name="randread-4k-qd1", rw="randread", bs="4k", qd=1, region="hot",
          lat="read", desc="4 KiB random read hits, qd 1 (hot set, warmed)"),
@@ -218,7 +224,7 @@ def config():
         sys.exit("bench: unknown STASH_BENCH_MODE %r" % mode)
     c = dict(MODES[mode], mode=mode)
     for k in ("runtime", "reps", "ramp", "cache_mb", "delay_ms", "hot_mb",
-              "zipf_warm", "mem_cache_gb"):
+              "zipf_warm", "zipf_warm_max", "mem_cache_gb"):
         v = os.environ.get("STASH_BENCH_" + k.upper())
         if v:
             c[k] = int(v)
@@ -774,6 +780,52 @@ def run_fs_workload(sysm, wl, rep, cfg):
     return r
 
 
+def zipf_warm_up(sysm, wl, args, cfg):
+    """Unmeasured windows of the same mix, each with a random seed, until
+    the cache has settled: a window of zipf_warm seconds whose origin reads
+    per client read fell by less than ZIPF_SETTLED from the window before,
+    at least two windows and at most zipf_warm_max seconds.  The measure is
+    taken on the origin side because that is what limits a zipf run over a
+    slow origin, and because every system has it (bcache's own counters
+    fold in late).  Each system thus runs at its own steady state: a fixed,
+    short warm-up would measure mostly first-touch misses, which no
+    replacement policy can avoid and which make every cache look alike."""
+    windows = []
+    t = 0
+    while True:
+        i = len(windows)
+        before_o = disk_stat(SLOW)
+        before = sysm.counters()
+        w = fio(wl["name"] + "-warm", args + [
+            "--time_based", "--runtime=%d" % cfg["zipf_warm"],
+            # A random sequence per window: fio 3.33's zipf generator
+            # replays one sequence for every --randseed value, so windows
+            # with "other" seeds would repeat the first one.
+            "--randrepeat=0"],
+            os.path.join(sysm.rawdir, "%s-warm-%d.json" % (wl["name"], i)),
+            cfg["zipf_warm"] + 300)
+        t += cfg["zipf_warm"]
+        o = delta(disk_stat(SLOW), before_o)
+        rios = w.get("read", {}).get("ios", 0)
+        per_read = o["read_ios"] / rios if rios else None
+        windows.append(dict(seconds=cfg["zipf_warm"],
+                            read_iops=w.get("read", {}).get("iops"),
+                            origin_reads_per_read=per_read,
+                            read_hit_ratio=None if sysm.delayed_counters
+                            else hit_ratio(delta(sysm.counters(), before),
+                                           "read")))
+        log("  %s warm-up window %d: %.0f read IOPS, %s origin reads "
+            "per read" % (wl["name"], i + 1, windows[-1]["read_iops"] or 0,
+                          fmt_ratio(per_read)))
+        if per_read is None or t >= cfg["zipf_warm_max"]:
+            break
+        prev = windows[-2]["origin_reads_per_read"] if i else None
+        if prev is not None and per_read >= prev * (1 - ZIPF_SETTLED):
+            break
+    return dict(seconds=t, settled=t < cfg["zipf_warm_max"],
+                settled_below=ZIPF_SETTLED, windows=windows)
+
+
 def run_workload(sysm, wl, rep, cfg):
     if wl.get("kind") == "fs":
         return run_fs_workload(sysm, wl, rep, cfg)
@@ -784,18 +836,7 @@ def run_workload(sysm, wl, rep, cfg):
     res = {}
     if wl.get("warm") == "zipf" and rep == 0 and cfg["zipf_warm"] > 0 and \
             sysm.caching:
-        # Unmeasured run of the same mix, another seed, to let the cache
-        # settle on the hot blocks.
-        before = sysm.counters()
-        w = fio(wl["name"] + "-warm", args + [
-            "--time_based", "--runtime=%d" % cfg["zipf_warm"],
-            "--randseed=4242"],
-            os.path.join(sysm.rawdir, "%s-warm.json" % wl["name"]),
-            cfg["zipf_warm"] + 300)
-        res["warmup"] = dict(seconds=cfg["zipf_warm"],
-                             read_iops=w.get("read", {}).get("iops"),
-                             read_hit_ratio=hit_ratio(
-                                 delta(sysm.counters(), before), "read"))
+        res["warmup"] = zipf_warm_up(sysm, wl, args, cfg)
     before_c, before_o = sysm.counters(), disk_stat(SLOW)
     r = fio(wl["name"], args + ["--time_based", "--runtime=%d" % cfg["runtime"],
                                 "--ramp_time=%d" % cfg["ramp"]],

@@ -130,7 +130,9 @@ class Report:
                 missing += [d for d in den if not self.summary(*d)]
                 note = "; ".join(self.why_missing(m[0], m[1]) for m in missing)
                 T.append(dict(target=target, system=system, measured=None,
-                              needed=needed, how=how,
+                              needed=needed,
+                              how=how % dict(
+                                  peer=" or ".join(d[0] for d in den)),
                               result="NOT MEASURED", note=note))
                 return
             d, v = max(dens, key=lambda dv: dv[1])
@@ -349,7 +351,7 @@ class Report:
                     fnum(g("write_hit_ratio"), 3),
                     fnum(ratio(g("iops"), self.summary(BASE_FAST, wl))),
                     fnum(ratio(g("iops"), self.summary(BASE_SLOW, wl)))))
-            extra = []
+            extra, warm, settled = [], [], 0
             for s in self.ok:
                 w_ = self.systems[s]["workloads"].get(wl)
                 if not w_:
@@ -357,8 +359,23 @@ class Report:
                 d = w_["reps"][0]["detail"]
                 if "mkfs_s" in d:
                     extra.append("%s mkfs %.1f s" % (s, d["mkfs_s"]))
+                wu = d.get("warmup")
+                if wu and wu.get("windows"):
+                    settled = wu.get("settled_below", 0)
+                    warm.append("%s %d s%s (%s)" % (
+                        s, wu["seconds"], "" if wu.get("settled")
+                        else ", not settled",
+                        " > ".join(fnum(x.get("origin_reads_per_read"), 3)
+                                   for x in wu["windows"])))
             if extra:
                 out.append("\nmkfs.ext4 time: " + ", ".join(extra) + ".")
+            if warm:
+                out.append("\nWarm-up before the measured run, in %d s "
+                           "windows until the origin reads per client read "
+                           "fell by less than %.0f%% in one (the figure of "
+                           "each window): %s." % (
+                               self.res["meta"]["config"]["zipf_warm"],
+                               100 * settled, "; ".join(warm)))
             out.append("")
         out.append("\\* bcache: 1 - origin reads per client read (its own "
                    "counters fold in every ~13.6 s and wrap; see the "
