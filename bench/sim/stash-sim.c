@@ -43,6 +43,15 @@
  * (by rank) were cached before the scan and no longer are after it: the
  * scan's pollution of the hot set.
  *
+ * Reference policies (--policy), to judge the module's against others on
+ * the same trace; they are not the module's code:
+ *   lru   promote every miss, evict the least recently used block (what a
+ *         cache without admission control does, bcache for one)
+ *   lfu   an in-cache LFU that knows every block's access count since the
+ *         start: a miss replaces the cached block with the fewest accesses
+ *         if it has more (ties stay); an upper bound for frequency-based
+ *         policies that keep their history in bounded RAM
+ *
  * Output is a human-readable report, or one table row (--brief) under a
  * header line (--header) for "make run".
  */
@@ -65,6 +74,7 @@
 enum trace_kind { TRACE_UNIFORM, TRACE_ZIPF, TRACE_ZIPF_SCAN };
 enum zipf_gen { GEN_FIO, GEN_EXACT };
 enum scatter { SCATTER_FIO, SCATTER_PERM, SCATTER_NONE };
+enum policy { POLICY_STASH, POLICY_LRU, POLICY_LFU };
 
 struct options {
 	u64 cache_blocks;
@@ -73,6 +83,7 @@ struct options {
 	double theta;
 	enum zipf_gen gen;
 	enum scatter scatter;
+	enum policy policy;
 	u64 ops;
 	u64 warmup;
 	u64 seed;
@@ -256,19 +267,73 @@ struct stats {
 	u64 ops, hits, promotions, evictions, bypassed, alloc_failed;
 };
 
+#define REF_NONE	UINT32_MAX
+
+/* A reference policy's cache (see --policy); slots are 0..cache_blocks-1. */
+struct ref_cache {
+	u32 *slot_of;		/* origin block -> slot, REF_NONE: not cached */
+	u64 *block_of;		/* slot -> origin block */
+	u32 used;		/* slots taken (they fill in order) */
+	/* lru: a list through the slots, head the most recently used */
+	u32 *prev, *next;
+	u32 head, tail;
+	/* lfu: accesses per origin block since the start; a min-heap of the
+	 * slots by their block's count, and each slot's place in it */
+	u32 *freq;
+	u32 *heap, *pos;
+};
+
 struct cache {
+	enum policy policy;
 	struct stash_map map;
 	struct stash_filter filter;
 	struct stash_seq seq;
+	struct ref_cache ref;
 	struct stats st;	/* of the running phase */
 	u32 *counts;		/* accesses per origin block, for the oracle */
 };
 
+static int ref_init(struct ref_cache *r, const struct options *o)
+{
+	u64 i, nc = o->cache_blocks;
+
+	memset(r, 0, sizeof(*r));
+	r->slot_of = malloc(o->origin_blocks * sizeof(*r->slot_of));
+	r->block_of = calloc(nc, sizeof(*r->block_of));
+	r->prev = calloc(nc, sizeof(*r->prev));
+	r->next = calloc(nc, sizeof(*r->next));
+	r->freq = calloc(o->origin_blocks, sizeof(*r->freq));
+	r->heap = calloc(nc, sizeof(*r->heap));
+	r->pos = calloc(nc, sizeof(*r->pos));
+	if (!r->slot_of || !r->block_of || !r->prev || !r->next || !r->freq ||
+	    !r->heap || !r->pos)
+		return -1;
+	for (i = 0; i < o->origin_blocks; i++)
+		r->slot_of[i] = REF_NONE;
+	r->head = REF_NONE;
+	r->tail = REF_NONE;
+	return 0;
+}
+
+static void ref_exit(struct ref_cache *r)
+{
+	free(r->slot_of);
+	free(r->block_of);
+	free(r->prev);
+	free(r->next);
+	free(r->freq);
+	free(r->heap);
+	free(r->pos);
+}
+
 static int cache_init(struct cache *c, const struct options *o)
 {
 	memset(c, 0, sizeof(*c));
+	c->policy = o->policy;
 	if (stash_map_init(&c->map, (u32)o->cache_blocks) ||
 	    stash_filter_init(&c->filter, (u32)o->cache_blocks))
+		return -1;
+	if (c->policy != POLICY_STASH && ref_init(&c->ref, o))
 		return -1;
 	stash_seq_init(&c->seq, o->seq_cutoff_kb * 2);
 	c->counts = calloc(o->origin_blocks, sizeof(*c->counts));
@@ -277,9 +342,129 @@ static int cache_init(struct cache *c, const struct options *o)
 
 static void cache_exit(struct cache *c)
 {
+	if (c->policy != POLICY_STASH)
+		ref_exit(&c->ref);
 	stash_filter_exit(&c->filter);
 	stash_map_exit(&c->map);
 	free(c->counts);
+}
+
+static void lru_unlink(struct ref_cache *r, u32 s)
+{
+	if (r->prev[s] != REF_NONE)
+		r->next[r->prev[s]] = r->next[s];
+	else
+		r->head = r->next[s];
+	if (r->next[s] != REF_NONE)
+		r->prev[r->next[s]] = r->prev[s];
+	else
+		r->tail = r->prev[s];
+}
+
+static void lru_push_front(struct ref_cache *r, u32 s)
+{
+	r->prev[s] = REF_NONE;
+	r->next[s] = r->head;
+	if (r->head != REF_NONE)
+		r->prev[r->head] = s;
+	r->head = s;
+	if (r->tail == REF_NONE)
+		r->tail = s;
+}
+
+static u32 heap_key(const struct ref_cache *r, u32 i)
+{
+	return r->freq[r->block_of[r->heap[i]]];
+}
+
+static void heap_swap(struct ref_cache *r, u32 i, u32 j)
+{
+	u32 t = r->heap[i];
+
+	r->heap[i] = r->heap[j];
+	r->heap[j] = t;
+	r->pos[r->heap[i]] = i;
+	r->pos[r->heap[j]] = j;
+}
+
+static void heap_down(struct ref_cache *r, u32 i)
+{
+	for (;;) {
+		u32 l = 2 * i + 1, m = i;
+
+		if (l < r->used && heap_key(r, l) < heap_key(r, m))
+			m = l;
+		if (l + 1 < r->used && heap_key(r, l + 1) < heap_key(r, m))
+			m = l + 1;
+		if (m == i)
+			return;
+		heap_swap(r, i, m);
+		i = m;
+	}
+}
+
+static void heap_up(struct ref_cache *r, u32 i)
+{
+	while (i && heap_key(r, (i - 1) / 2) > heap_key(r, i)) {
+		heap_swap(r, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+/* A read under a reference policy; true on a hit. */
+static bool ref_read(struct cache *c, u64 block, u64 cache_blocks)
+{
+	struct ref_cache *r = &c->ref;
+	u32 s = r->slot_of[block];
+
+	r->freq[block]++;
+	if (s != REF_NONE) {
+		if (c->policy == POLICY_LRU) {
+			lru_unlink(r, s);
+			lru_push_front(r, s);
+		} else {
+			heap_down(r, r->pos[s]);
+		}
+		return true;
+	}
+	if (r->used < cache_blocks) {
+		s = r->used++;
+		r->block_of[s] = block;
+		r->slot_of[block] = s;
+		if (c->policy == POLICY_LRU) {
+			lru_push_front(r, s);
+		} else {
+			r->heap[s] = s;
+			r->pos[s] = s;
+			heap_up(r, s);
+		}
+		c->st.promotions++;
+		return false;
+	}
+	if (c->policy == POLICY_LRU) {
+		s = r->tail;
+		lru_unlink(r, s);
+		lru_push_front(r, s);
+	} else {
+		s = r->heap[0];
+		if (r->freq[block] <= r->freq[r->block_of[s]])
+			return false;
+	}
+	r->slot_of[r->block_of[s]] = REF_NONE;
+	r->block_of[s] = block;
+	r->slot_of[block] = s;
+	if (c->policy == POLICY_LFU)
+		heap_down(r, 0);
+	c->st.promotions++;
+	c->st.evictions++;
+	return false;
+}
+
+static bool cache_has(const struct cache *c, u64 block)
+{
+	if (c->policy != POLICY_STASH)
+		return c->ref.slot_of[block] != REF_NONE;
+	return cblock_is_valid(stash_map_lookup(&c->map, to_oblock(block)));
 }
 
 static void cache_read(struct cache *c, u64 block)
@@ -291,6 +476,10 @@ static void cache_read(struct cache *c, u64 block)
 
 	c->st.ops++;
 	c->counts[block]++;
+	if (c->policy != POLICY_STASH) {
+		c->st.hits += ref_read(c, block, c->map.nr_cblocks);
+		return;
+	}
 	sequential = stash_seq_is_sequential(&c->seq, block * BLOCK_SECTORS,
 					     BLOCK_SECTORS);
 	cb = stash_map_lookup(&c->map, ob);
@@ -368,8 +557,7 @@ static u64 hot_cached(const struct cache *c, const struct zipf *z, u64 n)
 	u64 r, k = 0;
 
 	for (r = 0; r < n; r++)
-		k += cblock_is_valid(stash_map_lookup(&c->map,
-					to_oblock(zipf_block(z, r))));
+		k += cache_has(c, zipf_block(z, r));
 	return k;
 }
 
@@ -380,6 +568,7 @@ static u64 hot_cached(const struct cache *c, const struct zipf *z, u64 n)
 static const char *const trace_names[] = { "uniform", "zipf", "zipf-scan" };
 static const char *const gen_names[] = { "fio", "exact" };
 static const char *const scatter_names[] = { "fio", "perm", "none" };
+static const char *const policy_names[] = { "stash", "lru", "lfu" };
 
 static void print_phase(const char *name, const struct stats *s)
 {
@@ -538,6 +727,8 @@ static void usage(FILE *f)
 "  --zipf-theta X       Zipf exponent (1.2)\n"
 "  --zipf-gen G         fio (fio's approximation) | exact (fio)\n"
 "  --scatter S          rank to block: fio | perm | none (fio)\n"
+"  --policy P           stash (the module's) | lru | lfu: reference policies\n"
+"                       for comparison (stash)\n"
 "  --ops N              measured reads after warm-up; for zipf-scan, before\n"
 "                       and again after the scan (2000000)\n"
 "  --warmup N           reads before measuring (1000000)\n"
@@ -577,7 +768,7 @@ static int parse_name(const char *opt, const char *s,
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CACHE = 256, O_ORIGIN, O_TRACE, O_THETA, O_GEN, O_SCATTER,
-	       O_OPS, O_WARMUP, O_SEED, O_CUTOFF, O_SCAN, O_WINDOW, O_BRIEF,
+	       O_POLICY, O_OPS, O_WARMUP, O_SEED, O_CUTOFF, O_SCAN, O_WINDOW, O_BRIEF,
 	       O_HEADER, O_HELP };
 	static const struct option longopts[] = {
 		{ "cache-blocks", required_argument, NULL, O_CACHE },
@@ -586,6 +777,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "zipf-theta", required_argument, NULL, O_THETA },
 		{ "zipf-gen", required_argument, NULL, O_GEN },
 		{ "scatter", required_argument, NULL, O_SCATTER },
+		{ "policy", required_argument, NULL, O_POLICY },
 		{ "ops", required_argument, NULL, O_OPS },
 		{ "warmup", required_argument, NULL, O_WARMUP },
 		{ "seed", required_argument, NULL, O_SEED },
@@ -632,6 +824,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_SCATTER:
 			o->scatter = parse_name("--scatter", optarg, scatter_names, 3);
+			break;
+		case O_POLICY:
+			o->policy = parse_name("--policy", optarg, policy_names, 3);
 			break;
 		case O_OPS:
 			o->ops = parse_u64("--ops", optarg);
@@ -716,9 +911,20 @@ int main(int argc, char **argv)
 		printf(", cache %" "llu" " blocks, origin %" "llu"
 		       " blocks, seq cutoff %" "llu" " KiB, seed %" "llu" "\n",
 		       o.cache_blocks, o.origin_blocks, o.seq_cutoff_kb, o.seed);
-		printf("  filter: 2 x %llu bits, rotates every %u insertions; map: %u bytes/block\n",
-		       1ull << c.filter.bits, c.filter.rotate_at,
-		       stash_map_bytes_per_cblock(&c.map));
+		if (o.policy == POLICY_STASH)
+			printf("  filter: 2 x %llu bits, rotates every %u insertions; map: %u bytes/block\n",
+			       1ull << c.filter.bits, c.filter.rotate_at,
+			       stash_map_bytes_per_cblock(&c.map));
+		else
+			printf("  policy: %s (a reference, not the module's)\n",
+			       policy_names[o.policy]);
+		/* Ranks are in order of probability: the top ranks are the
+		 * best static choice for the distribution itself. */
+		if (o.trace != TRACE_UNIFORM && o.gen == GEN_EXACT &&
+		    o.cache_blocks < o.origin_blocks)
+			printf("  static optimum of the distribution (%" "llu"
+			       " hottest blocks): %.4f\n", o.cache_blocks,
+			       z.cdf[o.cache_blocks - 1]);
 	}
 	if (o.trace == TRACE_ZIPF_SCAN)
 		run_scan(&o, &c, &z, &r);
