@@ -51,6 +51,7 @@
  *         start: a miss replaces the cached block with the fewest accesses
  *         if it has more (ties stay); an upper bound for frequency-based
  *         policies that keep their history in bounded RAM
+ * Both promote sequential reads too: the sequential cutoff is the module's.
  *
  * Output is a human-readable report, or one table row (--brief) under a
  * header line (--header) for "make run".
@@ -273,6 +274,7 @@ struct stats {
 struct ref_cache {
 	u32 *slot_of;		/* origin block -> slot, REF_NONE: not cached */
 	u64 *block_of;		/* slot -> origin block */
+	u32 nr_slots;
 	u32 used;		/* slots taken (they fill in order) */
 	/* lru: a list through the slots, head the most recently used */
 	u32 *prev, *next;
@@ -298,6 +300,7 @@ static int ref_init(struct ref_cache *r, const struct options *o)
 	u64 i, nc = o->cache_blocks;
 
 	memset(r, 0, sizeof(*r));
+	r->nr_slots = (u32)nc;
 	r->slot_of = malloc(o->origin_blocks * sizeof(*r->slot_of));
 	r->block_of = calloc(nc, sizeof(*r->block_of));
 	r->prev = calloc(nc, sizeof(*r->prev));
@@ -412,7 +415,7 @@ static void heap_up(struct ref_cache *r, u32 i)
 }
 
 /* A read under a reference policy; true on a hit. */
-static bool ref_read(struct cache *c, u64 block, u64 cache_blocks)
+static bool ref_read(struct cache *c, u64 block)
 {
 	struct ref_cache *r = &c->ref;
 	u32 s = r->slot_of[block];
@@ -427,7 +430,7 @@ static bool ref_read(struct cache *c, u64 block, u64 cache_blocks)
 		}
 		return true;
 	}
-	if (r->used < cache_blocks) {
+	if (r->used < r->nr_slots) {
 		s = r->used++;
 		r->block_of[s] = block;
 		r->slot_of[block] = s;
@@ -477,7 +480,7 @@ static void cache_read(struct cache *c, u64 block)
 	c->st.ops++;
 	c->counts[block]++;
 	if (c->policy != POLICY_STASH) {
-		c->st.hits += ref_read(c, block, c->map.nr_cblocks);
+		c->st.hits += ref_read(c, block);
 		return;
 	}
 	sequential = stash_seq_is_sequential(&c->seq, block * BLOCK_SECTORS,

@@ -538,9 +538,8 @@ def run_failnth(dm, args, r):
     and remove afterwards."""
     name = PREFIX + "failnth"
     nth = FailNth()
-    params = f"{args.origin} {args.cache} writeback 2 sequential_cutoff 0"
-    if args.volatile:
-        params = f"{args.origin} {args.cache} writeback 3 volatile sequential_cutoff 0"
+    opts = (["volatile"] if args.volatile else []) + ["sequential_cutoff", "0"]
+    params = f"{args.origin} {args.cache} writeback {len(opts)} {' '.join(opts)}"
     length = CTX["len"]
     injected = 0
 
