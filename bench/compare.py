@@ -5,7 +5,8 @@ usage: bench/compare.py A/results.json B/results.json [--tolerance 0.15]
                         [--markdown]
 
 For every system and workload in both runs it compares the IOPS ratio
-against dm-linear-fast and against raw-slow, and the p99 latency ratio
+against dm-linear-fast (the adjacent reference where the run has one)
+and against raw-slow, and the p99 latency ratio
 against dm-linear-fast; the difference is |a - b| / mean(a, b).  It prints
 the pairs sorted by difference, the share that agree within the tolerance,
 and the same per workload (which workloads are the noisy ones).  Exit
@@ -36,11 +37,22 @@ def ratios(res):
             v = val(res, s, wl)
             lin, slow = val(res, "linear-fast", wl), val(res, "raw-slow", wl)
             p, plin = val(res, s, wl, "p99_us"), val(res, "linear-fast", wl, "p99_us")
-            if v and lin and s != "linear-fast":
+            # Against the adjacent dm-linear reference where the run has
+            # one (see bench/report.py: Report.vs_fast()).
+            adj, padj = val(res, s, wl, "iops_vs_ref"), val(res, s, wl, "p99_vs_ref")
+            if s == "linear-fast":
+                pass
+            elif adj is not None:
+                out[(s, wl, "IOPS/linear-fast")] = adj
+            elif v and lin:
                 out[(s, wl, "IOPS/linear-fast")] = v / lin
             if v and slow and s != "raw-slow":
                 out[(s, wl, "IOPS/raw-slow")] = v / slow
-            if p and plin and s != "linear-fast":
+            if s == "linear-fast":
+                pass
+            elif padj is not None:
+                out[(s, wl, "p99/linear-fast")] = padj
+            elif p and plin:
                 out[(s, wl, "p99/linear-fast")] = p / plin
     return out
 

@@ -108,6 +108,13 @@ WORKLOADS = [
 
 FAST = "/dev/ram0"
 META = "/dev/ram1"
+# The adjacent reference: dm-linear over a third brd of the fast device's
+# size, measured right before each system's run of each workload (see
+# run_workload()).
+REF = "/dev/ram2"
+REF_NAME = "bench-ref"
+REF_DEV = "/dev/mapper/" + REF_NAME
+REF_FS_MNT = "/mnt/bench-ref-fs"
 SLOW_NAME = "bench-slow"
 SLOW = "/dev/mapper/" + SLOW_NAME
 NULLB_NAME = "nullb-slow"
@@ -255,8 +262,9 @@ class Devices:
         self.described = None
 
     def teardown(self):
-        if os.path.ismount(FS_MNT):
-            try_sh("umount %s" % FS_MNT)
+        for mnt in (FS_MNT, REF_FS_MNT):
+            if os.path.ismount(mnt):
+                try_sh("umount %s" % mnt)
         bcache_stop_all()
         # Every bench-* dm device, the slow device last.  A device that a
         # hung workload still holds gets the error target (--force) so that
@@ -296,15 +304,17 @@ class Devices:
             try_sh("rmmod null_blk")
         sh("sync; echo 3 >/proc/sys/vm/drop_caches")
 
-    def create(self, prefill_fast=False):
+    def create(self, prefill_fast=False, reference=False):
         """Fresh, zeroed devices.  The fast device is filled with data only
         when it is itself the device under test (raw-fast, linear-fast), so
         that its reads copy data as a cache's hits do; a cache gets it
         blank.  The origin is left unwritten (it reads as zeroes): its cost
-        is the delay, not the copy."""
+        is the delay, not the copy.  With @reference, the adjacent
+        reference (dm-linear over REF, filled like linear-fast's device) is
+        built too."""
         c = self.cfg
         self.teardown()
-        sh("modprobe brd rd_nr=2 rd_size=%d" % (c["cache_mb"] * 1024))
+        sh("modprobe brd rd_nr=3 rd_size=%d" % (c["cache_mb"] * 1024))
         # null_blk, memory backed, with a volatile write cache (so it takes
         # PREFLUSH/FUA), no delay of its own.
         sh("modprobe null_blk nr_devices=0")
@@ -327,9 +337,15 @@ class Devices:
             time.sleep(0.1)
         else:
             raise RuntimeError("%s did not appear" % self.nullb)
-        if prefill_fast:
+        fill = ([FAST] if prefill_fast else []) + ([REF] if reference else [])
+        for dev in fill:
             sh("fio --name=fill --filename=%s --rw=write --bs=1m --direct=1 "
-               "--ioengine=libaio --iodepth=8 --output=/dev/null" % FAST)
+               "--ioengine=libaio --iodepth=8 --output=/dev/null" % dev)
+        if reference:
+            err = dm_create(REF_NAME, "0 %d linear %s 0" % (
+                dev_bytes(REF) // 512, REF))
+            if err:
+                raise RuntimeError("cannot create the reference: " + err)
         d = c["delay_ms"]
         sectors = dev_bytes(self.nullb) // 512
         err = dm_create(SLOW_NAME, "0 %d delay %s 0 %d %s 0 %d %s 0 %d" % (
@@ -518,6 +534,16 @@ class LinearFast(RawFast):
         self.dev = "/dev/mapper/bench-linear"
         self.info["table"] = table
         return True
+
+
+class Reference(LinearFast):
+    """The adjacent reference: dm-linear over REF, the same device and
+    table as linear-fast's, built next to every other system."""
+
+    def __init__(self, cfg, rawdir):
+        super().__init__("reference", cfg, None)
+        self.dev, self.rawdir, self.fs_mnt = REF_DEV, rawdir, REF_FS_MNT
+        os.makedirs(rawdir, exist_ok=True)
 
 
 class Stash(System):
@@ -749,15 +775,15 @@ CLASSES = {"raw-fast": RawFast, "raw-slow": RawSlow, "linear-fast": LinearFast,
 # One workload on one system
 # ---------------------------------------------------------------------------
 def run_fs_workload(sysm, wl, rep, cfg):
-    dev = sysm.dev
+    dev, mnt = sysm.dev, getattr(sysm, "fs_mnt", FS_MNT)
     t = time.time()
     sh("mkfs.ext4 -F -q -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 %s"
        % dev, timeout=300)
     mkfs_s = time.time() - t
-    os.makedirs(FS_MNT, exist_ok=True)
-    sh("mount -t ext4 -o noatime %s %s" % (dev, FS_MNT))
+    os.makedirs(mnt, exist_ok=True)
+    sh("mount -t ext4 -o noatime %s %s" % (dev, mnt))
     try:
-        files = ["--directory=" + FS_MNT, "--nrfiles=%d" % cfg["fs_files"],
+        files = ["--directory=" + mnt, "--nrfiles=%d" % cfg["fs_files"],
                  "--filesize=%dm" % cfg["fs_file_mb"],
                  "--size=%dm" % (cfg["fs_files"] * cfg["fs_file_mb"]),
                  "--ioengine=psync", "--direct=0"]
@@ -775,7 +801,7 @@ def run_fs_workload(sysm, wl, rep, cfg):
         r["counters"] = delta(sysm.counters(), before_c)
         r["origin_io"] = delta(disk_stat(SLOW), before_o)
     finally:
-        sh("umount %s" % FS_MNT, check=False)
+        sh("umount %s" % mnt, check=False)
     r["mkfs_s"] = mkfs_s
     return r
 
@@ -827,8 +853,19 @@ def zipf_warm_up(sysm, wl, args, cfg):
 
 
 def run_workload(sysm, wl, rep, cfg):
+    """One measured run of @wl on @sysm.  A system with an adjacent
+    reference (sysm.reference) has the same run made on it first, after
+    any warm-up, so that the two are measured a few seconds apart: the
+    emulated CPU's speed drifts by 10-20% over minutes, and a ratio
+    against a dm-linear measured in another phase of the run carries that
+    drift (two runs disagreed by up to 20% on ratios that this removes)."""
+    ref = getattr(sysm, "reference", None)
     if wl.get("kind") == "fs":
-        return run_fs_workload(sysm, wl, rep, cfg)
+        refr = run_fs_workload(ref, wl, rep, cfg) if ref else None
+        r = run_fs_workload(sysm, wl, rep, cfg)
+        if refr:
+            r["reference"] = refr
+        return r
     size = cfg["hot_mb"] << 20 if wl["region"] == "hot" else \
         (dev_bytes(sysm.dev) >> 20) << 20
     args = fio_dev_args(sysm.dev, wl["rw"], wl["bs"], wl["qd"], size) + \
@@ -837,6 +874,8 @@ def run_workload(sysm, wl, rep, cfg):
     if wl.get("warm") == "zipf" and rep == 0 and cfg["zipf_warm"] > 0 and \
             sysm.caching:
         res["warmup"] = zipf_warm_up(sysm, wl, args, cfg)
+    if ref:
+        res["reference"] = run_workload(ref, wl, rep, cfg)
     before_c, before_o = sysm.counters(), disk_stat(SLOW)
     r = fio(wl["name"], args + ["--time_based", "--runtime=%d" % cfg["runtime"],
                                 "--ramp_time=%d" % cfg["ramp"]],
@@ -864,6 +903,13 @@ def summarize(wl, r, sysm=None):
     rios = r.get("read", {}).get("ios", 0)
     if o is not None and rios:
         s["origin_reads_per_read"] = o["read_ios"] / rios
+    ref = r.get("reference")
+    if ref:
+        rs = summarize(wl, ref)
+        s["ref_iops"], s["ref_p99_us"] = rs["iops"], rs["p99_us"]
+        s["iops_vs_ref"] = iops / rs["iops"] if rs["iops"] else None
+        s["p99_vs_ref"] = s["p99_us"] / rs["p99_us"] \
+            if s["p99_us"] and rs["p99_us"] else None
     if sysm is not None and sysm.hit_ratio_from_origin:
         s["write_hit_ratio"] = None
         s["read_hit_ratio"] = None
@@ -893,7 +939,12 @@ def run_system(name, cfg, devs):
     os.makedirs(sysm.rawdir, exist_ok=True)
     log("=== %s" % name)
     try:
-        devs.create(prefill_fast=name in ("raw-fast", "linear-fast"))
+        # linear-fast is the reference itself: it gets none.
+        reference = name != "linear-fast"
+        devs.create(prefill_fast=name in ("raw-fast", "linear-fast"),
+                    reference=reference)
+        if reference:
+            sysm.reference = Reference(cfg, os.path.join(sysm.rawdir, "ref"))
         sysm.setup()
         rec.update(sysm.info)
         rec["device"] = sysm.dev
@@ -915,16 +966,19 @@ def run_system(name, cfg, devs):
                 s = summarize(wl, r, sysm)
                 reps.append(dict(summary=s, detail=r))
                 log("  %-28s %10.0f IOPS %8.1f MiB/s p99 %9.0f us  "
-                    "hits r=%s w=%s" % (
+                    "hits r=%s w=%s  x ref %s" % (
                         wl["name"], s["iops"], s["mib_s"], s["p99_us"] or 0,
                         fmt_ratio(s["read_hit_ratio"]),
-                        fmt_ratio(s["write_hit_ratio"])))
+                        fmt_ratio(s["write_hit_ratio"]),
+                        fmt_ratio(s.get("iops_vs_ref"))))
             rec["workloads"][wl["name"]] = dict(
                 reps=reps, summary={
                     k: median([x["summary"].get(k) for x in reps])
                     for k in ("iops", "mib_s", "p50_us", "p99_us",
                               "read_iops", "write_iops", "read_hit_ratio",
-                              "write_hit_ratio", "origin_reads_per_read")})
+                              "write_hit_ratio", "origin_reads_per_read",
+                              "ref_iops", "ref_p99_us", "iops_vs_ref",
+                              "p99_vs_ref")})
             rec["workloads"][wl["name"]]["summary"]["lat_of"] = wl["lat"]
             if wl["name"] == "randread-4k-qd16" and sysm.caching:
                 check_caches(sysm, rec, read_hit_window)
