@@ -374,7 +374,7 @@ class Report:
                     fnum(self.vs_fast(s, wl)),
                     fnum(ratio(g("iops"), self.summary(BASE_SLOW, wl))),
                     fint(g("ref_iops"))))
-            extra, warm, settled = [], [], 0
+            extra, warm, settled, span = [], [], 0, 1
             for s in self.ok:
                 w_ = self.systems[s]["workloads"].get(wl)
                 if not w_:
@@ -385,6 +385,7 @@ class Report:
                 wu = d.get("warmup")
                 if wu and wu.get("windows"):
                     settled = wu.get("settled_below", 0)
+                    span = wu.get("settle_span", 1)
                     warm.append("%s %d s%s (%s)" % (
                         s, wu["seconds"], "" if wu.get("settled")
                         else ", not settled",
@@ -393,12 +394,15 @@ class Report:
             if extra:
                 out.append("\nmkfs.ext4 time: " + ", ".join(extra) + ".")
             if warm:
+                c = self.res["meta"]["config"]
                 out.append("\nWarm-up before the measured run, in %d s "
                            "windows until the origin reads per client read "
-                           "fell by less than %.0f%% in one (the figure of "
-                           "each window): %s." % (
-                               self.res["meta"]["config"]["zipf_warm"],
-                               100 * settled, "; ".join(warm)))
+                           "fell by less than %.0f%% over the last %s, at "
+                           "most %d s (the figure of each window): %s." % (
+                               c["zipf_warm"], 100 * settled,
+                               "window" if span == 1 else
+                               "%d windows" % span,
+                               c["zipf_warm_max"], "; ".join(warm)))
             out.append("")
         out.append("\\* bcache: 1 - origin reads per client read (its own "
                    "counters fold in every ~13.6 s and wrap; see the "
