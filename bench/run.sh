@@ -34,7 +34,7 @@ cd "$REPO"
 
 mode=${1:-quick}
 case $mode in
-quick) timeout_s=${BENCH_TIMEOUT:-2700} ;;
+quick) timeout_s=${BENCH_TIMEOUT:-5400} ;;
 long)  timeout_s=${BENCH_TIMEOUT:-14400} ;;
 *) echo "usage: bench/run.sh [quick|long]" >&2; exit 2 ;;
 esac
