@@ -16,44 +16,29 @@ import argparse
 import json
 import sys
 
+from report import BASE_FAST, BASE_SLOW, Report
+
 
 def load(path):
     with open(path) as f:
         return json.load(f)
 
 
-def val(res, s, wl, key="iops"):
-    r = res["systems"].get(s)
-    if not r or r["status"] != "ok" or wl not in r["workloads"]:
-        return None
-    return r["workloads"][wl]["summary"].get(key)
-
-
 def ratios(res):
+    """The ratios report.py shows (Report.ratios(): against the adjacent
+    dm-linear reference where the run has one), of the systems that ran
+    to the end, keyed (system, workload, what); a system's ratio to
+    itself is left out."""
+    ok = {n: r for n, r in res["systems"].items() if r["status"] == "ok"}
+    R = Report(dict(res, systems=ok), {}).ratios()
     out = {}
-    wls = [w["name"] for w in res["workloads"]]
-    for s in res["systems"]:
-        for wl in wls:
-            v = val(res, s, wl)
-            lin, slow = val(res, "linear-fast", wl), val(res, "raw-slow", wl)
-            p, plin = val(res, s, wl, "p99_us"), val(res, "linear-fast", wl, "p99_us")
-            # Against the adjacent dm-linear reference where the run has
-            # one (see bench/report.py: Report.vs_fast()).
-            adj, padj = val(res, s, wl, "iops_vs_ref"), val(res, s, wl, "p99_vs_ref")
-            if s == "linear-fast":
-                pass
-            elif adj is not None:
-                out[(s, wl, "IOPS/linear-fast")] = adj
-            elif v and lin:
-                out[(s, wl, "IOPS/linear-fast")] = v / lin
-            if v and slow and s != "raw-slow":
-                out[(s, wl, "IOPS/raw-slow")] = v / slow
-            if s == "linear-fast":
-                pass
-            elif padj is not None:
-                out[(s, wl, "p99/linear-fast")] = padj
-            elif p and plin:
-                out[(s, wl, "p99/linear-fast")] = p / plin
+    for s in R:
+        for wl, r in R[s].items():
+            for what, key, base in (("IOPS/linear-fast", "vs_linear_fast", BASE_FAST),
+                                    ("IOPS/raw-slow", "vs_raw_slow", BASE_SLOW),
+                                    ("p99/linear-fast", "p99_vs_linear_fast", BASE_FAST)):
+                if s != base and r[key]:
+                    out[(s, wl, what)] = r[key]
     return out
 
 
