@@ -815,8 +815,8 @@ def zipf_warm_up(sysm, wl, args, cfg):
     """Unmeasured windows of the same mix, each with a random seed, until
     the cache has settled: a window of zipf_warm seconds whose origin reads
     per client read fell by less than ZIPF_SETTLED from the window
-    ZIPF_SETTLE_SPAN windows before, at most zipf_warm_max seconds.  The measure is
-    taken on the origin side because that is what limits a zipf run over a
+    ZIPF_SETTLE_SPAN windows before, at most zipf_warm_max seconds.  The
+    measure is taken on the origin side because that is what limits a zipf run over a
     slow origin, and because every system has it (bcache's own counters
     fold in late).  Each system thus runs at its own steady state: a fixed,
     short warm-up would measure mostly first-touch misses, which no
