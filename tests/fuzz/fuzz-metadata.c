@@ -92,7 +92,7 @@ static void fuzz_sb(uint8_t *block)
 	CHECK(kind == STASH_SB_VALID);
 	check_geometry(&sb.geo);
 	CHECK((sb.geo.block_sectors & (sb.geo.block_sectors - 1)) == 0);
-	CHECK(!(sb.flags & ~STASH_SB_FLAG_CLEAN));
+	CHECK(!(sb.flags & ~(STASH_SB_FLAG_CLEAN | STASH_SB_FLAG_NEEDS_CHECK)));
 	CHECK(sb.mode <= 2);
 	/* The geometry is a function of the sizes. */
 	CHECK(!stash_geometry_compute(&g, sb.geo.cache_sectors,
