@@ -56,6 +56,21 @@ static inline void stash_free_array(void *p)
 	kvfree(p);
 }
 
+/*
+ * Add @delta to a byte shared with CPUs that do not hold the caller's lock
+ * and return the new value.  A value-returning atomic is fully ordered
+ * (Documentation/atomic_t.txt), which the map's lock-free unpin relies
+ * on.  Byte cmpxchg: x86, arm64, powerpc and s390 have it.
+ */
+static inline u8 stash_atomic_add_u8(u8 *p, int delta)
+{
+	u8 old = READ_ONCE(*p);
+
+	while (!try_cmpxchg(p, &old, (u8)(old + delta)))
+		;
+	return (u8)(old + delta);
+}
+
 /* Has @bdev's disk been removed (del_gendisk), or is its queue dying? */
 static inline bool stash_bdev_gone(struct block_device *bdev)
 {
@@ -160,6 +175,16 @@ static inline void *stash_zalloc_array(size_t n, size_t size)
 static inline void stash_free_array(void *p)
 {
 	free(p);
+}
+
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+/* The kernel's full barrier, for the map's lock-free unpin. */
+#define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+static inline u8 stash_atomic_add_u8(u8 *p, int delta)
+{
+	return __atomic_add_fetch(p, (u8)delta, __ATOMIC_SEQ_CST);
 }
 
 #endif /* __KERNEL__ */

@@ -107,19 +107,6 @@ static bool wake_deferred_locked(struct stash_cache *sc)
 	return !bio_list_empty(&sc->deferred);
 }
 
-static void release_block(struct stash_cache *sc, cblock_t c, bool busy)
-{
-	unsigned long flags;
-	bool kick;
-
-	spin_lock_irqsave(&sc->lock, flags);
-	stash_map_release(&sc->map, c, busy);
-	kick = busy && wake_deferred_locked(sc);
-	spin_unlock_irqrestore(&sc->lock, flags);
-	if (kick)
-		stash_kick_worker(sc);
-}
-
 static void queue_bio(struct stash_cache *sc, struct bio_list *list,
 		      struct bio *bio)
 {
@@ -302,12 +289,13 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 		 * valid slot does not: the read overlaps it and may see
 		 * either version, as on any disk.
 		 */
-		if (!(e->flags & SE_VALID) || e->pins == STASH_MAX_PINS) {
+		if (!(e->flags & SE_VALID) ||
+		    READ_ONCE(e->pins) == STASH_MAX_PINS) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
 		}
-		e->pins++;
+		stash_map_pin(&sc->map, c);
 		e->flags |= SE_REF;
 		sc->stats.read_hits++;
 		spin_unlock_irqrestore(&sc->lock, flags);
@@ -1082,7 +1070,16 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	switch (pb->kind) {
 	case PB_READ_HIT:
 		if (!*error) {
-			release_block(sc, pb->cblock, false);
+			/* The common case takes no lock: see stash_map_unpin(). */
+			if (!stash_map_unpin(&sc->map, pb->cblock))
+				break;
+			spin_lock_irqsave(&sc->lock, flags);
+			stash_map_unpinned(&sc->map, pb->cblock);
+			/* A read may wait for a pin (STASH_MAX_PINS). */
+			kick = wake_deferred_locked(sc);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			if (kick)
+				stash_kick_worker(sc);
 			break;
 		}
 		spin_lock_irqsave(&sc->lock, flags);

@@ -131,7 +131,7 @@ static bool evictable(const struct stash_map *m, u32 i)
 	if ((e->flags & (SE_MAPPED | SE_VALID | SE_BUSY | SE_STALE)) !=
 	    (SE_MAPPED | SE_VALID))
 		return false;
-	if (e->pins)
+	if (READ_ONCE(e->pins))
 		return false;
 	return !reuse_blocked(m, i);
 }
@@ -141,12 +141,10 @@ static bool evictable(const struct stash_map *m, u32 i)
  * over once.  Two sweeps always suffice to find an evictable entry if there
  * is one.
  */
-static u32 clock_evict(struct stash_map *m)
+static u32 clock_sweep(struct stash_map *m)
 {
 	u64 steps;
 
-	if (m->none_evictable)
-		return STASH_NO_INDEX;
 	for (steps = 0; steps < 2ull * m->nr_cblocks; steps++) {
 		u32 i = m->clock_hand;
 		struct stash_entry *e = &m->entries[i];
@@ -160,8 +158,32 @@ static u32 clock_evict(struct stash_map *m)
 		}
 		return i;
 	}
-	m->none_evictable = true;
 	return STASH_NO_INDEX;
+}
+
+static u32 clock_evict(struct stash_map *m)
+{
+	u32 i;
+
+	if (m->none_evictable)
+		return STASH_NO_INDEX;
+	i = clock_sweep(m);
+	if (i != STASH_NO_INDEX)
+		return i;
+	/*
+	 * A read may have dropped its pin, without the lock, after the sweep
+	 * passed its entry.  Say "none evictable" first, then look again:
+	 * a reader that unpins later sees the flag and clears it under the
+	 * lock (stash_map_unpin()).  Both sides store, then load, with full
+	 * barriers between: one of them sees the other.
+	 */
+	WRITE_ONCE(m->none_evictable, true);
+	/* Pairs with the fully ordered pin drop in stash_map_unpin(). */
+	smp_mb();
+	i = clock_sweep(m);
+	if (i != STASH_NO_INDEX)
+		m->none_evictable = false;
+	return i;
 }
 
 cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
@@ -236,12 +258,17 @@ bool stash_map_invalidate(struct stash_map *m, cblock_t c)
 
 	if (!(e->flags & SE_ALLOC) || (e->flags & SE_STALE))
 		return false;
-	if ((e->flags & SE_BUSY) || e->pins) {
-		if (e->flags & SE_MAPPED)
-			hash_remove(m, i);
-		e->flags = (e->flags & ~SE_VALID) | SE_STALE;
+	if (e->flags & SE_MAPPED)
+		hash_remove(m, i);
+	WRITE_ONCE(e->flags, (e->flags & ~SE_VALID) | SE_STALE);
+	/*
+	 * Mark it stale before looking at its pins: a reader that drops the
+	 * last pin without the lock then sees SE_STALE and frees the entry
+	 * under the lock itself (stash_map_unpin()).
+	 */
+	smp_mb();
+	if ((e->flags & SE_BUSY) || READ_ONCE(e->pins))
 		return false;
-	}
 	free_entry(m, i);
 	return true;
 }
@@ -253,10 +280,34 @@ bool stash_map_release(struct stash_map *m, cblock_t c, bool busy)
 
 	if (busy)
 		e->flags &= ~SE_BUSY;
-	else if (e->pins)
-		e->pins--;
+	else if (READ_ONCE(e->pins))
+		stash_atomic_add_u8(&e->pins, -1);
+	return stash_map_unpinned(m, c);
+}
+
+bool stash_map_unpin(struct stash_map *m, cblock_t c)
+{
+	struct stash_entry *e = &m->entries[from_cblock(c)];
+
+	u8 left = stash_atomic_add_u8(&e->pins, -1);
+
+	/* A read found the slot at its pin limit and waits for this one. */
+	if (left == STASH_MAX_PINS - 1)
+		return true;
+	if (left)
+		return false;
+	/* Fully ordered: the pin's drop is seen before the loads below. */
+	return (READ_ONCE(e->flags) & SE_STALE) || READ_ONCE(m->none_evictable);
+}
+
+bool stash_map_unpinned(struct stash_map *m, cblock_t c)
+{
+	u32 i = (u32)from_cblock(c);
+	struct stash_entry *e = &m->entries[i];
+
 	stash_map_note_reusable(m);
-	if ((e->flags & SE_STALE) && !(e->flags & SE_BUSY) && !e->pins) {
+	if ((e->flags & SE_STALE) && !(e->flags & SE_BUSY) &&
+	    !READ_ONCE(e->pins)) {
 		free_entry(m, i);
 		return true;
 	}

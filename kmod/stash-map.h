@@ -74,7 +74,12 @@ struct stash_entry {
 	u32 next;		/* hash chain when mapped, free list when free */
 	u16 oblock_hi;
 	u8 flags;
-	u8 pins;		/* reads in flight from the cache slot */
+	/*
+	 * Reads in flight from the cache slot.  Taken under the map's lock,
+	 * dropped without it (stash_map_unpin()), so every change to it is
+	 * atomic and every read of it READ_ONCE.
+	 */
+	u8 pins;
 };
 
 struct stash_map {
@@ -160,6 +165,39 @@ bool stash_map_invalidate(struct stash_map *m, cblock_t c);
  */
 bool stash_map_release(struct stash_map *m, cblock_t c, bool busy);
 
+/*
+ * Take a read pin on a valid entry (under the lock; the caller checked
+ * that it holds fewer than STASH_MAX_PINS).
+ */
+static inline void stash_map_pin(struct stash_map *m, cblock_t c)
+{
+	stash_atomic_add_u8(&m->entries[from_cblock(c)].pins, 1);
+}
+
+/*
+ * Drop a read pin WITHOUT the map's lock: the read-hit completion path.
+ * Returns true if the caller must now take the lock, call
+ * stash_map_unpinned() and wake deferred reads: the last pin left an
+ * entry that is stale (its last reader frees it) or the map believes
+ * nothing is evictable, or the slot just fell below its pin limit.
+ *
+ * Why this is safe: pins only rise under the lock, so a locked reader of
+ * pins may see a pin that is already gone (it then leaves the slot alone:
+ * harmless) but never misses one.  The two decisions that wait for the
+ * last pin - freeing a stale entry and clearing none_evictable - are made
+ * on both sides: the locked side stores its flag then loads the pins, the
+ * unpin stores the pins then loads the flags, each with a full barrier,
+ * so at least one side acts; acting twice is harmless.
+ */
+bool stash_map_unpin(struct stash_map *m, cblock_t c);
+
+/*
+ * Under the lock, after a pin or the busy flag went: note that the entry
+ * may be evictable and free it if it is stale and idle.  Returns true if
+ * the slot was freed.
+ */
+bool stash_map_unpinned(struct stash_map *m, cblock_t c);
+
 /* Record that slot @c changed, for the next metadata commit. */
 static inline void stash_map_touch(struct stash_map *m, cblock_t c)
 {
@@ -174,7 +212,7 @@ static inline void stash_map_touch(struct stash_map *m, cblock_t c)
  */
 static inline void stash_map_note_reusable(struct stash_map *m)
 {
-	m->none_evictable = false;
+	WRITE_ONCE(m->none_evictable, false);
 }
 
 /*

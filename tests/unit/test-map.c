@@ -494,6 +494,69 @@ TEST(map_invalidate_pinned_defers_free)
 	stash_map_exit(&m);
 }
 
+/*
+ * The read-hit completion drops its pin without the lock
+ * (stash_map_unpin()) and comes back under the lock only when a decision
+ * waits for that pin: a stale entry to free, a map that believes nothing
+ * is evictable, a read waiting at the pin limit.
+ */
+TEST(map_unpin_lockfree)
+{
+	struct stash_map m;
+	cblock_t c;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 4), 0);
+	for (u64 i = 0; i < 4; i++)
+		REQUIRE_EQ(fill(&m, 20 + i), i);
+	c = to_cblock(1);
+
+	/* A live entry: no lock needed, last pin or not. */
+	stash_map_pin(&m, c);
+	stash_map_pin(&m, c);
+	CHECK_EQ(E(&m, 1)->pins, 2);
+	CHECK(!stash_map_unpin(&m, c));
+	CHECK(!stash_map_unpin(&m, c));
+	CHECK_EQ(E(&m, 1)->pins, 0);
+	CHECK_EQ(lookup(&m, 21), c);
+
+	/* Invalidated while read: the last reader frees it, under the lock. */
+	stash_map_pin(&m, c);
+	stash_map_pin(&m, c);
+	CHECK(!stash_map_invalidate(&m, c));
+	CHECK_EQ(m.nr_free, 0);
+	CHECK(!stash_map_unpin(&m, c));		/* one reader left */
+	CHECK(stash_map_unpin(&m, c));
+	CHECK(stash_map_unpinned(&m, c));
+	CHECK_EQ(E(&m, 1)->flags, 0);
+	CHECK_EQ(m.nr_free, 1);
+	/* A second stash_map_unpinned() (both sides acted) changes nothing. */
+	CHECK(!stash_map_unpinned(&m, c));
+	CHECK_EQ(m.nr_free, 1);
+	REQUIRE_EQ(stash_map_alloc(&m, to_oblock(31), &ev), c);
+	E(&m, 1)->flags |= SE_VALID;
+	stash_map_release(&m, c, true);
+
+	/* Every entry pinned: the map says none is evictable ... */
+	for (u64 i = 0; i < 4; i++)
+		stash_map_pin(&m, to_cblock(i));
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(40), &ev), STASH_NO_CBLOCK);
+	CHECK(m.none_evictable);
+	/* ... so the unpin that makes one evictable must come back to say so. */
+	CHECK(stash_map_unpin(&m, to_cblock(2)));
+	CHECK(!stash_map_unpinned(&m, to_cblock(2)));
+	CHECK(!m.none_evictable);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(40), &ev), to_cblock(2));
+	CHECK_EQ(ev, 22);
+
+	/* At the pin limit a read waits: the unpin below it says so. */
+	E(&m, 3)->pins = STASH_MAX_PINS;
+	CHECK(stash_map_unpin(&m, to_cblock(3)));
+	CHECK_EQ(E(&m, 3)->pins, STASH_MAX_PINS - 1);
+	CHECK(!stash_map_unpin(&m, to_cblock(3)));
+	stash_map_exit(&m);
+}
+
 TEST(map_48bit_oblocks)
 {
 	static const u64 obs[] = {
@@ -785,8 +848,16 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 			i = model_pick(&md, &rs, is_pinned);
 			if (i < 0)
 				continue;
-			REQUIRE_EQ(stash_map_release(&m, to_cblock(i), false),
-				   model_release(&md, i, false));
+			if (r & 1) {
+				REQUIRE_EQ(stash_map_release(&m, to_cblock(i), false),
+					   model_release(&md, i, false));
+			} else {
+				/* The lock-free unpin, then the lock if it asks. */
+				bool freed = stash_map_unpin(&m, to_cblock(i)) &&
+					     stash_map_unpinned(&m, to_cblock(i));
+
+				REQUIRE_EQ(freed, model_release(&md, i, false));
+			}
 		} else if (r < 81) {
 			/* A write-around invalidates by oblock. */
 			u64 ob = ob_of(unit_rand_below(&rs, nr_keys));
