@@ -63,6 +63,10 @@
  * workers) and nothing is ever taken inside it: no other lock, no
  * allocation, no I/O submission.
  *
+ * One thing it guards is changed without it: a read hit drops its pin
+ * (stash_entry.pins) in end_io with an atomic decrement, and takes the
+ * lock only when a decision waits for that pin (stash_map_unpin()).
+ *
  * sc->registry is guarded by the control device's registry mutex, which is
  * taken before sc->commit_lock and sc->lock.
  */
