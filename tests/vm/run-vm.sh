@@ -27,6 +27,11 @@
 # /lib/modules/KVER) and STASH_VM_KVER=KVER (make check-debug does that).
 # Modules the kernel has built in are left out of the initramfs.
 # STASH_VM_APPEND adds to the kernel command line.
+#
+# The CPU: two vCPUs on multi-threaded TCG by default.  STASH_VM_ACCEL and
+# STASH_VM_SMP replace QEMU's -accel and -smp arguments, and STASH_VM_ICOUNT
+# (e.g. shift=3) adds -icount, so the guest's clock counts instructions
+# instead of host time (bench/run.sh does that: see docs/bench/README.md).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -204,7 +209,8 @@ cmdline+=" stash_cmd=$VMDIR/guest-cmd.sh"
 cmdline+="${STASH_VM_APPEND:+ $STASH_VM_APPEND}"
 
 qemu=(qemu-system-x86_64
-	-accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
+	-accel "${STASH_VM_ACCEL:-tcg,thread=multi}" -cpu max
+	-smp "${STASH_VM_SMP:-2}" -m "$mem"
 	-nographic -no-reboot -nodefaults -serial stdio -nic none
 	-fw_cfg name=etc/sercon-port,string=0
 	-kernel "$kernel" -initrd "$initramfs" -append "$cmdline"
@@ -212,6 +218,7 @@ qemu=(qemu-system-x86_64
 	-device virtio-9p-pci,fsdev=r,mount_tag=hostroot
 	-fsdev "local,id=o,path=$OUT,security_model=none,multidevs=remap"
 	-device virtio-9p-pci,fsdev=o,mount_tag=stashout)
+[ -z "${STASH_VM_ICOUNT:-}" ] || qemu+=(-icount "$STASH_VM_ICOUNT")
 for d in "${disks[@]}"; do
 	qemu+=(-drive "file=$d,format=raw,if=virtio,cache=writeback,discard=unmap")
 done
