@@ -325,6 +325,9 @@ class Report:
                 meta.get("guest_kernel"), host.get("qemu", "QEMU"),
                 meta.get("guest_nproc"), meta.get("guest_cpu"),
                 meta.get("guest_mem_mib")),
+            "- Clock: %s" % host.get(
+                "clock", "real: the host's clock (before the virtual "
+                "clock existed)"),
             "- dm-stash module: %s (srcversion %s)%s" % (
                 self.module_source(), meta["module"].get("srcversion"),
                 "; **kmod/ had uncommitted changes**" if

@@ -18,6 +18,13 @@
 #                                         docs/bench for a full run, else
 #                                         build/bench/last/report)
 #   BENCH_TIMEOUT=SECS                    VM timeout
+#   BENCH_CLOCK=virtual|real              virtual (default): one vCPU whose
+#                                         clock counts its instructions
+#                                         (QEMU -icount shift=BENCH_ICOUNT_SHIFT,
+#                                         3 = 8 ns each), so the host's
+#                                         speed swings do not reach the
+#                                         figures; real: two vCPUs on the
+#                                         host's clock (multi-threaded TCG)
 #   BENCH_BUILD=0                         do not run `make module` first
 #   BENCH_MODULE_REV=HEAD                 benchmark the module of that commit
 #                                         (built apart; the work tree's
@@ -104,6 +111,30 @@ for v in SYSTEMS WORKLOADS RUNTIME REPS RAMP CACHE_MB DELAY_MS HOT_MB \
 	fi
 done
 
+# The clock the guest measures with.  On the host's clock the emulated
+# CPU's speed swings by +-25% from one second to the next (a busy loop on an
+# idle host shows it), and two dm-linear devices measured alternately in 3 s
+# runs differ by 19% (standard deviation of their ratio).  With -icount the
+# guest's clock advances by a fixed 2^shift ns per instruction executed (and
+# jumps to the next timer when idle): the same I/O path costs the same
+# guest time on every run, and the same two devices agree to 0.1%.  Figures
+# then measure instructions per I/O plus device latency, on one CPU.
+clock=${BENCH_CLOCK:-virtual}
+case $clock in
+virtual)
+	shift_ns=${BENCH_ICOUNT_SHIFT:-3}
+	export STASH_VM_ACCEL=tcg STASH_VM_SMP=1
+	export STASH_VM_ICOUNT="shift=$shift_ns"
+	clock_desc="virtual: 1 vCPU, QEMU -icount shift=$shift_ns ($((1 << shift_ns)) ns per guest instruction)"
+	;;
+real)
+	unset STASH_VM_ACCEL STASH_VM_SMP STASH_VM_ICOUNT
+	clock_desc="real: 2 vCPUs, multi-threaded TCG, the host's clock"
+	;;
+*) echo "bench: BENCH_CLOCK is virtual or real, not '$clock'" >&2; exit 2 ;;
+esac
+export STASH_BENCH_CLOCK=$clock_desc
+
 stamp=$(date -u +%Y%m%d-%H%M%S)
 rundir=build/bench/runs/$stamp
 mkdir -p "$rundir"
@@ -114,6 +145,7 @@ mkdir -p "$rundir"
 	echo "  \"host_cpu\": $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' | jq -Rs 'rtrimstr("\n")'),"
 	echo "  \"host_nproc\": $(nproc),"
 	echo "  \"host_kernel\": \"$(uname -r)\","
+	echo "  \"clock\": $(printf '%s' "$clock_desc" | jq -Rs .),"
 	echo "  \"qemu\": $(qemu-system-x86_64 --version | head -n1 | jq -Rs 'rtrimstr("\n")'),"
 	echo "  \"host_load_before\": \"$(cut -d' ' -f1-3 /proc/loadavg)\""
 	echo "}"
