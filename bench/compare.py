@@ -14,6 +14,7 @@ status 0 when every ratio agrees within the tolerance, else 1.
 """
 import argparse
 import json
+import os
 import sys
 
 from report import BASE_FAST, BASE_SLOW, Report
@@ -24,13 +25,22 @@ def load(path):
         return json.load(f)
 
 
-def ratios(res):
+def host_of(path, res):
+    """The host facts of a run (its clock decides the reference): in a
+    report's results.json, or in host.json beside a raw one."""
+    if res.get("host"):
+        return res["host"]
+    h = os.path.join(os.path.dirname(path), "host.json")
+    return load(h) if os.path.exists(h) else {}
+
+
+def ratios(res, host):
     """The ratios report.py shows (Report.ratios(): against the adjacent
-    dm-linear reference where the run has one), of the systems that ran
-    to the end, keyed (system, workload, what); a system's ratio to
-    itself is left out."""
+    dm-linear reference where the run has one and ran on the host's
+    clock), of the systems that ran to the end, keyed (system, workload,
+    what); a system's ratio to itself is left out."""
     ok = {n: r for n, r in res["systems"].items() if r["status"] == "ok"}
-    R = Report(dict(res, systems=ok), {}).ratios()
+    R = Report(dict(res, systems=ok), host).ratios()
     out = {}
     for s in R:
         for wl, r in R[s].items():
@@ -48,7 +58,8 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--tolerance", type=float, default=0.15)
     a = ap.parse_args()
-    ra, rb = ratios(load(a.a)), ratios(load(a.b))
+    A, B = load(a.a), load(a.b)
+    ra, rb = ratios(A, host_of(a.a, A)), ratios(B, host_of(a.b, B))
     keys = sorted(set(ra) & set(rb))
     if not keys:
         print("compare: no ratio in common")
