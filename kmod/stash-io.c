@@ -38,7 +38,7 @@ enum stash_bio_kind {
 	PB_PLAIN,	/* nothing */
 	PB_READ_HIT,	/* a pin on pb->cblock */
 	PB_FILL,	/* an origin read of a whole block to install in pb->cblock */
-	PB_WRITE_ORIGIN,	/* a wip slot */
+	PB_WRITE_ORIGIN,	/* wip counts of pb->wip_blocks blocks from pb->wip_first */
 	PB_WRITE_HIT,	/* write-through hit: pb->cblock is busy, a cache clone runs */
 	PB_WB_WRITE,	/* write-back: pb->cblock is busy and dirty */
 	PB_ORIGIN_FLUSH,	/* an origin flush covering pb->flush_covers writes */
@@ -48,7 +48,8 @@ enum stash_bio_kind {
 struct stash_bio {
 	struct stash_cache *sc;
 	cblock_t cblock;
-	u32 wip_slot;
+	oblock_t wip_first;
+	u32 wip_blocks;
 	u8 kind;
 	bool cache_failed;
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
@@ -326,15 +327,36 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
  * ---- Writes ----
  */
 
+/*
+ * Under sc->lock: @bio writes @nr blocks from @first to the origin; count
+ * them in flight until it ends (wip_end_locked()).
+ */
+static void wip_begin_locked(struct stash_cache *sc, struct bio *bio,
+			     oblock_t first, u32 nr)
+{
+	struct stash_bio *pb = pb_of(bio);
+	u32 i;
+
+	pb->kind = PB_WRITE_ORIGIN;
+	pb->wip_first = first;
+	pb->wip_blocks = nr;
+	for (i = 0; i < nr; i++)
+		sc->wip[wip_slot_of(to_oblock(from_oblock(first) + i))]++;
+}
+
+static void wip_end_locked(struct stash_cache *sc, struct stash_bio *pb)
+{
+	u32 i;
+
+	for (i = 0; i < pb->wip_blocks; i++)
+		sc->wip[wip_slot_of(to_oblock(from_oblock(pb->wip_first) + i))]--;
+}
+
 /* Under sc->lock: the write goes to the origin; count it in flight. */
 static enum stash_action write_origin_locked(struct stash_cache *sc,
 					     struct bio *bio, oblock_t ob)
 {
-	struct stash_bio *pb = pb_of(bio);
-
-	pb->wip_slot = wip_slot_of(ob);
-	sc->wip[pb->wip_slot]++;
-	pb->kind = PB_WRITE_ORIGIN;
+	wip_begin_locked(sc, bio, ob, 1);
 	return STASH_REMAP_ORIGIN;
 }
 
@@ -917,52 +939,103 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
  *
  * The paths above handle one block at a time, so a bio that spans blocks
  * is cut at the end of its first block (dm_accept_partial_bio(): device
- * mapper sends the rest through the target again).  One kind goes whole,
- * as under dm-linear: a read none of whose blocks is cached and none of
- * whose blocks would be promoted - a stream past the sequential cutoff, or
- * blocks the promotion filter has not seen (even while slots are free).
- * It is accounted as its blocks one by one would be.
+ * mapper sends the rest through the target again).  Two kinds of run at
+ * the front of a bio go on in one piece instead, as under dm-linear, so
+ * that a long I/O over a partly cached range costs one origin I/O per run,
+ * not one per block:
+ *  - reads of blocks none of which is cached or to be promoted: a stream
+ *    past the sequential cutoff, or blocks the promotion filter has not
+ *    seen (even while slots are free: a read this large is more likely a
+ *    stream than a hot block);
+ *  - write-around writes of blocks none of which is dirty (left from
+ *    write-back): each cached copy is invalidated first and every block
+ *    counts as a write in flight (sc->wip), as one-block writes do.
+ * The run ends at the first block that needs the one-block path; a bio
+ * made only of such blocks goes whole.  Each block of a run is accounted
+ * as it would be on its own.
  */
-static bool read_goes_whole_locked(struct stash_cache *sc, struct bio *bio,
-				   u64 first, u64 last, u32 first_sectors)
+
+/*
+ * Under sc->lock: how many blocks from @first (at most @nr) a read may
+ * take to the origin in one piece; the first block's piece is
+ * @first_sectors long.
+ */
+static u64 read_run_locked(struct stash_cache *sc, struct bio *bio,
+			   u64 first, u64 nr, u32 first_sectors)
 {
-	u64 end = min_t(u64, last + 1, sc->nr_oblocks), ob;
+	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run;
 	bool sequential = stash_seq_peek(&sc->seq, bio->bi_iter.bi_sector,
 					 first_sectors);
 
-	for (ob = first; ob < end; ob++)
+	for (ob = first; ob < end; ob++) {
 		if (cblock_is_valid(stash_map_lookup(&sc->map, to_oblock(ob))))
-			return false;
-	if (!sequential) {
-		/*
-		 * Free slots do not promote a first miss here: a read this
-		 * large is more likely a stream than a hot block.
-		 */
-		for (ob = first; ob < end; ob++)
-			if (stash_filter_test(&sc->filter, to_oblock(ob)))
-				return false;
-		for (ob = first; ob < end; ob++)
+			break;
+		if (!sequential && stash_filter_test(&sc->filter, to_oblock(ob)))
+			break;
+	}
+	/* Blocks past the last whole block are never cached. */
+	run = ob < end ? ob - first : nr;
+
+	/* Record only now: one block's bits must not stop the next one. */
+	for (ob = first; ob < first + run && ob < end; ob++) {
+		sc->stats.read_misses++;
+		if (sequential)
+			sc->stats.bypassed++;
+		else
 			stash_filter_check_and_record(&sc->filter, to_oblock(ob));
 	}
-	stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
-				bio_sectors(bio));
-	if (end > first) {
-		sc->stats.read_misses += end - first;
-		if (sequential)
-			sc->stats.bypassed += end - first;
+	return run;
+}
+
+/* The same for a write-around write: invalidates and counts the run. */
+static u64 write_around_run_locked(struct stash_cache *sc, struct bio *bio,
+				   u64 first, u64 nr)
+{
+	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run;
+	cblock_t c;
+
+	for (ob = first; ob < end; ob++) {
+		c = stash_map_lookup(&sc->map, to_oblock(ob));
+		if (cblock_is_valid(c) &&
+		    stash_bitmap_test(&sc->dirty, from_cblock(c)))
+			break;
 	}
-	return true;
+	run = ob < end ? ob - first : nr;
+
+	for (ob = first; ob < first + run && ob < end; ob++) {
+		c = stash_map_lookup(&sc->map, to_oblock(ob));
+		if (cblock_is_valid(c)) {
+			stash_map_invalidate(&sc->map, c);
+			sc->stats.write_hits++;
+			sc->stats.invalidations++;
+		} else {
+			sc->stats.write_misses++;
+		}
+	}
+	if (run && first < end)
+		wip_begin_locked(sc, bio, to_oblock(first),
+				 min_t(u64, run, end - first));
+	return run;
+}
+
+/* The sectors of a run of @run (>= 1) blocks whose first piece is @first_sectors. */
+static sector_t run_sectors(struct stash_cache *sc, sector_t first_sectors,
+			    u64 run)
+{
+	return first_sectors + ((run - 1) << sc->block_shift);
 }
 
 /*
- * Cut @bio at its first block's end, unless it is a read that goes to the
- * origin whole: then returns true.  Only ->map may cut a bio.
+ * Cut @bio where the one-block path must take over: after a run that goes
+ * to the origin in one piece (then returns true: remap what is left of
+ * @bio to the origin), else at its first block's end.  Only ->map may cut
+ * a bio.
  */
-static bool cut_or_pass_whole(struct stash_cache *sc, struct bio *bio)
+static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 {
 	sector_t off, first_sectors;
 	unsigned long flags;
-	bool whole;
+	u64 first, nr, run = 0;
 
 	if (!bio_sectors(bio) || bio_op(bio) == REQ_OP_DISCARD ||
 	    (bio->bi_opf & REQ_PREFLUSH))
@@ -971,34 +1044,44 @@ static bool cut_or_pass_whole(struct stash_cache *sc, struct bio *bio)
 	first_sectors = sc->block_sectors - (off & (sc->block_sectors - 1));
 	if (bio_sectors(bio) <= first_sectors)
 		return false;
-	if (bio_op(bio) == REQ_OP_READ) {
-		u64 first = off >> sc->block_shift;
-		u64 last = (off + bio_sectors(bio) - 1) >> sc->block_shift;
 
-		spin_lock_irqsave(&sc->lock, flags);
-		whole = read_goes_whole_locked(sc, bio, first, last,
-					       first_sectors);
-		spin_unlock_irqrestore(&sc->lock, flags);
-		if (whole)
-			return true;
+	first = off >> sc->block_shift;
+	nr = ((off + bio_sectors(bio) - 1) >> sc->block_shift) - first + 1;
+	spin_lock_irqsave(&sc->lock, flags);
+	if (bio_op(bio) == REQ_OP_READ) {
+		run = read_run_locked(sc, bio, first, nr, first_sectors);
+		/* The stream advances by the run, the one-block path's way. */
+		if (run)
+			stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+						run < nr ? run_sectors(sc, first_sectors, run)
+							 : bio_sectors(bio));
+	} else if (bio_op(bio) == REQ_OP_WRITE &&
+		   READ_ONCE(sc->mode) == STASH_MODE_WRITEAROUND &&
+		   !stash_cache_failed(sc)) {
+		run = write_around_run_locked(sc, bio, first, nr);
 	}
-	dm_accept_partial_bio(bio, first_sectors);
-	return false;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (!run) {
+		dm_accept_partial_bio(bio, first_sectors);
+		return false;
+	}
+	if (run < nr)
+		dm_accept_partial_bio(bio, run_sectors(sc, first_sectors, run));
+	return true;
 }
 
 int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
+	struct stash_bio *pb = pb_of(bio);
 
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
-	if (cut_or_pass_whole(sc, bio)) {
-		struct stash_bio *pb = pb_of(bio);
-
-		pb->sc = sc;
-		pb->kind = PB_PLAIN;
-		pb->cblock = STASH_NO_CBLOCK;
-		bio_list_init(&pb->absorbed);
+	pb->sc = sc;
+	pb->kind = PB_PLAIN;
+	pb->cblock = STASH_NO_CBLOCK;
+	bio_list_init(&pb->absorbed);
+	if (cut_or_pass_run(sc, bio)) {
 		remap_to_origin(sc, bio);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -1117,7 +1200,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 
 	case PB_WRITE_ORIGIN:
 		spin_lock_irqsave(&sc->lock, flags);
-		sc->wip[pb->wip_slot]--;
+		wip_end_locked(sc, pb);
 		if (*error)
 			sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
