@@ -6,7 +6,8 @@ fuzz=$STASH_REPO/userspace-tools/tests/stash-ioctl-fuzz
 [ -x "$fuzz" ] || die "$fuzz not built (make tools)"
 stash_load_module
 
-ITER=${STASH_RACE_ITER:-300}
+# 100 iterations (about 75 s under emulation), 300 in the long mode.
+ITER=${STASH_RACE_ITER:-$([ "${STASH_LONG:-0}" = 1 ] && echo 300 || echo 100)}
 # A private copy of the module: the loop reloads it many times, and the
 # build tree may be rebuilt meanwhile.
 ko=/tmp/dm-stash-race.$$.ko

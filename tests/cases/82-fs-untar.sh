@@ -9,7 +9,8 @@ stash_load_module
 
 SRC_DIR=/usr/src/linux-source-6.1
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
-# The short run: three directories of the tree (about 11 MB, 500 files).
+# The short run: three directories of the tree (about 11 MB, 500 files;
+# the same as tests/tools/linux-subset.sh, which makes their tar on the host).
 SUBSET="fs/ext4 fs/xfs drivers/md"
 
 tmp=$(mktemp -d)
@@ -31,7 +32,10 @@ else
 		log "long mode: only $mem_mib MiB of RAM for the whole tree (needs --mem 6144): a bigger subset"
 	[ "$STASH_LONG" = 1 ] && { SUBSET+=" kernel mm lib include/linux"; omib=400 cmib=64; fss="ext4 xfs"; }
 	tarball=$tmp/src.tar
-	if [ -d "$SRC_DIR/fs/ext4" ]; then
+	subset_tar=$STASH_REPO/tests/tools/bin/linux-subset.tar
+	if [ "$STASH_LONG" != 1 ] && [ -f "$subset_tar" ]; then
+		tarball=$subset_tar	# made on the host by "make tests-tools"
+	elif [ -d "$SRC_DIR/fs/ext4" ]; then
 		# shellcheck disable=SC2086
 		tar -C "$SRC_DIR" -cf "$tarball" $SUBSET || die "cannot tar $SUBSET"
 	elif [ -f "$SRC_TAR" ]; then
