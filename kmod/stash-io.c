@@ -361,13 +361,11 @@ static enum stash_action write_origin_locked(struct stash_cache *sc,
 }
 
 /*
- * Under sc->lock: forget the cached copy @c of @ob, if any, before @bio
- * goes to the origin, so that no later read finds the old data.
+ * Under sc->lock, before a write goes to the origin: forget its block's
+ * cached copy @c, if any, so that no later read finds the old data, and
+ * count the write as a hit or a miss.
  */
-static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *sc,
-							    struct bio *bio,
-							    oblock_t ob,
-							    cblock_t c)
+static void invalidate_for_write_locked(struct stash_cache *sc, cblock_t c)
 {
 	if (cblock_is_valid(c)) {
 		stash_map_invalidate(&sc->map, c);
@@ -376,6 +374,15 @@ static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *
 	} else {
 		sc->stats.write_misses++;
 	}
+}
+
+/* Under sc->lock: @bio, a write to @ob cached in @c (if valid), to the origin. */
+static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *sc,
+							    struct bio *bio,
+							    oblock_t ob,
+							    cblock_t c)
+{
+	invalidate_for_write_locked(sc, c);
 	return write_origin_locked(sc, bio, ob);
 }
 
@@ -1002,16 +1009,9 @@ static u64 write_around_run_locked(struct stash_cache *sc, struct bio *bio,
 	}
 	run = ob < end ? ob - first : nr;
 
-	for (ob = first; ob < first + run && ob < end; ob++) {
-		c = stash_map_lookup(&sc->map, to_oblock(ob));
-		if (cblock_is_valid(c)) {
-			stash_map_invalidate(&sc->map, c);
-			sc->stats.write_hits++;
-			sc->stats.invalidations++;
-		} else {
-			sc->stats.write_misses++;
-		}
-	}
+	for (ob = first; ob < first + run && ob < end; ob++)
+		invalidate_for_write_locked(sc, stash_map_lookup(&sc->map,
+								 to_oblock(ob)));
 	if (run && first < end)
 		wip_begin_locked(sc, bio, to_oblock(first),
 				 min_t(u64, run, end - first));
