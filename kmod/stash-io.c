@@ -85,6 +85,17 @@ static struct stash_bio *pb_of(struct bio *bio)
 	return dm_per_bio_data(bio, sizeof(struct stash_bio));
 }
 
+/* What completion undoes: nothing yet. */
+static void pb_init(struct stash_cache *sc, struct bio *bio)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	pb->sc = sc;
+	pb->kind = PB_PLAIN;
+	pb->cblock = STASH_NO_CBLOCK;
+	bio_list_init(&pb->absorbed);
+}
+
 static u32 wip_slot_of(oblock_t ob)
 {
 	return hash_64(from_oblock(ob), ilog2(STASH_WIP_SLOTS));
@@ -863,14 +874,10 @@ static enum stash_action stash_failed_io(struct stash_cache *sc,
 
 static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 {
-	struct stash_bio *pb = pb_of(bio);
 	sector_t origin_sector;
 	oblock_t ob;
 
-	pb->sc = sc;
-	pb->kind = PB_PLAIN;
-	pb->cblock = STASH_NO_CBLOCK;
-	bio_list_init(&pb->absorbed);
+	pb_init(sc, bio);
 
 	if (bio->bi_opf & REQ_PREFLUSH)
 		return stash_flush(sc, bio);
@@ -1001,17 +1008,15 @@ static u64 write_around_run_locked(struct stash_cache *sc, struct bio *bio,
 	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run;
 	cblock_t c;
 
+	/* Every block before the first dirty one is in the run: forget it. */
 	for (ob = first; ob < end; ob++) {
 		c = stash_map_lookup(&sc->map, to_oblock(ob));
 		if (cblock_is_valid(c) &&
 		    stash_bitmap_test(&sc->dirty, from_cblock(c)))
 			break;
+		invalidate_for_write_locked(sc, c);
 	}
 	run = ob < end ? ob - first : nr;
-
-	for (ob = first; ob < first + run && ob < end; ob++)
-		invalidate_for_write_locked(sc, stash_map_lookup(&sc->map,
-								 to_oblock(ob)));
 	if (run && first < end)
 		wip_begin_locked(sc, bio, to_oblock(first),
 				 min_t(u64, run, end - first));
@@ -1047,6 +1052,7 @@ static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 
 	first = off >> sc->block_shift;
 	nr = ((off + bio_sectors(bio) - 1) >> sc->block_shift) - first + 1;
+	pb_init(sc, bio);	/* a write-around run records its wip in it */
 	spin_lock_irqsave(&sc->lock, flags);
 	if (bio_op(bio) == REQ_OP_READ) {
 		run = read_run_locked(sc, bio, first, nr, first_sectors);
@@ -1073,14 +1079,9 @@ static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
-	struct stash_bio *pb = pb_of(bio);
 
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
-	pb->sc = sc;
-	pb->kind = PB_PLAIN;
-	pb->cblock = STASH_NO_CBLOCK;
-	bio_list_init(&pb->absorbed);
 	if (cut_or_pass_run(sc, bio)) {
 		remap_to_origin(sc, bio);
 		return DM_MAPIO_REMAPPED;
