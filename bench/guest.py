@@ -8,12 +8,13 @@ and records everything in $STASH_OUT/bench/results.json.  The host
 
 Devices (identical for every system, recreated between systems):
   fast    /dev/ram0, brd, CACHE_MB
-  slow    dm-delay (bench-slow) over a memory-backed null_blk device of
+  slow    dm-linear (bench-slow) over a memory-backed null_blk device of
           4 x CACHE_MB that has a volatile write cache, so PREFLUSH/FUA are
           real down to it (brd cannot have one on this kernel: its
-          queue/write_cache refuses "write back").  Reads, writes and
-          flushes are delayed DELAY_MS by dm-delay (jiffy based: the
-          effective latency is measured and reported).
+          queue/write_cache refuses "write back").  null_blk completes
+          every command (read, write, flush) DELAY_MS after it arrives, on
+          its own high-resolution timer (irqmode=2), with no limit on how
+          many wait at once: a latency, no bandwidth or concurrency limit.
   meta    /dev/ram1, brd, CACHE_MB (dm-cache metadata)
 
 Settings (environment, normally set by bench/run.sh):
@@ -41,18 +42,31 @@ RAW = os.path.join(OUT, "raw")
 REPO = os.getcwd()
 
 MODES = {
-    # runtime/ramp in seconds per measured fio run; reps per workload;
+    # runtime/ramp in seconds per measured fio run (busy_runtime for the
+    # zipf and file system workloads, which run beside a cache's own
+    # background work - promotions, writeback - and need a longer window
+    # to average it); reps per workload;
     # zipf_warm: seconds per unmeasured zipf warm-up window, zipf_warm_max
     # the most warm-up a system gets (see zipf_warm_up()).
-    "quick": dict(runtime=3, ramp=1, reps=1, cache_mb=256, delay_ms=1,
+    "quick": dict(runtime=3, ramp=1, reps=1, cache_mb=256, delay_ms=8,
                   hot_mb=64, zipf_warm=10, zipf_warm_max=150,
                   fs_files=4, fs_file_mb=8,
-                  max_warm_passes=6, mem_cache_gb=64),
-    "long": dict(runtime=20, ramp=3, reps=3, cache_mb=256, delay_ms=1,
+                  max_warm_passes=6, mem_cache_gb=64,
+                  busy_runtime=10, settle_max=60),
+    "long": dict(runtime=20, ramp=3, reps=3, cache_mb=256, delay_ms=8,
                  hot_mb=64, zipf_warm=20, zipf_warm_max=600,
                  fs_files=8, fs_file_mb=16,
-                 max_warm_passes=10, mem_cache_gb=64),
+                 max_warm_passes=10, mem_cache_gb=64,
+                 busy_runtime=20, settle_max=180),
 }
+
+# Before each workload the devices must be quiet: no I/O reaches the cache
+# or the origin for QUIET_S seconds (longer than the idle time after which
+# dm-stash (2 s) and dm-cache (1 s) start their background writeback), at
+# most settle_max seconds.  Without it a workload pays for the writeback of
+# what the one before it dirtied, by an amount that depends on timing:
+# dm-cache WB's zipf reads measured 0.59x and 0.77x dm-linear in two runs.
+QUIET_S = 3
 
 # Rounds of the sequential drain figure (origin bandwidth, then a drain).
 DRAIN_ROUNDS = 3
@@ -190,6 +204,24 @@ def disk_stat(dev):
                 flush_ios=flushes)
 
 
+def settle(cfg):
+    """Wait until the fast and the slow device have been quiet for QUIET_S
+    seconds (at most cfg["settle_max"]); return what it took."""
+    def io():
+        return [disk_stat(d) for d in (FAST, SLOW)]
+    t0 = time.time()
+    last, quiet_since = io(), t0
+    while True:
+        time.sleep(0.5)
+        now, cur = time.time(), io()
+        if cur != last:
+            last, quiet_since = cur, now
+        elif now - quiet_since >= QUIET_S:
+            return dict(seconds=round(now - t0, 1), quiet=True)
+        if now - t0 >= cfg["settle_max"]:
+            return dict(seconds=round(now - t0, 1), quiet=False)
+
+
 # Counters that are levels, not events: reported as their value at the end.
 GAUGES = ("cache_blocks_used", "cache_blocks_total", "ram_per_block", "dirty",
           "dirty_blocks", "blocks", "free_blocks", "under_writeback", "error")
@@ -236,11 +268,13 @@ def config():
         sys.exit("bench: unknown STASH_BENCH_MODE %r" % mode)
     c = dict(MODES[mode], mode=mode)
     for k in ("runtime", "reps", "ramp", "cache_mb", "delay_ms", "hot_mb",
-              "zipf_warm", "zipf_warm_max", "mem_cache_gb"):
+              "zipf_warm", "zipf_warm_max", "mem_cache_gb", "busy_runtime",
+              "settle_max"):
         v = os.environ.get("STASH_BENCH_" + k.upper())
         if v:
             c[k] = int(v)
     c["origin_mb"] = 4 * c["cache_mb"]
+    c["quiet_s"] = QUIET_S
     sel = os.environ.get("STASH_BENCH_SYSTEMS", "").split()
     bad = [s for s in sel if s not in SYSTEMS]
     if bad:
@@ -321,7 +355,10 @@ class Devices:
         self.teardown()
         sh("modprobe brd rd_nr=3 rd_size=%d" % (c["cache_mb"] * 1024))
         # null_blk, memory backed, with a volatile write cache (so it takes
-        # PREFLUSH/FUA), no delay of its own.
+        # PREFLUSH/FUA), completing each command delay_ms after it came in
+        # on a per-command hrtimer.  (dm-delay, used before, rounds its
+        # delay to jiffies: the same I/O took 8 or 12 ms depending on where
+        # it fell between two ticks, and p99 latencies jumped between runs.)
         sh("modprobe null_blk nr_devices=0")
         if not os.path.isdir(os.path.dirname(NULLB_CFG)):
             # configfs is a module here: guest-init could not mount it.
@@ -331,7 +368,9 @@ class Devices:
         for k, v in (("size", c["origin_mb"]), ("memory_backed", 1),
                      ("cache_size", 64), ("blocksize", 512),
                      ("discard", 1), ("max_sectors", 2048),
-                     ("irqmode", 0), ("hw_queue_depth", 256)):
+                     ("irqmode", 2),
+                     ("completion_nsec", c["delay_ms"] * 1000000),
+                     ("hw_queue_depth", 1024)):
             write(NULLB_CFG + "/" + k, v)
         write(NULLB_CFG + "/power", 1)
         # null_blk names a configfs-made disk after its directory.
@@ -351,12 +390,12 @@ class Devices:
                 dev_bytes(REF) // 512, REF))
             if err:
                 raise RuntimeError("cannot create the reference: " + err)
-        d = c["delay_ms"]
-        sectors = dev_bytes(self.nullb) // 512
-        err = dm_create(SLOW_NAME, "0 %d delay %s 0 %d %s 0 %d %s 0 %d" % (
-            sectors, self.nullb, d, self.nullb, d, self.nullb, d))
+        # A dm device on top, as for every stacked system, and a stable
+        # name for it.
+        err = dm_create(SLOW_NAME, "0 %d linear %s 0" % (
+            dev_bytes(self.nullb) // 512, self.nullb))
         if err:
-            raise RuntimeError("cannot create dm-delay: " + err)
+            raise RuntimeError("cannot create the slow device: " + err)
         if not self.described:
             self.described = self.describe()
 
@@ -365,8 +404,11 @@ class Devices:
         return dict(
             fast=dict(dev=FAST, kind="brd", mib=c["cache_mb"],
                       write_cache=read("/sys/block/ram0/queue/write_cache")),
-            slow=dict(dev=SLOW, kind="dm-delay over memory-backed null_blk",
+            slow=dict(dev=SLOW, kind="dm-linear over memory-backed null_blk "
+                      "(irqmode=2: per-command hrtimer completion)",
                       mib=c["origin_mb"], delay_ms_configured=c["delay_ms"],
+                      completion_nsec=int(read(NULLB_CFG + "/completion_nsec")),
+                      irqmode=int(read(NULLB_CFG + "/irqmode")),
                       delay_applies_to="reads, writes and flushes",
                       table=sh("dmsetup table %s" % SLOW_NAME),
                       backing_write_cache=read(sysfs_of(self.nullb) +
@@ -795,14 +837,17 @@ def run_fs_workload(sysm, wl, rep, cfg):
         # Lay the files out first (not measured) and sync them.
         fio(wl["name"], files + ["--rw=write", "--bs=1m", "--end_fsync=1"],
             os.path.join(sysm.rawdir, "%s-layout.json" % wl["name"]), 900)
+        runtime = measured_runtime(wl, cfg)
         args = files + ["--rw=randwrite", "--bs=4k", "--fsync=16",
                         "--file_service_type=random", "--time_based",
-                        "--runtime=%d" % cfg["runtime"],
+                        "--runtime=%d" % runtime,
                         "--ramp_time=%d" % cfg["ramp"]]
+        settled = settle(cfg)
         before_c, before_o = sysm.counters(), disk_stat(SLOW)
         r = fio(wl["name"], args,
                 os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
-                cfg["runtime"] + cfg["ramp"] + 300)
+                runtime + cfg["ramp"] + 300)
+        r["settle"] = settled
         r["counters"] = delta(sysm.counters(), before_c)
         r["origin_io"] = delta(disk_stat(SLOW), before_o)
     finally:
@@ -860,13 +905,18 @@ def zipf_warm_up(sysm, wl, args, cfg):
                 windows=windows)
 
 
+def measured_runtime(wl, cfg):
+    if wl.get("warm") == "zipf" or wl.get("kind") == "fs":
+        return max(cfg["runtime"], cfg["busy_runtime"])
+    return cfg["runtime"]
+
+
 def run_workload(sysm, wl, rep, cfg):
-    """One measured run of @wl on @sysm.  A system with an adjacent
-    reference (sysm.reference) has the same run made on it first, after
-    any warm-up, so that the two are measured a few seconds apart: the
-    emulated CPU's speed drifts by 10-20% over minutes, and a ratio
-    against a dm-linear measured in another phase of the run carries that
-    drift (two runs disagreed by up to 20% on ratios that this removes)."""
+    """One measured run of @wl on @sysm, once the devices are quiet
+    (settle()).  A system with an adjacent reference (sysm.reference) has
+    the same run made on it first, before any zipf warm-up, so that the
+    measured run follows its warm-up directly and starts from the state
+    the warm-up reached."""
     ref = getattr(sysm, "reference", None)
     if wl.get("kind") == "fs":
         refr = run_fs_workload(ref, wl, rep, cfg) if ref else None
@@ -879,16 +929,29 @@ def run_workload(sysm, wl, rep, cfg):
     args = fio_dev_args(sysm.dev, wl["rw"], wl["bs"], wl["qd"], size) + \
         wl.get("extra", [])
     res = {}
+    if ref:
+        res["reference"] = run_workload(ref, wl, rep, cfg)
+    res["settle"] = settle(cfg)
+    if not res["settle"]["quiet"] or res["settle"]["seconds"] > QUIET_S + 1:
+        log("  %s: waited %.0f s for the devices to be quiet%s" % (
+            wl["name"], res["settle"]["seconds"],
+            "" if res["settle"]["quiet"] else " (they were not)"))
     if wl.get("warm") == "zipf" and rep == 0 and cfg["zipf_warm"] > 0 and \
             sysm.caching:
         res["warmup"] = zipf_warm_up(sysm, wl, args, cfg)
-    if ref:
-        res["reference"] = run_workload(ref, wl, rep, cfg)
+    runtime = measured_runtime(wl, cfg)
+    # A zipf run with fio's default seed replays the sequence of the last
+    # measured zipf run (the read workload's, for the mix), whose blocks
+    # that run has just promoted: the mix measured 0.997 hits against
+    # 0.96 in its warm-up.  Each measured zipf run gets a fresh random
+    # sequence, as each warm-up window does.
+    fresh = ["--randrepeat=0"] if wl.get("warm") == "zipf" else []
     before_c, before_o = sysm.counters(), disk_stat(SLOW)
-    r = fio(wl["name"], args + ["--time_based", "--runtime=%d" % cfg["runtime"],
-                                "--ramp_time=%d" % cfg["ramp"]],
+    r = fio(wl["name"], args + fresh + [
+                "--time_based", "--runtime=%d" % runtime,
+                "--ramp_time=%d" % cfg["ramp"]],
             os.path.join(sysm.rawdir, "%s-%d.json" % (wl["name"], rep)),
-            cfg["runtime"] + cfg["ramp"] + 300)
+            runtime + cfg["ramp"] + 300)
     r.update(res)
     r["counters"] = delta(sysm.counters(), before_c)
     r["origin_io"] = delta(disk_stat(SLOW), before_o)
@@ -1286,7 +1349,7 @@ MODULE = os.environ.get("STASH_BENCH_MODULE") or os.path.join(REPO, "kmod/dm-sta
 
 
 def load_modules():
-    sh("modprobe -a dm-mod dm-bufio dm-delay dm-zero")
+    sh("modprobe -a dm-mod dm-bufio dm-zero")
     # insmod does not resolve dependencies (libcrc32c, ...): load them.
     deps = sh("modinfo -F depends %s" % MODULE, check=False).replace(",", " ")
     if deps.strip():

@@ -24,7 +24,7 @@ BASE_SLOW = "raw-slow"
 
 LABELS = {
     "raw-fast": "raw fast (brd)",
-    "raw-slow": "raw slow (dm-delay)",
+    "raw-slow": "raw slow (null_blk + latency)",
     "linear-fast": "dm-linear on fast",
     "stash-wa": "dm-stash writearound",
     "stash-wt": "dm-stash writethrough",
@@ -341,26 +341,49 @@ class Report:
                 self.module_source(), meta["module"].get("srcversion"),
                 "; **kmod/ had uncommitted changes**" if
                 meta["module"].get("kmod_dirty") else ""),
-            "- %s; fio runs: %d s measured after %d s ramp, %d repetition(s) "
-            "per workload (median shown); hot set %d MiB" % (
-                meta.get("fio"), c["runtime"], c["ramp"], c["reps"],
-                c["hot_mb"]),
+            "- %s; fio runs: %d s measured after %d s ramp%s, %d "
+            "repetition(s) per workload (median shown); hot set %d MiB%s" % (
+                meta.get("fio"), c["runtime"], c["ramp"],
+                " (%d s for the zipf and ext4 workloads)" % c["busy_runtime"]
+                if c.get("busy_runtime", c["runtime"]) > c["runtime"] else "",
+                c["reps"], c["hot_mb"],
+                "; before each workload, the cache and origin devices are "
+                "left idle until no I/O reaches them for %d s (at most %d "
+                "s): no workload pays for the background work of the one "
+                "before" % (c["quiet_s"], c["settle_max"])
+                if "settle_max" in c else ""),
             "- Devices, rebuilt from zero for every system: fast = brd, "
-            "%d MiB (RAM; no volatile write cache); slow = dm-delay over a "
-            "memory-backed null_blk of %d MiB that has a volatile write "
-            "cache, so FLUSH/FUA reach it (this kernel refuses \"write "
-            "back\" in brd's queue/write_cache).  dm-delay is set to %d ms "
-            "for reads, writes and flushes; it works in jiffies (HZ=250), "
-            "so the effective latency is %s at qd 1 (measured p50 of "
-            "raw-slow 4 KiB reads).  The slow device has no bandwidth or "
-            "concurrency limit: only latency." % (
-                c["cache_mb"], c["origin_mb"], c["delay_ms"],
-                "%.1f ms" % (slow_p50 / 1000) if slow_p50 else "not measured"),
+            "%d MiB (RAM; no volatile write cache); %s  The slow device "
+            "has no bandwidth or concurrency limit: only latency." % (
+                c["cache_mb"], self.slow_model(c, slow_p50)),
             "- Caches are %d MiB on an origin of %d MiB (4x).  Only ratios "
             "within one run mean anything: the absolute figures come from "
             "an emulated CPU." % (c["cache_mb"], c["origin_mb"]),
         ]
         return "\n".join(lines)
+
+    def slow_model(self, c, slow_p50):
+        """The slow device, in words (results before the null_blk timer
+        model used dm-delay)."""
+        p50 = "%.2f ms" % (slow_p50 / 1000) if slow_p50 else "not measured"
+        slow = self.res.get("devices", {}).get("slow", {})
+        if str(slow.get("kind", "")).startswith("dm-delay"):
+            return (
+                "slow = dm-delay over a memory-backed null_blk of %d MiB "
+                "that has a volatile write cache, so FLUSH/FUA reach it "
+                "(this kernel refuses \"write back\" in brd's "
+                "queue/write_cache).  dm-delay is set to %d ms for reads, "
+                "writes and flushes; it works in jiffies (HZ=250), so the "
+                "effective latency is %s at qd 1 (measured p50 of raw-slow "
+                "4 KiB reads)." % (c["origin_mb"], c["delay_ms"], p50))
+        return (
+            "slow = a memory-backed null_blk of %d MiB (under a dm-linear) "
+            "that has a volatile write cache, so FLUSH/FUA reach it (this "
+            "kernel refuses \"write back\" in brd's queue/write_cache).  "
+            "null_blk completes every read, write and flush %d ms after it "
+            "arrives, each on its own high-resolution timer (irqmode=2); "
+            "measured p50 of raw-slow 4 KiB reads at qd 1: %s." % (
+                c["origin_mb"], c["delay_ms"], p50))
 
     def module_source(self):
         m = self.res["meta"]["module"]

@@ -10,7 +10,9 @@
 #   BENCH_WORKLOADS="randread-4k-qd16"    only these workloads
 #   BENCH_RUNTIME, BENCH_REPS, BENCH_RAMP, BENCH_CACHE_MB, BENCH_DELAY_MS,
 #   BENCH_HOT_MB, BENCH_ZIPF_WARM (seconds per warm-up window),
-#   BENCH_ZIPF_WARM_MAX (most zipf warm-up), BENCH_MEM_CACHE_GB
+#   BENCH_ZIPF_WARM_MAX (most zipf warm-up), BENCH_MEM_CACHE_GB,
+#   BENCH_BUSY_RUNTIME (measured seconds of the zipf and ext4 workloads),
+#   BENCH_SETTLE_MAX (most seconds to wait for quiet devices)
 #                                         override the mode's settings
 #   BENCH_STASH_OPTS="volatile"           extra dm-stash table options
 #   BENCH_MEMORY=0                        skip the RAM-per-cache-block figure
@@ -101,7 +103,8 @@ export STASH_BENCH_COMMAND=${BENCH_COMMAND:-bench/run.sh $*}
 	STASH_BENCH_COMMAND="BENCH_MODULE_REV=$BENCH_MODULE_REV $STASH_BENCH_COMMAND"
 partial=0
 for v in SYSTEMS WORKLOADS RUNTIME REPS RAMP CACHE_MB DELAY_MS HOT_MB \
-	 ZIPF_WARM ZIPF_WARM_MAX MEM_CACHE_GB STASH_OPTS MEMORY; do
+	 ZIPF_WARM ZIPF_WARM_MAX MEM_CACHE_GB STASH_OPTS MEMORY BUSY_RUNTIME \
+	 SETTLE_MAX; do
 	src=BENCH_$v
 	if [ -n "${!src:-}" ]; then
 		export "STASH_BENCH_$v=${!src}"
