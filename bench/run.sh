@@ -119,7 +119,7 @@ done
 # idle host shows it), and two dm-linear devices measured alternately in 3 s
 # runs differ by 19% (standard deviation of their ratio).  With -icount the
 # guest's clock advances by a fixed 2^shift ns per instruction executed (and
-# jumps to the next timer when idle): the same I/O path costs the same
+# follows the host's clock to the next timer when idle): the same I/O path costs the same
 # guest time on every run, and the same two devices agree to 0.1%.  Figures
 # then measure instructions per I/O plus device latency, on one CPU.
 clock=${BENCH_CLOCK:-virtual}
