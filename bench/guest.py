@@ -906,6 +906,28 @@ def zipf_warm_up(sysm, wl, args, cfg):
                 windows=windows)
 
 
+# A cache whose throughput swings from one warm-up window to the next
+# (read IOPS of the last UNSTEADY_SPAN windows more than UNSTEADY_SPREAD
+# apart) is measured UNSTEADY_FACTOR times longer.  dm-cache's smq moved
+# between about 4,300 and 8,900 read IOPS from one 10 s zipf window to the
+# next, in phases of about 20 s: a single 10 s window measured its 90/10
+# mix at 5,523 read IOPS in one run and 8,005 in the other.
+UNSTEADY_SPAN = 4
+UNSTEADY_SPREAD = 0.15
+UNSTEADY_FACTOR = 6
+
+
+def unsteady(warmup):
+    """max/min - 1 of the read IOPS of the last warm-up windows, if that is
+    more than UNSTEADY_SPREAD, else None."""
+    iops = [w["read_iops"] for w in warmup["windows"][-UNSTEADY_SPAN:]
+            if w.get("read_iops")]
+    if len(iops) < 2 or min(iops) <= 0:
+        return None
+    spread = max(iops) / min(iops) - 1
+    return spread if spread > UNSTEADY_SPREAD else None
+
+
 def measured_runtime(wl, cfg):
     if wl.get("warm") == "zipf" or wl.get("kind") == "fs":
         return max(cfg["runtime"], cfg["busy_runtime"])
@@ -944,6 +966,12 @@ def run_workload(sysm, wl, rep, cfg):
             sysm.caching:
         res["warmup"] = zipf_warm_up(sysm, wl, args, cfg)
     runtime = measured_runtime(wl, cfg)
+    spread = unsteady(res["warmup"]) if "warmup" in res else None
+    if spread is not None:
+        runtime *= UNSTEADY_FACTOR
+        res["unsteady"] = dict(spread=spread, runtime=runtime)
+        log("  %s: warm-up windows %.0f%% apart: measuring %d s" % (
+            wl["name"], 100 * spread, runtime))
     # A zipf run with fio's default seed replays the sequence of the last
     # measured zipf run (the read workload's, for the mix), whose blocks
     # that run has just promoted: the mix measured 0.997 hits against
