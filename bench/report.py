@@ -344,7 +344,8 @@ class Report:
             "- %s; fio runs: %d s measured after %d s ramp%s, %d "
             "repetition(s) per workload (median shown); hot set %d MiB%s" % (
                 meta.get("fio"), c["runtime"], c["ramp"],
-                " (%d s for the zipf and ext4 workloads)" % c["busy_runtime"]
+                " (%d s for the zipf and ext4 workloads%s)" % (
+                    c["busy_runtime"], self.unsteady_md())
                 if c.get("busy_runtime", c["runtime"]) > c["runtime"] else "",
                 c["reps"], c["hot_mb"],
                 "; before each workload, the cache and origin devices are "
@@ -361,6 +362,22 @@ class Report:
             "an emulated CPU." % (c["cache_mb"], c["origin_mb"]),
         ]
         return "\n".join(lines)
+
+    def unsteady_md(self):
+        """Which zipf runs were measured longer, their warm-up windows
+        being too far apart."""
+        runs = []
+        for n in self.ok:
+            for wl, w in self.systems[n].get("workloads", {}).items():
+                for rep in w.get("reps", []):
+                    u = rep.get("detail", {}).get("unsteady")
+                    if u:
+                        runs.append("%s %s %d s (windows %.0f%% apart)" % (
+                            n, wl, u["runtime"], 100 * u["spread"]))
+        if not runs:
+            return ""
+        return "; longer where a cache's last zipf warm-up windows were " \
+            "more than 15%% apart: %s" % ", ".join(runs)
 
     def slow_model(self, c, slow_p50):
         """The slow device, in words (results before the null_blk timer
