@@ -1498,7 +1498,8 @@ def main():
         if "devices" not in results and devs.described:
             results["devices"] = devs.described
         save(results)
-    if cfg["drain"] and "stash-wb" in cfg["systems"]:
+    if cfg["drain"] and ("stash-wb" in cfg["systems"] or
+                         os.environ.get("STASH_BENCH_DRAIN") == "force"):
         log("=== dm-stash drain")
         try:
             results["drain"] = drain_phase(cfg, devs)
