@@ -321,9 +321,11 @@ class Report:
             "- Command: `%s` (%s mode)" % (host.get("command") or
                                            meta.get("command") or "?",
                                            meta["mode"]),
-            "- Date: %s (guest run %s .. %s, %.0f s)" % (
+            "- Date: %s (guest run %s .. %s)" % (
                 host.get("date", "?"), meta.get("started", "?"),
-                meta.get("finished", "?"), meta.get("wall_s", 0)),
+                "%s, %.0f s" % (meta["finished"], meta.get("wall_s", 0))
+                if meta.get("finished") else
+                "the VM stopped before the run's end: see below"),
             "- Host: %s, `nproc` %s, kernel %s; load average before the run "
             "%s, after %s" % (
                 host.get("host_cpu", "?"), host.get("host_nproc", "?"),
@@ -357,6 +359,15 @@ class Report:
             "%d MiB (RAM; no volatile write cache); %s  The slow device "
             "has no bandwidth or concurrency limit: only latency." % (
                 c["cache_mb"], self.slow_model(c, slow_p50)),
+        ] + [
+            "- Completed by a later partial run "
+            "(bench/merge.py): %s from `%s` (guest run %s .. %s, commit "
+            "%s)" % (", ".join(s["systems"] + [p for p in ("drain", "memory")
+                                               if s.get(p)]),
+                     s.get("command"), s.get("started"), s.get("finished"),
+                     (s.get("module") or "?")[:12])
+            for s in meta.get("supplements", [])
+        ] + [
             "- Caches are %d MiB on an origin of %d MiB (4x).  Only ratios "
             "within one run mean anything: the absolute figures come from "
             "an emulated CPU." % (c["cache_mb"], c["origin_mb"]),
