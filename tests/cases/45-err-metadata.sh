@@ -82,27 +82,10 @@ stash_remove "$vol"
 
 log "== an origin flush failing inside a commit"
 # brd has no volatile write cache, so the block layer drops flushes before
-# they reach a dm-flakey above it: this origin is a null_blk device (named
-# after its configfs item in 6.1, nullbN before) with
-# one (memory backed, cache_size), under a dm wrapper whose table is swapped.
-modprobe null_blk nr_devices=0 || skip "no null_blk"
-modprobe configfs 2>/dev/null
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config ||
-	skip "no configfs for null_blk"
-nb=/sys/kernel/config/nullb/stashorg
-mkdir "$nb" || die "cannot create a null_blk device (configfs)"
-on_exit "rmdir $nb 2>/dev/null; true"
-echo 1 >"$nb/memory_backed" && echo 4096 >"$nb/blocksize" && echo 32 >"$nb/size" &&
-	echo 4 >"$nb/cache_size" && echo 1 >"$nb/power" || die "cannot set up null_blk"
-nbdev=
-for ((i = 0; i < 50; i++)); do
-	nbdev=$(ls -d /sys/block/stashorg /sys/block/nullb* 2>/dev/null | head -n1)
-	[ -n "$nbdev" ] && [ -b "/dev/${nbdev##*/}" ] && break
-	sleep 0.1
-done
-nbdev=/dev/${nbdev##*/}
-[ -b "$nbdev" ] || die "no null_blk device appeared ($(ls /sys/block))"
-assert_eq "write back" "$(cat /sys/block/${nbdev#/dev/}/queue/write_cache)" "null_blk's write cache"
+# they reach a dm-flakey above it: this origin is a null_blk device with one
+# (nullb_setup), under a dm wrapper whose table is swapped.
+nullb_setup stashorg 32
+nbdev=$NULLB_DEV
 olen=$(dev_sectors "$nbdev")
 norigin=$(dm_path nborigin)
 dm_create nborigin "0 $olen linear $nbdev 0" || die "cannot create the origin wrapper"

@@ -17,29 +17,10 @@ brd_setup 1 $((32 * 1024))
 lin_create origin /dev/ram0
 ORIGIN=$LIN_DEV
 
-# brd has no volatile write cache, so the block layer completes flushes to
-# it (and to a dm device over it) before any target sees them: the cache
-# device is a null_blk with one (memory backed, cache_size), under a dm
-# wrapper whose table the test swaps.
-modprobe null_blk nr_devices=0 || skip "no null_blk"
-modprobe configfs 2>/dev/null
-mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config ||
-	skip "no configfs for null_blk"
-nb=/sys/kernel/config/nullb/stashflush
-mkdir "$nb" || die "cannot create a null_blk device (configfs)"
-on_exit "rmdir $nb 2>/dev/null; true"
-echo 1 >"$nb/memory_backed" && echo 4096 >"$nb/blocksize" && echo 16 >"$nb/size" &&
-	echo 4 >"$nb/cache_size" && echo 1 >"$nb/power" || die "cannot set up null_blk"
-nbdev=
-for ((i = 0; i < 50; i++)); do
-	nbdev=$(ls -d /sys/block/stashflush /sys/block/nullb* 2>/dev/null | head -n1)
-	[ -n "$nbdev" ] && [ -b "/dev/${nbdev##*/}" ] && break
-	sleep 0.1
-done
-nbdev=/dev/${nbdev##*/}
-[ -b "$nbdev" ] || die "no null_blk device appeared ($(ls /sys/block))"
-assert_eq "write back" "$(cat "/sys/block/${nbdev#/dev/}/queue/write_cache")" \
-	"null_blk's write cache"
+# The cache device needs a volatile write cache for its flushes to reach
+# a target at all: a null_blk under a dm wrapper whose table the test swaps.
+nullb_setup stashflush 16
+nbdev=$NULLB_DEV
 clen=$(dev_sectors "$nbdev")
 dm_create ncache "0 $clen linear $nbdev 0" || die "cannot create the cache wrapper"
 CACHE=$(dm_path ncache)
