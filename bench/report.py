@@ -71,6 +71,17 @@ def fint(x):
     return "%.1f" % x
 
 
+def warm_pass_text(p):
+    """One warm-up pass: its hit ratio by the system's own counters, else
+    its IOPS and, where measured, its origin reads per read."""
+    if p.get("read_hit_ratio") is not None:
+        return fnum(p["read_hit_ratio"], 2)
+    t = fint(p.get("read_iops")) + " IOPS"
+    if p.get("origin_reads_per_read") is not None:
+        t += " (%s origin reads/read)" % fnum(p["origin_reads_per_read"], 3)
+    return t
+
+
 def ratio(a, b):
     if a is None or not b:
         return None
@@ -346,8 +357,10 @@ class Report:
             "- %s; fio runs: %d s measured after %d s ramp%s, %d "
             "repetition(s) per workload (median shown); hot set %d MiB%s" % (
                 meta.get("fio"), c["runtime"], c["ramp"],
-                " (%d s for the zipf and ext4 workloads%s)" % (
-                    c["busy_runtime"], self.unsteady_md())
+                " (%d s for the zipf and ext4 workloads%s%s)" % (
+                    c["busy_runtime"],
+                    " and a cache's writes" if c.get("busy_writes") else "",
+                    self.unsteady_md())
                 if c.get("busy_runtime", c["runtime"]) > c["runtime"] else "",
                 c["reps"], c["hot_mb"],
                 "; before each workload, the cache and origin devices are "
@@ -493,11 +506,8 @@ class Report:
             wtxt = warm.get("method", "")
             passes = warm.get("passes")
             if passes:
-                wtxt += "; passes: " + ", ".join(
-                    "%s" % (fnum(p.get("read_hit_ratio"), 2)
-                            if p.get("read_hit_ratio") is not None
-                            else fint(p.get("read_iops")) + " IOPS")
-                    for p in passes)
+                wtxt += "; passes: " + ", ".join(warm_pass_text(p)
+                                                  for p in passes)
             chk = r.get("cache_check")
             ctxt = "-" if not chk else "%s: %s read hits, ratio %s" % (
                 chk.get("result"), chk.get("read_hits"),

@@ -11,7 +11,8 @@
 #   BENCH_RUNTIME, BENCH_REPS, BENCH_RAMP, BENCH_CACHE_MB, BENCH_DELAY_MS,
 #   BENCH_HOT_MB, BENCH_ZIPF_WARM (seconds per warm-up window),
 #   BENCH_ZIPF_WARM_MAX (most zipf warm-up), BENCH_MEM_CACHE_GB,
-#   BENCH_BUSY_RUNTIME (measured seconds of the zipf and ext4 workloads),
+#   BENCH_BUSY_RUNTIME (measured seconds of the zipf and ext4 workloads
+#   and of a cache's writes),
 #   BENCH_SETTLE_MAX (most seconds to wait for quiet devices)
 #                                         override the mode's settings
 #   BENCH_STASH_OPTS="volatile"           extra dm-stash table options
@@ -43,7 +44,7 @@ cd "$REPO"
 
 mode=${1:-quick}
 case $mode in
-quick) timeout_s=${BENCH_TIMEOUT:-5400} ;;
+quick) timeout_s=${BENCH_TIMEOUT:-7200} ;;
 long)  timeout_s=${BENCH_TIMEOUT:-14400} ;;
 *) echo "usage: bench/run.sh [quick|long]" >&2; exit 2 ;;
 esac
