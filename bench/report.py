@@ -42,6 +42,8 @@ SHORT_WL = {
     "randread-4k-qd16": "rand read qd16",
     "randwrite-4k-qd16": "rand write qd16",
     "randwrite-4k-fdatasync-qd1": "write+fdatasync qd1",
+    "randwrite-4k-qd1": "rand write qd1",
+    "randwrite-4k-fdatasync32-qd1": "write+fdatasync/32 qd1",
     "zipf1.2-read-qd16": "zipf read qd16",
     "zipf1.2-90r10w-qd16": "zipf 90/10 qd16",
     "seqread-1m-qd4": "seq read 1M",
@@ -388,8 +390,8 @@ class Report:
         return "\n".join(lines)
 
     def unsteady_md(self):
-        """Which zipf runs were measured longer, their warm-up windows
-        being too far apart."""
+        """Which zipf and ext4 runs were measured longer, their warm-up or
+        probe windows being too far apart."""
         runs = []
         for n in self.ok:
             for wl, w in self.systems[n].get("workloads", {}).items():
@@ -400,8 +402,9 @@ class Report:
                             n, wl, u["runtime"], 100 * u["spread"]))
         if not runs:
             return ""
-        return "; longer where a cache's last zipf warm-up windows were " \
-            "more than 15%% apart: %s" % ", ".join(runs)
+        return "; longer where a cache's last zipf warm-up windows (or " \
+            "ext4 probe windows) were more than 15%% apart: %s" % \
+            ", ".join(runs)
 
     def slow_model(self, c, slow_p50):
         """The slow device, in words (results before the null_blk timer
@@ -460,7 +463,7 @@ class Report:
                     fnum(self.vs_fast(s, wl)),
                     fnum(ratio(g("iops"), self.summary(BASE_SLOW, wl))),
                     fint(g("ref_iops"))))
-            extra, warm, settled, span = [], [], 0, 1
+            extra, warm, probe, settled, span = [], [], [], 0, 1
             for s in self.ok:
                 w_ = self.systems[s]["workloads"].get(wl)
                 if not w_:
@@ -469,7 +472,10 @@ class Report:
                 if "mkfs_s" in d:
                     extra.append("%s mkfs %.1f s" % (s, d["mkfs_s"]))
                 wu = d.get("warmup")
-                if wu and wu.get("windows"):
+                if wu and wu.get("windows") and "iops" in wu["windows"][0]:
+                    probe.append("%s %s" % (s, " > ".join(
+                        fint(x["iops"]) for x in wu["windows"])))
+                elif wu and wu.get("windows"):
                     settled = wu.get("settled_below", 0)
                     span = wu.get("settle_span", 1)
                     warm.append("%s %d s%s (%s)" % (
@@ -479,6 +485,11 @@ class Report:
                                    for x in wu["windows"])))
             if extra:
                 out.append("\nmkfs.ext4 time: " + ", ".join(extra) + ".")
+            if probe:
+                out.append("\nProbe windows before the measured run, %d s "
+                           "each, unmeasured (their IOPS): %s." % (
+                               self.res["meta"]["config"]["busy_runtime"],
+                               "; ".join(probe)))
             if warm:
                 c = self.res["meta"]["config"]
                 out.append("\nWarm-up before the measured run, in %d s "
