@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""Complete one bench run's results.json with a later partial run's.
+"""Complete one bench run's results.json with another run's.
 
-    bench/merge.py BASE.json SUPPLEMENT.json OUT.json
+    bench/merge.py [--no-systems] BASE.json SUPPLEMENT.json OUT.json
 
 Every system the supplement measured replaces (or adds) that system in
-BASE; the supplement's drain and memory figures, if it has them, replace
-BASE's.  Systems are measured on devices rebuilt from zero and, on the
+BASE (with --no-systems, none does); the supplement's drain and memory
+figures, if it has them, replace BASE's.  Systems are measured on devices rebuilt from zero and, on the
 virtual clock, cost the same guest time in any run, so a system measured
 in another boot of the same bench code and model stands beside the
 others.  OUT's meta.supplements says which figures came from where (the
@@ -16,14 +16,22 @@ import sys
 
 SAME = ("mode",)
 SAME_CONFIG = ("cache_mb", "delay_ms", "hot_mb", "runtime", "ramp", "reps",
-               "zipf_warm", "zipf_warm_max", "busy_runtime", "origin_mb")
+               "zipf_warm", "zipf_warm_max", "busy_runtime", "busy_writes",
+               "origin_mb")
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: bench/merge.py BASE.json SUPPLEMENT.json OUT.json")
-    base = json.load(open(sys.argv[1]))
-    sup = json.load(open(sys.argv[2]))
+    args = sys.argv[1:]
+    no_systems = args[:1] == ["--no-systems"]
+    if no_systems:
+        args = args[1:]
+    if len(args) != 3:
+        sys.exit("usage: bench/merge.py [--no-systems] BASE.json "
+                 "SUPPLEMENT.json OUT.json")
+    base = json.load(open(args[0]))
+    sup = json.load(open(args[1]))
+    if no_systems:
+        sup["systems"] = {}
     bm, sm = base["meta"], sup["meta"]
     for k in SAME:
         if bm.get(k) != sm.get(k):
@@ -46,7 +54,7 @@ def main():
             base[part] = sup[part]
             taken[part] = True
     bm.setdefault("supplements", []).append(taken)
-    with open(sys.argv[3], "w") as f:
+    with open(args[2], "w") as f:
         json.dump(base, f, indent=1, sort_keys=True)
         f.write("\n")
 

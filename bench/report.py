@@ -375,7 +375,7 @@ class Report:
             "has no bandwidth or concurrency limit: only latency." % (
                 c["cache_mb"], self.slow_model(c, slow_p50)),
         ] + [
-            "- Completed by a later partial run "
+            "- Completed by another run "
             "(bench/merge.py): %s from `%s` (guest run %s .. %s, commit "
             "%s)" % (", ".join(s["systems"] + [p for p in ("drain", "memory")
                                                if s.get(p)]),
