@@ -910,10 +910,13 @@ def run_fs_workload(sysm, wl, rep, cfg):
         settled = settle(cfg) if sysm.caching else None
         probe = fs_probe(sysm, wl, job, cfg) if sysm.caching else None
         spread = unsteady(probe, "iops") if probe else None
+        if probe and not probe["settled"] and spread is None:
+            spread = window_spread(probe, "iops")
         if spread is not None:
             runtime *= UNSTEADY_FACTOR
-            log("  %s: probe windows %.0f%% apart: measuring %d s" % (
-                wl["name"], 100 * spread, runtime))
+            log("  %s: probe windows %.0f%% apart%s: measuring %d s" % (
+                wl["name"], 100 * spread,
+                "" if probe["settled"] else ", not settled", runtime))
         before_c, before_o = sysm.counters(), disk_stat(SLOW)
         r = fio(wl["name"], job + ["--runtime=%d" % runtime,
                                    "--ramp_time=%d" % cfg["ramp"]],
@@ -933,20 +936,24 @@ def run_fs_workload(sysm, wl, rep, cfg):
 
 
 # Unmeasured windows of the file system job before its measured run on a
-# cache.  dm-cache WB's ext4 figure was 603 and 870 IOPS in two runs: in
-# the first, smq promoted nothing during the 10 s window right after the
-# files were laid out, in the second 175 blocks.  The probe windows let
-# such a cache reach its steady state first, and tell whether it has one
-# (see unsteady()).
-FS_PROBE_WINDOWS = 2
+# cache, until one's IOPS is within FS_PROBE_SETTLED of the window before
+# (at least two, at most FS_PROBE_MAX).  dm-cache WB's ext4 figure was 603
+# and 870 IOPS in two runs: right after the files are laid out smq had
+# promoted nothing in one run's 10 s window and 175 blocks in the other's.
+# Two fixed probe windows were not enough: they rose 410 > 453 and
+# 406 > 465 IOPS (within 15%), and the measured windows gave 499 and 779.
+# A cache whose probes do not settle is measured UNSTEADY_FACTOR times
+# longer.
+FS_PROBE_SETTLED = 0.05
+FS_PROBE_MAX = 6
 
 
 def fs_probe(sysm, wl, job, cfg):
-    """FS_PROBE_WINDOWS windows of busy_runtime seconds of the file
-    system job @job on @sysm, in the shape zipf_warm_up() returns (with
-    IOPS, not read IOPS, per window)."""
-    windows = []
-    for i in range(FS_PROBE_WINDOWS):
+    """Probe windows of busy_runtime seconds of the file system job @job
+    on @sysm, in the shape zipf_warm_up() returns (with IOPS, not read
+    IOPS, per window)."""
+    windows, settled = [], False
+    for i in range(FS_PROBE_MAX):
         w = fio(wl["name"] + "-probe", job + [
             "--runtime=%d" % cfg["busy_runtime"]],
             os.path.join(sysm.rawdir, "%s-probe-%d.json" % (wl["name"], i)),
@@ -954,7 +961,12 @@ def fs_probe(sysm, wl, job, cfg):
         iops = sum(w.get(d, {}).get("iops", 0) for d in ("read", "write"))
         windows.append(dict(seconds=cfg["busy_runtime"], iops=iops))
         log("  %s probe window %d: %.0f IOPS" % (wl["name"], i + 1, iops))
-    return dict(seconds=FS_PROBE_WINDOWS * cfg["busy_runtime"],
+        prev = windows[-2]["iops"] if i else None
+        if prev and abs(iops / prev - 1) <= FS_PROBE_SETTLED:
+            settled = True
+            break
+    return dict(seconds=len(windows) * cfg["busy_runtime"], settled=settled,
+                settled_below=FS_PROBE_SETTLED, max_windows=FS_PROBE_MAX,
                 windows=windows)
 
 
@@ -1018,13 +1030,18 @@ UNSTEADY_SPREAD = 0.15
 UNSTEADY_FACTOR = 6
 
 
-def unsteady(warmup, key="read_iops"):
-    """max/min - 1 of the @key IOPS of the last warm-up windows, if that
-    is more than UNSTEADY_SPREAD, else None."""
+def window_spread(warmup, key="read_iops"):
+    """max/min - 1 of the @key IOPS of the last UNSTEADY_SPAN warm-up
+    windows (0 with fewer than two)."""
     iops = [w[key] for w in warmup["windows"][-UNSTEADY_SPAN:] if w.get(key)]
     if len(iops) < 2 or min(iops) <= 0:
-        return None
-    spread = max(iops) / min(iops) - 1
+        return 0.0
+    return max(iops) / min(iops) - 1
+
+
+def unsteady(warmup, key="read_iops"):
+    """window_spread(), if that is more than UNSTEADY_SPREAD, else None."""
+    spread = window_spread(warmup, key)
     return spread if spread > UNSTEADY_SPREAD else None
 
 

@@ -464,6 +464,7 @@ class Report:
                     fnum(ratio(g("iops"), self.summary(BASE_SLOW, wl))),
                     fint(g("ref_iops"))))
             extra, warm, probe, settled, span = [], [], [], 0, 1
+            probe_rule = ""
             for s in self.ok:
                 w_ = self.systems[s]["workloads"].get(wl)
                 if not w_:
@@ -473,8 +474,14 @@ class Report:
                     extra.append("%s mkfs %.1f s" % (s, d["mkfs_s"]))
                 wu = d.get("warmup")
                 if wu and wu.get("windows") and "iops" in wu["windows"][0]:
-                    probe.append("%s %s" % (s, " > ".join(
-                        fint(x["iops"]) for x in wu["windows"])))
+                    probe.append("%s %s%s" % (s, " > ".join(
+                        fint(x["iops"]) for x in wu["windows"]),
+                        "" if wu.get("settled", True) else ", not settled"))
+                    if wu.get("settled_below"):
+                        probe_rule = (", until one's IOPS are within %.0f%% "
+                                      "of the one before, at most %d" % (
+                                          100 * wu["settled_below"],
+                                          wu["max_windows"]))
                 elif wu and wu.get("windows"):
                     settled = wu.get("settled_below", 0)
                     span = wu.get("settle_span", 1)
@@ -487,9 +494,9 @@ class Report:
                 out.append("\nmkfs.ext4 time: " + ", ".join(extra) + ".")
             if probe:
                 out.append("\nProbe windows before the measured run, %d s "
-                           "each, unmeasured (their IOPS): %s." % (
+                           "each, unmeasured%s (their IOPS): %s." % (
                                self.res["meta"]["config"]["busy_runtime"],
-                               "; ".join(probe)))
+                               probe_rule, "; ".join(probe)))
             if warm:
                 c = self.res["meta"]["config"]
                 out.append("\nWarm-up before the measured run, in %d s "
