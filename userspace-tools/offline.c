@@ -82,8 +82,7 @@ struct scan {
 	uint32_t sb_version[2];
 	struct stash_sb sbs[2];
 	int sb_copy;
-	struct stash_sb sb;
-	bool needs_check;	/* the copy in use carries the mark */
+	struct stash_sb sb;	/* the copy in use; zero if none */
 	uint64_t nr_oblocks;
 
 	/* Pages: both copies, the one in use (-1: none) and its sequence. */
@@ -96,6 +95,12 @@ struct scan {
 	uint64_t valid, dirty;
 	uint64_t dropped_clean, dropped_older;
 };
+
+/* The superblock copy in use carries the 'needs check' mark. */
+static bool needs_check(const struct scan *s)
+{
+	return s->sb.flags & STASH_SB_FLAG_NEEDS_CHECK;
+}
 
 static void problem(struct scan *s, enum severity sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -312,8 +317,7 @@ static bool scan_superblock(struct scan *s)
 	if (!(s->sb.flags & STASH_SB_FLAG_CLEAN))
 		problem(s, SEV_NOTE, "not shut down cleanly (a crash, or the cache is "
 			"live): recovery keeps only the dirty mappings");
-	s->needs_check = s->sb.flags & STASH_SB_FLAG_NEEDS_CHECK;
-	if (s->needs_check && s->report)
+	if (needs_check(s) && s->report)
 		fprintf(s->out, "%s: needs check: a metadata commit failed while the "
 			"cache was in use (superblock copy %d): the kernel refuses to "
 			"load it until the mark is cleared\n", s->path, s->sb_copy);
@@ -548,7 +552,7 @@ static void dump_human(const struct scan *s, bool mappings)
 	printf("  %-18s copy %d, sequence %llu, %s shutdown%s\n", "superblock",
 	       s->sb_copy, (unsigned long long)s->sb.seq,
 	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean",
-	       s->needs_check ? ", needs check (a commit failed)" : "");
+	       needs_check(s) ? ", needs check (a commit failed)" : "");
 	for (k = 0; k < 2; k++) {
 		char label[24];
 
@@ -635,7 +639,7 @@ static void dump_json(const struct scan *s, bool mappings)
 	       "    \"cache_blocks\": %u, \"md_pages\": %u},\n",
 	       s->sb_copy, (unsigned long long)s->sb.seq,
 	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "true" : "false",
-	       s->needs_check ? "true" : "false", uuid, mode_name(s->sb.mode),
+	       needs_check(s) ? "true" : "false", uuid, mode_name(s->sb.mode),
 	       (unsigned long long)g->origin_sectors,
 	       (unsigned long long)g->cache_sectors, g->block_sectors,
 	       (unsigned long long)g->md_start, (unsigned long long)g->data_start,
@@ -770,7 +774,7 @@ int cmd_dump(int argc, char **argv)
 		errorf("%s: the kernel would refuse this cache ('%s check %s' says why); "
 		       "the mappings above are what the valid metadata holds",
 		       s.path, progname, s.path);
-	else if (s.needs_check)
+	else if (needs_check(&s))
 		errorf("%s: a metadata commit failed while the cache was in use: the "
 		       "kernel refuses it until '%s check --clear-needs-check %s'",
 		       s.path, progname, s.path);
@@ -778,7 +782,7 @@ int cmd_dump(int argc, char **argv)
 		notef("%s: some metadata copies are damaged ('%s check %s')",
 		      s.path, progname, s.path);
 	scan_free(&s);
-	return !ok || s.worst >= SEV_CORRUPT || s.needs_check ?
+	return !ok || s.worst >= SEV_CORRUPT || needs_check(&s) ?
 	       EXIT_MD_CORRUPT : EXIT_OK;
 }
 
@@ -858,7 +862,7 @@ int cmd_check(int argc, char **argv)
 	switch (s.worst) {
 	case SEV_NOTE:
 	case SEV_DAMAGED:
-		if (s.needs_check) {
+		if (needs_check(&s)) {
 			printf("%s: needs check: its metadata is intact (%llu valid "
 			       "blocks, %llu dirty) and is the last commit before the "
 			       "failure. '%s check --clear-needs-check %s' lets the "
@@ -888,13 +892,13 @@ int cmd_check(int argc, char **argv)
 	}
 	r = exit_code(s.worst);
 	if (a.clear_needs_check) {
-		if (!s.needs_check)
+		if (!needs_check(&s))
 			printf("%s: no 'needs check' mark to clear\n", s.path);
 		else if (s.worst >= SEV_CORRUPT)
 			errorf("%s: the metadata is corrupt: the mark stays", s.path);
 		else if ((k = clear_needs_check(&s)))
 			r = (int)k;
-	} else if (s.needs_check && r != EXIT_MD_CORRUPT) {
+	} else if (needs_check(&s) && r != EXIT_MD_CORRUPT) {
 		r = EXIT_MD_CORRUPT;	/* the kernel refuses it */
 	}
 	scan_free(&s);
