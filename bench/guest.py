@@ -205,6 +205,15 @@ def disk_stat(dev):
                 flush_ios=flushes)
 
 
+def origin_reads_per_read(before_o, fio_result):
+    """Reads the slow device served since @before_o (disk_stat(SLOW)) per
+    client read of @fio_result, or None if it made no reads."""
+    rios = fio_result.get("read", {}).get("ios", 0)
+    if not rios:
+        return None
+    return delta(disk_stat(SLOW), before_o)["read_ios"] / rios
+
+
 def settle(cfg):
     """Wait until the fast and the slow device have been quiet for QUIET_S
     seconds (at most cfg["settle_max"]); return what it took.  Idle time
@@ -855,9 +864,7 @@ class Bcache(System):
             r = fio("warm", fio_dev_args(self.dev, "randread", "4k", 32, hot) +
                     ["--randseed=%d" % (1000 + i)],
                     os.path.join(self.rawdir, "warm-%d.json" % i), 900)
-            rios = r["read"].get("ios", 0)
-            per_read = delta(disk_stat(SLOW), before_o)["read_ios"] / rios \
-                if rios else None
+            per_read = origin_reads_per_read(before_o, r)
             passes.append(dict(pass_=i + 1, read_iops=r["read"]["iops"],
                                origin_reads_per_read=per_read))
             log("  warm pass %d: %.0f IOPS, %s origin reads per read" % (
@@ -912,11 +919,9 @@ def run_fs_workload(sysm, wl, rep, cfg):
         spread = unsteady(probe, "iops") if probe else None
         if probe and not probe["settled"] and spread is None:
             spread = window_spread(probe, "iops")
-        if spread is not None:
-            runtime *= UNSTEADY_FACTOR
-            log("  %s: probe windows %.0f%% apart%s: measuring %d s" % (
-                wl["name"], 100 * spread,
-                "" if probe["settled"] else ", not settled", runtime))
+        runtime, longer = lengthen_if_unsteady(
+            wl, runtime, spread, "probe windows" if probe and
+            probe["settled"] else "probe windows (not settled)")
         before_c, before_o = sysm.counters(), disk_stat(SLOW)
         r = fio(wl["name"], job + ["--runtime=%d" % runtime,
                                    "--ramp_time=%d" % cfg["ramp"]],
@@ -925,8 +930,8 @@ def run_fs_workload(sysm, wl, rep, cfg):
         r["settle"] = settled
         if probe:
             r["warmup"] = probe
-        if spread is not None:
-            r["unsteady"] = dict(spread=spread, runtime=runtime)
+        if longer:
+            r["unsteady"] = longer
         r["counters"] = delta(sysm.counters(), before_c)
         r["origin_io"] = delta(disk_stat(SLOW), before_o)
     finally:
@@ -995,9 +1000,7 @@ def zipf_warm_up(sysm, wl, args, cfg):
             os.path.join(sysm.rawdir, "%s-warm-%d.json" % (wl["name"], i)),
             cfg["zipf_warm"] + 300)
         t += cfg["zipf_warm"]
-        o = delta(disk_stat(SLOW), before_o)
-        rios = w.get("read", {}).get("ios", 0)
-        per_read = o["read_ios"] / rios if rios else None
+        per_read = origin_reads_per_read(before_o, w)
         windows.append(dict(seconds=cfg["zipf_warm"],
                             read_iops=w.get("read", {}).get("iops"),
                             origin_reads_per_read=per_read,
@@ -1043,6 +1046,18 @@ def unsteady(warmup, key="read_iops"):
     """window_spread(), if that is more than UNSTEADY_SPREAD, else None."""
     spread = window_spread(warmup, key)
     return spread if spread > UNSTEADY_SPREAD else None
+
+
+def lengthen_if_unsteady(wl, runtime, spread, what):
+    """(runtime, record): @runtime UNSTEADY_FACTOR times longer if @spread
+    (of the windows @what names) is not None, with the record of that for
+    results.json; else (@runtime, None)."""
+    if spread is None:
+        return runtime, None
+    runtime *= UNSTEADY_FACTOR
+    log("  %s: %s %.0f%% apart: measuring %d s" % (
+        wl["name"], what, 100 * spread, runtime))
+    return runtime, dict(spread=spread, runtime=runtime)
 
 
 def measured_runtime(wl, cfg, sysm):
@@ -1092,11 +1107,10 @@ def run_workload(sysm, wl, rep, cfg):
         res["warmup"] = zipf_warm_up(sysm, wl, args, cfg)
     runtime = measured_runtime(wl, cfg, sysm)
     spread = unsteady(res["warmup"]) if "warmup" in res else None
-    if spread is not None:
-        runtime *= UNSTEADY_FACTOR
-        res["unsteady"] = dict(spread=spread, runtime=runtime)
-        log("  %s: warm-up windows %.0f%% apart: measuring %d s" % (
-            wl["name"], 100 * spread, runtime))
+    runtime, longer = lengthen_if_unsteady(wl, runtime, spread,
+                                           "warm-up windows")
+    if longer:
+        res["unsteady"] = longer
     # A zipf run with fio's default seed replays the sequence of the last
     # measured zipf run (the read workload's, for the mix), whose blocks
     # that run has just promoted: the mix measured 0.997 hits against
