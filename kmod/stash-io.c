@@ -963,7 +963,11 @@ static bool stash_dispatch(struct stash_cache *sc, struct bio *bio)
  *    stream than a hot block);
  *  - write-around writes of blocks none of which is dirty (left from
  *    write-back): each cached copy is invalidated first and every block
- *    counts as a write in flight (sc->wip), as one-block writes do.
+ *    counts as a write in flight (sc->wip), as one-block writes do;
+ *  - write-back writes of blocks none of which is cached, when each would
+ *    go around on its own: a stream past the sequential cutoff, or a cache
+ *    whose every slot is dirty or busy (a 1 MiB write over a full cache
+ *    would otherwise reach the origin as 256 writes of one block).
  * The run ends at the first block that needs the one-block path; a bio
  * made only of such blocks goes whole.  Each block of a run is accounted
  * as it would be on its own.
@@ -1031,6 +1035,50 @@ static sector_t run_sectors(struct stash_cache *sc, sector_t first_sectors,
 }
 
 /*
+ * The same for a write-back write: the blocks before the first cached one,
+ * if stash_write_back() would send each of them around (see there); none
+ * otherwise.  Sets *@full when the reason is a full cache: the caller then
+ * starts writeback, to make room for the writes to come.
+ */
+static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
+				 u64 first, u64 nr, u32 first_sectors,
+				 bool *full)
+{
+	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run;
+	bool sequential;
+
+	if (READ_ONCE(sc->md_failed))
+		return 0;	/* the one-block path refuses the write */
+	sequential = stash_seq_peek(&sc->seq, bio->bi_iter.bi_sector,
+				    first_sectors);
+	*full = !sequential && stash_map_known_full(&sc->map);
+	if (!sequential && !*full)
+		return 0;
+
+	for (ob = first; ob < end; ob++)
+		if (cblock_is_valid(stash_map_lookup(&sc->map, to_oblock(ob))))
+			break;
+	/* Blocks past the last whole block are never cached. */
+	run = ob < end ? ob - first : nr;
+	if (!run)
+		return 0;
+
+	for (ob = first; ob < first + run && ob < end; ob++) {
+		sc->stats.write_misses++;
+		sc->stats.bypassed++;
+	}
+	if (first < end)
+		wip_begin_locked(sc, bio, to_oblock(first),
+				 min_t(u64, run, end - first));
+	stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+				run < nr ? run_sectors(sc, first_sectors, run)
+					 : bio_sectors(bio));
+	if (*full)
+		sc->need_space = true;
+	return run;
+}
+
+/*
  * Cut @bio where the one-block path must take over: after a run that goes
  * to the origin in one piece (then returns true: remap what is left of
  * @bio to the origin), else at its first block's end.  Only ->map may cut
@@ -1041,6 +1089,7 @@ static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 	sector_t off, first_sectors;
 	unsigned long flags;
 	u64 first, nr, run = 0;
+	bool full = false;
 
 	if (!bio_sectors(bio) || bio_op(bio) == REQ_OP_DISCARD ||
 	    (bio->bi_opf & REQ_PREFLUSH))
@@ -1061,12 +1110,22 @@ static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 			stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
 						run < nr ? run_sectors(sc, first_sectors, run)
 							 : bio_sectors(bio));
-	} else if (bio_op(bio) == REQ_OP_WRITE &&
-		   READ_ONCE(sc->mode) == STASH_MODE_WRITEAROUND &&
-		   !stash_cache_failed(sc)) {
-		run = write_around_run_locked(sc, bio, first, nr);
+	} else if (bio_op(bio) == REQ_OP_WRITE && !stash_cache_failed(sc)) {
+		switch (READ_ONCE(sc->mode)) {
+		case STASH_MODE_WRITEAROUND:
+			run = write_around_run_locked(sc, bio, first, nr);
+			break;
+		case STASH_MODE_WRITEBACK:
+			run = write_back_run_locked(sc, bio, first, nr,
+						    first_sectors, &full);
+			break;
+		default:
+			break;
+		}
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
+	if (full)
+		stash_wb_kick(sc);
 	if (!run) {
 		dm_accept_partial_bio(bio, first_sectors);
 		return false;

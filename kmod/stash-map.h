@@ -139,6 +139,16 @@ static inline bool stash_map_has_free(const struct stash_map *m)
 	return m->nr_free && !(m->cdirty && test_bit(m->free_head, m->cdirty));
 }
 
+/*
+ * True if stash_map_alloc() is known to fail: no free slot, and the last
+ * clock sweep found nothing to evict with nothing changed since.  (False
+ * does not promise that it succeeds: no sweep may have run yet.)
+ */
+static inline bool stash_map_known_full(const struct stash_map *m)
+{
+	return !stash_map_has_free(m) && READ_ONCE(m->none_evictable);
+}
+
 /* The mapped slot of @ob, or STASH_NO_CBLOCK. */
 cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob);
 

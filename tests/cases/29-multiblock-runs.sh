@@ -1,5 +1,5 @@
 #!/bin/bash
-# desc: reads and write-around writes over a partly cached range: each run of blocks that needs no cache I/O reaches the origin in one piece, hits go to the cache, cached copies are invalidated, the data is right at any alignment
+# desc: reads, write-around writes and write-back stream writes over a partly cached range: each run of blocks that needs no cache I/O reaches the origin in one piece, hits go to the cache, cached copies are invalidated, the data is right at any alignment
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 require_root
@@ -114,29 +114,42 @@ assert_ok "a read after the 1 MiB write returns the new data" cmp -s "$tmp/w1" "
 assert_ok "the origin holds the new data" same "$ORIGIN" 0 "$tmp/new"
 assert_eq 256 "$(sf "$vol" read_misses)" "the read after the write misses every block"
 
-python3 - "$vol" "$tmp/data" <<'PY' || die "unaligned write-around writes: data differs"
-import mmap, os, sys
-dev, ref = sys.argv[1], bytearray(open(sys.argv[2], "rb").read())
-fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
-buf = mmap.mmap(-1, 2 << 20)
-cases = [(300 * 4096 + 512, 100 * 4096 + 1024),
-         (349 * 4096 + 1024, 4 * 4096),
-         (498 * 4096 + 3584, 150 * 4096 + 512)]
-for off, n in cases:
-    data = os.urandom(n)
-    buf[:n] = data
-    if os.pwritev(fd, [memoryview(buf)[:n]], off) != n:
-        sys.exit("short write at %d" % off)
-    ref[off:off + n] = data
-for _ in range(2):
-    for off, n in [(300 * 4096, 400 * 4096)] + cases:
-        if os.preadv(fd, [memoryview(buf)[:n]], off) != n:
-            sys.exit("short read at %d" % off)
-        if buf[:n] != ref[off:off + n]:
-            sys.exit("data differs at offset %d length %d" % (off, n))
-PY
-assert_ok "unaligned write-around writes over cached blocks read back right" true
+cp "$tmp/data" "$tmp/ref5"
+assert_ok "unaligned write-around writes over cached blocks read back right (twice)" \
+	python3 "$STASH_REPO/tests/tools/unaligned-io.py" "$vol" "$tmp/ref5" --rounds 2 \
+	-w $((300 * 4096 + 512)):$((100 * 4096 + 1024)) \
+	-w $((349 * 4096 + 1024)):$((4 * 4096)) \
+	-w $((498 * 4096 + 3584)):$((150 * 4096 + 512)) \
+	-r $((300 * 4096)):$((400 * 4096))
 st=$(status_line "$vol")
 assert_eq 0 "$(field_of "$st" origin_errors)" "origin errors after the writes"
+stash_remove "$vol"
 
+# 6. Write-back, sequential_cutoff 64 KiB: two 1 MiB writes in one stream
+# over uncached blocks 1024..1535.  The first 16 blocks (64 KiB) are cached
+# and dirty; past the cutoff the stream goes around, and each run of
+# uncached blocks reaches the origin in one piece: 496 blocks in at most 48
+# origin writes, not one per block.  The second write is sequential from
+# its first block, so the stream must have advanced by the first one's run.
+stash_create runs-wb "$ORIGIN" "$CACHE" writeback volatile \
+	sequential_cutoff 64 idle_ms 0 high_watermark 100
+vol=$STASH_DEV
+rand_file "$tmp/wb" 512
+ow0=$(dev_writes "$ORIGIN") cw0=$(dev_writes "$CACHE")
+dd if="$tmp/wb" of="$vol" bs=1M seek=4 count=2 oflag=direct conv=notrunc status=none ||
+	die "2 MiB write-back stream write failed"
+ow1=$(dev_writes "$ORIGIN") cw1=$(dev_writes "$CACHE")
+st=$(status_line "$vol")
+log "write-back stream: origin writes $((ow1 - ow0)), cache writes $((cw1 - cw0)): $st"
+assert_eq 16 "$(field_of "$st" dirty)" "dirty blocks: the stream's first 64 KiB"
+assert_eq 16 "$((cw1 - cw0))" "cache device writes (one per dirty block)"
+assert_eq 512 "$(field_of "$st" write_misses)" "write misses of the stream"
+assert_eq 496 "$(field_of "$st" bypassed)" "blocks past the cutoff bypassed"
+assert_ok "origin writes ($((ow1 - ow0))) for 496 blocks: at most 48, not one per block" \
+	test "$((ow1 - ow0))" -ge 2 -a "$((ow1 - ow0))" -le 48
+assert_ok "the volume holds the stream" same "$vol" 1024 "$tmp/wb"
+assert_ok "the origin holds the part past the cutoff" \
+	cmp -s <(get "$ORIGIN" 1040 496) <(tail -c $((496 * 4096)) "$tmp/wb")
+drain "$vol"
+assert_ok "the origin holds the whole stream after the drain" same "$ORIGIN" 1024 "$tmp/wb"
 stash_remove "$vol"

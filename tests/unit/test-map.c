@@ -260,25 +260,31 @@ TEST(map_nothing_evictable)
 	u64 ev;
 
 	REQUIRE_EQ(stash_map_init(&m, 16), 0);
-	for (u64 i = 0; i < 16; i++)
+	for (u64 i = 0; i < 15; i++)
 		REQUIRE_EQ(fill(&m, 50 + i), i);
+	CHECK(!stash_map_known_full(&m));	/* a free slot */
+	REQUIRE_EQ(fill(&m, 65), 15);
 
-	/* All dirty. */
+	/* All dirty: full, but only known to be once a sweep found so. */
 	m.dirty = dirty;
 	for (u32 i = 0; i < 16; i++)
 		__set_bit(i, dirty);
+	CHECK(!stash_map_known_full(&m));
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
 	CHECK_EQ(ev, no_eviction());
+	CHECK(stash_map_known_full(&m));
 
 	/* All pinned (and referenced). */
 	memset(dirty, 0, sizeof(dirty));
 	stash_map_note_reusable(&m);
+	CHECK(!stash_map_known_full(&m));	/* no longer known */
 	for (u32 i = 0; i < 16; i++) {
 		E(&m, i)->pins = 1;
 		E(&m, i)->flags |= SE_REF;
 	}
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
 	CHECK_EQ(ev, no_eviction());
+	CHECK(stash_map_known_full(&m));
 	for (u32 i = 0; i < 16; i++) {
 		test_context("i=%u", i);
 		CHECK_EQ(lookup(&m, 50 + i), i);
