@@ -17,7 +17,7 @@ import sys
 SAME = ("mode",)
 SAME_CONFIG = ("cache_mb", "delay_ms", "hot_mb", "runtime", "ramp", "reps",
                "zipf_warm", "zipf_warm_max", "busy_runtime", "busy_writes",
-               "origin_mb")
+               "busy_seq_reads", "origin_mb")
 
 
 def main():

@@ -361,7 +361,7 @@ class Report:
                 meta.get("fio"), c["runtime"], c["ramp"],
                 " (%d s for the zipf and ext4 workloads%s%s)" % (
                     c["busy_runtime"],
-                    " and a cache's writes" if c.get("busy_writes") else "",
+                    self.busy_md(c),
                     self.unsteady_md())
                 if c.get("busy_runtime", c["runtime"]) > c["runtime"] else "",
                 c["reps"], c["hot_mb"],
@@ -388,6 +388,14 @@ class Report:
             "an emulated CPU." % (c["cache_mb"], c["origin_mb"]),
         ]
         return "\n".join(lines)
+
+    @staticmethod
+    def busy_md(c):
+        """What else than the zipf and ext4 workloads ran busy_runtime."""
+        parts = [what for key, what in (
+            ("busy_writes", "writes"), ("busy_seq_reads", "sequential reads"))
+            if c.get(key)]
+        return " and a cache's " + " and ".join(parts) if parts else ""
 
     def unsteady_md(self):
         """Which zipf and ext4 runs were measured longer, their warm-up or
