@@ -157,6 +157,27 @@ static inline bool test_bit(unsigned long nr, const unsigned long *addr)
 	return (addr[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;
 }
 
+/* The first clear bit at or after @start, or @size if none is. */
+static inline unsigned long find_next_zero_bit(const unsigned long *addr,
+					       unsigned long size,
+					       unsigned long start)
+{
+	unsigned long word;
+
+	if (start >= size)
+		return size;
+	word = ~addr[start / BITS_PER_LONG] & (~0ul << (start % BITS_PER_LONG));
+	start -= start % BITS_PER_LONG;
+	while (!word) {
+		start += BITS_PER_LONG;
+		if (start >= size)
+			return size;
+		word = ~addr[start / BITS_PER_LONG];
+	}
+	start += __ffs(word);
+	return start < size ? start : size;
+}
+
 static inline void __set_bit(unsigned long nr, unsigned long *addr)
 {
 	addr[nr / BITS_PER_LONG] |= 1ul << (nr % BITS_PER_LONG);

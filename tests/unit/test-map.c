@@ -296,6 +296,49 @@ TEST(map_nothing_evictable)
 	stash_map_exit(&m);
 }
 
+/*
+ * A sweep passes runs of dirty entries a bitmap word at a time; it must
+ * still stop where a step-by-step sweep would, clear the reference marks
+ * a step-by-step sweep would, and leave the hand where it would.
+ */
+TEST(map_sweep_skips_dirty_runs)
+{
+	enum { N = 1000 };
+	unsigned long dirty[BITS_TO_LONGS(N)] = { 0 };
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, N), 0);
+	for (u64 i = 0; i < N; i++)
+		REQUIRE_EQ(fill(&m, 10000 + i), i);
+	m.dirty = dirty;
+	for (u32 i = 0; i < N; i++)
+		__set_bit(i, dirty);
+	/* Clean: 130 (referenced) and 700 (not); the hand starts at 100. */
+	__clear_bit(130, dirty);
+	__clear_bit(700, dirty);
+	E(&m, 130)->flags |= SE_REF;
+	E(&m, 700)->flags &= ~SE_REF;
+	E(&m, 999)->flags |= SE_REF;	/* dirty: its mark must stay */
+	m.clock_hand = 100;
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), to_cblock(700));
+	CHECK_EQ(ev, 10700);
+	CHECK_EQ(m.clock_hand, 701);
+	CHECK(!(E(&m, 130)->flags & SE_REF));	/* passed over once */
+	CHECK(E(&m, 999)->flags & SE_REF);
+	/* 130 is next, at the end of a run that wraps past the map's end. */
+	__set_bit(700, dirty);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(2), &ev), to_cblock(130));
+	CHECK_EQ(m.clock_hand, 131);
+	/* Everything dirty: two full laps, and the hand ends where it began. */
+	__set_bit(130, dirty);
+	m.clock_hand = 517;
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(3), &ev), STASH_NO_CBLOCK);
+	CHECK_EQ(m.clock_hand, 517);
+	CHECK(stash_map_known_full(&m));
+	stash_map_exit(&m);
+}
+
 TEST(map_second_chance)
 {
 	struct stash_map m;
