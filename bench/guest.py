@@ -918,9 +918,13 @@ def run_fs_workload(sysm, wl, rep, cfg):
                        "--file_service_type=random", "--time_based"]
         settled = settle(cfg) if sysm.caching else None
         probe = fs_probe(sysm, wl, job, cfg) if sysm.caching else None
-        spread = unsteady(probe, "iops") if probe else None
-        if probe and not probe["settled"] and spread is None:
+        # Longer if the probes never settled, or if their last windows
+        # are too far apart.
+        spread = None
+        if probe:
             spread = window_spread(probe, "iops")
+            if probe["settled"] and spread <= UNSTEADY_SPREAD:
+                spread = None
         runtime, longer = lengthen_if_unsteady(
             wl, runtime, spread, "probe windows" if probe and
             probe["settled"] else "probe windows (not settled)")
