@@ -550,6 +550,20 @@ static void write_back_cache_done(struct stash_cache *sc, bool newly_dirty)
 }
 
 /*
+ * Under sc->lock: whether a write-back write's uncached block goes around to
+ * the origin without a slot being tried: it is part of a stream past the
+ * cutoff, or the map is known to have no slot to give (then *@full is set:
+ * writeback must make room).  The one-block path and a multi-block run
+ * (write_back_run_locked()) both decide by it.
+ */
+static bool wb_miss_goes_around_locked(struct stash_cache *sc, bool sequential,
+				       bool *full)
+{
+	*full = !sequential && stash_map_known_full(&sc->map);
+	return sequential || *full;
+}
+
+/*
  * Write-back: the cache only; the block becomes dirty.
  *  - A hit (partial or whole) updates the slot.
  *  - A miss that covers the whole block takes a slot (evicting a clean
@@ -569,7 +583,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	struct stash_bio *pb = pb_of(bio);
 	struct stash_entry *e;
 	unsigned long flags;
-	bool sequential, newly_dirty, dirty;
+	bool sequential, newly_dirty, dirty, full;
 	u64 evicted;
 	cblock_t c;
 
@@ -601,25 +615,27 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
 	} else {
-		if (sequential || bio_sectors(bio) != sc->block_sectors) {
-			if (sequential)
-				sc->stats.bypassed++;
-			spin_unlock_irqrestore(&sc->lock, flags);
-			return stash_write_around(sc, bio, ob);
+		full = false;
+		if (!wb_miss_goes_around_locked(sc, sequential, &full) &&
+		    bio_sectors(bio) == sc->block_sectors) {
+			c = stash_map_alloc(&sc->map, ob, &evicted);
+			full = !cblock_is_valid(c);
 		}
-		c = stash_map_alloc(&sc->map, ob, &evicted);
 		if (!cblock_is_valid(c)) {
 			/*
-			 * Every slot is dirty or busy: write around to the
-			 * origin (the block is not cached, so nothing older
-			 * can be read back) rather than wait for writeback to
-			 * clean a slot, and start writeback for the writes to
-			 * come.
+			 * A stream, a partial block, or every slot dirty or
+			 * busy: write around to the origin (the block is not
+			 * cached, so nothing older can be read back) rather
+			 * than wait for writeback to clean a slot, and when
+			 * full start writeback for the writes to come.
 			 */
-			sc->need_space = true;
-			sc->stats.bypassed++;
+			if (sequential || full)
+				sc->stats.bypassed++;
+			if (full)
+				sc->need_space = true;
 			spin_unlock_irqrestore(&sc->lock, flags);
-			stash_wb_kick(sc);
+			if (full)
+				stash_wb_kick(sc);
 			return stash_write_around(sc, bio, ob);
 		}
 		sc->stats.write_misses++;
@@ -1035,6 +1051,18 @@ static sector_t run_sectors(struct stash_cache *sc, sector_t first_sectors,
 }
 
 /*
+ * Under sc->lock: the sequential detector sees a run of @run of @nr blocks
+ * of @bio go to the origin, as the one-block path would see each block.
+ */
+static void seq_advance_by_run_locked(struct stash_cache *sc, struct bio *bio,
+				      sector_t first_sectors, u64 run, u64 nr)
+{
+	stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
+				run < nr ? run_sectors(sc, first_sectors, run)
+					 : bio_sectors(bio));
+}
+
+/*
  * The same for a write-back write: the blocks before the first cached one,
  * if stash_write_back() would send each of them around (see there); none
  * otherwise.  Sets *@full when the reason is a full cache: the caller then
@@ -1044,15 +1072,14 @@ static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
 				 u64 first, u64 nr, u32 first_sectors,
 				 bool *full)
 {
-	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run;
-	bool sequential;
+	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run, n;
+	bool sequential, map_full;
 
 	if (READ_ONCE(sc->md_failed))
 		return 0;	/* the one-block path refuses the write */
 	sequential = stash_seq_peek(&sc->seq, bio->bi_iter.bi_sector,
 				    first_sectors);
-	*full = !sequential && stash_map_known_full(&sc->map);
-	if (!sequential && !*full)
+	if (!wb_miss_goes_around_locked(sc, sequential, &map_full))
 		return 0;
 
 	for (ob = first; ob < end; ob++)
@@ -1063,18 +1090,16 @@ static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
 	if (!run)
 		return 0;
 
-	for (ob = first; ob < first + run && ob < end; ob++) {
-		sc->stats.write_misses++;
-		sc->stats.bypassed++;
-	}
-	if (first < end)
-		wip_begin_locked(sc, bio, to_oblock(first),
-				 min_t(u64, run, end - first));
-	stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
-				run < nr ? run_sectors(sc, first_sectors, run)
-					 : bio_sectors(bio));
-	if (*full)
+	/* Each block is counted as it would be on its own. */
+	n = first < end ? min_t(u64, run, end - first) : 0;
+	sc->stats.write_misses += n;
+	sc->stats.bypassed += n;
+	if (n)
+		wip_begin_locked(sc, bio, to_oblock(first), n);
+	seq_advance_by_run_locked(sc, bio, first_sectors, run, nr);
+	if (map_full)
 		sc->need_space = true;
+	*full = map_full;
 	return run;
 }
 
@@ -1107,9 +1132,8 @@ static bool cut_or_pass_run(struct stash_cache *sc, struct bio *bio)
 		run = read_run_locked(sc, bio, first, nr, first_sectors);
 		/* The stream advances by the run, the one-block path's way. */
 		if (run)
-			stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
-						run < nr ? run_sectors(sc, first_sectors, run)
-							 : bio_sectors(bio));
+			seq_advance_by_run_locked(sc, bio, first_sectors, run,
+						  nr);
 	} else if (bio_op(bio) == REQ_OP_WRITE && !stash_cache_failed(sc)) {
 		switch (READ_ONCE(sc->mode)) {
 		case STASH_MODE_WRITEAROUND:
