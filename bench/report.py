@@ -266,10 +266,15 @@ class Report:
         if s:
             lines.append(
                 "- Sequential: %d dirty blocks drained in %.2f s = %.0f MiB/s; "
-                "the origin takes 1 MiB qd 4 writes at %.0f MiB/s: **%.2fx**; "
+                "the origin takes 1 MiB qd 4 writes at %.0f MiB/s: **%.2fx**%s; "
                 "%d origin writes of %.0f KiB on average%s." % (
                     s["dirty_blocks"], s["drain_s"], s["drain_mib_s"],
                     s["origin_seqwrite_mib_s"], s["ratio"],
+                    "" if "ratio_fsync" not in s else
+                    " (the same writes ending with an fsync, which empties "
+                    "the origin's write cache as the drain's commits do: "
+                    "%.0f MiB/s, %.2fx)" % (s["origin_seqwrite_fsync_mib_s"],
+                                           s["ratio_fsync"]),
                     s["origin_write_ios"], s["origin_write_kib_per_io"],
                     "" if not s.get("rounds") else
                     " (medians of %d rounds; the rounds' ratios: %s)" % (
