@@ -615,7 +615,6 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
 	} else {
-		full = false;
 		if (!wb_miss_goes_around_locked(sc, sequential, &full) &&
 		    bio_sectors(bio) == sc->block_sectors) {
 			c = stash_map_alloc(&sc->map, ob, &evicted);
