@@ -297,3 +297,11 @@ int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
 	}
 	return 0;
 }
+
+void stash_md_page_peek(const void *buf, u32 *index, u64 *seq)
+{
+	const struct stash_md_page_disk *d = buf;
+
+	*index = le32_to_cpu(d->index);
+	*seq = le64_to_cpu(d->seq);
+}

@@ -188,6 +188,11 @@ void stash_md_page_encode(void *block, u32 index, u64 seq,
 int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
 			 u64 nr_oblocks, u64 *seq, u64 *entries,
 			 const char **why);
+/*
+ * Read page copy @buf's index and sequence fields without validating it
+ * (its crc may be wrong): what a damaged copy claims to be.
+ */
+void stash_md_page_peek(const void *buf, u32 *index, u64 *seq);
 
 static inline u64 stash_md_entry(bool valid, bool dirty, u64 oblock)
 {
