@@ -310,6 +310,7 @@ void stash_control_exit(void);
 
 /* stash-metadata.c */
 int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors);
+int stash_md_check_volatile(struct stash_cache *sc, bool format);
 int stash_md_create(struct stash_cache *sc);
 void stash_md_destroy(struct stash_cache *sc);
 void stash_md_init_work(struct stash_cache *sc);

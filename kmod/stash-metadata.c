@@ -272,6 +272,140 @@ static int may_format(struct stash_cache *sc, const struct sb_copies *c,
 	return -EINVAL;
 }
 
+/* A table's device argument as a device number: "major:minor" or a path. */
+static int devt_of(const char *name, dev_t *dev)
+{
+	unsigned int major, minor;
+	char dummy;
+
+	if (sscanf(name, "%u:%u%c", &major, &minor, &dummy) == 2) {
+		*dev = MKDEV(major, minor);
+		return MAJOR(*dev) == major && MINOR(*dev) == minor ? 0 : -EINVAL;
+	}
+	return lookup_bdev(name, dev);
+}
+
+/*
+ * The superblock copy in use says which origin the cache belongs to: the
+ * origin as its table named it, and that device's size.  A table that
+ * names another device would write the cache's dirty blocks onto it (and
+ * serve its cached blocks for it): refused.  A recorded path that names no
+ * device now (renamed since) proves nothing either way: accepted, and the
+ * next commit records the new one.
+ */
+static int check_origin(struct stash_cache *sc, int copy, bool format)
+{
+	struct dm_target *ti = sc->ti;
+	struct block_device *origin = sc->origin_dev->bdev;
+	struct stash_sb_ident *was;
+	dev_t dev;
+	int r;
+
+	if (!sc->md_ident)
+		return 0;
+	was = kzalloc(sizeof(*was), GFP_KERNEL);
+	if (!was) {
+		ti->error = "Cannot allocate metadata buffers";
+		return -ENOMEM;
+	}
+	r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md_sb_buf,
+		  copy * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
+	if (r) {
+		ti->error = "Cannot read the cache device's superblock";
+		goto out;
+	}
+	stash_sb_decode_ident(sc->md_sb_buf, was);
+	if (was->origin_path[0] &&
+	    strcmp(was->origin_path, sc->md_ident->origin_path)) {
+		if (devt_of(was->origin_path, &dev))
+			DMWARN("cache device: made for origin %s, which names no device now: taking %s",
+			       was->origin_path, sc->origin_dev->name);
+		else if (dev != origin->bd_dev) {
+			DMERR("cache device: belongs to origin %s (device %u:%u), not %s (%u:%u)",
+			      was->origin_path, MAJOR(dev), MINOR(dev),
+			      sc->origin_dev->name, MAJOR(origin->bd_dev),
+			      MINOR(origin->bd_dev));
+			DMERR("cache device: its dirty blocks would be written to the wrong device");
+			ti->error = "Cache belongs to another origin device: see the kernel log";
+			r = -EINVAL;
+		}
+	}
+	if (!r && was->origin_dev_sectors &&
+	    was->origin_dev_sectors != bdev_nr_sectors(origin)) {
+		DMERR("cache device: made for an origin of %llu sectors; %s has %llu",
+		      was->origin_dev_sectors, sc->origin_dev->name,
+		      (u64)bdev_nr_sectors(origin));
+		ti->error = "Cache belongs to an origin device of another size: see the kernel log";
+		r = -EINVAL;
+	}
+	if (r == -EINVAL) {
+		if (format) {
+			DMWARN("cache device: 'format': re-formatting; its cached and dirty blocks are discarded");
+			ti->error = NULL;
+			r = -ENOENT;
+		} else {
+			DMERR("cache device: load it with its origin, or add 'format' to discard its data");
+		}
+	}
+out:
+	kfree(was);
+	return r;
+}
+
+/*
+ * A volatile table keeps nothing on the cache device and overwrites it
+ * from its first block on: refused over a device that holds a dm-stash
+ * cache (intact or damaged: it may hold dirty blocks), unless the table
+ * says 'format', which then also erases both superblock copies, so that
+ * the device is never taken for that cache again.
+ */
+int stash_md_check_volatile(struct stash_cache *sc, bool format)
+{
+	struct dm_target *ti = sc->ti;
+	struct sb_copies copies;
+	struct stash_sb sb;
+	bool ours;
+	int r, i;
+
+	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
+	if (!sc->md_sb_buf) {
+		ti->error = "Cannot allocate metadata buffers";
+		return -ENOMEM;
+	}
+	r = read_superblock(sc, &sb, &copies);
+	if (r == -EIO) {
+		ti->error = "Cannot read the cache device's superblock";
+		goto out;
+	}
+	ours = false;
+	for (i = 0; i < 2; i++)
+		ours |= copies.kind[i] != STASH_SB_BLANK &&
+			copies.kind[i] != STASH_SB_FOREIGN;
+	r = 0;
+	if (!ours)
+		goto out;
+	if (!format) {
+		DMERR("cache device: holds a dm-stash cache%s; a volatile table would overwrite it",
+		      copies.best >= 0 && !(sb.flags & STASH_SB_FLAG_CLEAN) ?
+		      " (not shut down cleanly: it may hold dirty blocks)" : "");
+		DMERR("cache device: load it without 'volatile', or add 'format' to discard it");
+		ti->error = "Cache device holds a dm-stash cache: see the kernel log";
+		r = -EINVAL;
+		goto out;
+	}
+	DMWARN("cache device: 'format': the dm-stash cache on it is discarded");
+	memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
+	for (i = 0; i < 2 && !r; i++)
+		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA, sc->md_sb_buf,
+			  i * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
+	if (r)
+		ti->error = "Cannot erase the cache device's superblock";
+out:
+	kfree(sc->md_sb_buf);
+	sc->md_sb_buf = NULL;
+	return r;
+}
+
 /*
  * Called by the constructor of a persistent cache: open or format the
  * metadata and set the geometry.  @format: the table allows formatting a
@@ -308,6 +442,11 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		}
 		DMWARN("cache device: 'format': its cached and dirty blocks are discarded");
 		r = -ENOENT;
+	}
+	if (!r) {
+		r = check_origin(sc, copies.best, format);
+		if (r && r != -ENOENT)
+			return r;
 	}
 	if (r == -ENOENT) {
 		r = may_format(sc, &copies, format);

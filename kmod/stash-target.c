@@ -414,6 +414,9 @@ static int parse_geometry(struct dm_target *ti, struct stash_cache *sc,
 		if (r)
 			return r;
 	} else {
+		r = stash_md_check_volatile(sc, args->format);
+		if (r)
+			return r;
 		sc->data_start = 0;
 		nr_cblocks = cache_sectors >> sc->block_shift;
 		if (nr_cblocks < STASH_MIN_CBLOCKS) {
