@@ -547,14 +547,29 @@ void stash_md_destroy(struct stash_cache *sc)
  * ---- Load (first resume) ----
  */
 
-/* Per page of metadata: which copy to trust, and its entries. */
+/*
+ * Per page of metadata: which copy to trust, and its entries.
+ *
+ * A commit writes a page to the copy that does not hold the page's newest
+ * committed version, so a committed copy is only ever overwritten by a
+ * later commit of that page.  Hence:
+ *  - a copy whose sequence is above the superblock's was left by a commit
+ *    cut short: it is rewritten here with the committed copy, so that no
+ *    later commit (which may take that sequence again, or pass it) can
+ *    make it current, valid or torn;
+ *  - a damaged copy that claims a sequence above the other copy's and not
+ *    above the superblock's was the newest committed version: the older
+ *    copy may map slots reused since, or miss dirty blocks, so the cache
+ *    is refused.
+ */
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		     u64 *page_seq, u64 *scratch)
 {
-	u64 seq[2] = { 0, 0 };
+	u64 seq[2] = { 0, 0 }, claim;
 	const char *why = "sequence newer than the superblock's";
 	bool ok[2];
-	int k, best = -1;
+	int k, best = -1, other;
+	u32 index;
 
 	for (k = 0; k < 2; k++) {
 		ok[k] = !stash_md_page_decode(both + k * STASH_MD_BLOCK_BYTES, p,
@@ -568,6 +583,27 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		DMERR("metadata page %u: no valid copy (%s)", p, why);
 		return -EINVAL;
 	}
+	other = 1 - best;
+	stash_md_page_peek(both + other * STASH_MD_BLOCK_BYTES, &index, &claim);
+	if (!ok[other] && index == p && claim > seq[best] &&
+	    claim <= sc->sb.seq) {
+		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
+		      p, claim);
+		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
+		      p, seq[best]);
+		return -EINVAL;
+	}
+	if (index == p && claim > sc->sb.seq) {
+		int r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE,
+			      both + best * STASH_MD_BLOCK_BYTES,
+			      stash_md_page_sector(&sc->geo, p, other),
+			      STASH_MD_BLOCK_SECTORS);
+
+		if (r) {
+			DMERR("metadata page %u: cannot erase an uncommitted copy", p);
+			return r;
+		}
+	}
 	if (best == 1)
 		memcpy(entries, scratch, sizeof(u64) * STASH_MD_ENTRIES_PER_PAGE);
 	if (best)
@@ -576,7 +612,12 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 	return 0;
 }
 
-/* Map @c to @ob; a second mapping of @ob is resolved by page sequence. */
+/*
+ * Map @c to @ob; a second mapping of @ob is resolved by page sequence,
+ * clean entries included: a newer clean entry of a block overrides an
+ * older dirty one (whose data the origin got since).  After an unclean
+ * shutdown the clean entries are dropped afterwards (drop_clean()).
+ */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 		      u64 *entry_seq_of_page)
 {
@@ -584,8 +625,6 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 	bool dirty = e & STASH_MD_DIRTY;
 	cblock_t other;
 
-	if (!dirty && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
-		return 0;	/* unclean shutdown: the slot may be reused */
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
@@ -609,6 +648,17 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 		stash_bitmap_set(&sc->md_cdirty, c);
 	}
 	return 0;
+}
+
+/* Unclean shutdown: a clean slot may have been reused since its commit. */
+static void drop_clean(struct stash_cache *sc)
+{
+	u32 c;
+
+	for (c = 0; c < sc->nr_cblocks; c++)
+		if ((sc->map.entries[c].flags & SE_ALLOC) &&
+		    !stash_bitmap_test(&sc->dirty, c))
+			stash_map_invalidate(&sc->map, to_cblock(c));
 }
 
 /*
@@ -694,6 +744,8 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			}
 		}
 	}
+	if (!r && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
+		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
 	/*
 	 * The resume commit rewrites every page from what was loaded, so
