@@ -195,7 +195,11 @@ struct stash_cache {
 	unsigned long md_clean_due;	/* jiffies: record cleaned blocks by then */
 	struct bio_list commit_waiting;	/* bios completed by the next commit */
 	struct stash_bitmap md_touched;	/* metadata pages changed */
-	struct stash_bitmap md_cdirty;	/* slots recorded dirty on disk */
+	/*
+	 * Slots not reusable before a commit says so: recorded dirty on
+	 * disk, or written back with the origin copy not yet flushed.
+	 */
+	struct stash_bitmap md_cdirty;
 
 	/* --- Lockless. --- */
 	bool live;			/* resumed: serves I/O (set under the registry lock) */

@@ -10,28 +10,33 @@
  *  1. under sc->lock, encode every metadata page changed since the last
  *     commit (at most md_buf_pages) into md_buf: one instant, so a commit
  *     never records one oblock in two slots;
- *  2. if it records as clean a block that writeback cleaned since the
- *     origin was last flushed (md_unflushed), flush the origin: issued
+ *  2. if it records as clean or empty a block that writeback cleaned since
+ *     the origin was last flushed (md_unflushed), flush the origin: issued
  *     after the encoding, the flush covers every such block's origin write,
- *     so no block is recorded clean before its origin copy is durable;
+ *     so no block loses its last durable copy before its origin copy is
+ *     durable;
  *  3. write each page to its copy that does not hold its newest committed
  *     version, stamped with the new sequence;
  *  4. write superblock copy (seq % 2) with PREFLUSH and FUA: the preflush
- *     makes the pages and every completed data write durable first.
+ *     makes the pages and every completed data write durable first.  Only
+ *     the last commit of a clean shutdown (no page left to write) carries
+ *     the clean flag.
  * Until step 4 completes the previous commit is the valid one.  A failed
  * page or superblock write stops commits for the life of the table
  * (md_failed) and marks the device "needs check" (mark_needs_check()); a
  * failed origin flush in step 2 only makes the commit record no cleaned
  * block, and a later one tries again.
  *
- * A commit that user flushes wait for does not record newly cleaned
- * blocks (it writes them as dirty, as the last commit did), so that an
- * fsync does not wait for an origin flush; commits without waiters, or
- * when writes wait for a slot, or at least every commit_ms, record them.
+ * A commit that user flushes wait for avoids the origin flush where it
+ * can: a written-back block still mapped stays recorded dirty (see
+ * enum md_record); commits without waiters, or when writes wait for a
+ * slot, or at least every commit_ms, record such blocks clean.
  *
- * Slot reuse: a slot recorded dirty stays unusable for other blocks
- * (md_cdirty, checked by the map) until a commit records it clean or
- * empty; otherwise recovery would write another block's data back.
+ * Slot reuse: a slot recorded dirty, or written back and not yet recorded
+ * clean under an origin flush, stays unusable for other blocks
+ * (md_cdirty, checked by the map) until a commit says otherwise;
+ * otherwise recovery would write another block's data back, or lose the
+ * old block.
  *
  * Recovery after an unclean shutdown keeps dirty blocks only: a clean
  * slot may have been reused since the last commit.  After a clean shutdown
@@ -815,17 +820,43 @@ static int write_pages(struct stash_cache *sc, u32 n)
 }
 
 /*
- * Under sc->lock: encode page @p of the map into @buf.  A block cleaned
- * since the origin was last flushed is recorded clean only if
- * @record_clean (the caller then flushes the origin: *unflushed counts
- * them), else as dirty if the last commit had it dirty.  Returns true if
- * the page holds such a block still to record clean.
+ * How a commit records a block that writeback cleaned since the origin was
+ * last flushed (md_unflushed): until its origin write is durable, the slot
+ * is the block's one durable copy, so it is recorded clean or empty only
+ * under an origin flush that the commit issues after encoding.
  */
-static bool encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
-			       u64 seq, u64 *entries, bool record_clean,
-			       u32 *unflushed)
+enum md_record {
+	/* Every such block as it is; the commit flushes the origin. */
+	MD_RECORD_CLEAN,
+	/*
+	 * Waiters are in a hurry: a block still mapped stays recorded dirty
+	 * (recovery writes it back again, no flush needed); one no longer
+	 * mapped (invalidated, discarded) is recorded empty under the flush.
+	 */
+	MD_RECORD_DIRTY,
+	/*
+	 * The origin flush failed: as MD_RECORD_DIRTY, but a page with a
+	 * block no longer mapped cannot be written at all.
+	 */
+	MD_RECORD_NOFLUSH,
+};
+
+enum md_page_enc {
+	PAGE_ENCODED,		/* records everything: no longer touched */
+	PAGE_DEFERRED,		/* encoded; a block still to record clean */
+	PAGE_STUCK,		/* not encoded: needs an origin flush */
+};
+
+/*
+ * Under sc->lock: encode page @p of the map into @buf.  *@unflushed
+ * counts the written-back blocks it records clean or empty: the caller
+ * flushes the origin before writing the page.
+ */
+static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
+					   void *buf, u64 seq, u64 *entries,
+					   enum md_record how, u32 *unflushed)
 {
-	bool deferred = false;
+	enum md_page_enc ret = PAGE_ENCODED;
 	u32 k, c;
 
 	for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
@@ -842,13 +873,15 @@ static bool encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
 			(SE_MAPPED | SE_VALID);
 		dirty = valid && stash_bitmap_test(&sc->dirty, c);
 		if (!dirty && stash_bitmap_test(&sc->md_unflushed, c)) {
-			if (record_clean) {
+			if (how == MD_RECORD_CLEAN ||
+			    (how == MD_RECORD_DIRTY && !valid)) {
 				stash_bitmap_clear(&sc->md_unflushed, c);
 				(*unflushed)++;
-			} else if (stash_bitmap_test(&sc->md_cdirty, c)) {
-				/* Its origin copy may not be durable yet. */
-				dirty = valid;
-				deferred = true;
+			} else if (valid) {
+				dirty = true;
+				ret = PAGE_DEFERRED;
+			} else {
+				return PAGE_STUCK;
 			}
 		}
 		entries[k] = stash_md_entry(valid, dirty,
@@ -858,10 +891,14 @@ static bool encode_page_locked(struct stash_cache *sc, u32 p, void *buf,
 			stash_bitmap_set(&sc->md_cdirty, c);
 	}
 	stash_md_page_encode(buf, p, seq, entries);
-	return deferred;
+	return ret;
 }
 
-/* After a commit: a slot is committed-dirty exactly if it was recorded so. */
+/*
+ * After a commit: a slot stays committed-dirty (not reusable) if it was
+ * recorded dirty, or if writeback cleaned it again since it was encoded
+ * (its next record needs an origin flush first).
+ */
 static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 {
 	u32 i, k;
@@ -878,6 +915,7 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 			if (c >= sc->nr_cblocks)
 				break;
 			if (!(le64_to_cpu(d->entries[k]) & STASH_MD_DIRTY) &&
+			    !stash_bitmap_test(&sc->md_unflushed, c) &&
 			    stash_bitmap_clear(&sc->md_cdirty, c))
 				stash_map_note_reusable(&sc->map);
 		}
@@ -887,11 +925,11 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 /*
  * The origin flush of a commit that records cleaned blocks failed.  Undo
  * what encoding did before it is encoded again without them: its pages
- * are touched again, every block they record clean is taken as not yet
- * flushed (a superset of those encoding took out of md_unflushed, which
- * is safe: such a block only costs a flush, or is recorded dirty once
- * more), the waiters go back to the head of the queue, and recording
- * cleaned blocks waits commit_ms.
+ * are touched again, every block they record clean, and every empty slot
+ * not yet reusable, is taken as not yet flushed (a superset of those
+ * encoding took out of md_unflushed, which is safe: such a block only
+ * costs a flush, or is recorded dirty once more), the waiters go back to
+ * the head of the queue, and recording cleaned blocks waits commit_ms.
  */
 static void origin_flush_failed(struct stash_cache *sc, u32 n,
 				struct bio_list *waiters)
@@ -913,7 +951,8 @@ static void origin_flush_failed(struct stash_cache *sc, u32 n,
 			if (c >= sc->nr_cblocks)
 				break;
 			e = le64_to_cpu(d->entries[k]);
-			if ((e & STASH_MD_VALID) && !(e & STASH_MD_DIRTY))
+			if ((e & STASH_MD_VALID) ? !(e & STASH_MD_DIRTY) :
+			    stash_bitmap_test(&sc->md_cdirty, c))
 				stash_bitmap_set(&sc->md_unflushed, c);
 		}
 	}
@@ -954,8 +993,9 @@ static void complete_waiters(struct stash_cache *sc, struct bio_list *waiters,
 int stash_md_commit(struct stash_cache *sc, bool clean)
 {
 	struct bio_list waiters = BIO_EMPTY_LIST;
-	u32 n, p, unflushed, deferred;
-	bool more, record_clean, origin_flushed = true;
+	u32 n, p, unflushed, deferred, stuck;
+	bool more, origin_flushed = true;
+	enum md_record how;
 	struct stash_sb sb;
 	unsigned long flags;
 	int r;
@@ -975,32 +1015,52 @@ encode:
 	n = 0;
 	unflushed = 0;
 	deferred = 0;
-	sb.flags = clean ? STASH_SB_FLAG_CLEAN : 0;
+	stuck = 0;
 	spin_lock_irqsave(&sc->lock, flags);
-	record_clean = origin_flushed &&
-		       (clean || bio_list_empty(&sc->commit_waiting) ||
-			sc->need_space || !bio_list_empty(&sc->deferred) ||
-			time_after_eq(jiffies, sc->md_clean_due));
+	if (!origin_flushed)
+		how = MD_RECORD_NOFLUSH;
+	else if (clean || bio_list_empty(&sc->commit_waiting) ||
+		 sc->need_space || !bio_list_empty(&sc->deferred) ||
+		 time_after_eq(jiffies, sc->md_clean_due))
+		how = MD_RECORD_CLEAN;
+	else
+		how = MD_RECORD_DIRTY;
 	for (p = stash_bitmap_next(&sc->md_touched, 0);
 	     p < sc->geo.md_pages && n < sc->md_buf_pages;
 	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
-		if (encode_page_locked(sc, p, sc->md_buf +
-				       (size_t)n * STASH_MD_BLOCK_BYTES, sb.seq,
-				       sc->md_entries, record_clean, &unflushed))
-			deferred++;	/* stays touched for a later commit */
-		else
+		/* Deferred and stuck pages stay touched for a later commit. */
+		switch (encode_page_locked(sc, p, sc->md_buf +
+					   (size_t)n * STASH_MD_BLOCK_BYTES,
+					   sb.seq, sc->md_entries, how,
+					   &unflushed)) {
+		case PAGE_STUCK:
+			stuck++;
+			continue;
+		case PAGE_DEFERRED:
+			deferred++;
+			break;
+		case PAGE_ENCODED:
 			stash_bitmap_clear(&sc->md_touched, p);
+			break;
+		}
 		sc->md_buf_index[n++] = p;
 	}
-	more = sc->md_touched.nr_set > deferred;
+	more = sc->md_touched.nr_set > deferred + stuck;
 	if (!more) {
 		bio_list_merge(&waiters, &sc->commit_waiting);
 		bio_list_init(&sc->commit_waiting);
 	}
-	if (record_clean)
+	if (how == MD_RECORD_CLEAN)
 		sc->md_clean_due = jiffies +
 			msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
 	spin_unlock_irqrestore(&sc->lock, flags);
+	/*
+	 * A clean shutdown is recorded by the commit that writes the last
+	 * changed page, never by one of several before it: after a crash
+	 * between them, the pages not yet written would be taken as
+	 * current.
+	 */
+	sb.flags = clean && !more && !stuck ? STASH_SB_FLAG_CLEAN : 0;
 
 	if (unflushed) {
 		r = md_flush(sc, sc->origin_dev->bdev);
@@ -1024,12 +1084,12 @@ encode:
 	 * came): the last superblock still says it all, and a flush of the
 	 * cache device is all the waiters need.
 	 */
-	if (!n && !clean && !(sc->sb.flags & STASH_SB_FLAG_CLEAN) &&
+	if (!n && !sb.flags && !(sc->sb.flags & STASH_SB_FLAG_CLEAN) &&
 	    sb.mode == sc->sb.mode) {
 		r = md_flush(sc, cache_bdev(sc));
 		if (!r) {
 			mutex_unlock(&sc->commit_lock);
-			complete_waiters(sc, &waiters, false);
+			complete_waiters(sc, &waiters, stuck);
 			return 0;
 		}
 		DMERR("commit: cache device flush failed %d", r);
@@ -1055,7 +1115,14 @@ encode:
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
 
-	complete_waiters(sc, &waiters, false);
+	/*
+	 * A page that needed the failed origin flush was not written: the
+	 * flushes and FUA writes waiting for this commit fail.
+	 */
+	if (stuck)
+		DMERR_LIMIT("commit: %u metadata pages wait for an origin flush: %s",
+			    stuck, "flushes waiting for this commit fail");
+	complete_waiters(sc, &waiters, stuck);
 	/* Slots may be reusable now. */
 	stash_kick_worker(sc);
 	return more ? -EAGAIN : 0;

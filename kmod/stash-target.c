@@ -805,6 +805,11 @@ static void fail_cache(struct stash_cache *sc, const char *why)
 {
 	if (atomic_cmpxchg(&sc->cache_failed, 0, 1))
 		return;
+	/*
+	 * Flushes now rely on the origin alone (stash_flush()): the next one
+	 * must reach it, for writeback writes that only a commit covered.
+	 */
+	atomic64_inc(&sc->origin_writes_done);
 	DMERR("%s: cache device %s failed (%s); I/O goes to the origin",
 	      dm_table_device_name(sc->ti->table), sc->cache_dev->name, why);
 	DMERR("%s: writing back %u dirty blocks",

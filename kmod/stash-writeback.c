@@ -150,8 +150,15 @@ static void run_finish(struct stash_wb_run *run)
 			continue;
 		if (stash_clear_dirty(sc, c)) {
 			sc->stats.written_back++;
-			if (!sc->is_volatile)
+			/*
+			 * Until a commit records it clean after an origin
+			 * flush, the slot holds the block's one durable copy:
+			 * not reusable (stash-metadata.c, encode_page_locked()).
+			 */
+			if (!sc->is_volatile) {
 				stash_bitmap_set(&sc->md_unflushed, c);
+				stash_bitmap_set(&sc->md_cdirty, c);
+			}
 		}
 	}
 	if (run->failed)
@@ -182,14 +189,15 @@ static void run_write_done(unsigned long error, void *context)
 	struct stash_wb_run *run = context;
 
 	/*
-	 * On a volatile cache a user's flush must cover this write: the block
-	 * is about to be clean, so the origin holds its only copy.  On a
-	 * persistent one the block stays recorded dirty until a commit, which
-	 * flushes the origin first; user flushes need not wait for it.
+	 * On a volatile or failed cache a user's flush must cover this write:
+	 * the block is about to be clean, so the origin holds its only copy.
+	 * On a persistent one the slot stays recorded dirty (or not reusable)
+	 * until a commit that flushes the origin first; user flushes need not
+	 * wait for it.  fail_cache() counts one write for those before it.
 	 */
 	if (error)
 		run->failed = true;
-	else if (run->sc->is_volatile)
+	else if (run->sc->is_volatile || stash_cache_failed(run->sc))
 		atomic64_inc(&run->sc->origin_writes_done);
 	run_finish(run);
 }
