@@ -72,16 +72,21 @@ static void waker_fn(struct work_struct *ws)
 					      struct stash_cache, waker);
 	u32 idle = READ_ONCE(sc->tun.idle_ms);
 	unsigned long flags;
-	bool dirty;
+	bool dirty, flushes;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	dirty = sc->dirty.nr_set;
 	if (dirty && idle &&
 	    time_after_eq(jiffies, READ_ONCE(sc->last_io) + msecs_to_jiffies(idle)))
 		sc->drain_requested = true;
+	flushes = !bio_list_empty(&sc->flush_waiting);
 	spin_unlock_irqrestore(&sc->lock, flags);
-	if (!dirty)
+	if (!dirty) {
+		/* A flush parked while a back-off held the pass back. */
+		if (flushes)
+			stash_wb_kick(sc);
 		return;
+	}
 	stash_wb_kick(sc);
 	queue_delayed_work(sc->wb_wq, &sc->waker, waker_period(sc));
 }
@@ -453,6 +458,24 @@ static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
 }
 
 /*
+ * Under sc->lock, which is dropped and taken again: nothing is dirty, so
+ * the flushes waiting for a drain pass have nothing to wait for (a pass,
+ * discards or failed writes cleaned the last block before one started).
+ */
+static void release_flushes_locked(struct stash_cache *sc,
+				   unsigned long *flags)
+	__must_hold(&sc->lock)
+{
+	struct bio_list flushes = BIO_EMPTY_LIST;
+
+	bio_list_merge(&flushes, &sc->flush_waiting);
+	bio_list_init(&sc->flush_waiting);
+	spin_unlock_irqrestore(&sc->lock, *flags);
+	stash_submit_flushes(sc, &flushes, false);
+	spin_lock_irqsave(&sc->lock, *flags);
+}
+
+/*
  * Pick the next dirty blocks of the pass, mark them SE_WRITEBACK and put
  * them in sc->wb_batch.  Returns how many, or a collect_result.
  */
@@ -466,6 +489,8 @@ static int collect(struct stash_cache *sc)
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!sc->pass_active && !start_pass_locked(sc)) {
 		r = COLLECT_IDLE;
+		if (!sc->dirty.nr_set && !bio_list_empty(&sc->flush_waiting))
+			release_flushes_locked(sc, &flags);
 		goto out;
 	}
 	/* A watermark pass stops at the low watermark; any pass at suspend. */
