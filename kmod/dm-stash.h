@@ -152,6 +152,7 @@ struct stash_cache {
 	u32 nr_cblocks;
 	u64 nr_oblocks;			/* whole blocks of the origin we may cache */
 	bool is_volatile;
+	bool format;			/* the table says 'format' */
 	bool discard_passdown;
 	char *table_opts;
 	struct dm_io_client *io_client;		/* optional args as given, for TABLE */
@@ -257,6 +258,8 @@ struct stash_cache {
 	/* recorded in every superblock; the name under commit_lock */
 	struct stash_sb_ident *md_ident;
 	u64 *md_entries;		/* one page of entries, for commits */
+	/* Its stranded dirty blocks went to another table (stash-stranded.c). */
+	bool stranded_taken;		/* under stash_stranded_lock */
 	bool md_loaded;
 	bool md_failed;			/* READ_ONCE: a commit failed */
 	struct work_struct commit_work;
@@ -322,6 +325,13 @@ int stash_md_commit(struct stash_cache *sc, bool clean);
 void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
 int stash_md_resume(struct stash_cache *sc);
 void stash_md_suspend(struct stash_cache *sc);
+
+/* stash-stranded.c */
+int stash_stranded_add(struct stash_cache *sc);
+void stash_stranded_reclaim(struct stash_cache *sc);
+bool stash_stranded_forget(struct stash_cache *sc);
+int stash_stranded_check(struct stash_cache *sc, bool format);
+void stash_stranded_adopt(struct stash_cache *sc);
 
 /* stash-writeback.c */
 void stash_wb_stop(struct stash_cache *sc);

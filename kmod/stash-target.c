@@ -409,6 +409,10 @@ static int parse_geometry(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Origin too large for this block size";
 		return -EINVAL;
 	}
+	/* Before anything is written to the cache device. */
+	r = stash_stranded_check(sc, args->format);
+	if (r)
+		return r;
 	if (!sc->is_volatile) {
 		r = stash_md_open(sc, args->format, args->block_sectors);
 		if (r)
@@ -559,6 +563,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	sc->ti = ti;
 	sc->mode = args.mode;
 	sc->is_volatile = args.is_volatile;
+	sc->format = args.format;
 	sc->discard_passdown = args.discard_passdown;
 	sc->table_opts = join_args(argc - 3, argv + 3);
 	if (!sc->table_opts) {
@@ -627,7 +632,7 @@ static void stash_dtr(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	stash_registry_remove(sc);
-	if (sc->is_volatile && sc->dirty.nr_set)
+	if (!stash_stranded_forget(sc) && sc->is_volatile && sc->dirty.nr_set)
 		DMERR("%u dirty blocks could not be written back and are lost",
 		      sc->dirty.nr_set);
 	stash_wait_for_jobs(sc);
@@ -980,11 +985,17 @@ static void stash_postsuspend(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	stash_registry_set_live(sc, false);
-	if (sc->is_volatile) {
-		if (stash_wb_drain_sync(sc))
-			DMERR("suspend: %u dirty blocks could not be written back",
-			      READ_ONCE(sc->dirty.nr_set));
-	} else {
+	if (sc->is_volatile && stash_wb_drain_sync(sc)) {
+		/*
+		 * Nothing may write back behind a table that takes these
+		 * blocks over (stash-stranded.c); a resume starts it again.
+		 */
+		stash_wb_stop(sc);
+		DMERR("suspend: %u dirty blocks could not be written back",
+		      READ_ONCE(sc->dirty.nr_set));
+		if (stash_stranded_add(sc))
+			DMERR("suspend: no memory to keep them for the next table");
+	} else if (!sc->is_volatile) {
 		stash_wb_stop(sc);
 	}
 	stash_wait_for_jobs(sc);
@@ -996,9 +1007,19 @@ static void stash_postsuspend(struct dm_target *ti)
 static int stash_preresume(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
+	int r;
 
+	/* Stranded on the cache device since the constructor ran? */
+	r = stash_stranded_check(sc, sc->format);
+	if (r)
+		return r;
+	if (sc->is_volatile) {
+		stash_stranded_reclaim(sc);
+		stash_stranded_adopt(sc);
+		return 0;
+	}
 	/* A failed cache no longer uses its metadata: it passes I/O on. */
-	if (sc->is_volatile || stash_cache_failed(sc))
+	if (stash_cache_failed(sc))
 		return 0;
 	return stash_md_resume(sc);
 }
@@ -1007,8 +1028,8 @@ static void stash_resume(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
-	if (!sc->is_volatile)
-		stash_wb_start(sc);
+	/* Also after a volatile suspend stopped it (stranded blocks). */
+	stash_wb_start(sc);
 	stash_registry_set_live(sc, true);
 }
 
