@@ -11,7 +11,9 @@
  *  3. after a clean shutdown every mapping is kept, after an unclean one
  *     only the dirty ones;
  *  4. an origin block in two slots: the entry of the newer page wins; two
- *     in pages of the same commit make the load fail.
+ *     in pages of the same commit make the load fail.  This is decided
+ *     over every valid entry, clean or dirty, before step 3 drops the
+ *     clean ones: a newer clean entry drops an older dirty one.
  *
  * dump prints the result; check reports every problem it meets, each with
  * its severity, and exits with the worst (stashctl.8, EXIT STATUS):
@@ -433,7 +435,13 @@ static u64 page_seq(const struct scan *s, uint32_t cblock)
 	return s->pages[page][s->page_use[page]].seq;
 }
 
-/* Steps 3 and 4: which mappings the kernel keeps.  False if it refuses. */
+/*
+ * Steps 4, then 3: which mappings the kernel keeps.  False if it refuses.
+ * Duplicates are resolved over clean and dirty entries alike, and only
+ * then are clean ones dropped after an unclean shutdown: a block written
+ * back and recorded clean by a newer commit must not come back as the
+ * older commit's dirty entry (writeback would put old data over new).
+ */
 static bool recover(struct scan *s)
 {
 	uint32_t nr = s->sb.geo.nr_cblocks, c, i, j, n = 0;
@@ -447,10 +455,6 @@ static bool recover(struct scan *s)
 
 		if (!e)
 			continue;
-		if (!(e & STASH_MD_DIRTY) && !clean) {
-			s->dropped_clean++;
-			continue;
-		}
 		refs[n].oblock = e & STASH_MD_OBLOCK_MASK;
 		refs[n].cblock = c;
 		n++;
@@ -478,6 +482,15 @@ static bool recover(struct scan *s)
 			s->dropped_older++;
 			if (cs > hs)
 				holder = cb;
+		}
+		if (!(s->entries[holder] & STASH_MD_DIRTY) && !clean) {
+			s->dropped_clean++;
+			if (j - i > 1)
+				problem(s, SEV_NOTE, "origin block %" PRIu64 ": its newest "
+					"entry (slot %u) is clean, dropped after an unclean "
+					"shutdown: the block is read from the origin",
+					refs[i].oblock, holder);
+			continue;
 		}
 		s->loaded[holder] = s->entries[holder];
 	}

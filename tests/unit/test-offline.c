@@ -283,3 +283,97 @@ TEST(offline_dup_same_seq_refused)
 	CHECK(has("corrupt: origin block 77 is mapped by slots 5 and 513 in one commit"));
 	show_output("check");
 }
+
+/*
+ * Origin block 77 recorded clean in page 0 (sequence 10: written back and
+ * recorded clean by the last commit) and dirty in page 1, whose newest
+ * copy is older (8: a page that commit did not rewrite, e.g. one a
+ * multi-commit suspend had not reached yet).
+ */
+static void img_newer_clean_older_dirty(struct img *im, u32 flags)
+{
+	static const struct ent p0[] = { { 5, 77, false }, { 6, 200, true } };
+	static const struct ent p1[] = { { 513, 77, true } };
+
+	img_new(im, 10, flags);
+	img_page(im, 0, 1, 10, p0, 2);
+	img_page(im, 1, 0, 8, p1, 1);
+}
+
+/*
+ * After an unclean shutdown the newer clean entry still drops the older
+ * dirty one, then is dropped itself: block 77 is not loaded at all (its
+ * data is on the origin), never from the older dirty entry.
+ */
+TEST(offline_dup_newer_clean_drops_older_dirty_unclean)
+{
+	struct img im;
+
+	img_newer_clean_older_dirty(&im, 0);
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(!oblock_loaded(77));
+	CHECK(mapped(6, 200, true));
+	CHECK(has("\"valid_blocks\": 1, \"dirty_blocks\": 1,"));
+	CHECK(has("\"dropped_clean\": 1, \"dropped_duplicates\": 1"));
+	show_output("dump --json");
+	CHECK_EQ(run_stashctl(&im, "check", NULL), 0);
+	CHECK(has("note: origin block 77 is in slots 5 and 513: the newer page's "
+		  "(slot 5) wins"));
+	CHECK(has("note: origin block 77: its newest entry (slot 5) is clean, "
+		  "dropped after an unclean shutdown"));
+	CHECK(has("clean: 1 valid blocks, 1 dirty"));
+	show_output("check");
+}
+
+/* After a clean shutdown the newer clean entry is loaded. */
+TEST(offline_dup_newer_clean_wins_clean_shutdown)
+{
+	struct img im;
+
+	img_newer_clean_older_dirty(&im, STASH_SB_FLAG_CLEAN);
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(mapped(5, 77, false));
+	CHECK(!mapped(513, 77, true));
+	CHECK(mapped(6, 200, true));
+	CHECK(has("\"valid_blocks\": 2, \"dirty_blocks\": 1,"));
+	CHECK(has("\"dropped_clean\": 0, \"dropped_duplicates\": 1"));
+	show_output("dump --json");
+}
+
+/*
+ * A newer dirty entry over an older clean one, unclean shutdown: the
+ * clean one goes as the older duplicate, not as a clean mapping.
+ */
+TEST(offline_dup_newer_dirty_over_older_clean_unclean)
+{
+	static const struct ent p0[] = { { 5, 77, true } };
+	static const struct ent p1[] = { { 513, 77, false } };
+	struct img im;
+
+	img_new(&im, 10, 0);
+	img_page(&im, 0, 1, 10, p0, 1);
+	img_page(&im, 1, 0, 8, p1, 1);
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(mapped(5, 77, true));
+	CHECK(has("\"dropped_clean\": 0, \"dropped_duplicates\": 1"));
+	show_output("dump --json");
+}
+
+/*
+ * A clean and a dirty entry of one block in pages of one commit: refused
+ * after an unclean shutdown too (duplicates are looked for before clean
+ * entries are dropped).
+ */
+TEST(offline_dup_clean_and_dirty_same_seq_refused_unclean)
+{
+	static const struct ent p0[] = { { 5, 77, false } };
+	static const struct ent p1[] = { { 513, 77, true } };
+	struct img im;
+
+	img_new(&im, 10, 0);
+	img_page(&im, 0, 1, 9, p0, 1);
+	img_page(&im, 1, 0, 9, p1, 1);
+	CHECK_EQ(run_stashctl(&im, "check", NULL), 7);
+	CHECK(has("corrupt: origin block 77 is mapped by slots 5 and 513 in one commit"));
+	show_output("check");
+}
