@@ -7,7 +7,10 @@
  *
  *  1. the valid superblock copy with the highest sequence;
  *  2. per metadata page, the valid copy with the highest sequence not
- *     above the superblock's; a page without one makes the load fail;
+ *     above the superblock's; a page without one makes the load fail, and
+ *     so does one whose other copy is damaged but claims (index p, a
+ *     sequence above that copy's and not above the superblock's) to be
+ *     the page's newest committed version;
  *  3. after a clean shutdown every mapping is kept, after an unclean one
  *     only the dirty ones;
  *  4. an origin block in two slots: the entry of the newer page wins; two
@@ -64,8 +67,11 @@ static const char *const sb_kind_names[] = {
 struct page_copy {
 	bool blank;		/* all zero */
 	bool valid;		/* decodes, for this page */
+	bool newest;		/* damaged, yet the newest committed version */
 	u64 seq;
 	const char *why;	/* when not valid */
+	u32 raw_index;		/* its index and sequence fields, unvalidated */
+	u64 raw_seq;
 };
 
 struct scan {
@@ -327,6 +333,34 @@ static bool scan_superblock(struct scan *s)
 	return true;
 }
 
+/*
+ * Step 2, page @page whose copy @best is the one to use: is its other copy
+ * damaged but, by its own header, the page's newest committed version?  A
+ * commit writes a page to the copy that does not hold its newest committed
+ * version, so a completed commit's copy is never overwritten by the next
+ * commit of that page, and a torn commit's copy has a sequence above the
+ * superblock's.  A damaged copy with index @page and a sequence above
+ * @best's, not above the superblock's, is then the newest committed
+ * version: copy @best is older and may map slots reused since (or miss
+ * dirty blocks), so the kernel refuses the cache.  Reports it.
+ */
+static bool newest_damaged(struct scan *s, uint32_t page, struct page_copy *c,
+			   int best)
+{
+	struct page_copy *d = &c[1 - best];
+
+	if (d->valid || d->blank || d->raw_index != page ||
+	    d->raw_seq <= c[best].seq || d->raw_seq > s->sb.seq)
+		return false;
+	d->newest = true;
+	problem(s, SEV_CORRUPT, "metadata page %u: its newest copy (copy %d, "
+		"sequence %llu, not above the superblock's %llu: committed) is "
+		"damaged: %s; copy %d (sequence %llu) is older and may map slots "
+		"reused since, or miss dirty blocks: the kernel refuses the cache",
+		page, 1 - best, d->raw_seq, s->sb.seq, d->why, best, c[best].seq);
+	return true;
+}
+
 /* Step 2: every page's copy in use, and the entries of that copy. */
 static bool scan_pages(struct scan *s)
 {
@@ -363,7 +397,9 @@ static bool scan_pages(struct scan *s)
 						   STASH_MD_BLOCK_BYTES;
 
 				c[k].blank = block_is_zero(b);
+				c[k].newest = false;
 				c[k].why = NULL;
+				stash_md_page_peek(b, &c[k].raw_index, &c[k].raw_seq);
 				c[k].valid = !stash_md_page_decode(b, page, g->nr_cblocks,
 								   s->nr_oblocks, &c[k].seq,
 								   tmp, &c[k].why);
@@ -387,6 +423,13 @@ static bool scan_pages(struct scan *s)
 				ok = false;
 				continue;
 			}
+			if (newest_damaged(s, page, c, best)) {
+				memset(s->entries + (size_t)page * STASH_MD_ENTRIES_PER_PAGE,
+				       0, sizeof(u64) * STASH_MD_ENTRIES_PER_PAGE);
+				s->page_use[page] = -1;
+				ok = false;
+				continue;
+			}
 			/*
 			 * Format writes copy 0 with sequence 1 and zeroes copy 1;
 			 * the first commit after it (the first resume) writes every
@@ -403,6 +446,12 @@ static bool scan_pages(struct scan *s)
 					problem(s, SEV_NOTE, "metadata page %u copy %d: sequence "
 						"%llu is newer than the superblock's (a commit "
 						"cut short): ignored", page, k, c[k].seq);
+				else if (!c[k].valid && !c[k].blank &&
+					 c[k].raw_index == page && c[k].raw_seq > s->sb.seq)
+					problem(s, SEV_DAMAGED, "metadata page %u copy %d: %s (its "
+						"sequence field, %llu, is above the superblock's: "
+						"a commit cut short?); the kernel uses copy %d",
+						page, k, c[k].why, c[k].raw_seq, best);
 				else if (!c[k].valid && !c[k].blank)
 					problem(s, SEV_DAMAGED, "metadata page %u copy %d: %s; the "
 						"kernel uses copy %d", page, k, c[k].why, best);
@@ -626,7 +675,8 @@ static void page_copy_json(const struct page_copy *c, const struct scan *s)
 	else {
 		printf("{\"state\": \"invalid\", \"error\": ");
 		json_string(stdout, c->why);
-		putchar('}');
+		printf(", \"raw_index\": %u, \"raw_seq\": %llu}", c->raw_index,
+		       c->raw_seq);
 	}
 }
 
@@ -675,7 +725,9 @@ static void dump_json(const struct scan *s, bool mappings)
 		       s->page_use[p]);
 		if (s->page_use[p] >= 0)
 			printf(", \"seq\": %llu", s->pages[p][s->page_use[p]].seq);
-		printf(", \"copies\": [");
+		printf(", \"newest_damaged\": %s, \"copies\": [",
+		       s->pages[p][0].newest || s->pages[p][1].newest ?
+		       "true" : "false");
 		page_copy_json(&s->pages[p][0], s);
 		printf(", ");
 		page_copy_json(&s->pages[p][1], s);

@@ -60,6 +60,12 @@ static void img_write(struct img *im, const void *block, u64 sector)
 			(off_t)(sector * 512)), STASH_MD_BLOCK_BYTES);
 }
 
+static void img_read(struct img *im, void *block, u64 sector)
+{
+	CHECK_EQ(pread(im->fd, block, STASH_MD_BLOCK_BYTES,
+		       (off_t)(sector * 512)), STASH_MD_BLOCK_BYTES);
+}
+
 /* Superblock copy @copy with sequence @seq and @flags. */
 static void img_sb(struct img *im, int copy, u64 seq, u32 flags)
 {
@@ -89,6 +95,23 @@ static void img_page(struct img *im, u32 p, int copy, u64 seq,
 }
 
 /*
+ * Damage page @p's copy @copy (a flipped bit among its entries: the
+ * checksum no longer matches), after setting its index and sequence
+ * fields to @index and @seq.
+ */
+static void img_damage_page(struct img *im, u32 p, int copy, u32 index, u64 seq)
+{
+	struct stash_md_page_disk d;
+	u64 sector = stash_md_page_sector(&im->sb.geo, p, copy);
+
+	img_read(im, &d, sector);
+	d.index = cpu_to_le32(index);
+	d.seq = cpu_to_le64(seq);
+	((u8 *)d.entries)[2000] ^= 0x10;
+	img_write(im, &d, sector);
+}
+
+/*
  * A new image whose superblock in use has @seq (at least 3) and @flags;
  * the other copy has seq - 1, unclean.
  */
@@ -101,8 +124,9 @@ static void img_new(struct img *im, u64 seq, u32 flags)
 		 dir && strlen(dir) < 32 ? dir : "/tmp");
 	im->fd = mkstemp(im->path);
 	REQUIRE(im->fd >= 0);
+	if (!img_path[0])
+		atexit(img_unlink);
 	memcpy(img_path, im->path, sizeof(img_path));
-	atexit(img_unlink);
 	REQUIRE_EQ(ftruncate(im->fd, (off_t)IMG_CACHE * 512), 0);
 	REQUIRE_EQ(stash_geometry_compute(&im->sb.geo, IMG_CACHE, IMG_ORIGIN,
 					  IMG_BLOCK, 1), 0);
@@ -376,4 +400,127 @@ TEST(offline_dup_clean_and_dirty_same_seq_refused_unclean)
 	CHECK_EQ(run_stashctl(&im, "check", NULL), 7);
 	CHECK(has("corrupt: origin block 77 is mapped by slots 5 and 513 in one commit"));
 	show_output("check");
+}
+
+/*
+ * Page 1: copy @ok valid with sequence 6 (origin block 300 dirty in slot
+ * 520), the other copy damaged, its index field @index and its sequence
+ * field @raw_seq; the superblock has sequence 10, unclean.
+ */
+static void img_damaged_copy(struct img *im, int ok, u32 index, u64 raw_seq)
+{
+	static const struct ent p1[] = { { 520, 300, true } };
+	static const struct ent p1_other[] = { { 521, 301, true } };
+
+	img_new(im, 10, 0);
+	img_page(im, 1, ok, 6, p1, 1);
+	img_page(im, 1, 1 - ok, raw_seq, p1_other, 1);
+	img_damage_page(im, 1, 1 - ok, index, raw_seq);
+}
+
+/*
+ * A damaged copy whose index is the page's and whose sequence is above
+ * the valid copy's and not above the superblock's is the page's newest
+ * committed version: the valid copy is older and may map slots reused
+ * since.  The kernel refuses the cache, so check says corrupt (7), and
+ * dump loads nothing from that page.
+ */
+TEST(offline_damaged_newest_copy_refused)
+{
+	static const u64 seqs[] = { 7, 9, 10 };
+
+	for (int ok = 0; ok < 2; ok++) {
+		for (unsigned int i = 0; i < 3; i++) {
+			struct img im;
+			u64 r = seqs[i];
+
+			test_context("valid copy %d, damaged copy's sequence %llu", ok,
+				     (unsigned long long)r);
+			img_damaged_copy(&im, ok, 1, r);
+			CHECK_EQ(run_stashctl(&im, "check", NULL), 7);
+			CHECK(has("corrupt: metadata page 1: its newest copy (copy %d, "
+				  "sequence %llu, not above the superblock's 10: "
+				  "committed) is damaged: metadata page checksum mismatch; "
+				  "copy %d (sequence 6) is older and may map slots reused "
+				  "since", 1 - ok, (unsigned long long)r, ok));
+			CHECK(has(": corrupt: the kernel refuses this cache"));
+			show_output("check");
+			CHECK_EQ(run_stashctl(&im, "dump", "--json"), 7);
+			CHECK(has("{\"page\": 1, \"copy\": -1, \"newest_damaged\": true,"));
+			CHECK(has("{\"page\": 0, \"copy\": 1, \"seq\": 2, "
+				  "\"newest_damaged\": false,"));
+			CHECK(has("\"raw_index\": 1, \"raw_seq\": %llu}",
+				  (unsigned long long)r));
+			CHECK(!oblock_loaded(300));
+			CHECK(has("the kernel would refuse this cache"));
+			show_output("dump --json");
+			close(im.fd);
+			unlink(im.path);
+		}
+	}
+}
+
+/*
+ * A damaged copy with a sequence above the superblock's (a commit cut
+ * short) is damaged but unused, as before: exit 6, the valid copy loaded.
+ */
+TEST(offline_damaged_copy_above_superblock)
+{
+	struct img im;
+
+	img_damaged_copy(&im, 0, 1, 11);
+	CHECK_EQ(run_stashctl(&im, "check", NULL), 6);
+	CHECK(has("damaged: metadata page 1 copy 1: metadata page checksum "
+		  "mismatch (its sequence field, 11, is above the superblock's"));
+	CHECK(!has("corrupt"));
+	show_output("check");
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(has("{\"page\": 1, \"copy\": 0, \"seq\": 6, \"newest_damaged\": false,"));
+	CHECK(mapped(520, 300, true));
+	show_output("dump --json");
+}
+
+/*
+ * A damaged copy with a sequence not above the valid copy's is an older
+ * version: damaged, unused (6).
+ */
+TEST(offline_damaged_copy_older)
+{
+	static const u64 seqs[] = { 2, 5, 6 };
+
+	for (unsigned int i = 0; i < 3; i++) {
+		struct img im;
+
+		test_context("damaged copy's sequence %llu", (unsigned long long)seqs[i]);
+		img_damaged_copy(&im, 1, 1, seqs[i]);
+		CHECK_EQ(run_stashctl(&im, "check", NULL), 6);
+		CHECK(has("damaged: metadata page 1 copy 0: metadata page checksum "
+			  "mismatch; the kernel uses copy 1"));
+		CHECK(!has("corrupt"));
+		show_output("check");
+		CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+		CHECK(mapped(520, 300, true));
+		show_output("dump --json");
+		close(im.fd);
+		unlink(im.path);
+	}
+}
+
+/*
+ * A damaged copy whose index field is not the page's is not that page's
+ * version, whatever its sequence: damaged, unused (6).
+ */
+TEST(offline_damaged_copy_other_index)
+{
+	struct img im;
+
+	img_damaged_copy(&im, 0, 2, 9);
+	CHECK_EQ(run_stashctl(&im, "check", NULL), 6);
+	CHECK(has("damaged: metadata page 1 copy 1: metadata page checksum "
+		  "mismatch; the kernel uses copy 0"));
+	show_output("check");
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(has("\"raw_index\": 2, \"raw_seq\": 9}"));
+	CHECK(mapped(520, 300, true));
+	show_output("dump --json");
 }
