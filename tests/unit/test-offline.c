@@ -524,3 +524,63 @@ TEST(offline_damaged_copy_other_index)
 	CHECK(mapped(520, 300, true));
 	show_output("dump --json");
 }
+
+/*
+ * The kernel's first commit after a load takes a sequence above the
+ * superblock's and every valid page copy's: dump says which.  A damaged
+ * copy's sequence field does not count.
+ */
+TEST(offline_next_commit_seq)
+{
+	static const struct ent p2[] = { { 1030, 400, true } };
+	struct img im;
+
+	img_new(&im, 10, 0);
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(has("\"next_commit_seq\": 11,"));
+	show_output("dump --json");
+	close(im.fd);
+	unlink(im.path);
+
+	/* Page 2 copy 0 from a commit cut short, page 1 copy 1 damaged. */
+	img_damaged_copy(&im, 0, 1, 15);
+	img_page(&im, 2, 0, 12, p2, 1);
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(has("{\"state\": \"newer\", \"seq\": 12}"));
+	CHECK(!oblock_loaded(400));
+	CHECK(has("\"next_commit_seq\": 13,"));
+	show_output("dump --json");
+	CHECK_EQ(run_stashctl(&im, "dump", NULL), 0);
+	CHECK(has("next commit        sequence 13 (above the page copies of a "
+		  "commit cut short)"));
+	show_output("dump");
+}
+
+/*
+ * check --clear-needs-check rewrites the superblock with its sequence
+ * unchanged: a page copy of the failed commit, above it, stays ignored.
+ */
+TEST(offline_clear_needs_check_keeps_seq)
+{
+	static const struct ent p2[] = { { 1030, 400, true } };
+	struct img im;
+
+	/* The mark: the last good superblock, flagged, over the other copy. */
+	img_new(&im, 10, 0);
+	img_sb(&im, 1, 10, STASH_SB_FLAG_NEEDS_CHECK);
+	img_page(&im, 2, 0, 11, p2, 1);
+	CHECK_EQ(run_stashctl(&im, "check", NULL), 7);
+	CHECK(has("needs check"));
+	show_output("check");
+	CHECK_EQ(run_stashctl(&im, "check", "--clear-needs-check"), 0);
+	CHECK(has("'needs check' cleared (superblock copy 1)"));
+	show_output("check --clear-needs-check");
+	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
+	CHECK(has("\"seq\": 10, \"clean_shutdown\": false, \"needs_check\": false"));
+	CHECK(has("[{\"copy\": 0, \"state\": \"valid\", \"seq\": 10}, "
+		  "{\"copy\": 1, \"state\": \"valid\", \"seq\": 10}]"));
+	CHECK(has("{\"state\": \"newer\", \"seq\": 11}"));
+	CHECK(!oblock_loaded(400));
+	CHECK(has("\"next_commit_seq\": 12,"));
+	show_output("dump --json");
+}
