@@ -171,19 +171,24 @@ md_check "$cache" 6 "damaged: metadata page 0 copy $new is all zero.*uses copy $
 stashctl dump --json "$cache" | jq -c '.pages[0]'
 recovered "page 0 copy $new (newest) zeroed" -w 0
 
-log "=== the newest copy of page 0 with a flipped bit: the older copy is used"
+# The newest copy of a page, damaged with its index and sequence intact, is
+# the page's newest committed version: the older copy may map slots reused
+# since, so the cache is refused (docs/format.md, Recovery, step 2).
+log "=== the newest copy of page 0 with a flipped bit past its header: refused"
 fresh
 new=$(newest_page 0)
-flip_bit "$cache" $((16 + new * 8)) 8
-md_check "$cache" 6 "damaged: metadata page 0 copy $new: "
-recovered "page 0 copy $new (newest) flipped" -w 0
+seq=$(jq ".pages[0].seq" "$tmp/md")
+flip_bit "$cache" $((16 + new * 8 + 1)) 7
+md_check "$cache" 7 "corrupt: metadata page 0: its newest copy \(copy $new, sequence $seq, .*\) is damaged: metadata page checksum mismatch"
+refused "page 0 copy $new (newest) flipped" "stash: metadata page 0: its newest copy \(sequence $seq\) is damaged"
 
-log "=== the newest copy of page 0 with an out-of-range entry (valid checksum): the older copy is used"
+log "=== the newest copy of page 0 with an out-of-range entry (valid checksum): refused"
 fresh
 new=$(newest_page 0)
+seq=$(jq ".pages[0].seq" "$tmp/md")
 stash_md forge-page "$cache" 0 "$new" entry3 $(((1 << 63) | (1 << 40)))
-md_check "$cache" 6 "damaged: metadata page 0 copy $new: metadata entry out of range"
-recovered "page 0 copy $new (newest) out of range" -w 0
+md_check "$cache" 7 "corrupt: metadata page 0: its newest copy \(copy $new, sequence $seq, .*\) is damaged: metadata entry out of range"
+refused "page 0 copy $new (newest) out of range" "stash: metadata page 0: its newest copy \(sequence $seq\) is damaged"
 
 log "=== both copies of page 0 zeroed: refused"
 fresh
