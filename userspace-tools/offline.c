@@ -97,7 +97,7 @@ struct scan {
 	struct page_copy (*pages)[2];
 	int8_t *page_use;
 	u64 *entries;		/* per slot, from the copy in use; 0 if none */
-	u64 max_page_seq;	/* highest sequence of a valid page copy */
+	u32 uncommitted;	/* page copies claiming a sequence above sb's */
 
 	/* Recovery's result: slot -> entry, with what it dropped. */
 	u64 *loaded;		/* per slot: the entry recovery keeps, or 0 */
@@ -404,8 +404,8 @@ static bool scan_pages(struct scan *s)
 				c[k].valid = !stash_md_page_decode(b, page, g->nr_cblocks,
 								   s->nr_oblocks, &c[k].seq,
 								   tmp, &c[k].why);
-				if (c[k].valid && c[k].seq > s->max_page_seq)
-					s->max_page_seq = c[k].seq;
+				if (c[k].valid && c[k].seq > s->sb.seq)
+					s->uncommitted++;
 				if (!c[k].valid || c[k].seq > s->sb.seq)
 					continue;
 				if (best < 0 || c[k].seq > c[best].seq) {
@@ -554,19 +554,6 @@ static bool recover(struct scan *s)
 	return ok;
 }
 
-/*
- * The sequence of the kernel's first commit after it loads this cache: one
- * above the superblock's and every valid page copy's.  A torn commit may
- * have stamped page copies above the superblock; reusing their sequence
- * would make such a copy, never committed, acceptable once a superblock
- * with that sequence is written (a page the resume commit has not
- * rewritten yet: it writes at most 256 pages).
- */
-static u64 next_commit_seq(const struct scan *s)
-{
-	return (s->max_page_seq > s->sb.seq ? s->max_page_seq : s->sb.seq) + 1;
-}
-
 /* The whole scan; false if there is no mapping to show. */
 static bool scan_device(struct scan *s)
 {
@@ -642,10 +629,10 @@ static void dump_human(const struct scan *s, bool mappings)
 			printf("  %-18s %s: %s\n", label, sb_kind_names[s->sb_kind[k]],
 			       s->sb_why[k]);
 	}
-	printf("  %-18s sequence %llu%s\n", "next commit",
-	       (unsigned long long)next_commit_seq(s),
-	       next_commit_seq(s) > s->sb.seq + 1 ?
-	       " (above the page copies of a commit cut short)" : "");
+	if (s->uncommitted)
+		printf("  %-18s %u page copies of a commit cut short (the next "
+		       "load rewrites them)\n", "uncommitted",
+		       s->uncommitted);
 	printf("  %-18s %s\n", "uuid", uuid);
 	printf("  %-18s %s\n", "mode", mode_name(s->sb.mode));
 	printf("  %-18s %llu sectors (%s)\n", "origin",
@@ -739,8 +726,8 @@ static void dump_json(const struct scan *s, bool mappings)
 		}
 		putchar('}');
 	}
-	printf("],\n  \"next_commit_seq\": %llu,\n  \"pages\": [",
-	       (unsigned long long)next_commit_seq(s));
+	printf("],\n  \"uncommitted_copies\": %u,\n  \"pages\": [",
+	       s->uncommitted);
 	for (p = 0; p < g->md_pages; p++) {
 		printf("%s\n    {\"page\": %u, \"copy\": %d", p ? "," : "", p,
 		       s->page_use[p]);
@@ -880,8 +867,8 @@ int cmd_dump(int argc, char **argv)
  * below): only the flag changes.  Page copies above it (those of the
  * failed commit, or of a torn one) stay above the superblock's and so
  * stay rejected, as they were; a higher sequence here could make such a
- * copy, never committed, acceptable.  The kernel's next commit takes a
- * sequence above them all (next_commit_seq()).
+ * copy, never committed, acceptable.  The kernel's next load rewrites
+ * them with the committed copies before it commits.
  */
 static int clear_needs_check(struct scan *s)
 {
