@@ -323,14 +323,14 @@ static int check_origin(struct stash_cache *sc, int copy, bool format)
 	if (was->origin_path[0] &&
 	    strcmp(was->origin_path, sc->md_ident->origin_path)) {
 		if (devt_of(was->origin_path, &dev))
-			DMWARN("cache device: made for origin %s, which names no device now: taking %s",
+			DMWARN("cache device: origin %s names no device now: taking %s",
 			       was->origin_path, sc->origin_dev->name);
 		else if (dev != origin->bd_dev) {
-			DMERR("cache device: belongs to origin %s (device %u:%u), not %s (%u:%u)",
+			DMERR("cache device: belongs to origin %s (%u:%u), not %s (%u:%u)",
 			      was->origin_path, MAJOR(dev), MINOR(dev),
 			      sc->origin_dev->name, MAJOR(origin->bd_dev),
 			      MINOR(origin->bd_dev));
-			DMERR("cache device: its dirty blocks would be written to the wrong device");
+			DMERR("cache device: its dirty blocks would go to the wrong device");
 			ti->error = "Cache belongs to another origin device: see the kernel log";
 			r = -EINVAL;
 		}
@@ -340,16 +340,16 @@ static int check_origin(struct stash_cache *sc, int copy, bool format)
 		DMERR("cache device: made for an origin of %llu sectors; %s has %llu",
 		      was->origin_dev_sectors, sc->origin_dev->name,
 		      (u64)bdev_nr_sectors(origin));
-		ti->error = "Cache belongs to an origin device of another size: see the kernel log";
+		ti->error = "Cache belongs to an origin of another size: see the kernel log";
 		r = -EINVAL;
 	}
 	if (r == -EINVAL) {
 		if (format) {
-			DMWARN("cache device: 'format': re-formatting; its cached and dirty blocks are discarded");
+			DMWARN("cache device: 'format': its cached and dirty blocks are discarded");
 			ti->error = NULL;
 			r = -ENOENT;
 		} else {
-			DMERR("cache device: load it with its origin, or add 'format' to discard its data");
+			DMERR("cache device: load it with its origin, or 'format' to discard it");
 		}
 	}
 out:

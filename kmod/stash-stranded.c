@@ -24,6 +24,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 
 #include "dm-stash.h"
 
@@ -75,12 +76,16 @@ int stash_stranded_add(struct stash_cache *sc)
 	struct stash_stranded *s;
 	unsigned long flags;
 	u32 c, n = 0, want;
+	unsigned int noio;
 
 	want = READ_ONCE(sc->dirty.nr_set);
+	/* The device is suspended: no allocation may wait for its I/O. */
+	noio = memalloc_noio_save();
 	s = kzalloc(sizeof(*s), GFP_KERNEL);
 	if (s)
 		s->blocks = kvcalloc(max(want, 1u), sizeof(*s->blocks),
 				     GFP_KERNEL);
+	memalloc_noio_restore(noio);
 	if (!s || !s->blocks) {
 		kfree(s);
 		return -ENOMEM;
@@ -179,13 +184,14 @@ int stash_stranded_check(struct stash_cache *sc, bool format)
 	if (!s || s->owner == sc || adoptable(sc, s))
 		goto out;
 	if (format) {
-		DMWARN("cache device: 'format': %u stranded dirty blocks of origin %u:%u are dropped",
+		DMWARN("cache device: 'format': %u stranded blocks of origin %u:%u dropped",
 		       s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
 		free_stranded(s);
 		goto out;
 	}
-	DMERR("cache device: holds %u dirty blocks of origin %u:%u that a volatile cache could not write back",
+	DMERR("cache device: holds %u stranded dirty blocks of origin %u:%u",
 	      s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
+	DMERR("cache device: (a volatile cache could not write them back)");
 	DMERR("cache device: a volatile table with that origin and block size takes them over;");
 	DMERR("cache device: 'format' drops them");
 	sc->ti->error = "Cache device holds stranded dirty blocks: see the kernel log";
