@@ -13,6 +13,11 @@
  *   stash-md forge-page DEV PAGE COPY FIELD VALUE
  *	set a field of a page copy and fix the checksum: index, seq, or
  *	entry<N> (slot N of the page, VALUE the raw 64-bit word)
+ *   stash-md write-page DEV PAGE COPY SEQ [SLOT=ENTRY]...
+ *	write page copy COPY afresh: sequence SEQ, the given slots of the
+ *	page (0..509) set to raw 64-bit entry words, every other slot empty
+ *   stash-md zero-page DEV PAGE COPY
+ *	zero page copy COPY (a blank copy, as format leaves copy 1)
  *
  * All I/O is O_DIRECT (the page cache of a device under dm is stale).
  * Offsets: superblock copy k at sector 8k; page p copy k at
@@ -148,6 +153,52 @@ static int forge_page(int fd, uint32_t p, int copy, const char *name, uint64_t v
 	return 0;
 }
 
+static uint64_t page_sector(int fd, uint32_t p, int copy)
+{
+	struct stash_sb sb = { .seq = 0 };
+
+	if (newest_sb(fd, &sb) < 0)
+		fatal("%s: no valid superblock", "write-page");
+	if (p >= sb.geo.md_pages || copy < 0 || copy > 1)
+		fatal("%s: no such page copy", "write-page");
+	return stash_md_page_sector(&sb.geo, p, copy);
+}
+
+static int write_page(int fd, uint32_t p, int copy, uint64_t seq, int n,
+		      char **slots)
+{
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
+	static u64 entries[STASH_MD_ENTRIES_PER_PAGE];
+	uint64_t sector = page_sector(fd, p, copy);
+	unsigned int slot;
+	unsigned long long v;
+	int i;
+
+	memset(entries, 0, sizeof(entries));
+	for (i = 0; i < n; i++) {
+		const char *eq = strchr(slots[i], '=');
+		char *end;
+
+		slot = (unsigned int)strtoul(slots[i], NULL, 10);
+		v = eq ? strtoull(eq + 1, &end, 0) : 0;
+		if (!eq || *end || slot >= STASH_MD_ENTRIES_PER_PAGE)
+			fatal("bad SLOT=ENTRY %s", slots[i]);
+		entries[slot] = v;
+	}
+	stash_md_page_encode(buf, p, seq, entries);
+	wr(fd, buf, sector);
+	return 0;
+}
+
+static int zero_page(int fd, uint32_t p, int copy)
+{
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
+
+	memset(buf, 0, sizeof(buf));
+	wr(fd, buf, page_sector(fd, p, copy));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int fd, r;
@@ -163,11 +214,18 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "forge-page") && argc == 7)
 		r = forge_page(fd, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]),
 			       argv[5], strtoull(argv[6], NULL, 0));
+	else if (!strcmp(argv[1], "write-page") && argc >= 6)
+		r = write_page(fd, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]),
+			       strtoull(argv[5], NULL, 0), argc - 6, argv + 6);
+	else if (!strcmp(argv[1], "zero-page") && argc == 5)
+		r = zero_page(fd, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]));
 	else
 		goto usage;
 	close(fd);
 	return r;
 usage:
-	fprintf(stderr, "usage: stash-md forge-sb DEV COPY FIELD VALUE | forge-page DEV PAGE COPY FIELD VALUE\n");
+	fprintf(stderr, "usage: stash-md forge-sb DEV COPY FIELD VALUE | "
+		"forge-page DEV PAGE COPY FIELD VALUE | "
+		"write-page DEV PAGE COPY SEQ [SLOT=ENTRY]... | zero-page DEV PAGE COPY\n");
 	return 2;
 }

@@ -1,0 +1,167 @@
+#!/bin/bash
+# desc: a cache of more than 256 metadata pages (commits split): a power cut between the commits of a clean suspend or of a resume loads neither stale clean mappings nor page copies of a torn commit; a newer clean entry overrides an older dirty one
+#
+#   null_blk (640 MiB, write cache) -> log-writes lw (log on ram0) -> cache
+#   ram1 (64 MiB) -> linear "origin"                                 -> origin
+#
+# The cache has 321 metadata pages; a commit writes at most 256, so a
+# suspend or resume that must write them all takes two commits.  The
+# metadata is forged with tests/tools/stash-md (the module's encoder) so
+# that the pages past 256 hold what a crash between the two commits
+# exposes; the cache's history is replayed from its dm-log-writes log up
+# to the first superblock write (FUA) after a mark, onto a fresh null_blk.
+# Cases and the break each catches (each seen failing on purpose):
+#  A. a clean suspend that writes every page: after its first commit, the
+#     superblock must not say "clean" (else the stale clean mappings of
+#     the pages past 256 are loaded: reads return the slots' old data);
+#  B. a resume after a torn commit: a page copy stamped with the sequence
+#     the resume commit takes again must not become current (else its
+#     dirty entry is loaded: dirty=1);
+#  C. (small, any size) a newer clean entry of a block drops an older
+#     dirty one in another page after an unclean shutdown (else the old
+#     data is loaded dirty and written back over the new).
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-cache.sh"
+. "$(dirname "$0")/../lib-fault.sh"
+. "$(dirname "$0")/../persist-lib.sh"
+persist_setup
+
+cmib=640
+brd_setup 2 65536
+nullb_setup stmc $cmib
+cdev=$NULLB_DEV
+linear_create origin /dev/ram1 0 131072
+origin=$LINEAR_DEV
+tmp=$(mktemp -d)
+on_exit "rm -rf $tmp"
+rand_file "$tmp/old" 1
+rand_file "$tmp/new" 1
+rand_file "$tmp/orig" 1
+zero_dev /dev/ram0 1
+dm_create lw "0 $((cmib * 2048)) log-writes $cdev /dev/ram0" || die "cannot create log-writes"
+lw=$(dm_path lw)
+
+# expect WHAT CMD...: a case's check; a failure is counted and the test
+# goes on, so that one run shows every case that fails.
+failed=0
+expect() {
+	local what=$1
+
+	shift
+	if "$@"; then
+		log "ok: $what"
+	else
+		log "FAIL: $what"
+		failed=$((failed + 1))
+	fi
+}
+
+# The blocks of the test: page p maps origin block 100 + p in its slot 0.
+# fill DEV FILE: FILE in each of those blocks, in one write.
+fill() {
+	local p
+
+	for ((p = 0; p < pages; p++)); do
+		cat "$2"
+	done >"$tmp/fill"
+	put "$1" "$tmp/fill" 100
+}
+entry() { # VALID DIRTY OBLOCK
+	printf '0x%x' $(((1 << 63) | ($2 << 62) | $3))
+}
+
+opts=(writearound commit_ms 60000)
+pstash_create mc "$origin" "$lw" "${opts[@]}"
+stash_remove "$STASH_DEV"
+md_dump "$lw" "$tmp/d0"
+pages=$(jq .superblock.md_pages "$tmp/d0")
+last=$((pages - 1))
+assert_ok "more pages than one commit writes" test "$pages" -gt 256
+S=$(jq .superblock.seq "$tmp/d0")
+data_start=$(jq .superblock.data_start "$tmp/d0")
+log "formatted: $pages pages, superblock sequence $S, data from sector $data_start"
+
+log "forge: every page maps one clean block (slot 510p -> block 100+p), shut down cleanly"
+# Copy 0 of each page gets it; copy 1 is zeroed (the kernel takes copy 0).
+fill "$origin" "$tmp/orig"
+for ((p = 0; p < pages; p++)); do
+	stash_md write-page "$lw" $p 0 "$S" "0=$(entry 1 0 $((100 + p)))" || die "write-page $p"
+	stash_md zero-page "$lw" $p 1 || die "zero-page $p"
+	dd if="$tmp/old" of="$lw" bs=512 seek=$((data_start + p * 510 * 8)) oflag=direct \
+		conv=notrunc status=none || die "slot data"
+done
+
+pstash_create mc "$origin" "$lw" "${opts[@]}"
+assert_ok "a forged mapping is a hit" same "$STASH_DEV" 400 "$tmp/old"
+dmsetup message "$STASH_DEV" 0 invalidate || die "invalidate failed"
+fill "$STASH_DEV" "$tmp/new"
+assert_ok "write-around writes reach the origin" same "$origin" 400 "$tmp/new"
+dmsetup message "$lw" 0 mark suspend || die "mark failed"
+stash_remove "$STASH_DEV"
+supers=$(replay_log --log /dev/ram0 --list | awk '$2 ~ /MARK/ && $NF == "suspend" { seen = 1; next }
+	seen && $2 ~ /FUA/ { n++ } END { print n + 0 }')
+assert_ok "the suspend took more than one commit ($supers superblock writes)" test "$supers" -ge 2
+
+# replay_at MARK: the cache as a power cut right after the first
+# superblock write after MARK leaves it, on a fresh null_blk; sets RCACHE.
+replay_at() {
+	local at n
+
+	at=$(replay_log --log /dev/ram0 --list | awk -v m="$1" '
+		$2 ~ /MARK/ && $NF == m { seen = 1; next }
+		seen && $2 ~ /FUA/ { print $1; exit }')
+	[ -n "$at" ] || die "no superblock write after mark $1"
+	n=${2:-r$RANDOM}
+	nullb_setup "$n" $cmib
+	RCACHE=$NULLB_DEV
+	replay_log --log /dev/ram0 --replay "$RCACHE" --limit "$at" || die "replay failed"
+	log "replayed the cache log to entry $at (first superblock after mark $1)"
+}
+
+log "A: a power cut between the two commits of the clean suspend"
+replay_at suspend stmr1
+md_dump "$RCACHE" "$tmp/a"
+expect "A: the first commit is not a clean shutdown" \
+	test "$(jq .superblock.clean_shutdown "$tmp/a")" = false
+pstash_create mc "$origin" "$RCACHE" "${opts[@]}"
+for p in 0 255 256 $last; do
+	expect "A: block $((100 + p)) reads the newest write" same "$STASH_DEV" $((100 + p)) "$tmp/new"
+done
+stash_remove "$STASH_DEV"
+
+log "B: a torn commit's page copy, then a resume that takes its sequence again"
+md_dump "$lw" "$tmp/b0"
+S=$(jq .superblock.seq "$tmp/b0")
+copy=$(jq .superblock.copy "$tmp/b0")
+use=$(jq ".pages[$last].copy" "$tmp/b0")
+stash_md forge-sb "$lw" "$copy" flags 0 || die "forge-sb"
+stash_md write-page "$lw" $last $((1 - use)) $((S + 1)) "0=$(entry 1 1 7)" || die "write-page"
+dmsetup message "$lw" 0 mark resume || die "mark failed"
+pstash_create mc "$origin" "$lw" "${opts[@]}"
+expect "B: the torn copy is not loaded" test "$(st "$STASH_DEV" dirty)" = 0
+stash_remove "$STASH_DEV"
+replay_at resume stmr2
+pstash_create mc "$origin" "$RCACHE" "${opts[@]}"
+expect "B: after a power cut inside the resume, the torn copy is not loaded" \
+	test "$(st "$STASH_DEV" dirty)" = 0
+stash_remove "$STASH_DEV"
+
+log "C: a newer clean entry of a block overrides an older dirty one"
+md_dump "$lw" "$tmp/c0"
+S=$(jq .superblock.seq "$tmp/c0")
+copy=$(jq .superblock.copy "$tmp/c0")
+stash_md forge-sb "$lw" "$copy" flags 0 || die "forge-sb"
+# Block 100 + 10: dirty in page 10 (older), clean in page 20 (newer).
+for p in 10 20; do
+	stash_md write-page "$lw" $p 1 $((S - 2)) || die "write-page"
+done
+stash_md write-page "$lw" 10 0 $((S - 1)) "0=$(entry 1 1 110)" || die "write-page"
+stash_md write-page "$lw" 20 0 "$S" "3=$(entry 1 0 110)" || die "write-page"
+pstash_create mc "$origin" "$lw" writeback
+expect "C: the older dirty entry is dropped" test "$(st "$STASH_DEV" dirty)" = 0
+expect "C: block 110 reads the origin's newer data" same "$STASH_DEV" 110 "$tmp/new"
+stash_remove "$STASH_DEV"
+expect "C: the origin keeps it" same "$origin" 110 "$tmp/new"
+dm_remove_name lw
+dm_remove_name origin
+[ $failed = 0 ] || die "$failed checks failed"
