@@ -411,6 +411,27 @@ out:
 	return r;
 }
 
+/* A valid superblock: was it made for this table's sizes? */
+static int check_geometry(struct stash_cache *sc, const struct stash_sb *sb,
+			  u32 block_sectors, sector_t cache_sectors)
+{
+	struct dm_target *ti = sc->ti;
+
+	if (sb->geo.block_sectors != block_sectors) {
+		ti->error = "Cache was formatted with a different block_size";
+		return -EINVAL;
+	}
+	if (sb->geo.origin_sectors != ti->len) {
+		ti->error = "Cache belongs to an origin of a different size";
+		return -EINVAL;
+	}
+	if (sb->geo.cache_sectors != cache_sectors) {
+		ti->error = "Cache device size differs from when it was formatted";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * Called by the constructor of a persistent cache: open or format the
  * metadata and set the geometry.  @format: the table allows formatting a
@@ -449,6 +470,9 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		r = -ENOENT;
 	}
 	if (!r) {
+		r = check_geometry(sc, &sb, block_sectors, cache_sectors);
+		if (r)
+			return r;
 		r = check_origin(sc, copies.best, format);
 		if (r && r != -ENOENT)
 			return r;
@@ -473,18 +497,6 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	} else {
 		int other = 1 - copies.best;
 
-		if (sb.geo.block_sectors != block_sectors) {
-			ti->error = "Cache was formatted with a different block_size";
-			return -EINVAL;
-		}
-		if (sb.geo.origin_sectors != ti->len) {
-			ti->error = "Cache belongs to an origin of a different size";
-			return -EINVAL;
-		}
-		if (sb.geo.cache_sectors != cache_sectors) {
-			ti->error = "Cache device size differs from when it was formatted";
-			return -EINVAL;
-		}
 		/* Format leaves copy 0 blank; anything else is damage. */
 		if (copies.kind[other] != STASH_SB_BLANK &&
 		    copies.kind[other] != STASH_SB_VALID)
