@@ -40,7 +40,7 @@ dmsetup remove "$vol" || die "remove failed"
 assert_fails "the module stays while blocks are stranded" rmmod dm_stash
 kmsg_mark
 assert_fails "a persistent table on the cache device is refused" \
-	dm_create vs "$(stash_table "$ORIGIN" "$CACHE" writeback format)"
+	dm_create vs "$(stash_table "$ORIGIN" "$CACHE" writeback)"
 assert_match "holds 64 stranded dirty blocks" \
 	"$(kmsg_since)" "the refusal says why"
 lin_create other /dev/ram0 $((32 * 2048))

@@ -87,7 +87,7 @@ fill "$origin" "$tmp/orig"
 for ((p = 0; p < pages; p++)); do
 	stash_md write-page "$lw" $p 0 "$S" "0=$(entry 1 0 $((100 + p)))" || die "write-page $p"
 	stash_md zero-page "$lw" $p 1 || die "zero-page $p"
-	dd if="$tmp/old" of="$lw" bs=512 seek=$((data_start + p * 510 * 8)) oflag=direct \
+	dd if="$tmp/old" of="$lw" bs=4k seek=$((data_start / 8 + p * 510)) oflag=direct \
 		conv=notrunc status=none || die "slot data"
 done
 
