@@ -363,15 +363,20 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 static int parse_devices(struct dm_target *ti, struct stash_cache *sc,
 			 const char *origin, const char *cache)
 {
-	fmode_t mode = dm_table_get_mode(ti->table);
 	int r;
 
-	r = dm_get_device(ti, origin, mode, &sc->origin_dev);
+	/*
+	 * The table's mode is an fmode_t on 6.1 and a blk_mode_t since 6.5:
+	 * passed on as it comes, like dm-flakey does.
+	 */
+	r = dm_get_device(ti, origin, dm_table_get_mode(ti->table),
+			  &sc->origin_dev);
 	if (r) {
 		ti->error = "Cannot open origin device";
 		return r;
 	}
-	r = dm_get_device(ti, cache, mode, &sc->cache_dev);
+	r = dm_get_device(ti, cache, dm_table_get_mode(ti->table),
+			  &sc->cache_dev);
 	if (r) {
 		ti->error = "Cannot open cache device";
 		goto bad_cache;
