@@ -1057,19 +1057,12 @@ static void stash_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	unsigned int block_bytes = sc->block_sectors << SECTOR_SHIFT;
 	struct block_device *origin = sc->origin_dev->bdev;
 
-	if (limits->io_opt < block_bytes || limits->io_opt % block_bytes) {
-		blk_limits_io_min(limits, block_bytes);
-		blk_limits_io_opt(limits, block_bytes);
-	}
+	if (limits->io_opt < block_bytes || limits->io_opt % block_bytes)
+		stash_limits_io_hints(limits, block_bytes, block_bytes);
 
 	if (sc->discard_passdown && bdev_max_discard_sectors(origin)) {
-		struct queue_limits *ol = &bdev_get_queue(origin)->limits;
-
-		limits->max_discard_sectors = ol->max_discard_sectors;
-		limits->max_hw_discard_sectors = ol->max_hw_discard_sectors;
-		limits->discard_granularity = ol->discard_granularity;
-		limits->discard_alignment = ol->discard_alignment;
-		limits->discard_misaligned = ol->discard_misaligned;
+		stash_limits_copy_discard(limits,
+					  &bdev_get_queue(origin)->limits);
 	} else {
 		limits->max_discard_sectors = min_t(sector_t,
 						    sc->block_sectors * 1024,
