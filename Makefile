@@ -12,7 +12,8 @@
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
-#                      rt 6.1 headers (no VM)
+#                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
+#                      installed are unpacked into build/k612)
 #   make deb           Debian packages dm-stash-dkms and stashctl (build/deb)
 #   make install       module, stashctl, man page, completion, udev rule
 #                      (DESTDIR, PREFIX, KVER); make uninstall removes them
@@ -214,18 +215,20 @@ clean:
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
 	$(MAKE) -C bench/sim clean
-	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt -exec rm -rf {} + 2>/dev/null || true
+	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt ! -name k612 -exec rm -rf {} + 2>/dev/null || true
 
-# The debug kernel (a 30-minute build) and the unpacked rt kernel survive
-# "make clean"; this removes them.
+# The debug kernel (a 30-minute build), the unpacked rt kernel and the
+# unpacked 6.12 headers survive "make clean"; this removes them.
 clean-kernels:
-	rm -rf $(DEBUG_KDIR) $(RT_DIR)
+	rm -rf $(DEBUG_KDIR) $(RT_DIR) build/k612
 
 .PHONY: check-debug check-rt all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean clean-kernels
 
 # DKMS build of a copy of the tree and W=1 builds against each Debian 6.1
-# header flavour (tests/build/check-build.sh).
+# and 6.12 header flavour (tests/build/check-build.sh); the 6.12 trees that
+# are not installed are unpacked into build/k612 without installing
+# (tests/build/get-612-headers.sh).
 check-build:
 	tests/build/check-build.sh
 
