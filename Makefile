@@ -12,22 +12,28 @@
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
-#                      rt 6.1 headers (no VM)
+#                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
+#                      installed are unpacked into build/k612)
 #   make deb           Debian packages dm-stash-dkms and stashctl (build/deb)
 #   make install       module, stashctl, man page, completion, udev rule
 #                      (DESTDIR, PREFIX, KVER); make uninstall removes them
 #   make unit          userspace unit tests (tests/unit)
 #   make clean
 #
-# KDIR is the kernel build tree: the running kernel's if it has one, else the
-# newest generic /usr/src/linux-headers-*-amd64 (not -rt, not -cloud).  Give
-# KDIR=... to override.
+# KDIR is the kernel build tree: the running kernel's if it has one, else
+# the one of the kernel the test VM boots (VM_KVER, below), else the newest
+# generic 6.1 /usr/src/linux-headers-*-amd64, else the newest generic one
+# (not -rt, not -cloud).  So the 6.12 headers that make deps installs for
+# make check-build do not become the default.  Give KDIR=... to override.
 
-KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; else ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V | tail -n1; fi)
+KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; \
+	elif [ -n "$(VM_KVER)" ] && [ -d /lib/modules/$(VM_KVER)/build ]; then echo /lib/modules/$(VM_KVER)/build; \
+	else h=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V); \
+	{ grep -- '/linux-headers-6\.1\.' <<<"$$h" || echo "$$h"; } | tail -n1; fi)
 
-# The kernel the test VM boots (newest generic Debian 6.1 image) and, unless
-# KDIR was given, the build tree that matches it, so that the VM can load the
-# module.
+# The kernel the test VM boots (newest generic Debian 6.1 image: not the 6.12
+# images that make deps installs) and, unless KDIR was given, the build tree
+# that matches it, so that the VM can load the module.
 VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V | tail -n1)
 ifeq ($(origin KDIR),file)
 VM_KDIR = $(or $(realpath /lib/modules/$(VM_KVER)/build),$(KDIR))
@@ -57,11 +63,19 @@ DEBUG_VM_APPEND    ?= slab_nomerge slub_debug=A,stash_job,kmalloc-*
 RT_DIR             ?= $(CURDIR)/build/rt
 RT_VM_TIMEOUT      ?= 7200
 
+# make check-build's 6.12 trees (Debian 12 has them in bookworm-security).
+# Each 6.12 headers package pulls its kernel image in: the generic, cloud
+# and rt images land in /boot beside 6.1, where VM_KVER and run-vm.sh take
+# only vmlinuz-6.1.* (not -rt, not -cloud).  linux-kbuild-6.12 pulls pahole
+# (kbuild runs it for the modules' BTF against the headers' vmlinux).
+DEPS_612 := linux-headers-6.12-amd64 linux-headers-6.12-cloud-amd64 \
+	linux-headers-6.12-rt-amd64 linux-image-6.12-amd64
 DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
 	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
 	xz-utils zstd util-linux procps dkms linux-headers-cloud-amd64 \
-	linux-headers-rt-amd64 nbd-server nbd-client
+	linux-headers-rt-amd64 nbd-server nbd-client \
+	$(DEPS_612)
 # What building the debug kernel needs on top.
 DEBUG_DEPS := bc bison flex libelf-dev libssl-dev dwarves
 
@@ -214,18 +228,20 @@ clean:
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
 	$(MAKE) -C bench/sim clean
-	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt -exec rm -rf {} + 2>/dev/null || true
+	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt ! -name k612 -exec rm -rf {} + 2>/dev/null || true
 
-# The debug kernel (a 30-minute build) and the unpacked rt kernel survive
-# "make clean"; this removes them.
+# The debug kernel (a 30-minute build), the unpacked rt kernel and the
+# unpacked 6.12 headers survive "make clean"; this removes them.
 clean-kernels:
-	rm -rf $(DEBUG_KDIR) $(RT_DIR)
+	rm -rf $(DEBUG_KDIR) $(RT_DIR) build/k612
 
 .PHONY: check-debug check-rt all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean clean-kernels
 
 # DKMS build of a copy of the tree and W=1 builds against each Debian 6.1
-# header flavour (tests/build/check-build.sh).
+# and 6.12 header flavour (tests/build/check-build.sh); the 6.12 trees that
+# are not installed are unpacked into build/k612 without installing
+# (tests/build/get-612-headers.sh).
 check-build:
 	tests/build/check-build.sh
 

@@ -71,6 +71,47 @@ static inline u8 stash_atomic_add_u8(u8 *p, int delta)
 	return (u8)(old + delta);
 }
 
+/*
+ * The target's I/O size hints, in bytes.  6.12 removed blk_limits_io_min()
+ * and blk_limits_io_opt() ("block: Remove unused blk_limits_io_{min,opt}",
+ * after "dm: stop using blk_limits_io_{min,opt}"): the in-tree targets set
+ * the fields, and queue_limits_set() raises io_min to the physical block
+ * size when it validates the table's limits, as the helper did on 6.1.
+ * Kbuild defines STASH_HAVE_BLK_LIMITS_IO_MIN while blkdev.h has it.
+ */
+static inline void stash_limits_io_hints(struct queue_limits *limits,
+					 unsigned int io_min,
+					 unsigned int io_opt)
+{
+#ifdef STASH_HAVE_BLK_LIMITS_IO_MIN
+	blk_limits_io_min(limits, io_min);
+	blk_limits_io_opt(limits, io_opt);
+#else
+	limits->io_min = io_min;
+	limits->io_opt = io_opt;
+#endif
+}
+
+/*
+ * Give @limits the discard limits of @from (the origin's, for discard
+ * passdown).  6.11 removed queue_limits.discard_misaligned ("block: remove
+ * the discard_alignment flag"); Kbuild defines STASH_HAVE_DISCARD_MISALIGNED
+ * while blkdev.h has it.  Since 6.9 ("block: add a max_user_discard_sectors
+ * queue limit") queue_limits_set() derives max_discard_sectors from
+ * max_hw_discard_sectors, so that copy is then redundant but harmless.
+ */
+static inline void stash_limits_copy_discard(struct queue_limits *limits,
+					     const struct queue_limits *from)
+{
+	limits->max_discard_sectors = from->max_discard_sectors;
+	limits->max_hw_discard_sectors = from->max_hw_discard_sectors;
+	limits->discard_granularity = from->discard_granularity;
+	limits->discard_alignment = from->discard_alignment;
+#ifdef STASH_HAVE_DISCARD_MISALIGNED
+	limits->discard_misaligned = from->discard_misaligned;
+#endif
+}
+
 /* Has @bdev's disk been removed (del_gendisk), or is its queue dying? */
 static inline bool stash_bdev_gone(struct block_device *bdev)
 {

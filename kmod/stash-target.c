@@ -363,15 +363,20 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 static int parse_devices(struct dm_target *ti, struct stash_cache *sc,
 			 const char *origin, const char *cache)
 {
-	fmode_t mode = dm_table_get_mode(ti->table);
 	int r;
 
-	r = dm_get_device(ti, origin, mode, &sc->origin_dev);
+	/*
+	 * The table's mode is an fmode_t on 6.1 and a blk_mode_t since 6.5:
+	 * passed on as it comes, like dm-flakey does.
+	 */
+	r = dm_get_device(ti, origin, dm_table_get_mode(ti->table),
+			  &sc->origin_dev);
 	if (r) {
 		ti->error = "Cannot open origin device";
 		return r;
 	}
-	r = dm_get_device(ti, cache, mode, &sc->cache_dev);
+	r = dm_get_device(ti, cache, dm_table_get_mode(ti->table),
+			  &sc->cache_dev);
 	if (r) {
 		ti->error = "Cannot open cache device";
 		goto bad_cache;
@@ -1052,19 +1057,12 @@ static void stash_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	unsigned int block_bytes = sc->block_sectors << SECTOR_SHIFT;
 	struct block_device *origin = sc->origin_dev->bdev;
 
-	if (limits->io_opt < block_bytes || limits->io_opt % block_bytes) {
-		blk_limits_io_min(limits, block_bytes);
-		blk_limits_io_opt(limits, block_bytes);
-	}
+	if (limits->io_opt < block_bytes || limits->io_opt % block_bytes)
+		stash_limits_io_hints(limits, block_bytes, block_bytes);
 
 	if (sc->discard_passdown && bdev_max_discard_sectors(origin)) {
-		struct queue_limits *ol = &bdev_get_queue(origin)->limits;
-
-		limits->max_discard_sectors = ol->max_discard_sectors;
-		limits->max_hw_discard_sectors = ol->max_hw_discard_sectors;
-		limits->discard_granularity = ol->discard_granularity;
-		limits->discard_alignment = ol->discard_alignment;
-		limits->discard_misaligned = ol->discard_misaligned;
+		stash_limits_copy_discard(limits,
+					  &bdev_get_queue(origin)->limits);
 	} else {
 		limits->max_discard_sectors = min_t(sector_t,
 						    sc->block_sectors * 1024,

@@ -3,8 +3,11 @@
 #  1. "dkms add" and "dkms build" of a copy of the tree against the
 #     installed linux-headers-amd64 kernel, in a private DKMS tree under
 #     build/ (nothing under /var/lib/dkms or /usr/src is touched);
-#  2. the module, W=1, against Debian's generic, cloud and rt 6.1 headers:
-#     any compiler warning fails.
+#  2. the module, W=1, against Debian's generic, cloud and rt headers of
+#     6.1 and of 6.12: any compiler warning fails.  The 6.12 trees are the
+#     installed ones (make deps) or, where a flavour is not installed, the
+#     ones tests/build/get-612-headers.sh unpacks into build/k612 (no
+#     install; it needs current apt lists).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -24,14 +27,21 @@ if [ "$ver" != "$conf_ver" ]; then
 	fail+=" dkms-version"
 fi
 
-# Header trees of the three Debian 6.1 flavours, newest of each.
+# Header trees of Debian's flavours of a kernel series (6.1: 6.1.N-A-FLAVOUR;
+# 6.12: 6.12.N+debX-FLAVOUR), newest of each.
 flavour_dir() {
-	ls -d /usr/src/linux-headers-6.1.* 2>/dev/null |
-		grep -E "^/usr/src/linux-headers-6\.1\.[0-9]+-[0-9]+-$1\$" | sort -V | tail -n1
+	local re
+
+	case $1 in
+	6.1) re='6\.1\.[0-9]+-[0-9]+' ;;
+	6.12) re='6\.12\.[0-9]+\+deb[0-9]+' ;;
+	esac
+	printf "%s\n" /usr/src/linux-headers-"$1".* |
+		grep -E "^/usr/src/linux-headers-$re-$2\$" | sort -V | tail -n1 || true
 }
 
 # 1. DKMS, with a version of its own so it cannot clash with an installed one.
-kdir=$(flavour_dir amd64)
+kdir=$(flavour_dir 6.1 amd64)
 if ! command -v dkms >/dev/null; then
 	echo "check-build: dkms is not installed (make deps)" >&2
 	fail+=" dkms"
@@ -63,27 +73,53 @@ else
 fi
 
 # 2. W=1 against each flavour, in a copy so the work tree's objects stay.
+# The 6.12 trees not installed are fetched once, for all three flavours.
+k612=
+k612_pahole=
 for fl in amd64 cloud-amd64 rt-amd64; do
-	kdir=$(flavour_dir "$fl")
-	if [ -z "$kdir" ]; then
-		echo "check-build: no linux-headers-6.1.*-$fl (make deps)" >&2
-		fail+=" $fl"
-		continue
-	fi
-	echo "== W=1 build against ${kdir#/usr/src/}"
-	b=$out/$fl
-	mkdir -p "$b"
-	cp -a Kbuild kmod "$b/"
-	rm -f "$b"/kmod/*.o "$b"/kmod/*.ko "$b"/kmod/*.mod* "$b"/kmod/.*.cmd
-	if ! make -C "$kdir" M="$b" W=1 modules >"$b/build.log" 2>&1; then
-		cat "$b/build.log" >&2
-		fail+=" $fl"
-	elif grep -E ': (warning|error):' "$b/build.log" >&2; then
-		fail+=" $fl(warnings)"
+	[ -n "$(flavour_dir 6.12 "$fl")" ] && continue
+	echo "== 6.12 headers: tests/build/get-612-headers.sh $top/build/k612"
+	if k612=$(tests/build/get-612-headers.sh "$top/build/k612"); then
+		k612_pahole=$(sed -n 4p <<<"$k612")
 	else
-		echo "ok: $(modinfo -F vermagic "$b/kmod/dm-stash.ko")"
+		echo "check-build: no 6.12 headers (make deps, or apt-get update" \
+		     "for tests/build/get-612-headers.sh)" >&2
+		k612=
 	fi
-	rm -rf "$b"
+	break
+done
+
+for series in 6.1 6.12; do
+	n=0
+	for fl in amd64 cloud-amd64 rt-amd64; do
+		n=$((n + 1))
+		kdir=$(flavour_dir "$series" "$fl")
+		make_args=()
+		if [ -z "$kdir" ] && [ "$series" = 6.12 ] && [ -n "$k612" ]; then
+			# get-612-headers.sh prints generic, cloud, rt.
+			kdir=$(sed -n "${n}p" <<<"$k612")
+			make_args=(PAHOLE="$k612_pahole")
+		fi
+		if [ -z "$kdir" ]; then
+			echo "check-build: no linux-headers-$series.*-$fl (make deps)" >&2
+			fail+=" $series-$fl"
+			continue
+		fi
+		b=$out/$series-$fl
+		echo "== W=1 build: make -C $kdir M=$b W=1${make_args:+ ${make_args[*]}} modules"
+		mkdir -p "$b"
+		cp -a Kbuild kmod "$b/"
+		rm -f "$b"/kmod/*.o "$b"/kmod/*.ko "$b"/kmod/*.mod* "$b"/kmod/.*.cmd
+		if ! make -C "$kdir" M="$b" W=1 "${make_args[@]}" modules >"$b/build.log" 2>&1; then
+			cat "$b/build.log" >&2
+			fail+=" $series-$fl"
+		elif grep -E ': (warning|error):' "$b/build.log" >&2; then
+			fail+=" $series-$fl(warnings)"
+		else
+			echo "ok: $(modinfo -F vermagic "$b/kmod/dm-stash.ko")"
+		fi
+		rm -rf "$b"
+	done
 done
 
 if [ -n "$fail" ]; then
