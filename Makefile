@@ -23,16 +23,16 @@
 # KDIR is the kernel build tree: the running kernel's if it has one, else
 # the one of the kernel the test VM boots (VM_KVER, below), else the newest
 # generic 6.1 /usr/src/linux-headers-*-amd64, else the newest generic one
-# (not -rt, not -cloud).  So the 6.12 headers that make deps installs for
-# make check-build do not become the default.  Give KDIR=... to override.
+# (not -rt, not -cloud).  So 6.12 headers installed beside 6.1 do not
+# become the default.  Give KDIR=... to override.
 
 KDIR ?= $(shell if [ -d /lib/modules/$$(uname -r)/build ]; then echo /lib/modules/$$(uname -r)/build; \
 	elif [ -n "$(VM_KVER)" ] && [ -d /lib/modules/$(VM_KVER)/build ]; then echo /lib/modules/$(VM_KVER)/build; \
 	else h=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V); \
 	{ grep -- '/linux-headers-6\.1\.' <<<"$$h" || echo "$$h"; } | tail -n1; fi)
 
-# The kernel the test VM boots (newest generic Debian 6.1 image: not the 6.12
-# images that make deps installs) and, unless KDIR was given, the build tree
+# The kernel the test VM boots (newest generic Debian 6.1 image: not a 6.12
+# image installed beside it) and, unless KDIR was given, the build tree
 # that matches it, so that the VM can load the module.
 VM_KVER ?= $(shell ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -Ev -- '-(rt|cloud)-amd64$$' | sort -V | tail -n1)
 ifeq ($(origin KDIR),file)
@@ -63,19 +63,14 @@ DEBUG_VM_APPEND    ?= slab_nomerge slub_debug=A,stash_job,kmalloc-*
 RT_DIR             ?= $(CURDIR)/build/rt
 RT_VM_TIMEOUT      ?= 7200
 
-# make check-build's 6.12 trees (Debian 12 has them in bookworm-security).
-# Each 6.12 headers package pulls its kernel image in: the generic, cloud
-# and rt images land in /boot beside 6.1, where VM_KVER and run-vm.sh take
-# only vmlinuz-6.1.* (not -rt, not -cloud).  linux-kbuild-6.12 pulls pahole
-# (kbuild runs it for the modules' BTF against the headers' vmlinux).
-DEPS_612 := linux-headers-6.12-amd64 linux-headers-6.12-cloud-amd64 \
-	linux-headers-6.12-rt-amd64 linux-image-6.12-amd64
+# make check-build's 6.12 trees are downloaded and unpacked into build/k612
+# by tests/build/get-612-headers.sh, not installed: each 6.12 headers package
+# pulls its kernel image in, three kernels and initramfs builds for CI.
 DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
 	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
 	xz-utils zstd util-linux procps dkms linux-headers-cloud-amd64 \
-	linux-headers-rt-amd64 nbd-server nbd-client \
-	$(DEPS_612)
+	linux-headers-rt-amd64 nbd-server nbd-client
 # What building the debug kernel needs on top.
 DEBUG_DEPS := bc bison flex libelf-dev libssl-dev dwarves
 
