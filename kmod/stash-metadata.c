@@ -277,6 +277,27 @@ static int may_format(struct stash_cache *sc, const struct sb_copies *c,
 	return -EINVAL;
 }
 
+/*
+ * The constructor's first look at the cache device: md_sb_buf allocated and
+ * both superblock copies read (read_superblock()).  -ENOMEM and -EIO set
+ * ti->error.
+ */
+static int open_superblock(struct stash_cache *sc, struct stash_sb *sb,
+			   struct sb_copies *copies)
+{
+	int r;
+
+	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
+	if (!sc->md_sb_buf) {
+		sc->ti->error = "Cannot allocate metadata buffers";
+		return -ENOMEM;
+	}
+	r = read_superblock(sc, sb, copies);
+	if (r == -EIO)
+		sc->ti->error = "Cannot read the cache device's superblock";
+	return r;
+}
+
 /* A table's device argument as a device number: "major:minor" or a path. */
 static int devt_of(const char *name, dev_t *dev)
 {
@@ -372,16 +393,9 @@ int stash_md_check_volatile(struct stash_cache *sc, bool format)
 	bool ours;
 	int r, i;
 
-	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
-	if (!sc->md_sb_buf) {
-		ti->error = "Cannot allocate metadata buffers";
-		return -ENOMEM;
-	}
-	r = read_superblock(sc, &sb, &copies);
-	if (r == -EIO) {
-		ti->error = "Cannot read the cache device's superblock";
+	r = open_superblock(sc, &sb, &copies);
+	if (r == -ENOMEM || r == -EIO)
 		goto out;
-	}
 	ours = false;
 	for (i = 0; i < 2; i++)
 		ours |= copies.kind[i] != STASH_SB_BLANK &&
@@ -445,17 +459,9 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	struct stash_sb sb;
 	int r;
 
-	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
-	if (!sc->md_sb_buf) {
-		ti->error = "Cannot allocate metadata buffers";
-		return -ENOMEM;
-	}
-
-	r = read_superblock(sc, &sb, &copies);
-	if (r == -EIO) {
-		ti->error = "Cannot read the cache device's superblock";
+	r = open_superblock(sc, &sb, &copies);
+	if (r == -ENOMEM || r == -EIO)
 		return r;
-	}
 	if (!r && (sb.flags & STASH_SB_FLAG_NEEDS_CHECK)) {
 		DMERR("cache device: a metadata commit failed while it was in use");
 		DMERR("cache device: superblock copy %d says 'needs check'",
