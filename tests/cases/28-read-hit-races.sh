@@ -129,9 +129,11 @@ dm_remove "$SLOW_READS" || die "cannot remove $SLOW_READS"
 # entry referenced, so the clock passes it over once and takes it on its
 # next sweep: with 16 slots and thousands of promotions, entries with
 # reads in flight come up for eviction all the time.
+# 'format': the cache device holds the persistent cache of part 1, which
+# a volatile table refuses to overwrite otherwise.
 read_delay cache-tiny "$CACHE" 20 128
 stash_create tiny "$ORIGIN" "$SLOW_READS" writearound volatile \
-	sequential_cutoff 0
+	sequential_cutoff 0 format
 vol=$STASH_DEV
 assert_eq 16 "$(total_blocks "$vol")" "cache blocks"
 race_until 10 0 read_hits 1000 evictions 1000
