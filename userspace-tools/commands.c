@@ -376,9 +376,6 @@ int cmd_create(int argc, char **argv)
 	if (block && (block < 8 || block > 2048 || (block & (block - 1))))
 		return usage_error(o.cmd, "bad block size: it must be a power of "
 				   "two from 8 to 2048 sectors (4 KiB to 1 MiB)");
-	if (format && is_volatile)
-		return usage_error(o.cmd, "--format and --volatile exclude each "
-				   "other: a volatile cache keeps no metadata");
 
 	r = block_device(o.cmd, "origin", origin, &origin_sectors);
 	if (!r)
@@ -427,9 +424,12 @@ int cmd_create(int argc, char **argv)
 		 nopts, nopts ? " " : "", opts);
 
 	r = dm_create_device(name, origin_sectors, params,
-			     is_volatile || format ? NULL :
-			     "a cache device that holds other data is refused: "
-			     "--format lets dm-stash overwrite it");
+			     format ? NULL : is_volatile ?
+			     "a volatile cache refuses a cache device that holds "
+			     "a dm-stash cache: --format discards that cache" :
+			     "a cache device that holds other data, or the cache "
+			     "of another origin, is refused: --format lets "
+			     "dm-stash overwrite it");
 	if (r)
 		return r;
 	r = ctl_status(name, &st);

@@ -39,8 +39,6 @@ expect_exit 2 "block size 2M" "$stashctl" create "$name" --origin $origin --cach
 	--mode writethrough --block-size 2M
 expect_exit 2 "block size 12x" "$stashctl" create "$name" --origin $origin --cache $cache \
 	--mode writethrough --block-size 12x
-expect_exit 2 "--format with --volatile" "$stashctl" create "$name" --origin $origin \
-	--cache $cache --mode writeback --volatile --format
 expect_exit 2 "unknown tunable" "$stashctl" create "$name" --origin $origin --cache $cache \
 	--mode writethrough --set nope=1
 expect_exit 2 "tunable twice" "$stashctl" create "$name" --origin $origin --cache $cache \
@@ -63,7 +61,7 @@ assert_eq "" "$(dm_names | grep "^$name")" "dm devices after refused creates"
 
 log "create with options"
 expect_exit 0 "create" "$stashctl" create "$name" --origin $origin --cache $cache \
-	--mode writeback --block-size 16K --volatile --set idle_ms=0 --set sequential_cutoff=0
+	--mode writeback --block-size 16K --volatile --format --set idle_ms=0 --set sequential_cutoff=0
 out_has "created /dev/mapper/$name" "create"
 [ -b "/dev/mapper/$name" ] || die "/dev/mapper/$name is not a block device"
 table=$(dmsetup table "$name")
@@ -109,7 +107,7 @@ cmp -n 4194304 /tmp/pattern.$$ $origin || die "the origin lacks the data after r
 log "remove --no-flush says what is dirty; suspend drains the volatile cache"
 dd if=/dev/zero of=$origin bs=1M count=4 oflag=direct status=none
 expect_exit 0 "create" "$stashctl" create "$name" --origin $origin --cache $cache \
-	--mode writeback --volatile --set idle_ms=0
+	--mode writeback --volatile --format --set idle_ms=0
 dd if=/tmp/pattern.$$ of="/dev/mapper/$name" bs=1M oflag=direct status=none
 dirty=$(stash_status_field "$name" dirty)
 [ "$dirty" -gt 0 ] || die "no dirty blocks"
@@ -155,14 +153,14 @@ dm_remove "${STASH_DM_PREFIX}lin"
 
 log "nodes without DM_DISABLE_UDEV (no udev runs here either)"
 env -u DM_DISABLE_UDEV "$stashctl" create "$name" --origin $origin --cache $cache \
-	--mode writearound --volatile || die "create without DM_DISABLE_UDEV"
+	--mode writearound --volatile --format || die "create without DM_DISABLE_UDEV"
 [ -b "/dev/mapper/$name" ] || die "/dev/mapper/$name missing"
 env -u DM_DISABLE_UDEV "$stashctl" remove "$name" || die "remove without DM_DISABLE_UDEV"
 [ -e "/dev/mapper/$name" ] && die "/dev/mapper/$name left behind"
 
 log "the control node is made from sysfs when missing"
 "$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough \
-	--volatile >/dev/null || die "create"
+	--volatile --format >/dev/null || die "create"
 rm -f /dev/stash-control
 expect_exit 0 "list without /dev/stash-control" "$stashctl" list
 out_has "^$name " "list without /dev/stash-control"

@@ -185,7 +185,7 @@ log "a loaded, inactive table does not hide the live one"
 # core's business, not this test's.
 "$stashctl" remove "$name" >/dev/null || die "remove"
 "$stashctl" create "$name" --origin $origin --cache $cache --mode writethrough \
-	--volatile >/dev/null || die "create --volatile"
+	--volatile --format >/dev/null || die "create --volatile"
 live_table=$(dmsetup table "$name")
 dmsetup load "$name" --table "${live_table/writethrough/writearound}" || die "dmsetup load"
 assert_match "Tables present: +LIVE & INACTIVE" "$(dmsetup info "$name")" "two tables"
