@@ -125,28 +125,40 @@ sdebug_teardown() {
 # ---------------------------------------------------------------------------
 # brd has no volatile write cache, so the block layer completes flushes to
 # it (and to a dm device over it) before any target sees them.
-# nullb_setup NAME MIB: a memory-backed null_blk of MIB MiB with a write
-# cache (cache_size), made through configfs item NAME and removed on exit;
-# sets NULLB_DEV.  6.1 names the disk after the item, older kernels nullbN.
+# nullb_setup NAME MIB [CACHE_MIB [DISCARD]]: a memory-backed null_blk of
+# MIB MiB (4 KiB blocks; memory is taken only for what is written) with a
+# volatile write cache of CACHE_MIB MiB (default 4; 0: none, the device
+# then has no write cache), made through configfs item NAME and removed on
+# exit; DISCARD=1 makes it take discards (which free its memory: it reads
+# zeros there).  Sets NULLB_DEV.  6.1 names the disk after the item, older
+# kernels nullbN.  Several may exist at once.
 nullb_setup() {
-	local name=$1 mib=$2 nb=/sys/kernel/config/nullb/$1 dev= i
+	local name=$1 mib=$2 cache=${3:-4} discard=${4:-0}
+	local nb=/sys/kernel/config/nullb/$1 dev='' before i
 
 	modprobe null_blk nr_devices=0 || skip "no null_blk"
 	modprobe configfs 2>/dev/null
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config ||
 		skip "no configfs for null_blk"
+	before=$(ls -d /sys/block/nullb* 2>/dev/null)
 	mkdir "$nb" || die "cannot create a null_blk device (configfs)"
 	on_exit "rmdir $nb 2>/dev/null; true"
 	echo 1 >"$nb/memory_backed" && echo 4096 >"$nb/blocksize" &&
-		echo "$mib" >"$nb/size" && echo 4 >"$nb/cache_size" &&
-		echo 1 >"$nb/power" || die "cannot set up null_blk"
+		echo "$mib" >"$nb/size" && echo "$cache" >"$nb/cache_size" &&
+		echo "$discard" >"$nb/discard" &&
+		echo 1 >"$nb/power" || die "cannot set up null_blk $name"
 	for ((i = 0; i < 50; i++)); do
-		dev=$(ls -d "/sys/block/$name" /sys/block/nullb* 2>/dev/null | head -n1)
+		if [ -e "/sys/block/$name" ]; then
+			dev=/sys/block/$name
+		else
+			dev=$(ls -d /sys/block/nullb* 2>/dev/null | grep -vxF "$before" | head -n1)
+		fi
 		[ -n "$dev" ] && [ -b "/dev/${dev##*/}" ] && break
 		sleep 0.1
 	done
 	NULLB_DEV=/dev/${dev##*/}
 	[ -b "$NULLB_DEV" ] || die "no null_blk device appeared ($(ls /sys/block))"
-	assert_eq "write back" "$(cat "/sys/block/${NULLB_DEV#/dev/}/queue/write_cache")" \
-		"null_blk's write cache"
+	[ "$cache" = 0 ] ||
+		assert_eq "write back" "$(cat "/sys/block/${NULLB_DEV#/dev/}/queue/write_cache")" \
+			"null_blk $name's write cache"
 }

@@ -125,3 +125,23 @@ pstash_create() {
 		die "cannot create stash device $name: $(kmsg_since | grep -E 'stash|device-mapper')"
 	STASH_DEV=$(dm_path "$name")
 }
+
+# lw_mark TEXT NAME...: the dm-log-writes mark TEXT into each of the
+# helpers' log-writes devices NAME, in the order given.
+lw_mark() {
+	local text=$1 name
+
+	shift
+	for name in "$@"; do
+		dmsetup message "$STASH_DM_PREFIX$name" 0 mark "$text" ||
+			die "cannot mark $name with $text"
+	done
+}
+
+# lw_check_space: die if a log-writes device ran out of log space since the
+# last kmsg_mark (the log would then end early, silently).
+lw_check_space() {
+	if kmsg_since | grep -q 'log-writes.*Ran out of space'; then
+		die "a dm-log-writes log device is too small"
+	fi
+}

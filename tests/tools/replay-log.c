@@ -9,9 +9,30 @@
  *   replay-log --log LOGDEV --points
  *	the numbers of the entries where a crash state is of interest: every
  *	FLUSH, FUA and MARK entry, one a line
- *   replay-log --log LOGDEV --replay DEV --limit N [--zero]
+ *   replay-log --log LOGDEV --replay DEV --limit N [--zero | --discard]
+ *		[--subset SEED] [--tear SEED [--tear-range START:END]]
  *	write entries 0..N (inclusive) to DEV in log order; --zero first
- *	zeroes all of DEV
+ *	zeroes all of DEV, --discard discards all of DEV instead (BLKDISCARD:
+ *	a device that reads zeros after a discard, e.g. null_blk with
+ *	discard=1, frees its memory too)
+ *
+ * Entries after N up to the next FLUSH entry F are the writes that had
+ * completed (not all before N: dm-log-writes logs a write only when a
+ * flush covers it) but were not yet flushed: a device's volatile write
+ * cache may have kept any of them at a crash right after N.
+ *   --subset SEED	also applies each of the entries N+1..F-1 with
+ *			probability 1/2 (in log order);
+ *   --tear SEED	tears one write: it picks one entry of N+1..F (F too
+ *			if it carries data) with more than one 512-byte sector
+ *			(inside START:END, in 512-byte sectors, if given: e.g.
+ *			the metadata area) and applies a random part of its
+ *			512-byte sectors (at least one, not all).  If that is
+ *			F (a flush's own data, e.g. a superblock written with
+ *			PREFLUSH|FUA), every entry before it is applied first
+ *			(the flush completed); otherwise the others are applied
+ *			as --subset says (not at all without it).
+ * SEED picks the random choices (the same SEED, the same state).  What was
+ * applied is printed on stderr.
  *
  * On-disk format (drivers/md/dm-log-writes.c, log-writes.rst): sector 0
  * holds struct log_write_super; entries follow from the next log sector
@@ -37,6 +58,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <linux/fs.h>
 
 #define WRITE_LOG_MAGIC		0x6a736677736872ULL
@@ -107,6 +129,120 @@ static void flags_str(uint64_t f, char *s, size_t n)
 		snprintf(s, n, "WRITE");
 }
 
+/* One entry of the log: where it is and what it writes. */
+struct entry {
+	uint64_t pos;		/* byte offset of its data in the log */
+	uint64_t sector;	/* log sectors */
+	uint64_t nsec;
+	uint64_t flags;
+	uint64_t dlen;
+	uint64_t bytes;		/* data bytes in the log */
+};
+
+static int lfd = -1, tfd = -1;
+static uint64_t ss;		/* log sector size */
+static char *data;
+static size_t data_cap;
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Read entry @i's header at *@pos (advanced past the entry). */
+static void read_entry(char *sec, uint64_t i, uint64_t *pos, struct entry *e)
+{
+	struct log_write_entry d;
+
+	read_at(lfd, sec, ss, *pos);
+	memcpy(&d, sec, sizeof(d));
+	e->sector = le64toh(d.sector);
+	e->nsec = le64toh(d.nr_sectors);
+	e->flags = le64toh(d.flags);
+	e->dlen = le64toh(d.data_len);
+	if (e->flags & ~0x1full)
+		fatal("entry %" PRIu64 ": unknown flags %#" PRIx64, i, e->flags);
+	e->bytes = (e->flags & (LOG_DISCARD_FLAG | LOG_MARK_FLAG)) ? 0 : e->nsec * ss;
+	*pos += ss;
+	e->pos = *pos;
+	*pos += e->bytes;
+}
+
+static void *data_buf(uint64_t bytes)
+{
+	if (bytes > data_cap) {
+		free(data);
+		data_cap = bytes;
+		data = malloc(data_cap);
+		if (!data)
+			fatal("out of memory");
+	}
+	return data;
+}
+
+/*
+ * Apply entry @e to the target; with @keep (a torn write), only the
+ * 512-byte sectors whose bit is set.
+ */
+static void apply(const struct entry *e, const uint8_t *keep)
+{
+	if (e->bytes) {
+		read_at(lfd, data_buf(e->bytes), e->bytes, e->pos);
+		if (!keep) {
+			write_at(tfd, data, e->bytes, e->sector * ss);
+		} else {
+			uint64_t k;
+
+			for (k = 0; k < e->bytes / 512; k++)
+				if (keep[k])
+					write_at(tfd, data + k * 512, 512,
+						 e->sector * ss + k * 512);
+		}
+	} else if (e->flags & LOG_DISCARD_FLAG) {
+		/* The replay target reads zeros after a discard. */
+		static char z[65536];
+		uint64_t left = e->nsec * ss, off = e->sector * ss;
+
+		while (left) {
+			size_t n = left < sizeof(z) ? left : sizeof(z);
+
+			write_at(tfd, z, n, off);
+			off += n;
+			left -= n;
+		}
+	}
+}
+
+static void clear_target(const char *target, bool discard)
+{
+	off_t end = lseek(tfd, 0, SEEK_END);
+	size_t chunk = 1 << 20;
+	char *z;
+	off_t o;
+
+	if (end < 0)
+		fatal("%s: cannot size it", target);
+	if (discard) {
+		uint64_t range[2] = { 0, (uint64_t)end };
+
+		if (ioctl(tfd, BLKDISCARD, range))
+			fatal("%s: BLKDISCARD: %s", target, strerror(errno));
+		return;
+	}
+	z = calloc(1, chunk);
+	if (!z)
+		fatal("%s: cannot zero", target);
+	for (o = 0; o < end; o += chunk)
+		write_at(tfd, z, (size_t)(end - o < (off_t)chunk ? end - o : (off_t)chunk), o);
+	free(z);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -116,15 +252,21 @@ int main(int argc, char **argv)
 		{ "replay", required_argument, NULL, 'r' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "zero", no_argument, NULL, 'z' },
+		{ "discard", no_argument, NULL, 'd' },
+		{ "subset", required_argument, NULL, 's' },
+		{ "tear", required_argument, NULL, 't' },
+		{ "tear-range", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *logpath = NULL, *target = NULL;
-	bool list = false, points = false, zero = false;
-	uint64_t limit = UINT64_MAX, nr, i, pos, ss;
+	bool list = false, points = false, zero = false, discard = false;
+	bool subset = false, tear = false;
+	uint64_t limit = UINT64_MAX, nr, i, pos, subset_seed = 0, tear_seed = 0;
+	uint64_t tear_lo = 0, tear_hi = UINT64_MAX;
 	struct log_write_super super;
-	int lfd, tfd = -1, c;
-	char *sec, *data = NULL;
-	size_t data_cap = 0;
+	struct entry e;
+	char *sec;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -134,12 +276,21 @@ int main(int argc, char **argv)
 		case 'r': target = optarg; break;
 		case 'n': limit = strtoull(optarg, NULL, 0); break;
 		case 'z': zero = true; break;
+		case 'd': discard = true; break;
+		case 's': subset = true; subset_seed = strtoull(optarg, NULL, 0); break;
+		case 't': tear = true; tear_seed = strtoull(optarg, NULL, 0); break;
+		case 'R':
+			if (sscanf(optarg, "%" SCNu64 ":%" SCNu64, &tear_lo, &tear_hi) != 2 ||
+			    tear_lo >= tear_hi)
+				fatal("bad --tear-range %s", optarg);
+			break;
 		default: return 2;
 		}
 	}
 	if (!logpath || (list + points + !!target) != 1 ||
-	    (target && limit == UINT64_MAX)) {
-		fprintf(stderr, "usage: replay-log --log LOGDEV (--list | --points | --replay DEV --limit N [--zero])\n");
+	    (target && limit == UINT64_MAX) || (zero && discard) ||
+	    (!target && (zero || discard || subset || tear))) {
+		fprintf(stderr, "usage: replay-log --log LOGDEV (--list | --points | --replay DEV --limit N [--zero | --discard] [--subset SEED] [--tear SEED [--tear-range START:END]])\n");
 		return 2;
 	}
 
@@ -170,82 +321,131 @@ int main(int argc, char **argv)
 		if (tfd < 0)
 			fatal("%s: %s", target, strerror(errno));
 		ioctl(tfd, BLKFLSBUF, 0);
-		if (zero) {
-			off_t end = lseek(tfd, 0, SEEK_END);
-			size_t chunk = 1 << 20;
-			char *z = calloc(1, chunk);
-			off_t o;
-
-			if (end < 0 || !z)
-				fatal("%s: cannot zero", target);
-			for (o = 0; o < end; o += chunk)
-				write_at(tfd, z, (size_t)(end - o < (off_t)chunk ?
-							   end - o : (off_t)chunk), o);
-			free(z);
-		}
+		if (zero || discard)
+			clear_target(target, discard);
 	}
 
 	pos = ss;	/* the first entry follows the super block */
 	for (i = 0; i < nr && i <= limit; i++) {
-		struct log_write_entry e;
-		uint64_t sector, nsec, flags, dlen, bytes;
 		char fl[64];
 
-		read_at(lfd, sec, ss, pos);
-		memcpy(&e, sec, sizeof(e));
-		sector = le64toh(e.sector);
-		nsec = le64toh(e.nr_sectors);
-		flags = le64toh(e.flags);
-		dlen = le64toh(e.data_len);
-		pos += ss;
-		if (flags & ~0x1full)
-			fatal("entry %" PRIu64 ": unknown flags %#" PRIx64, i, flags);
-		bytes = (flags & (LOG_DISCARD_FLAG | LOG_MARK_FLAG)) ? 0 : nsec * ss;
-
+		read_entry(sec, i, &pos, &e);
 		if (list) {
-			flags_str(flags, fl, sizeof(fl));
+			flags_str(e.flags, fl, sizeof(fl));
 			printf("%" PRIu64 " %s %" PRIu64 " %" PRIu64, i, fl,
-			       sector * (ss / 512), nsec * (ss / 512));
-			if (flags & LOG_MARK_FLAG) {
-				if (dlen > ss - sizeof(e))
+			       e.sector * (ss / 512), e.nsec * (ss / 512));
+			if (e.flags & LOG_MARK_FLAG) {
+				if (e.dlen > ss - sizeof(struct log_write_entry))
 					fatal("entry %" PRIu64 ": mark too long", i);
-				printf(" %.*s", (int)dlen, sec + sizeof(e));
+				printf(" %.*s", (int)e.dlen,
+				       sec + sizeof(struct log_write_entry));
 			}
 			putchar('\n');
 		} else if (points) {
-			if (flags & (LOG_FLUSH_FLAG | LOG_FUA_FLAG | LOG_MARK_FLAG))
+			if (e.flags & (LOG_FLUSH_FLAG | LOG_FUA_FLAG | LOG_MARK_FLAG))
 				printf("%" PRIu64 "\n", i);
-		} else if (bytes) {
-			if (bytes > data_cap) {
-				free(data);
-				data_cap = bytes;
-				data = malloc(data_cap);
-				if (!data)
+		} else {
+			apply(&e, NULL);
+		}
+	}
+	if (target)
+		fprintf(stderr, "replay-log: replayed entries 0..%" PRIu64 " of %" PRIu64,
+			i ? i - 1 : 0, nr);
+
+	if (target && (subset || tear)) {
+		/* The entries up to the next FLUSH one (included). */
+		struct entry *ents = NULL;
+		uint64_t n = 0, cap = 0, first = i, victim = UINT64_MAX, k, applied = 0;
+		uint64_t cands = 0;
+		uint8_t *keep = NULL;
+
+		for (; i < nr; i++) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				ents = realloc(ents, cap * sizeof(*ents));
+				if (!ents)
 					fatal("out of memory");
 			}
-			read_at(lfd, data, bytes, pos);
-			write_at(tfd, data, bytes, sector * ss);
-		} else if (flags & LOG_DISCARD_FLAG) {
-			/* The replay target reads zeros after a discard. */
-			static char z[65536];
-			uint64_t left = nsec * ss, off = sector * ss;
+			read_entry(sec, i, &pos, &ents[n++]);
+			if (ents[n - 1].flags & LOG_FLUSH_FLAG)
+				break;
+		}
+		/* n entries first..first+n-1; the last is the FLUSH one if i < nr. */
+		if (tear) {
+			rng_state = tear_seed * 0x2545f4914f6cdd1dull + 1;
+			for (k = 0; k < n; k++) {
+				const struct entry *t = &ents[k];
+				uint64_t s0 = t->sector * (ss / 512);
 
-			while (left) {
-				size_t n = left < sizeof(z) ? left : sizeof(z);
-
-				write_at(tfd, z, n, off);
-				off += n;
-				left -= n;
+				if (!t->bytes || t->bytes < 1024 || s0 < tear_lo ||
+				    s0 + t->bytes / 512 > tear_hi)
+					continue;
+				/* Reservoir sampling: each candidate equally likely. */
+				if (rng() % ++cands == 0)
+					victim = k;
 			}
 		}
-		pos += bytes;
+		if (victim != UINT64_MAX) {
+			const struct entry *t = &ents[victim];
+			uint64_t ns = t->bytes / 512, kept = 0, tries;
+
+			keep = calloc(ns, 1);
+			if (!keep)
+				fatal("out of memory");
+			for (tries = 0; tries < 64 && (kept == 0 || kept == ns); tries++) {
+				kept = 0;
+				for (k = 0; k < ns; k++)
+					kept += keep[k] = rng() & 1;
+			}
+			if (kept == 0 || kept == ns) {
+				/* Unlucky: keep the first sector only. */
+				memset(keep, 0, ns);
+				keep[0] = 1;
+			}
+		}
+		/* In log order: later writes may overlap earlier ones. */
+		rng_state = subset_seed * 0x9e3779b97f4a7c15ull + 7;
+		for (k = 0; k < n; k++) {
+			if (k == victim) {
+				apply(&ents[k], keep);
+				continue;
+			}
+			if (ents[k].flags & LOG_FLUSH_FLAG)
+				continue;	/* a flush's own data only torn */
+			if (victim != UINT64_MAX && (ents[victim].flags & LOG_FLUSH_FLAG)) {
+				apply(&ents[k], NULL);	/* its preflush completed */
+				applied++;
+			} else if (subset && (rng() & 1)) {
+				apply(&ents[k], NULL);
+				applied++;
+			}
+		}
+		if (n)
+			fprintf(stderr, "; then %" PRIu64 " of the %" PRIu64
+				" entries %" PRIu64 "..%" PRIu64 " before the next flush",
+				applied, (ents[n - 1].flags & LOG_FLUSH_FLAG) ? n - 1 : n,
+				first, first + n - 1);
+		if (tear && victim == UINT64_MAX) {
+			fprintf(stderr, "; no write to tear among them");
+		} else if (tear) {
+			const struct entry *t = &ents[victim];
+			uint64_t ns = t->bytes / 512, kept = 0;
+
+			for (k = 0; k < ns; k++)
+				kept += keep[k];
+			fprintf(stderr, "; tore entry %" PRIu64 "%s (sector %" PRIu64
+				", %" PRIu64 " of its %" PRIu64 " sectors written)",
+				first + victim, (t->flags & LOG_FLUSH_FLAG) ? " (the flush)" : "",
+				t->sector * (ss / 512), kept, ns);
+		}
+		free(keep);
+		free(ents);
 	}
 	if (target) {
+		fputc('\n', stderr);
 		if (fsync(tfd))
 			fatal("%s: fsync: %s", target, strerror(errno));
 		close(tfd);
-		fprintf(stderr, "replay-log: replayed entries 0..%" PRIu64 " of %" PRIu64 "\n",
-			i ? i - 1 : 0, nr);
 	}
 	close(lfd);
 	free(sec);

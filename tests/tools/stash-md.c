@@ -18,6 +18,16 @@
  *	page (0..509) set to raw 64-bit entry words, every other slot empty
  *   stash-md zero-page DEV PAGE COPY
  *	zero page copy COPY (a blank copy, as format leaves copy 1)
+ *   stash-md seed-clean DEV PER_PAGE [FIRST_OBLOCK]
+ *	in the copy of every metadata page that recovery uses (valid, the
+ *	highest sequence not above the superblock's), record the first
+ *	PER_PAGE empty slots as clean mappings of origin blocks
+ *	FIRST_OBLOCK (default 0), FIRST_OBLOCK + 1, ... in slot order, as if
+ *	they had been filled from the origin; prints how many.  True of a
+ *	cache whose slots and origin blocks there were never written (both
+ *	read zeros): a cache with mappings spread over every page, without
+ *	writing its data area (test 53).  The blocks must not be mapped
+ *	already; one fsync at the end.
  *
  * All I/O is O_DIRECT (the page cache of a device under dm is stale).
  * Offsets: superblock copy k at sector 8k; page p copy k at
@@ -49,11 +59,18 @@ static void rd(int fd, void *buf, uint64_t sector)
 		fatal("read failed: %s", strerror(errno));
 }
 
-static void wr(int fd, const void *buf, uint64_t sector)
+static void wr_nosync(int fd, const void *buf, uint64_t sector)
 {
 	if (pwrite(fd, buf, STASH_MD_BLOCK_BYTES, (off_t)(sector * 512)) !=
-	    STASH_MD_BLOCK_BYTES || fsync(fd))
+	    STASH_MD_BLOCK_BYTES)
 		fatal("write failed: %s", strerror(errno));
+}
+
+static void wr(int fd, const void *buf, uint64_t sector)
+{
+	wr_nosync(fd, buf, sector);
+	if (fsync(fd))
+		fatal("fsync failed: %s", strerror(errno));
 }
 
 static void fix_crc(void *block)
@@ -196,6 +213,55 @@ static int zero_page(int fd, uint32_t p, int copy)
 
 	memset(buf, 0, sizeof(buf));
 	wr(fd, buf, page_sector(fd, p, copy));
+static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
+{
+	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
+	static u64 entries[STASH_MD_ENTRIES_PER_PAGE], best[STASH_MD_ENTRIES_PER_PAGE];
+	struct stash_sb sb = { .seq = 0 };
+	u64 nr_oblocks, seq, best_seq, n = 0;
+	const char *why;
+	uint32_t p, k, added;
+	int copy, best_copy;
+
+	if (newest_sb(fd, &sb) < 0)
+		fatal("%s: no valid superblock", "seed-clean");
+	nr_oblocks = sb.geo.origin_sectors / sb.geo.block_sectors;
+	for (p = 0; p < sb.geo.md_pages; p++) {
+		best_copy = -1;
+		best_seq = 0;
+		for (copy = 0; copy < 2; copy++) {
+			rd(fd, buf, stash_md_page_sector(&sb.geo, p, copy));
+			if (stash_md_page_decode(buf, p, sb.geo.nr_cblocks, nr_oblocks,
+						 &seq, entries, &why) ||
+			    seq > sb.seq || (best_copy >= 0 && seq <= best_seq))
+				continue;
+			best_copy = copy;
+			best_seq = seq;
+			memcpy(best, entries, sizeof(best));
+		}
+		if (best_copy < 0) {
+			char what[32];
+
+			snprintf(what, sizeof(what), "%u", p);
+			fatal("page %s has no usable copy", what);
+		}
+		for (k = 0, added = 0; k < STASH_MD_ENTRIES_PER_PAGE && added < per_page; k++) {
+			if ((uint64_t)p * STASH_MD_ENTRIES_PER_PAGE + k >= sb.geo.nr_cblocks)
+				break;
+			if (best[k])
+				continue;
+			if (oblock >= nr_oblocks)
+				fatal("%s: past the end of the origin", "seed-clean");
+			best[k] = stash_md_entry(true, false, oblock++);
+			added++;
+		}
+		stash_md_page_encode(buf, p, best_seq, best);
+		wr_nosync(fd, buf, stash_md_page_sector(&sb.geo, p, best_copy));
+		n += added;
+	}
+	if (fsync(fd))
+		fatal("fsync failed: %s", strerror(errno));
+	printf("%llu\n", (unsigned long long)n);
 	return 0;
 }
 
@@ -219,6 +285,9 @@ int main(int argc, char **argv)
 			       strtoull(argv[5], NULL, 0), argc - 6, argv + 6);
 	else if (!strcmp(argv[1], "zero-page") && argc == 5)
 		r = zero_page(fd, (uint32_t)strtoul(argv[3], NULL, 0), atoi(argv[4]));
+	else if (!strcmp(argv[1], "seed-clean") && (argc == 4 || argc == 5))
+		r = seed_clean(fd, (uint32_t)strtoul(argv[3], NULL, 0),
+			       argc == 5 ? strtoull(argv[4], NULL, 0) : 0);
 	else
 		goto usage;
 	close(fd);
@@ -226,6 +295,7 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: stash-md forge-sb DEV COPY FIELD VALUE | "
 		"forge-page DEV PAGE COPY FIELD VALUE | "
-		"write-page DEV PAGE COPY SEQ [SLOT=ENTRY]... | zero-page DEV PAGE COPY\n");
+		"write-page DEV PAGE COPY SEQ [SLOT=ENTRY]... | zero-page DEV PAGE COPY | "
+		"seed-clean DEV PER_PAGE [FIRST_OBLOCK]\n");
 	return 2;
 }

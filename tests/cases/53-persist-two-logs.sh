@@ -1,0 +1,347 @@
+#!/bin/bash
+# desc: power cuts with the cache and the origin each behind its own volatile write cache and log (two dm-log-writes): fdatasync'd writes survive, values stable, every mode, commits that split
+#
+#   null_blk s53org (write cache) -> log-writes lwo (log: s53olog) -> origin \
+#   null_blk s53cch (write cache) -> log-writes lwc (log: s53clog) -> cache  -> stash
+#
+# Test 52 logs the cache and the origin through ONE dm-log-writes device:
+# one history, one write cache, so a flush of the cache also makes the
+# origin's writes durable.  Real disks each have their own: a completed
+# write is durable only after that disk's next completed FLUSH (or if it
+# was FUA).  Here each is a memory-backed null_blk with its own volatile
+# write cache (queue/write_cache "write back"), under its own log-writes
+# device.  dm-log-writes logs a write only once a flush of ITS device
+# covers it (or at once if FUA), so replaying a log up to entry N gives
+# that disk as a power cut there leaves it, every unflushed write lost.
+#
+# Instants.  crashio writes the volume (4 KiB O_DIRECT writes at random
+# over a range, fdatasync every 8 writes, every 5th other write O_DSYNC)
+# and marks both logs at once after every write ("w<q>"), O_DSYNC write
+# ("d<k>") and fdatasync ("f<k>"); the writer issues nothing while it
+# marks (background writeback and commits do run).  It marks the CACHE's
+# log first, then the ORIGIN's.  A commit records a block clean only
+# after an origin flush has completed (and a write-through or write-around
+# write completes only once the origin has it), so whatever the cache
+# state at its mark relies on the origin for was flushed before the
+# cache's mark, hence before the origin's: a cut whose origin side is a
+# little later than its cache side is a state a real power cut can
+# produce.  The reverse order is not (the cache could record a block
+# clean whose origin flush lands between the two marks).  A mark name in
+# both logs is an instant; its crash state is each log replayed, onto its
+# own zeroed device, up to that mark's entry in that log.
+#
+# States of an instant: "exact" (each log up to its mark); "subset": each
+# log also keeps a random half of the writes logged after its mark up to
+# its next FLUSH entry (completed around the instant, not yet flushed: a
+# write cache may have kept any of them); "tear": the cache's log also
+# tears one write of that range inside the metadata area (a superblock or
+# page copy partly written, at 512-byte granularity: recovery must fall
+# back to the other copy), the origin's keeps a random subset.  User data
+# is not torn (crashio would call that corruption, rightly for durable
+# data, but an in-flight write may tear on a real disk).
+#
+# Check of a state (crashio verify, one process per state: dmsetup and a
+# process per step cost seconds under emulation): the volume recovers on
+# the replayed devices, every write an fdatasync or O_DSYNC write whose
+# mark precedes the instant covers reads back (or a later write of its
+# block), every block holds a value once written to it or zero; the
+# values are the same after a full flush (drain) and on the origin alone
+# after removing the volume.  A volatile cache keeps nothing: its device
+# is not replayed (a flush drains dirty blocks to the origin first), only
+# the origin's log matters.
+#
+# Each recording ends with marks "s0", the volume's removal (its suspend
+# commits) and "s1".  The cache log's FLUSH and FUA entries between them
+# are crash points too ("suspend points"), each paired with the origin's
+# log replayed to its s1 mark.  Why s1: a suspend's commit flushes the
+# origin (for the blocks it records clean) while it runs, after s0, so
+# the origin at s0 is not a valid partner.  The origin at s1 has every
+# origin flush any of the suspend's commits relied on; what else it holds
+# over the origin at the crash point are writes that had completed
+# before that point (a crash may keep any of them) and data the cache
+# wrote back (the cache's own data).  The log's END only adds the writes
+# no flush ever covered (dm-log-writes logs them when it is removed,
+# after s1): a partner that keeps all of them, the mildest choice; s1
+# loses them, and the subset states keep a random half.
+#
+# Variants (each a sub-run with its own logs): writeback persistent
+# (watermarks 1/0: writeback runs all the time) and volatile,
+# writethrough and writearound, persistent and volatile; before every 3rd
+# fdatasync the writer drains the volume ("flush" message, then waits for
+# dirty=0): a block written, written back, then fdatasync'd, whose origin
+# copy must be flushed before a commit records it clean.  "scale": a
+# persistent writeback cache of 640 MiB (163198 slots, 320 metadata
+# pages: more than one commit's 256), commit_ms 60000.  Slots are taken
+# from the front of the cache, so using slots in every page would take
+# 510 MiB of writes; instead, after formatting, stash-md seed-clean
+# records 8 clean mappings in every page (origin blocks 0..2559 of the
+# range, never written: cache slot and origin both read zeros, so the
+# mappings are true).  After the first writes, "invalidate" (between
+# marks i0 and i1) frees them all, every page changes, and the freed
+# slots go to the head of the free list, the highest first; 2000 more
+# writes (no fdatasync) take them, from the last pages down; the
+# removal's suspend then commits all 320 pages in two commits.  Half of
+# its instants are sampled before the invalidate, half after.
+#
+# STASH_LONG=1: 1200 writes per variant (4000 more for "scale") and 1200
+# instants of each; default: 240 writes and 30 instants per variant, plus
+# the suspend points.  The writer ends with 3 writes no fdatasync covers
+# (the volume is removed with them).  STASH_53_VARIANTS (a list),
+# STASH_53_INSTANTS (0: all) and STASH_53_WRITES override; STASH_SEED
+# repeats a run; STASH_53_SAVE=1 keeps the logs' listings in
+# $STASH_OUT/53.  A failing state does not stop the run: every state is
+# checked and the failures are listed at the end.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../persist-lib.sh"
+. "$(dirname "$0")/../lib-fault.sh"
+persist_setup
+rand_seed
+
+if [ "${STASH_LONG:-0}" = 1 ]; then
+	instants=${STASH_53_INSTANTS:-1200}
+	writes=${STASH_53_WRITES:-1200}
+	scale_writes=4000
+else
+	instants=${STASH_53_INSTANTS:-30}
+	writes=${STASH_53_WRITES:-240}
+	scale_writes=2000
+fi
+variants=${STASH_53_VARIANTS:-wb-persist wb-volatile wt-persist wt-volatile wa-persist wa-volatile scale}
+tmp=$(mktemp -d)
+on_exit "rm -rf $tmp"
+
+# The devices: recorded ones with a write cache, logs and replay targets
+# without; all discard (to zero them and free their memory).
+nullb_setup s53org 32 4 1; org=$NULLB_DEV
+nullb_setup s53cch 4 4 1; cch=$NULLB_DEV
+nullb_setup s53big 640 16 1; big=$NULLB_DEV
+nullb_setup s53olog 1024 0 1; olog=$NULLB_DEV
+nullb_setup s53clog 1024 0 1; clog=$NULLB_DEV
+nullb_setup s53rorg 32 0 1; rorg=$NULLB_DEV
+nullb_setup s53rcch 4 0 1; rcch=$NULLB_DEV
+nullb_setup s53rbig 640 0 1; rbig=$NULLB_DEV
+# Before the null_blks go (on_exit runs last registered first).
+on_exit dm_cleanup_all
+log "write caches (queue/write_cache): $(for d in "$org" "$cch" "$big"; do
+	printf '%s: %s; ' "${d#/dev/}" "$(cat "/sys/block/${d#/dev/}/queue/write_cache")"; done)"
+failures=$tmp/failures
+: >"$failures"
+
+# variant NAME: set the variant's parameters.
+variant() {
+	mode='' opts=() volatile=0 scale=0 cache=$cch rcache=$rcch range=1536
+	case $1 in
+	wb-persist) mode=writeback opts=(high_watermark 1 low_watermark 0) ;;
+	wb-volatile) mode=writeback opts=(volatile high_watermark 1 low_watermark 0) volatile=1 ;;
+	wt-persist) mode=writethrough ;;
+	wt-volatile) mode=writethrough opts=(volatile) volatile=1 ;;
+	wa-persist) mode=writearound ;;
+	wa-volatile) mode=writearound opts=(volatile) volatile=1 ;;
+	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big rcache=$rbig range=4096 ;;
+	*) die "unknown variant $1" ;;
+	esac
+}
+
+# record NAME: the variant's run, logged; leaves $tmp/NAME.{log,clist,olist}.
+record() {
+	local v=$1 wlog=$tmp/$1.log seeded
+
+	log "=== $v: record ($mode${opts[*]:+, ${opts[*]}}, $writes + 3 writes over $range blocks)"
+	blkdiscard "$org" || die "cannot discard $org"
+	blkdiscard "$cache" || die "cannot discard $cache"
+	kmsg_mark
+	dm_create lwo "0 $(dev_sectors "$org") log-writes $org $olog" ||
+		die "cannot create the origin's log-writes device"
+	dm_create lwc "0 $(dev_sectors "$cache") log-writes $cache $clog" ||
+		die "cannot create the cache's log-writes device"
+	if [ $scale = 1 ]; then
+		# Format, then clean mappings in every page (see the top).
+		pstash_create v53 "$(dm_path lwo)" "$(dm_path lwc)" $mode "${opts[@]}"
+		stash_remove "$STASH_DEV"
+		seeded=$(stash_md seed-clean "$(dm_path lwc)" 8 0) || die "seed-clean failed"
+		log "seeded $seeded clean mappings, 8 in each metadata page"
+	fi
+	pstash_create v53 "$(dm_path lwo)" "$(dm_path lwc)" $mode "${opts[@]}"
+	assert_ok "$v: logged writer" crashio write -d "$STASH_DEV" -n $range -s "$SEED" \
+		-l "$wlog" -c $((writes + 3)) -f 8 -y 5 -W -m "${STASH_DM_PREFIX}lwc" \
+		-m "${STASH_DM_PREFIX}lwo" -b "${STASH_DM_PREFIX}v53" -B 3
+	if [ $scale = 1 ]; then
+		log "after the first writes: $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-9)"
+		lw_mark i0 lwc lwo
+		dmsetup message "$STASH_DEV" 0 invalidate || die "invalidate failed"
+		lw_mark i1 lwc lwo
+		assert_ok "$v: logged writer after invalidate" crashio write -A -d "$STASH_DEV" \
+			-l "$wlog" -c "$scale_writes" -f 1000000000 -W \
+			-m "${STASH_DM_PREFIX}lwc" -m "${STASH_DM_PREFIX}lwo"
+	fi
+	log "before removal: $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-)"
+	lw_mark s0 lwc lwo
+	stash_remove "$STASH_DEV"
+	lw_mark s1 lwc lwo
+	dm_remove_name lwc
+	dm_remove_name lwo
+	lw_check_space
+	replay_log --log "$clog" --list >"$tmp/$v.clist" || die "cannot read the cache log"
+	replay_log --log "$olog" --list >"$tmp/$v.olist" || die "cannot read the origin log"
+	log "cache log: $(wc -l <"$tmp/$v.clist") entries, $(grep -c FLUSH "$tmp/$v.clist") flush," \
+		"$(grep -c FUA "$tmp/$v.clist") FUA; origin log: $(wc -l <"$tmp/$v.olist") entries," \
+		"$(grep -c FLUSH "$tmp/$v.olist") flush, $(grep -c FUA "$tmp/$v.olist") FUA"
+	grep -qE ' MARK .* f[0-9]+$' "$tmp/$v.olist" || die "$v: no fdatasync mark in the origin log"
+	if [ $volatile = 0 ]; then
+		md_dump "$cache" "$tmp/$v.md.json"
+		data_start=$(jq -r .superblock.data_start "$tmp/$v.md.json")
+		log "last commit $(jq -r .superblock.seq "$tmp/$v.md.json"), metadata area" \
+			"0..$data_start, $(jq -r .superblock.md_pages "$tmp/$v.md.json") pages"
+	fi
+}
+
+# sample N: N lines of stdin spread evenly (random offset), the last among
+# them; all if N is 0 or there are no more.
+sample() {
+	awk -v n="$1" -v off=$((RANDOM % 1000)) '
+		{ l[NR] = $0 }
+		END {
+			if (!n || NR <= n) { for (i = 1; i <= NR; i++) print l[i]; exit }
+			if (n == 1) { print l[NR]; exit }
+			for (i = 0; i < n - 1; i++) print l[1 + int((i + off / 1000) * (NR - 1) / (n - 1))]
+			print l[NR]
+		}' | uniq
+}
+
+# states NAME: the states to check, one a line: "LABEL CACHE_ENTRY
+# ORIGIN_ENTRY SYNCS KIND" (CACHE_ENTRY "-" for a volatile cache).
+states() {
+	local v=$1 oend total
+
+	# Instants: marks of both logs (of the origin's only for a volatile
+	# cache), in order, with the number of sync points before them.
+	awk -v vol=$volatile '
+		NR == FNR { if ($2 == "MARK") c[$5] = $1; next }
+		$2 == "MARK" && $5 ~ /^[wfdis][0-9]+$/ {
+			if ($5 ~ /^[fd][0-9]+$/) k = substr($5, 2) + 0
+			if (vol) print $5, "-", $1, k + 0
+			else if ($5 in c) print $5, c[$5], $1, k + 0
+		}' "$tmp/$v.clist" "$tmp/$v.olist" >"$tmp/$v.instants"
+	# A sample spread over the run (random offset), with the last; for
+	# "scale", half of it before the invalidate (where the fdatasyncs
+	# are) and half after.
+	if grep -q '^i0 ' "$tmp/$v.instants"; then
+		sed '/^i0 /q' "$tmp/$v.instants" >"$tmp/$v.part1"
+		sed '1,/^i0 /d' "$tmp/$v.instants" >"$tmp/$v.part2"
+		{
+			sample $((instants / 2)) <"$tmp/$v.part1"
+			sample $((instants - instants / 2)) <"$tmp/$v.part2"
+		} >"$tmp/$v.chosen"
+	else
+		sample "$instants" <"$tmp/$v.instants" >"$tmp/$v.chosen"
+	fi
+	while read -r name ce oe k; do
+		r=$((RANDOM % 10))
+		if [ $r -lt 5 ]; then kind=exact
+		elif [ $r -lt 8 ] || [ $volatile = 1 ]; then kind=subset
+		else kind=tear
+		fi
+		echo "$name $ce $oe $k $kind"
+	done <"$tmp/$v.chosen"
+	[ $volatile = 1 ] && return 0
+	# Suspend points: the cache's FLUSH/FUA entries between s0 and s1,
+	# with the origin at its s1 mark (see the top).
+	oend=$(awk '$1 == "s1" { print $3 }' "$tmp/$v.instants")
+	total=$(awk '$1 == "s1" { print $4 }' "$tmp/$v.instants")
+	[ -n "$oend" ] || die "$v: no s1 mark in the logs"
+	awk '$2 == "MARK" && $5 == "s0" { on = 1; next }
+		$2 == "MARK" && $5 == "s1" { on = 0 }
+		on && $2 ~ /FLUSH|FUA/ { print $1 }' "$tmp/$v.clist" |
+	while read -r ce; do
+		echo "susp@$ce $ce $oend $total exact"
+		if [ $scale = 1 ]; then
+			echo "susp@$ce $ce $oend $total subset"
+			echo "susp@$ce $ce $oend $total tear"
+		elif [ $((RANDOM % 2)) = 0 ]; then
+			echo "susp@$ce $ce $oend $total subset"
+		else
+			echo "susp@$ce $ce $oend $total tear"
+		fi
+	done
+}
+
+# check_state NAME LABEL CACHE_ENTRY ORIGIN_ENTRY SYNCS KIND (the loop of
+# the test: forks only what it must)
+check_state() {
+	local v=$1 label=$2 ce=$3 oe=$4 k=$5 kind=$6 copt=() oopt=() out rc persist=() line
+
+	case $kind in
+	subset) copt=(--subset $RANDOM); oopt=(--subset $RANDOM) ;;
+	tear) copt=(--tear $RANDOM --tear-range "0:$data_start"); oopt=(--subset $RANDOM) ;;
+	esac
+	out=$tmp/state.out
+	: >"$tmp/replay.out"
+	if [ $volatile = 0 ]; then
+		persist=(-p)
+		replay_log --log "$clog" --replay "$rcache" --limit "$ce" --discard "${copt[@]}" \
+			2>>"$tmp/replay.out" ||
+			die "replay of the cache log to $ce failed: $(cat "$tmp/replay.out")"
+	fi
+	replay_log --log "$olog" --replay "$rorg" --limit "$oe" --discard "${oopt[@]}" \
+		2>>"$tmp/replay.out" ||
+		die "replay of the origin log to $oe failed: $(cat "$tmp/replay.out")"
+	crashio verify -N "${STASH_DM_PREFIX}v53r" -t "$rtable" -O "$rorg" -l "$tmp/$v.log" \
+		-F "$k" -R 32 "${persist[@]}" >"$out" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		read -r line <"$out"
+		[[ $line =~ (cache_blocks=[^ ]+ dirty=[^ ]+) ]]
+		echo "  ok   $label ($kind, $k syncs): recovered ${BASH_REMATCH[1]}"
+		return 0
+	fi
+	echo "  FAIL $label ($kind, $k syncs; cache entry $ce, origin entry $oe):"
+	sed 's/^/    | /' "$tmp/replay.out" "$out"
+	if [ $rc != 1 ]; then
+		dmesg | tail -n 15 | sed 's/^/    kernel: /'
+		dm_exists "${STASH_DM_PREFIX}v53r" && dmsetup remove --retry "${STASH_DM_PREFIX}v53r"
+	fi
+	echo "$v $label ($kind, $k syncs): $(grep -m1 -E 'BAD|CHANGED|cannot' "$out" |
+		sed 's/^ *//'); bad blocks after recovery/flush/removal:" \
+		"$(awk '/^  [0-9]+ bad,/ { printf "%s%d", n++ ? "/" : "", $1 }' "$out")" >>"$failures"
+}
+
+summary=()
+for v in $variants; do
+	t0=$SECONDS
+	variant "$v"
+	record "$v"
+	rtable=$(stash_table "$rorg" "$rcache" $mode "${opts[@]}")
+	states "$v" >"$tmp/$v.states"
+	log "$v: checking $(wc -l <"$tmp/$v.states") states ($(wc -l <"$tmp/$v.chosen") of" \
+		"$(wc -l <"$tmp/$v.instants") instants, the rest suspend points)"
+	nfail=$(wc -l <"$failures")
+	while read -r label ce oe k kind; do
+		check_state "$v" "$label" "$ce" "$oe" "$k" "$kind"
+	done <"$tmp/$v.states"
+	nfail=$(($(wc -l <"$failures") - nfail))
+	# STASH_53_SAVE=1: keep the lists and the writer's log for a look.
+	if [ "${STASH_53_SAVE:-0}" = 1 ] && [ -n "${STASH_OUT:-}" ]; then
+		mkdir -p "$STASH_OUT/53" && cp "$tmp/$v".* "$STASH_OUT/53/"
+	fi
+	line=$(awk -v v="$v" -v f="$nfail" -v total="$(tail -n1 "$tmp/$v.instants" | cut -d' ' -f4)" '
+		{ n++; kind[$5]++; if ($1 ~ /^susp@/) s++; else { i++; syncs[$4] = 1 } }
+		END {
+			for (x in syncs) ns++
+			printf "%s: %d states (%d instants, %d suspend points; exact %d, subset %d, tear %d), after %d of the %d sync counts (fdatasync or O_DSYNC: 0..%d), %d failed",
+				v, n, i, s, kind["exact"], kind["subset"], kind["tear"], ns, total + 1, total, f
+		}' "$tmp/$v.states")
+	line="$line [$((SECONDS - t0)) s]"
+	log "$line"
+	summary+=("$line")
+done
+
+log "=== summary (seed $SEED)"
+for line in "${summary[@]}"; do
+	log "$line"
+done
+if [ -s "$failures" ]; then
+	log "failed states:"
+	sed 's/^/#   /' "$failures"
+	die "$(wc -l <"$failures") crash states lost fdatasync'd data or changed values"
+fi
+log "ok"
