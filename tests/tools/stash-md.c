@@ -213,6 +213,9 @@ static int zero_page(int fd, uint32_t p, int copy)
 
 	memset(buf, 0, sizeof(buf));
 	wr(fd, buf, page_sector(fd, p, copy));
+	return 0;
+}
+
 static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
