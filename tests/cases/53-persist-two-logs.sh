@@ -132,11 +132,13 @@ variant() {
 	mode='' opts=() volatile=0 scale=0 cache=$cch rcache=$rcch range=1536
 	case $1 in
 	wb-persist) mode=writeback opts=(high_watermark 1 low_watermark 0) ;;
-	wb-volatile) mode=writeback opts=(volatile high_watermark 1 low_watermark 0) volatile=1 ;;
+	# 'format': a volatile table refuses a device that holds a dm-stash
+	# cache (the persistent variant before it, or its replay).
+	wb-volatile) mode=writeback opts=(volatile format high_watermark 1 low_watermark 0) volatile=1 ;;
 	wt-persist) mode=writethrough ;;
-	wt-volatile) mode=writethrough opts=(volatile) volatile=1 ;;
+	wt-volatile) mode=writethrough opts=(volatile format) volatile=1 ;;
 	wa-persist) mode=writearound ;;
-	wa-volatile) mode=writearound opts=(volatile) volatile=1 ;;
+	wa-volatile) mode=writearound opts=(volatile format) volatile=1 ;;
 	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big rcache=$rbig range=4096 ;;
 	*) die "unknown variant $1" ;;
 	esac

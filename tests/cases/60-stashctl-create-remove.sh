@@ -66,8 +66,8 @@ out_has "created /dev/mapper/$name" "create"
 [ -b "/dev/mapper/$name" ] || die "/dev/mapper/$name is not a block device"
 table=$(dmsetup table "$name")
 log "table: $table"
-assert_match "^0 $sectors stash 1:1 1:0 writeback 7 " "$table" "table line"
-for want in "idle_ms 0" "sequential_cutoff 0" "block_size 32" "volatile"; do
+assert_match "^0 $sectors stash 1:1 1:0 writeback 8 " "$table" "table line"
+for want in "idle_ms 0" "sequential_cutoff 0" "block_size 32" "volatile" "format"; do
 	assert_match "$want" "$table" "table option"
 done
 assert_eq 32 "$(stash_status_field "$name" block_size)" "block size in sectors"
