@@ -385,6 +385,23 @@ static inline bool stash_dirty_above(struct stash_cache *sc, u32 pct)
 	return (u64)sc->dirty.nr_set * 100 > (u64)pct * sc->nr_cblocks;
 }
 
+/*
+ * An origin flush issued when origin_writes_done was @covers completed:
+ * raise origin_flushed to it, never lower.
+ */
+static inline void stash_origin_flushed(struct stash_cache *sc, s64 covers)
+{
+	s64 old = atomic64_read(&sc->origin_flushed);
+
+	while (old < covers) {
+		s64 seen = atomic64_cmpxchg(&sc->origin_flushed, old, covers);
+
+		if (seen == old)
+			break;
+		old = seen;
+	}
+}
+
 static inline bool stash_cache_failed(struct stash_cache *sc)
 {
 	return atomic_read(&sc->cache_failed);

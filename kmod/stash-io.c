@@ -1290,18 +1290,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		break;
 
 	case PB_ORIGIN_FLUSH:
-		if (!*error) {
-			s64 old = atomic64_read(&sc->origin_flushed);
-
-			/* Raise it to what this flush covered, never lower. */
-			while (old < pb->flush_covers) {
-				s64 seen = atomic64_cmpxchg(&sc->origin_flushed,
-							    old, pb->flush_covers);
-				if (seen == old)
-					break;
-				old = seen;
-			}
-		}
+		if (!*error)
+			stash_origin_flushed(sc, pb->flush_covers);
 		break;
 
 	case PB_WRITE_HIT:

@@ -1004,6 +1004,31 @@ static void complete_waiters(struct stash_cache *sc, struct bio_list *waiters,
 }
 
 /*
+ * Before a superblock with the clean flag: flush the origin if a write
+ * reached it since its newest flush.  Returns 0, or the flush's error.
+ */
+static int flush_origin_for_clean(struct stash_cache *sc)
+{
+	s64 done = atomic64_read(&sc->origin_writes_done);
+	unsigned long flags;
+	int r;
+
+	if (done == atomic64_read(&sc->origin_flushed))
+		return 0;
+	r = md_flush(sc, sc->origin_dev->bdev);
+	if (!r) {
+		stash_origin_flushed(sc, done);
+		return 0;
+	}
+	DMERR_LIMIT("commit: origin flush failed %d: %s", r,
+		    "no clean shutdown recorded");
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->stats.origin_errors++;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return r;
+}
+
+/*
  * Commit changed metadata (see the top of this file).  @clean marks a
  * clean shutdown.  Returns 0, -EAGAIN if more pages changed than one commit
  * takes (commit again), or -EIO (the cache's metadata has failed).
@@ -1079,6 +1104,13 @@ encode:
 	 * current.
 	 */
 	sb.flags = clean && !more && !stuck ? STASH_SB_FLAG_CLEAN : 0;
+	/*
+	 * The clean flag says every clean mapping equals the origin's durable
+	 * copy: write-through and write-around writes the origin has not
+	 * flushed yet are made durable first, or the flag is not written.
+	 */
+	if (sb.flags && flush_origin_for_clean(sc))
+		sb.flags = 0;
 
 	if (unflushed) {
 		r = md_flush(sc, sc->origin_dev->bdev);
