@@ -83,9 +83,9 @@
 # removal's suspend then commits all 320 pages in two commits.  Half of
 # its instants are sampled before the invalidate, half after.
 #
-# STASH_LONG=1: 1200 writes per variant (4000 more for "scale") and 1200
-# instants of each; default: 240 writes and 30 instants per variant, plus
-# the suspend points.  The writer ends with 3 writes no fdatasync covers
+# STASH_LONG=1: 1200 writes per variant ("scale": 240, then 4000 after
+# the invalidate) and 1200 instants of each; default: 240 writes (then
+# 2000) and 30 instants per variant, plus the suspend points.  The writer ends with 3 writes no fdatasync covers
 # (the volume is removed with them).  STASH_53_VARIANTS (a list),
 # STASH_53_INSTANTS (0: all) and STASH_53_WRITES override; STASH_SEED
 # repeats a run; STASH_53_SAVE=1 keeps the logs' listings in
@@ -100,7 +100,7 @@ rand_seed
 if [ "${STASH_LONG:-0}" = 1 ]; then
 	instants=${STASH_53_INSTANTS:-1200}
 	writes=${STASH_53_WRITES:-1200}
-	scale_writes=4000
+	scale_writes=4000	# after the invalidate (before it: 240, see below)
 else
 	instants=${STASH_53_INSTANTS:-30}
 	writes=${STASH_53_WRITES:-240}
@@ -129,7 +129,7 @@ failures=$tmp/failures
 
 # variant NAME: set the variant's parameters.
 variant() {
-	mode='' opts=() volatile=0 scale=0 cache=$cch rcache=$rcch range=1536
+	mode='' opts=() volatile=0 scale=0 cache=$cch rcache=$rcch range=1536 nwrites=$writes
 	case $1 in
 	wb-persist) mode=writeback opts=(high_watermark 1 low_watermark 0) ;;
 	# 'format': a volatile table refuses a device that holds a dm-stash
@@ -139,7 +139,10 @@ variant() {
 	wt-volatile) mode=writethrough opts=(volatile format) volatile=1 ;;
 	wa-persist) mode=writearound ;;
 	wa-volatile) mode=writearound opts=(volatile format) volatile=1 ;;
-	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big rcache=$rbig range=4096 ;;
+	# Its first writes hit seeded blocks all over the cache: every commit
+	# writes up to 256 pages (8 KiB of log each), so they stay few.
+	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big rcache=$rbig range=4096
+		nwrites=$((writes < 240 ? writes : 240)) ;;
 	*) die "unknown variant $1" ;;
 	esac
 }
@@ -148,7 +151,7 @@ variant() {
 record() {
 	local v=$1 wlog=$tmp/$1.log seeded
 
-	log "=== $v: record ($mode${opts[*]:+, ${opts[*]}}, $writes + 3 writes over $range blocks)"
+	log "=== $v: record ($mode${opts[*]:+, ${opts[*]}}, $nwrites + 3 writes over $range blocks)"
 	blkdiscard "$org" || die "cannot discard $org"
 	blkdiscard "$cache" || die "cannot discard $cache"
 	kmsg_mark
@@ -165,7 +168,7 @@ record() {
 	fi
 	pstash_create v53 "$(dm_path lwo)" "$(dm_path lwc)" $mode "${opts[@]}"
 	assert_ok "$v: logged writer" crashio write -d "$STASH_DEV" -n $range -s "$SEED" \
-		-l "$wlog" -c $((writes + 3)) -f 8 -y 5 -W -m "${STASH_DM_PREFIX}lwc" \
+		-l "$wlog" -c $((nwrites + 3)) -f 8 -y 5 -W -m "${STASH_DM_PREFIX}lwc" \
 		-m "${STASH_DM_PREFIX}lwo" -b "${STASH_DM_PREFIX}v53" -B 3
 	if [ $scale = 1 ]; then
 		log "after the first writes: $(dmsetup status "$STASH_DEV" | cut -d' ' -f4-9)"
