@@ -1104,15 +1104,10 @@ encode:
 	 * current.
 	 */
 	sb.flags = clean && !more && !stuck ? STASH_SB_FLAG_CLEAN : 0;
-	/*
-	 * The clean flag says every clean mapping equals the origin's durable
-	 * copy: write-through and write-around writes the origin has not
-	 * flushed yet are made durable first, or the flag is not written.
-	 */
-	if (sb.flags && flush_origin_for_clean(sc))
-		sb.flags = 0;
 
 	if (unflushed) {
+		s64 done = atomic64_read(&sc->origin_writes_done);
+
 		r = md_flush(sc, sc->origin_dev->bdev);
 		if (r) {
 			/*
@@ -1126,7 +1121,17 @@ encode:
 			clean = false;
 			goto encode;
 		}
+		stash_origin_flushed(sc, done);
 	}
+
+	/*
+	 * The clean flag says every clean mapping equals the origin's durable
+	 * copy: write-through and write-around writes the origin has not
+	 * flushed yet are made durable first (unless the flush above covered
+	 * them), or the flag is not written.
+	 */
+	if (sb.flags && flush_origin_for_clean(sc))
+		sb.flags = 0;
 
 	/*
 	 * The superblock write flushes the cache device first (PREFLUSH).
