@@ -3,12 +3,15 @@
 #   make               the module (kmod/dm-stash.ko) and stashctl
 #   make deps          install the Debian 12 packages everything here needs
 #   make check         build, unit tests, then the test suite in a QEMU VM
-#                      (TEST="name ..." runs only those tests)
+#                      (TEST="name ..." runs only those tests; KERNEL=6.12,
+#                      6.12-rt or 6.1-rt boots that kernel instead of 6.1)
+#   make check-kernels the suite on 6.1, then on 6.12 (KERNELS=...)
+#   make check-core    the data-path, persistence and crash tests (KERNEL=...)
 #   make check-native  the test suite on this machine (root, module loading)
 #   make check-debug   the test suite on a debug kernel (KASAN, lockdep,
 #                      kmemleak, fault injection) built once from
 #                      linux-source-6.1 into build/debug-kernel (TEST=...)
-#   make check-rt      the test suite on Debian's PREEMPT_RT kernel (TEST=...)
+#   make check-rt      make check KERNEL=6.1-rt (Debian's PREEMPT_RT kernel)
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -59,9 +62,15 @@ DEBUG_VM_TIMEOUT   ?= 21600
 # kmalloc caches (6.1 sets that only at boot: /sys/kernel/slab/*/failslab
 # is read-only).
 DEBUG_VM_APPEND    ?= slab_nomerge slub_debug=A,stash_job,kmalloc-*
-# check-rt: where the PREEMPT_RT image is unpacked; its timeouts.
-RT_DIR             ?= $(CURDIR)/build/rt
+# KERNEL: the kernel make check and make demo boot (tests/vm/get-kernel.sh):
+# 6.1 (Debian's generic 6.1, installed by make deps; the module is built
+# against KDIR, see above), 6.1-rt, 6.12 or 6.12-rt (downloaded and
+# unpacked into build/kernels, the module built against their headers).
+# The rt kernels run slower: their whole-run limit is RT_VM_TIMEOUT.
+KERNEL             ?= 6.1
+KERNELS            ?= 6.1 6.12
 RT_VM_TIMEOUT      ?= 7200
+KERNEL_VM_TIMEOUT   = $(if $(filter %-rt,$(KERNEL)),$(RT_VM_TIMEOUT),$(VM_TIMEOUT))
 
 # make check-build's 6.12 trees are downloaded and unpacked into build/k612
 # by tests/build/get-612-headers.sh, not installed: each 6.12 headers package
@@ -132,11 +141,60 @@ check:
 	[ $$vm = 0 ] || echo "check: VM test suite FAILED" >&2; \
 	[ $$unit = 0 ] && [ $$vm = 0 ]
 
+# KERNEL=6.1 boots the installed 6.1 image (VM_KVER) with the module built
+# against VM_KDIR; any other KERNEL boots what tests/vm/get-kernel.sh
+# unpacked, with the module built against that kernel's headers.
 vm-build:
-	$(MAKE) all KDIR=$(VM_KDIR)
+	@set -e; if [ "$(KERNEL)" = 6.1 ]; then \
+		$(MAKE) --no-print-directory all KDIR=$(VM_KDIR); \
+	else \
+		info=$$(tests/vm/get-kernel.sh $(KERNEL)); \
+		pahole=$$(sed -n 5p <<<"$$info"); \
+		$(MAKE) --no-print-directory all KDIR=$$(sed -n 4p <<<"$$info") \
+			$${pahole:+PAHOLE=$$pahole}; \
+	fi
+
+# The VM's kernel for KERNEL, as run-vm.sh's STASH_VM_* variables, checked
+# against the module vm-build left (a shell prefix: "$(VM_ENV) cmd").
+VM_ENV = set -e; if [ "$(KERNEL)" = 6.1 ]; then \
+		export STASH_VM_KVER=$(VM_KVER); \
+	else \
+		info=$$(tests/vm/get-kernel.sh $(KERNEL)); \
+		export STASH_VM_KVER=$$(sed -n 1p <<<"$$info") \
+			STASH_VM_KERNEL=$$(sed -n 2p <<<"$$info") \
+			STASH_VM_MODDIR=$$(sed -n 3p <<<"$$info") \
+			BENCH_KDIR=$$(sed -n 4p <<<"$$info") \
+			BENCH_PAHOLE=$$(sed -n 5p <<<"$$info"); \
+	fi; \
+	[ -n "$$BENCH_MODULE_REV" ] || \
+	modinfo -F vermagic kmod/dm-stash.ko | grep -q "^$$STASH_VM_KVER " || \
+		{ echo "kmod/dm-stash.ko is not built for $$STASH_VM_KVER (make vm-build KERNEL=$(KERNEL))" >&2; exit 1; };
+VM_RUN = $(VM_ENV) tests/vm/run-vm.sh
 
 vm-check:
-	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
+	@$(VM_RUN) --timeout $(KERNEL_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
+
+# The data-path, write-back, error, persistence and crash tests: what CI
+# runs on its second kernel (make check-core KERNEL=6.12).
+CORE_TESTS ?= 03-fio-verify 20-engine-fio-verify 21-writearound 22-writethrough \
+	26-discard 28-read-hit-races 29-multiblock-runs 33-wb-power-cut \
+	35-wb-flush-fua 37-wb-fua-race 38-wb-suspend-remove 39-wb-write-during-drain \
+	40-err-cache-writes 41-err-origin 43-err-cache-fail 45-err-metadata \
+	46-err-cache-flush 47-wb-flush-parked 48-err-volatile-stranded \
+	50-persist-reload 51-persist-power-cut 52-persist-log-writes \
+	53-persist-two-logs 54-persist-corrupt 55-persist-fsync-writeback \
+	56-persist-identity 57-persist-multi-commit 80-fs-ext4
+
+check-core:
+	@$(MAKE) --no-print-directory check TEST="$(CORE_TESTS)"
+
+# The whole suite on each of KERNELS in turn; fails if any run did.
+check-kernels:
+	@fail=; for k in $(KERNELS); do \
+		echo "=== check-kernels: KERNEL=$$k"; \
+		$(MAKE) --no-print-directory check KERNEL=$$k || fail="$$fail $$k"; \
+	done; \
+	[ -z "$$fail" ] || { echo "check-kernels: FAILED on$$fail" >&2; exit 1; }
 
 check-native:
 	@if [ ! -e /proc/modules ]; then \
@@ -165,23 +223,14 @@ check-debug:
 	STASH_TEST_TIMEOUT=$(DEBUG_TEST_TIMEOUT) STASH_VM_APPEND="$(DEBUG_VM_APPEND)" \
 	tests/vm/run-vm.sh --timeout $(DEBUG_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
 
-# The PREEMPT_RT lane: Debian's rt kernel, unpacked into $(RT_DIR) rather
-# than installed (see tests/vm/get-rt-kernel.sh), the module built against
-# its headers.
+# The PREEMPT_RT lane: Debian's rt kernel (see tests/vm/get-kernel.sh).
 check-rt:
-	@$(MAKE) --no-print-directory deps
-	@set -e; info=$$(tests/vm/get-rt-kernel.sh $(RT_DIR)); \
-	kver=$$(sed -n 1p <<<"$$info"); \
-	$(MAKE) --no-print-directory all KDIR=/usr/src/linux-headers-$$kver; \
-	$(MAKE) --no-print-directory tests-tools; \
-	STASH_VM_KERNEL=$$(sed -n 2p <<<"$$info") STASH_VM_KVER=$$kver \
-	STASH_VM_MODDIR=$$(sed -n 3p <<<"$$info") \
-	tests/vm/run-vm.sh --timeout $(RT_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
+	@$(MAKE) --no-print-directory check KERNEL=6.1-rt
 
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory vm-build
-	STASH_VM_KVER=$(VM_KVER) tests/vm/run-vm.sh $(VM_ARGS) -- tests/demo.sh
+	@$(VM_RUN) $(VM_ARGS) -- tests/demo.sh
 
 # checkpatch.pl with spelling.txt and const_structs.checkpatch beside it,
 # from the extracted kernel source or else straight from its tarball.
@@ -223,14 +272,14 @@ clean:
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
 	$(MAKE) -C bench/sim clean
-	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name rt ! -name k612 -exec rm -rf {} + 2>/dev/null || true
+	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name kernels ! -name k612 -exec rm -rf {} + 2>/dev/null || true
 
 # The debug kernel (a 30-minute build), the unpacked rt kernel and the
 # unpacked 6.12 headers survive "make clean"; this removes them.
 clean-kernels:
-	rm -rf $(DEBUG_KDIR) $(RT_DIR) build/k612
+	rm -rf $(DEBUG_KDIR) build/kernels build/k612
 
-.PHONY: check-debug check-rt all module tools have-kdir deps unit tests-tools check vm-build vm-check \
+.PHONY: check-debug check-rt check-kernels check-core all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean clean-kernels
 
 # DKMS build of a copy of the tree and W=1 builds against each Debian 6.1
@@ -308,15 +357,16 @@ check-crash:
 # dm-writecache and bcache, all in one VM boot (bench/run.sh; report in
 # docs/bench/).  bench-long: longer runs, 3 repetitions.
 # BENCH_MODULE_REV=<commit> measures that commit's module instead of the
-# work tree's (see bench/run.sh for the other BENCH_* settings).
+# work tree's (see bench/run.sh for the other BENCH_* settings).  KERNEL
+# as for make check.
 bench:
 	@$(MAKE) --no-print-directory deps
 	@[ -n "$$BENCH_MODULE_REV" ] || $(MAKE) --no-print-directory vm-build
-	BENCH_BUILD=0 BENCH_COMMAND="make bench" STASH_VM_KVER=$(VM_KVER) bench/run.sh quick
+	@$(VM_ENV) BENCH_BUILD=0 BENCH_COMMAND="make bench$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))" bench/run.sh quick
 
 bench-long:
 	@$(MAKE) --no-print-directory deps
 	@[ -n "$$BENCH_MODULE_REV" ] || $(MAKE) --no-print-directory vm-build
-	BENCH_BUILD=0 BENCH_COMMAND="make bench-long" STASH_VM_KVER=$(VM_KVER) bench/run.sh long
+	@$(VM_ENV) BENCH_BUILD=0 BENCH_COMMAND="make bench-long$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))" bench/run.sh long
 
 .PHONY: bench bench-long

@@ -72,7 +72,11 @@ fi
 # into build/bench/module-<sha>/ and built there; the work tree is left
 # alone).
 kver=${STASH_VM_KVER:-$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|^/boot/vmlinuz-||' | grep -v -e '-rt-amd64$' -e '-cloud-amd64$' | sort -V | tail -n1)}
-kdir=$(realpath -e "/lib/modules/$kver/build" 2>/dev/null || true)
+# BENCH_KDIR and BENCH_PAHOLE: the headers of a kernel that is not installed
+# (make bench KERNEL=6.12 sets them; see tests/vm/get-kernel.sh).
+kdir=${BENCH_KDIR:-$(realpath -e "/lib/modules/$kver/build" 2>/dev/null || true)}
+pahole=()
+[ -z "${BENCH_PAHOLE:-}" ] || pahole=(PAHOLE="$BENCH_PAHOLE")
 module=kmod/dm-stash.ko
 unset STASH_BENCH_MODULE_REV
 if [ -n "${BENCH_MODULE_REV:-}" ]; then
@@ -83,13 +87,13 @@ if [ -n "${BENCH_MODULE_REV:-}" ]; then
 		rm -rf "$src"
 		mkdir -p "$src"
 		git archive "$rev" Kbuild kmod | tar -x -C "$src"
-		make -s -C "${kdir:?no kernel build tree for $kver}" M="$REPO/$src" modules >/dev/null ||
+		make -s -C "${kdir:?no kernel build tree for $kver}" M="$REPO/$src" "${pahole[@]}" modules >/dev/null ||
 			{ echo "bench: building the module of $rev failed" >&2; exit 1; }
 	fi
 	module=$src/kmod/dm-stash.ko
 	export STASH_BENCH_MODULE_REV=$rev
 elif [ "${BENCH_BUILD:-1}" != 0 ]; then
-	make -s module ${kdir:+KDIR=$kdir} >/dev/null ||
+	make -s module ${kdir:+KDIR=$kdir} "${pahole[@]}" >/dev/null ||
 		{ echo "bench: make module failed (BENCH_BUILD=0 uses the existing kmod/dm-stash.ko)" >&2; exit 1; }
 fi
 [ -f "$module" ] || { echo "bench: $module is missing (make module)" >&2; exit 1; }

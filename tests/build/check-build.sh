@@ -1,8 +1,8 @@
 #!/bin/bash
 # Build checks that need no VM (make check-build):
 #  1. "dkms add" and "dkms build" of a copy of the tree against the
-#     installed linux-headers-amd64 kernel, in a private DKMS tree under
-#     build/ (nothing under /var/lib/dkms or /usr/src is touched);
+#     generic 6.1 and 6.12 headers, in a private DKMS tree under build/
+#     (nothing under /var/lib/dkms or /usr/src is touched);
 #  2. the module, W=1, against Debian's generic, cloud and rt headers of
 #     6.1 and of 6.12: any compiler warning fails.  The 6.12 trees are the
 #     installed ones (make deps) or, where a flavour is not installed, the
@@ -40,39 +40,6 @@ flavour_dir() {
 		grep -E "^/usr/src/linux-headers-$re-$2\$" | sort -V | tail -n1 || true
 }
 
-# 1. DKMS, with a version of its own so it cannot clash with an installed one.
-kdir=$(flavour_dir 6.1 amd64)
-if ! command -v dkms >/dev/null; then
-	echo "check-build: dkms is not installed (make deps)" >&2
-	fail+=" dkms"
-elif [ -z "$kdir" ]; then
-	echo "check-build: no linux-headers-*-amd64 (make deps)" >&2
-	fail+=" dkms"
-else
-	kver=${kdir#/usr/src/linux-headers-}
-	dver="$ver.check$$"
-	src=$out/dkms-src/dm-stash-$dver
-	mkdir -p "$src" "$out/dkms-tree" "$out/dkms-install"
-	cp -a Kbuild Makefile dkms.conf kmod "$src/"
-	rm -f "$src"/kmod/*.o "$src"/kmod/*.ko "$src"/kmod/*.mod* "$src"/kmod/.*.cmd
-	sed -i "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$dver\"/" "$src/dkms.conf"
-	dk=(--sourcetree "$out/dkms-src" --dkmstree "$out/dkms-tree"
-	    --installtree "$out/dkms-install")
-	echo "== dkms build dm-stash/$dver for $kver"
-	if dkms add -m dm-stash -v "$dver" "${dk[@]}" >"$out/dkms.log" 2>&1 &&
-	   dkms build -m dm-stash -v "$dver" -k "$kver" "${dk[@]}" >>"$out/dkms.log" 2>&1 &&
-	   ls "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module/"dm-stash.ko* >/dev/null 2>&1; then
-		echo "dkms: built $(cd "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module" && ls dm-stash.ko*)"
-	else
-		cat "$out/dkms.log" >&2
-		find "$out/dkms-tree" -name make.log -exec cat {} + >&2 || true
-		fail+=" dkms"
-	fi
-	dkms remove -m dm-stash -v "$dver" --all "${dk[@]}" >>"$out/dkms.log" 2>&1 || true
-	rm -rf "$out/dkms-src" "$out/dkms-tree" "$out/dkms-install"
-fi
-
-# 2. W=1 against each flavour, in a copy so the work tree's objects stay.
 # The 6.12 trees not installed are fetched once, for all three flavours.
 k612=
 k612_pahole=
@@ -89,6 +56,57 @@ for fl in amd64 cloud-amd64 rt-amd64; do
 	break
 done
 
+# 1. DKMS, with a version of its own so it cannot clash with an installed
+# one, for the generic kernel of each series.  An unpacked 6.12 tree is
+# given as --kernelsourcedir, with its pahole first on PATH.
+dkms_build() {
+	local series=$1 kdir kver dver src dk path=$PATH
+
+	kdir=$(flavour_dir "$series" amd64)
+	if [ -z "$kdir" ] && [ "$series" = 6.12 ] && [ -n "$k612" ]; then
+		kdir=$(sed -n 1p <<<"$k612")
+		path=$(dirname "$k612_pahole"):$PATH
+	fi
+	if [ -z "$kdir" ]; then
+		echo "check-build: no $series linux-headers-*-amd64 (make deps)" >&2
+		fail+=" dkms-$series"
+		return
+	fi
+	kver=${kdir##*/linux-headers-}
+	dver="$ver.check$$"
+	src=$out/dkms-src/dm-stash-$dver
+	rm -rf "$out/dkms-src" "$out/dkms-tree" "$out/dkms-install"
+	mkdir -p "$src" "$out/dkms-tree" "$out/dkms-install"
+	cp -a Kbuild Makefile dkms.conf kmod "$src/"
+	rm -f "$src"/kmod/*.o "$src"/kmod/*.ko "$src"/kmod/*.mod* "$src"/kmod/.*.cmd
+	sed -i "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$dver\"/" "$src/dkms.conf"
+	dk=(--sourcetree "$out/dkms-src" --dkmstree "$out/dkms-tree"
+	    --installtree "$out/dkms-install")
+	echo "== dkms build dm-stash/$dver for $kver"
+	if dkms add -m dm-stash -v "$dver" "${dk[@]}" >"$out/dkms.log" 2>&1 &&
+	   PATH=$path dkms build -m dm-stash -v "$dver" -k "$kver" \
+		--kernelsourcedir "$kdir" "${dk[@]}" >>"$out/dkms.log" 2>&1 &&
+	   ls "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module/"dm-stash.ko* >/dev/null 2>&1; then
+		echo "dkms: built $(cd "$out/dkms-tree/dm-stash/$dver/$kver/x86_64/module" &&
+			ls dm-stash.ko*) for $kver"
+	else
+		cat "$out/dkms.log" >&2
+		find "$out/dkms-tree" -name make.log -exec cat {} + >&2 || true
+		fail+=" dkms-$series"
+	fi
+	dkms remove -m dm-stash -v "$dver" --all "${dk[@]}" >>"$out/dkms.log" 2>&1 || true
+	rm -rf "$out/dkms-src" "$out/dkms-tree" "$out/dkms-install"
+}
+
+if ! command -v dkms >/dev/null; then
+	echo "check-build: dkms is not installed (make deps)" >&2
+	fail+=" dkms"
+else
+	dkms_build 6.1
+	dkms_build 6.12
+fi
+
+# 2. W=1 against each flavour, in a copy so the work tree's objects stay.
 for series in 6.1 6.12; do
 	n=0
 	for fl in amd64 cloud-amd64 rt-amd64; do

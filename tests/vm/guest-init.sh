@@ -42,7 +42,7 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 stashout "$stash_
 fi
 export STASH_OUT="$stash_out" STASH_IN_VM=1
 
-# A kernel that is not installed (make check-debug, check-rt) brings its
+# A kernel that is not installed (make check-debug, make check KERNEL=...) brings its
 # module tree.  (/lib/modules/KVER may exist anyway: a headers package
 # makes it, with only the build link in it.)
 if [ -n "${stash_moddir:-}" ]; then
