@@ -10,7 +10,8 @@
 #   make check-native  the test suite on this machine (root, module loading)
 #   make check-debug   the test suite on a debug kernel (KASAN, lockdep,
 #                      kmemleak, fault injection) built once from
-#                      linux-source-6.1 into build/debug-kernel (TEST=...)
+#                      linux-source-6.1 into build/debug-kernel (TEST=...;
+#                      KERNEL=6.12: from linux-source-6.12)
 #   make check-rt      make check KERNEL=6.1-rt (Debian's PREEMPT_RT kernel)
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
@@ -54,7 +55,8 @@ SHELL    := /bin/bash
 # check-debug: the debug kernel's build folder (also the KDIR the module is
 # built against), the per-test and whole-run timeouts (the debug kernel is
 # several times slower under emulation).
-DEBUG_KDIR         ?= $(CURDIR)/build/debug-kernel
+DEBUG_SERIES        = $(if $(filter 6.12%,$(KERNEL)),6.12,6.1)
+DEBUG_KDIR         ?= $(CURDIR)/build/debug-kernel$(if $(filter 6.12,$(DEBUG_SERIES)),-6.12)
 DEBUG_TEST_TIMEOUT ?= 3600
 DEBUG_VM_TIMEOUT   ?= 21600
 # Unmerged slab caches (the module's own kmem_cache keeps its name in
@@ -79,7 +81,7 @@ DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-amd64 fio busybox-static cpio dmsetup libdevmapper-dev \
 	e2fsprogs xfsprogs sparse kmod linux-source-6.1 gnuplot-nox jq \
 	xz-utils zstd util-linux procps dkms linux-headers-cloud-amd64 \
-	linux-headers-rt-amd64 nbd-server nbd-client
+	linux-headers-rt-amd64 nbd-server nbd-client mdadm
 # What building the debug kernel needs on top.
 DEBUG_DEPS := bc bison flex libelf-dev libssl-dev dwarves
 
@@ -214,7 +216,7 @@ check-native:
 check-debug:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory deps DEPS="$(DEBUG_DEPS)"
-	tests/vm/build-debug-kernel.sh $(DEBUG_KDIR)
+	tests/vm/build-debug-kernel.sh $(DEBUG_SERIES) $(DEBUG_KDIR)
 	@$(MAKE) --no-print-directory all KDIR=$(DEBUG_KDIR)
 	@$(MAKE) --no-print-directory tests-tools
 	kver=$$(cat $(DEBUG_KDIR)/kernelrelease) && \
@@ -272,12 +274,12 @@ clean:
 	$(MAKE) -C tests/unit clean
 	$(MAKE) -C tests/tools clean
 	$(MAKE) -C bench/sim clean
-	find build -mindepth 1 -maxdepth 1 ! -name debug-kernel ! -name kernels ! -name k612 -exec rm -rf {} + 2>/dev/null || true
+	find build -mindepth 1 -maxdepth 1 ! -name 'debug-kernel*' ! -name src ! -name kernels ! -name k612 -exec rm -rf {} + 2>/dev/null || true
 
 # The debug kernel (a 30-minute build), the unpacked rt kernel and the
 # unpacked 6.12 headers survive "make clean"; this removes them.
 clean-kernels:
-	rm -rf $(DEBUG_KDIR) build/kernels build/k612
+	rm -rf build/debug-kernel build/debug-kernel-6.12 build/src build/kernels build/k612
 
 .PHONY: check-debug check-rt check-kernels check-core all module tools have-kdir deps unit tests-tools check vm-build vm-check \
 	check-native demo lint clean clean-kernels

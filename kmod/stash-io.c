@@ -53,6 +53,7 @@ struct stash_bio {
 	u8 kind;
 	bool cache_failed;
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
+	bool to_origin;		/* last remapped to the origin */
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
 	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
@@ -93,6 +94,7 @@ static void pb_init(struct stash_cache *sc, struct bio *bio)
 	pb->sc = sc;
 	pb->kind = PB_PLAIN;
 	pb->cblock = STASH_NO_CBLOCK;
+	pb->to_origin = false;
 	bio_list_init(&pb->absorbed);
 }
 
@@ -458,6 +460,11 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 	pb->cblock = c;
 	pb->cache_failed = false;
 	clone = bio_alloc_clone(sc->cache_dev->bdev, bio, GFP_NOIO, &sc->bs);
+	/*
+	 * dm polls only the bio it mapped (the origin write): a polled
+	 * clone nobody polls would never complete, and @bio with it.
+	 */
+	bio_clear_polled(clone);
 	clone->bi_iter.bi_sector = cache_sector(sc, c, bio->bi_iter.bi_sector);
 	clone->bi_end_io = write_through_cache_endio;
 	clone->bi_private = bio;
@@ -923,8 +930,15 @@ static enum stash_action stash_process(struct stash_cache *sc, struct bio *bio)
 	}
 }
 
+/*
+ * Remap @bio to the origin, and remember that it went there: a driver
+ * below may point bi_bdev at another device of its own (NVMe multipath
+ * picks a path; md-linear on 6.1 remaps in place), so completion cannot
+ * tell from bi_bdev where the bio went.
+ */
 static void remap_to_origin(struct stash_cache *sc, struct bio *bio)
 {
+	pb_of(bio)->to_origin = true;
 	bio_set_dev(bio, sc->origin_dev->bdev);
 	if (bio_sectors(bio))
 		bio->bi_iter.bi_sector =
@@ -935,6 +949,7 @@ static void remap_to_cache(struct stash_cache *sc, struct bio *bio)
 {
 	struct stash_bio *pb = pb_of(bio);
 
+	pb->to_origin = false;
 	bio_set_dev(bio, sc->cache_dev->bdev);
 	if (cblock_is_valid(pb->cblock))
 		bio->bi_iter.bi_sector =
@@ -1228,7 +1243,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	bool kick;
 
 	/* Whatever reached the origin, a later flush must cover. */
-	if (!*error && bio->bi_bdev == sc->origin_dev->bdev &&
+	if (!*error && pb->to_origin &&
 	    (bio_op(bio) == REQ_OP_DISCARD ||
 	     (bio_op(bio) == REQ_OP_WRITE && !(bio->bi_opf & REQ_PREFLUSH))))
 		atomic64_inc(&sc->origin_writes_done);
