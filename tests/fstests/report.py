@@ -111,7 +111,8 @@ def intro(out):
     out.append(
         "After each run, for each volume: `e2fsck -fn` / `xfs_repair -n` "
         "through the cache, the `flush` message and a wait for `dirty=0`, a "
-        "byte-for-byte comparison of the volume with its origin, "
+        "byte-for-byte comparison of the volume with its origin (stash "
+        "volumes; `n/a` on dm-linear), "
         "`dmsetup remove`, and the same check of the origin alone. "
         "`TEST_DEV`'s origin must check clean; `SCRATCH_DEV`'s must check "
         "as the volume did (it holds whatever the last test left: a thin "
