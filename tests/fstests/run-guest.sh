@@ -1,7 +1,10 @@
 #!/bin/bash
 # fstests (xfstests) on stash volumes, inside the test VM (make check-fstests).
 #
-# usage: tests/fstests/run-guest.sh          (as root, in the VM)
+# usage: tests/fstests/run-guest.sh [--dry-run]
+#
+# As root, in the VM; --dry-run prints the runs' table lines, messages and
+# fstests configuration instead, anywhere.
 #
 # For each filesystem (ext4, xfs) and each configuration:
 #   linear          dm-linear over the origin: the baseline (a test that
@@ -14,14 +17,14 @@
 #                   mkfs, journals and fsx mostly bypass the cache
 # it makes TEST_DEV and SCRATCH_DEV (dm devices stasht-test and
 # stasht-scratch) over memory-backed null_blk origins, with caches smaller
-# than the data, and a LOGWRITES_DEV, so that the dm-flakey and
-# dm-log-writes tests run; makes the filesystem on TEST_DEV; runs the
-# curated test list with fstests' ./check from build/fstests/src (built on
-# the host by tests/fstests/build.sh; the guest sees it at the same path)
-# within the run's time budget; then, for each volume: fsck (read-only)
-# through the cache, the flush message and a wait for dirty=0, a byte
-# comparison of a stash volume with its origin, removal, and fsck of the
-# origin alone.
+# than the data, and a LOGWRITES_DEV for the dm-log-writes tests (the
+# dm-flakey ones stack on SCRATCH_DEV); makes the filesystem on TEST_DEV;
+# runs the curated test list with fstests' ./check from build/fstests/src
+# (built on the host by tests/fstests/build.sh; the guest sees it at the
+# same path) within the run's time budget; then, for each volume: fsck
+# (read-only) through the cache, the flush message and a wait for
+# dirty=0, a byte comparison of a stash volume with its origin, removal,
+# and fsck of the origin alone.
 #
 # Results in $STASH_OUT/fstests (the host turns them into docs/fstests.md
 # with tests/fstests/report.py):
