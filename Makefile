@@ -13,6 +13,11 @@
 #                      linux-source-6.1 into build/debug-kernel (TEST=...;
 #                      KERNEL=6.12: from linux-source-6.12)
 #   make check-rt      make check KERNEL=6.1-rt (Debian's PREEMPT_RT kernel)
+#   make check-fstests fstests (xfstests), built once into build/fstests, on
+#                      stash volumes in each mode and on dm-linear, ext4 and
+#                      xfs, in the VM; results in docs/fstests.md
+#                      (FSTESTS="generic/013 ...", FSTESTS_CONFIGS=...,
+#                      FSTESTS_FS=...; STASH_LONG=1 for the long list)
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -84,6 +89,11 @@ DEPS := build-essential perl qemu-system-x86 linux-image-amd64 \
 	linux-headers-rt-amd64 nbd-server nbd-client mdadm
 # What building the debug kernel needs on top.
 DEBUG_DEPS := bc bison flex libelf-dev libssl-dev dwarves
+# What building and running fstests needs on top (its README's list, less
+# what only other filesystems, other tests or an install need).
+FSTESTS_DEPS := autoconf automake libtool gawk make gcc xfslibs-dev libaio-dev \
+	liburing-dev libattr1-dev libacl1-dev libgdbm-dev libcap-dev uuid-dev \
+	libinih-dev attr acl quota dbench xfsdump bc psmisc fio python3
 
 LINUX_SRC        := /usr/src/linux-source-6.1
 LINUX_SRC_TARBALL := /usr/src/linux-source-6.1.tar.xz
@@ -355,6 +365,47 @@ check-crash:
 	STASH_VM_KVER=$(VM_KVER) tests/host/hard-kill.sh
 
 .PHONY: check-crash
+
+# fstests on stash volumes (tests/fstests/): build fstests once from
+# FSTESTS_TARBALL into build/fstests, then run tests/fstests/run-guest.sh
+# in the VM.  The guest's results (build/vm/out/fstests) are kept in
+# build/fstests/results/<date> (build/fstests/results/last) with their page,
+# fstests.md; a run of the whole matrix also rewrites docs/fstests.md.
+# FSTESTS, FSTESTS_CONFIGS, FSTESTS_FS pick tests, configurations (linear
+# wb wb-vol wt wa and each stash one with -cut0) and filesystems;
+# STASH_FSTESTS_TIME the matrix's guest seconds (default 1200; STASH_LONG=1:
+# the long list and 14400).  The VM gets FSTESTS_VM_MEM MiB: the null_blk
+# devices keep what the tests write in RAM.
+# The fstests source: the project's shared copy beside the repo.
+FSTESTS_TARBALL    ?= $(firstword $(wildcard $(CURDIR)/../shared/fstests-*.tar.xz) \
+			$(CURDIR)/../shared/fstests-63a29724.tar.xz)
+FSTESTS_VM_MEM     ?= 4096
+FSTESTS_VM_TIMEOUT ?= $(if $(filter 1,$(STASH_LONG)),21600,3600)
+FSTESTS            ?=
+FSTESTS_CONFIGS    ?=
+FSTESTS_FS         ?=
+
+check-fstests:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory deps DEPS="$(FSTESTS_DEPS)"
+	FSTESTS_TARBALL="$(FSTESTS_TARBALL)" tests/fstests/build.sh
+	@$(MAKE) --no-print-directory vm-build
+	@rc=0; \
+	$(if $(FSTESTS),export STASH_FSTESTS_TESTS="$(FSTESTS)";) \
+	$(if $(FSTESTS_CONFIGS),export STASH_FSTESTS_CONFIGS="$(FSTESTS_CONFIGS)";) \
+	$(if $(FSTESTS_FS),export STASH_FSTESTS_FS="$(FSTESTS_FS)";) \
+	$(VM_RUN) --timeout $(FSTESTS_VM_TIMEOUT) --mem $(FSTESTS_VM_MEM) $(VM_ARGS) \
+		-- tests/fstests/run-guest.sh || rc=$$?; \
+	out=$${STASH_VM_DIR:-build/vm}/out/fstests; \
+	if [ -f "$$out/results.tsv" ]; then \
+		d=build/fstests/results/$$(date +%Y%m%d-%H%M%S); \
+		mkdir -p "$$d" && cp -r "$$out/." "$$d/" && ln -sfn "$${d##*/}" build/fstests/results/last && \
+		tests/fstests/report.py "$$d" -o "$$d/fstests.md" --docs docs/fstests.md && \
+		echo "check-fstests: results in $$d (fstests.md)" || rc=1; \
+	fi; \
+	exit $$rc
+
+.PHONY: check-fstests
 
 # Benchmark: dm-stash against the raw devices, dm-linear, dm-cache,
 # dm-writecache and bcache, all in one VM boot (bench/run.sh; report in

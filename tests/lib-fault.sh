@@ -125,15 +125,16 @@ sdebug_teardown() {
 # ---------------------------------------------------------------------------
 # brd has no volatile write cache, so the block layer completes flushes to
 # it (and to a dm device over it) before any target sees them.
-# nullb_setup NAME MIB [CACHE_MIB [DISCARD]]: a memory-backed null_blk of
-# MIB MiB (4 KiB blocks; memory is taken only for what is written) with a
-# volatile write cache of CACHE_MIB MiB (default 4; 0: none, the device
-# then has no write cache), made through configfs item NAME and removed on
-# exit; DISCARD=1 makes it take discards (which free its memory: it reads
-# zeros there).  Sets NULLB_DEV.  6.1 names the disk after the item, older
-# kernels nullbN.  Several may exist at once.
+# nullb_setup NAME MIB [CACHE_MIB [DISCARD [BLOCKSIZE]]]: a memory-backed
+# null_blk of MIB MiB (BLOCKSIZE-byte logical blocks, default 4096; memory
+# is taken only for what is written) with a volatile write cache of
+# CACHE_MIB MiB (default 4; 0: none, the device then has no write cache),
+# made through configfs item NAME and removed on exit; DISCARD=1 makes it
+# take discards (which free its memory: it reads zeros there).  Sets
+# NULLB_DEV.  6.1 names the disk after the item, older kernels nullbN.
+# Several may exist at once.
 nullb_setup() {
-	local name=$1 mib=$2 cache=${3:-4} discard=${4:-0}
+	local name=$1 mib=$2 cache=${3:-4} discard=${4:-0} bs=${5:-4096}
 	local nb=/sys/kernel/config/nullb/$1 dev='' before i
 
 	modprobe null_blk nr_devices=0 || skip "no null_blk"
@@ -143,7 +144,7 @@ nullb_setup() {
 	before=$(ls -d /sys/block/nullb* 2>/dev/null)
 	mkdir "$nb" || die "cannot create a null_blk device (configfs)"
 	on_exit "rmdir $nb 2>/dev/null; true"
-	echo 1 >"$nb/memory_backed" && echo 4096 >"$nb/blocksize" &&
+	echo 1 >"$nb/memory_backed" && echo "$bs" >"$nb/blocksize" &&
 		echo "$mib" >"$nb/size" && echo "$cache" >"$nb/cache_size" &&
 		echo "$discard" >"$nb/discard" &&
 		echo 1 >"$nb/power" || die "cannot set up null_blk $name"
