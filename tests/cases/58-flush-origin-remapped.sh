@@ -10,7 +10,7 @@
 # cloning it: NVMe multipath (the path), md linear on 6.1 (the member),
 # md raid0 on 6.1 without iostats.  Completion must not tell from the
 # bio's device where it went.  The oracle is the member null_blk's flush
-# count (/sys/block/X/stat, field 16): each fsync after a write, and the
+# count (dev_stat flush_ios): each fsync after a write, and the
 # clean shutdown's commit after a write, must reach it.
 # Break it catches (seen failing on purpose): counting an origin write by
 # bio->bi_bdev == the origin's bdev, as before the fix: on 6.1 every write
@@ -41,7 +41,7 @@ on_exit "mdadm --stop $md >/dev/null 2>&1; true"
 
 # flushes: the member null_blk's completed flushes.
 flushes() {
-	awk '{ print $16 }' "/sys/block/${odev#/dev/}/stat"
+	dev_stat "$odev" flush_ios
 }
 
 blk=0
