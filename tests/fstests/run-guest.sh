@@ -261,7 +261,8 @@ release_devices() {
 			[[ -n $name && $name != "$STASH_DM_PREFIX"* ]] || continue
 			left=1
 			[ "$open" = 0 ] && dmsetup remove "$name" >/dev/null 2>&1
-		done < <(dmsetup info -c --noheadings --separator ' ' -o name,open 2>/dev/null)
+		done < <(dmsetup info -c --noheadings --separator ' ' -o name,open 2>/dev/null |
+			grep -v '^No devices found')
 		[ $left = 0 ] && return 0
 		sleep 1
 	done
