@@ -83,14 +83,27 @@
 # removal's suspend then commits all 320 pages in two commits.  Half of
 # its instants are sampled before the invalidate, half after.
 #
+# Replay.  The states go in log order; one replay device per log (the
+# "base") holds the log up to the current state's entry and only moves
+# forward (replay-log --from: each entry is written once per variant, not
+# once per state), and a state is a non-persistent dm-snapshot of each
+# base: its subset or tear writes and the recovery's own writes go to the
+# snapshot, which is dropped after the check.  At the end of each variant
+# the bases must equal a full replay of their logs (same_as_full: catches
+# a base that skipped or repeated entries).
+#
 # STASH_LONG=1: 1200 writes per variant ("scale": 240, then 4000 after
-# the invalidate) and 1200 instants of each; default: 240 writes (then
-# 2000) and 30 instants per variant, plus the suspend points.  The writer ends with 3 writes no fdatasync covers
-# (the volume is removed with them).  STASH_53_VARIANTS (a list),
-# STASH_53_INSTANTS (0: all) and STASH_53_WRITES override; STASH_SEED
-# repeats a run; STASH_53_SAVE=1 keeps the logs' listings in
-# $STASH_OUT/53.  A failing state does not stop the run: every state is
-# checked and the failures are listed at the end.
+# the invalidate), every mark checked exact, and 1000 subset or tear
+# states at marks spread evenly; default: 240 writes (then 2000) and 30
+# marks per variant, each exact, subset or tear at random, plus the
+# suspend points.  The writer ends with 3 writes no fdatasync covers (the
+# volume is removed with them).  STASH_53_VARIANTS (a list),
+# STASH_53_INSTANTS (marks sampled; 0: all), STASH_53_BETWEEN (subset or
+# tear states besides every mark when STASH_53_INSTANTS is 0),
+# STASH_53_WRITES and STASH_53_SCALE_WRITES override; STASH_SEED repeats
+# a run; STASH_53_SAVE=1 keeps the logs' listings in $STASH_OUT/53.  A
+# failing state does not stop the run: every state is checked and the
+# failures are listed at the end.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../persist-lib.sh"
 . "$(dirname "$0")/../lib-fault.sh"
@@ -98,13 +111,15 @@ persist_setup
 rand_seed
 
 if [ "${STASH_LONG:-0}" = 1 ]; then
-	instants=${STASH_53_INSTANTS:-1200}
+	instants=${STASH_53_INSTANTS:-0}
+	between=${STASH_53_BETWEEN:-1000}
 	writes=${STASH_53_WRITES:-1200}
-	scale_writes=4000	# after the invalidate (before it: 240, see below)
+	scale_writes=${STASH_53_SCALE_WRITES:-4000}	# after the invalidate (before: 240)
 else
 	instants=${STASH_53_INSTANTS:-30}
+	between=${STASH_53_BETWEEN:-0}
 	writes=${STASH_53_WRITES:-240}
-	scale_writes=2000
+	scale_writes=${STASH_53_SCALE_WRITES:-2000}
 fi
 variants=${STASH_53_VARIANTS:-wb-persist wb-volatile wt-persist wt-volatile wa-persist wa-volatile scale}
 tmp=$(mktemp -d)
@@ -120,6 +135,10 @@ nullb_setup s53clog 1024 0 1; clog=$NULLB_DEV
 nullb_setup s53rorg 32 0 1; rorg=$NULLB_DEV
 nullb_setup s53rcch 4 0 1; rcch=$NULLB_DEV
 nullb_setup s53rbig 640 0 1; rbig=$NULLB_DEV
+# The snapshots' exception stores, and the scratch device of same_as_full.
+nullb_setup s53ocow 36 0 1; ocow=$NULLB_DEV
+nullb_setup s53ccow 644 0 1; ccow=$NULLB_DEV
+scratch=$ccow
 # Before the null_blks go (on_exit runs last registered first).
 on_exit dm_cleanup_all
 log "write caches (queue/write_cache): $(for d in "$org" "$cch" "$big"; do
@@ -240,14 +259,30 @@ states() {
 	else
 		sample "$instants" <"$tmp/$v.instants" >"$tmp/$v.chosen"
 	fi
-	while read -r name ce oe k; do
-		r=$((RANDOM % 10))
-		if [ $r -lt 5 ]; then kind=exact
-		elif [ $r -lt 8 ] || [ $volatile = 1 ]; then kind=subset
-		else kind=tear
-		fi
-		echo "$name $ce $oe $k $kind"
-	done <"$tmp/$v.chosen"
+	if [ "$instants" = 0 ]; then
+		# Every mark exact; $between subset or tear states at marks
+		# spread evenly (a mark twice if there are more than marks).
+		sed 's/$/ exact/' "$tmp/$v.chosen"
+		awk -v n="$between" -v off=$((RANDOM % 1000)) '
+			{ l[NR] = $0 }
+			END { for (i = 0; i < n && NR; i++) print l[1 + int((i + off / 1000) * NR / n)] }' \
+			"$tmp/$v.instants" |
+		while read -r name ce oe k; do
+			if [ $((RANDOM % 10)) -lt 6 ] || [ $volatile = 1 ]; then kind=subset
+			else kind=tear
+			fi
+			echo "$name $ce $oe $k $kind"
+		done
+	else
+		while read -r name ce oe k; do
+			r=$((RANDOM % 10))
+			if [ $r -lt 5 ]; then kind=exact
+			elif [ $r -lt 8 ] || [ $volatile = 1 ]; then kind=subset
+			else kind=tear
+			fi
+			echo "$name $ce $oe $k $kind"
+		done <"$tmp/$v.chosen"
+	fi
 	[ $volatile = 1 ] && return 0
 	# Suspend points: the cache's FLUSH/FUA entries between s0 and s1,
 	# with the origin at its s1 mark (see the top).
@@ -270,8 +305,34 @@ states() {
 	done
 }
 
+# base LOG DEV CUR ENTRY: bring DEV, which holds LOG's entries 0..CUR
+# (-1: unknown), to entries 0..ENTRY: replay only the entries after CUR
+# when ENTRY is not before it (states go in log order: each entry is
+# written once per variant), else all of them onto the discarded device.
+base() {
+	local log=$1 dev=$2 cur=$3 entry=$4
+
+	if [ "$cur" -ge 0 ] && [ "$entry" -ge "$cur" ]; then
+		[ "$entry" = "$cur" ] && return 0
+		replay_log --log "$log" --replay "$dev" --limit "$entry" --from $((cur + 1))
+	else
+		replay_log --log "$log" --replay "$dev" --limit "$entry" --discard
+	fi 2>>"$tmp/replay.out" || die "replay of $log to $entry failed: $(cat "$tmp/replay.out")"
+	echo >>"$tmp/replay.out"
+}
+
+# snap NAME BASE COW: a throw-away view of BASE (a non-persistent
+# dm-snapshot, its changes in COW): the state's extra writes and the
+# recovery's own writes go there, BASE stays as the log left it.
+snap() {
+	dm_create "$1" "0 $(dev_sectors "$2") snapshot $2 $3 N 8" ||
+		die "cannot create the snapshot $1 of $2"
+}
+
 # check_state NAME LABEL CACHE_ENTRY ORIGIN_ENTRY SYNCS KIND (the loop of
-# the test: forks only what it must)
+# the test: forks only what it must).  The bases $rorg and $rcache follow
+# the states (cur_o, cur_c: the entries they hold); a state is a snapshot
+# of each, with a subset or tear state's extra writes on top.
 check_state() {
 	local v=$1 label=$2 ce=$3 oe=$4 k=$5 kind=$6 copt=() oopt=() out rc persist=() line
 
@@ -281,18 +342,35 @@ check_state() {
 	esac
 	out=$tmp/state.out
 	: >"$tmp/replay.out"
+	t_a=$EPOCHREALTIME
+	base "$olog" "$rorg" "$cur_o" "$oe"
+	cur_o=$oe
+	snap v53so "$rorg" "$ocow"
 	if [ $volatile = 0 ]; then
 		persist=(-p)
-		replay_log --log "$clog" --replay "$rcache" --limit "$ce" --discard "${copt[@]}" \
-			2>>"$tmp/replay.out" ||
-			die "replay of the cache log to $ce failed: $(cat "$tmp/replay.out")"
+		base "$clog" "$rcache" "$cur_c" "$ce"
+		cur_c=$ce
+		snap v53sc "$rcache" "$ccow"
+		[ $kind = exact ] || replay_log --log "$clog" --replay "$(dm_path v53sc)" \
+			--limit "$ce" --from $((ce + 1)) "${copt[@]}" 2>>"$tmp/replay.out" ||
+			die "replay after the cache log's $ce failed: $(cat "$tmp/replay.out")"
 	fi
-	replay_log --log "$olog" --replay "$rorg" --limit "$oe" --discard "${oopt[@]}" \
-		2>>"$tmp/replay.out" ||
-		die "replay of the origin log to $oe failed: $(cat "$tmp/replay.out")"
-	crashio verify -N "${STASH_DM_PREFIX}v53r" -t "$rtable" -O "$rorg" -l "$tmp/$v.log" \
-		-F "$k" -R 32 "${persist[@]}" >"$out" 2>&1
+	[ $kind = exact ] || replay_log --log "$olog" --replay "$(dm_path v53so)" \
+		--limit "$oe" --from $((oe + 1)) "${oopt[@]}" 2>>"$tmp/replay.out" ||
+		die "replay after the origin log's $oe failed: $(cat "$tmp/replay.out")"
+	t_b=$EPOCHREALTIME
+	crashio verify -N "${STASH_DM_PREFIX}v53r" -t "$rtable" -O "$(dm_path v53so)" \
+		-l "$tmp/$v.log" -F "$k" -R 32 "${persist[@]}" >"$out" 2>&1
 	rc=$?
+	t_c=$EPOCHREALTIME
+	us_replay=$((us_replay + ${t_b/./} - ${t_a/./}))
+	us_verify=$((us_verify + ${t_c/./} - ${t_b/./}))
+	if [ $rc != 0 ] && [ $rc != 1 ]; then
+		dmesg | tail -n 15 | sed 's/^/    kernel: /' >>"$out"
+		dm_exists "${STASH_DM_PREFIX}v53r" && dmsetup remove --retry "${STASH_DM_PREFIX}v53r"
+	fi
+	dm_remove_name v53so
+	[ $volatile = 1 ] || dm_remove_name v53sc
 	if [ $rc = 0 ]; then
 		read -r line <"$out"
 		[[ $line =~ (cache_blocks=[^ ]+ dirty=[^ ]+) ]]
@@ -301,13 +379,21 @@ check_state() {
 	fi
 	echo "  FAIL $label ($kind, $k syncs; cache entry $ce, origin entry $oe):"
 	sed 's/^/    | /' "$tmp/replay.out" "$out"
-	if [ $rc != 1 ]; then
-		dmesg | tail -n 15 | sed 's/^/    kernel: /'
-		dm_exists "${STASH_DM_PREFIX}v53r" && dmsetup remove --retry "${STASH_DM_PREFIX}v53r"
-	fi
 	echo "$v $label ($kind, $k syncs): $(grep -m1 -E 'BAD|CHANGED|cannot' "$out" |
 		sed 's/^ *//'); bad blocks after recovery/flush/removal:" \
 		"$(awk '/^  [0-9]+ bad,/ { printf "%s%d", n++ ? "/" : "", $1 }' "$out")" >>"$failures"
+}
+
+# same_as_full LOG DEV ENTRY: DEV (replayed a piece at a time) must equal
+# LOG replayed at once to ENTRY (onto $scratch): a check of --from.
+same_as_full() {
+	local log=$1 dev=$2 entry=$3 n
+
+	n=$(dev_sectors "$dev")
+	replay_log --log "$log" --replay "$scratch" --limit "$entry" --discard 2>/dev/null ||
+		die "full replay of $log to $entry failed"
+	cmp -n $((n * 512)) "$dev" "$scratch" >/dev/null ||
+		die "$dev, replayed in steps to entry $entry of $log, differs from a full replay"
 }
 
 summary=()
@@ -315,8 +401,12 @@ for v in $variants; do
 	t0=$SECONDS
 	variant "$v"
 	record "$v"
-	rtable=$(stash_table "$rorg" "$rcache" $mode "${opts[@]}")
-	states "$v" >"$tmp/$v.states"
+	# The states in log order (the origin's, then the cache's), so that
+	# the bases move only forward.
+	states "$v" | sort -s -k3,3n -k2,2n >"$tmp/$v.states"
+	if [ $volatile = 1 ]; then rc=$rcache; else rc=$(dm_path v53sc); fi
+	rtable="0 $(dev_sectors "$rorg") stash $(dm_path v53so) $rc $mode${opts[*]:+ ${#opts[@]} ${opts[*]}}"
+	cur_o=-1 cur_c=-1 us_replay=0 us_verify=0
 	log "$v: checking $(wc -l <"$tmp/$v.states") states ($(wc -l <"$tmp/$v.chosen") of" \
 		"$(wc -l <"$tmp/$v.instants") instants, the rest suspend points)"
 	nfail=$(wc -l <"$failures")
@@ -324,6 +414,8 @@ for v in $variants; do
 		check_state "$v" "$label" "$ce" "$oe" "$k" "$kind"
 	done <"$tmp/$v.states"
 	nfail=$(($(wc -l <"$failures") - nfail))
+	same_as_full "$olog" "$rorg" "$cur_o"
+	[ $volatile = 1 ] || same_as_full "$clog" "$rcache" "$cur_c"
 	# STASH_53_SAVE=1: keep the lists and the writer's log for a look.
 	if [ "${STASH_53_SAVE:-0}" = 1 ] && [ -n "${STASH_OUT:-}" ]; then
 		mkdir -p "$STASH_OUT/53" && cp "$tmp/$v".* "$STASH_OUT/53/"
@@ -335,7 +427,7 @@ for v in $variants; do
 			printf "%s: %d states (%d instants, %d suspend points; exact %d, subset %d, tear %d), after %d of the %d sync counts (fdatasync or O_DSYNC: 0..%d), %d failed",
 				v, n, i, s, kind["exact"], kind["subset"], kind["tear"], ns, total + 1, total, f
 		}' "$tmp/$v.states")
-	line="$line [$((SECONDS - t0)) s]"
+	line="$line [$((SECONDS - t0)) s; replays and snapshots $((us_replay / 1000000)) s, verify $((us_verify / 1000000)) s]"
 	log "$line"
 	summary+=("$line")
 done

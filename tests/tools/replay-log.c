@@ -9,12 +9,17 @@
  *   replay-log --log LOGDEV --points
  *	the numbers of the entries where a crash state is of interest: every
  *	FLUSH, FUA and MARK entry, one a line
- *   replay-log --log LOGDEV --replay DEV --limit N [--zero | --discard]
- *		[--subset SEED] [--tear SEED [--tear-range START:END]]
+ *   replay-log --log LOGDEV --replay DEV --limit N [--from F]
+ *		[--zero | --discard] [--subset SEED]
+ *		[--tear SEED [--tear-range START:END]]
  *	write entries 0..N (inclusive) to DEV in log order; --zero first
  *	zeroes all of DEV, --discard discards all of DEV instead (BLKDISCARD:
  *	a device that reads zeros after a discard, e.g. null_blk with
- *	discard=1, frees its memory too)
+ *	discard=1, frees its memory too).  --from F writes only entries
+ *	F..N: DEV already holds entries 0..F-1 (an earlier replay to F-1),
+ *	so a run of crash states in log order replays each entry once;
+ *	F = N + 1 writes none of them (only what --subset and --tear add,
+ *	e.g. onto a snapshot of a device that holds 0..N)
  *
  * Entries after N up to the next FLUSH entry F are the writes that had
  * completed (not all before N: dm-log-writes logs a write only when a
@@ -251,6 +256,7 @@ int main(int argc, char **argv)
 		{ "points", no_argument, NULL, 'p' },
 		{ "replay", required_argument, NULL, 'r' },
 		{ "limit", required_argument, NULL, 'n' },
+		{ "from", required_argument, NULL, 'f' },
 		{ "zero", no_argument, NULL, 'z' },
 		{ "discard", no_argument, NULL, 'd' },
 		{ "subset", required_argument, NULL, 's' },
@@ -261,7 +267,7 @@ int main(int argc, char **argv)
 	const char *logpath = NULL, *target = NULL;
 	bool list = false, points = false, zero = false, discard = false;
 	bool subset = false, tear = false;
-	uint64_t limit = UINT64_MAX, nr, i, pos, subset_seed = 0, tear_seed = 0;
+	uint64_t limit = UINT64_MAX, from = 0, nr, i, pos, subset_seed = 0, tear_seed = 0;
 	uint64_t tear_lo = 0, tear_hi = UINT64_MAX;
 	struct log_write_super super;
 	struct entry e;
@@ -275,6 +281,7 @@ int main(int argc, char **argv)
 		case 'p': points = true; break;
 		case 'r': target = optarg; break;
 		case 'n': limit = strtoull(optarg, NULL, 0); break;
+		case 'f': from = strtoull(optarg, NULL, 0); break;
 		case 'z': zero = true; break;
 		case 'd': discard = true; break;
 		case 's': subset = true; subset_seed = strtoull(optarg, NULL, 0); break;
@@ -289,8 +296,9 @@ int main(int argc, char **argv)
 	}
 	if (!logpath || (list + points + !!target) != 1 ||
 	    (target && limit == UINT64_MAX) || (zero && discard) ||
-	    (!target && (zero || discard || subset || tear))) {
-		fprintf(stderr, "usage: replay-log --log LOGDEV (--list | --points | --replay DEV --limit N [--zero | --discard] [--subset SEED] [--tear SEED [--tear-range START:END]])\n");
+	    (!target && (zero || discard || subset || tear || from)) ||
+	    (from && (zero || discard || from > limit + 1))) {
+		fprintf(stderr, "usage: replay-log --log LOGDEV (--list | --points | --replay DEV --limit N [--from F] [--zero | --discard] [--subset SEED] [--tear SEED [--tear-range START:END]])\n");
 		return 2;
 	}
 
@@ -344,13 +352,16 @@ int main(int argc, char **argv)
 		} else if (points) {
 			if (e.flags & (LOG_FLUSH_FLAG | LOG_FUA_FLAG | LOG_MARK_FLAG))
 				printf("%" PRIu64 "\n", i);
-		} else {
+		} else if (i >= from) {
 			apply(&e, NULL);
 		}
 	}
-	if (target)
-		fprintf(stderr, "replay-log: replayed entries 0..%" PRIu64 " of %" PRIu64,
-			i ? i - 1 : 0, nr);
+	if (target && from >= i)
+		fprintf(stderr, "replay-log: entries 0..%" PRIu64 " of %" PRIu64
+			" already there", i ? i - 1 : 0, nr);
+	else if (target)
+		fprintf(stderr, "replay-log: replayed entries %" PRIu64 "..%" PRIu64
+			" of %" PRIu64, from, i - 1, nr);
 
 	if (target && (subset || tear)) {
 		/* The entries up to the next FLUSH one (included). */
