@@ -86,11 +86,15 @@
 # Replay.  The states go in log order; one replay device per log (the
 # "base") holds the log up to the current state's entry and only moves
 # forward (replay-log --from: each entry is written once per variant, not
-# once per state), and a state is a non-persistent dm-snapshot of each
-# base: its subset or tear writes and the recovery's own writes go to the
-# snapshot, which is dropped after the check.  At the end of each variant
-# the bases must equal a full replay of their logs (same_as_full: catches
-# a base that skipped or repeated entries).
+# once per state; --index: no header is read twice), and a state is a
+# non-persistent dm-snapshot of each base: its subset or tear writes and
+# the recovery's own writes go to the snapshot, which is dropped after
+# the check.  At the end of each variant the bases must equal a full
+# replay of their logs (same_as_full: catches a base that skipped or
+# repeated entries; the scale variant's cache only in long mode).  The
+# states are checked by STASH_53_JOBS checkers at once (default: one per
+# CPU, at most 2), each with its own bases, snapshots and volume, on its
+# own consecutive part of the list.
 #
 # STASH_LONG=1: 1200 writes per variant ("scale": 240, then 4000 after
 # the invalidate), every mark checked exact, and 1000 subset or tear
@@ -132,13 +136,16 @@ nullb_setup s53cch 4 4 1; cch=$NULLB_DEV
 nullb_setup s53big 640 16 1; big=$NULLB_DEV
 nullb_setup s53olog 1024 0 1; olog=$NULLB_DEV
 nullb_setup s53clog 1024 0 1; clog=$NULLB_DEV
-nullb_setup s53rorg 32 0 1; rorg=$NULLB_DEV
-nullb_setup s53rcch 4 0 1; rcch=$NULLB_DEV
-nullb_setup s53rbig 640 0 1; rbig=$NULLB_DEV
-# The snapshots' exception stores, and the scratch device of same_as_full.
-nullb_setup s53ocow 36 0 1; ocow=$NULLB_DEV
-nullb_setup s53ccow 644 0 1; ccow=$NULLB_DEV
-scratch=$ccow
+# Per checker (jobs, see below): the bases, the snapshots' exception
+# stores (ccow also the scratch device of same_as_full).
+jobs=${STASH_53_JOBS:-$(($(nproc) < 2 ? $(nproc) : 2))}
+for ((w = 0; w < jobs; w++)); do
+	nullb_setup s53rorg$w 32 0 1; RORG[w]=$NULLB_DEV
+	nullb_setup s53rcch$w 4 0 1; RCCH[w]=$NULLB_DEV
+	nullb_setup s53rbig$w 640 0 1; RBIG[w]=$NULLB_DEV
+	nullb_setup s53ocow$w 36 0 1; OCOW[w]=$NULLB_DEV
+	nullb_setup s53ccow$w 644 0 1; CCOW[w]=$NULLB_DEV
+done
 # Before the null_blks go (on_exit runs last registered first).
 on_exit dm_cleanup_all
 log "write caches (queue/write_cache): $(for d in "$org" "$cch" "$big"; do
@@ -148,7 +155,7 @@ failures=$tmp/failures
 
 # variant NAME: set the variant's parameters.
 variant() {
-	mode='' opts=() volatile=0 scale=0 cache=$cch rcache=$rcch range=1536 nwrites=$writes
+	mode='' opts=() volatile=0 scale=0 cache=$cch range=1536 nwrites=$writes
 	case $1 in
 	wb-persist) mode=writeback opts=(high_watermark 1 low_watermark 0) ;;
 	# 'format': a volatile table refuses a device that holds a dm-stash
@@ -160,7 +167,7 @@ variant() {
 	wa-volatile) mode=writearound opts=(volatile format) volatile=1 ;;
 	# Its first writes hit seeded blocks all over the cache: every commit
 	# writes up to 256 pages (8 KiB of log each), so they stay few.
-	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big rcache=$rbig range=4096
+	scale) mode=writeback opts=(commit_ms 60000) scale=1 cache=$big range=4096
 		nwrites=$((writes < 240 ? writes : 240)) ;;
 	*) die "unknown variant $1" ;;
 	esac
@@ -309,24 +316,26 @@ states() {
 # (-1: unknown), to entries 0..ENTRY: replay only the entries after CUR
 # when ENTRY is not before it (states go in log order: each entry is
 # written once per variant), else all of them onto the discarded device.
+# $tmp/$v.LOGNAME.idx: where each entry starts (replay-log --index).
 base() {
 	local log=$1 dev=$2 cur=$3 entry=$4
 
 	if [ "$cur" -ge 0 ] && [ "$entry" -ge "$cur" ]; then
 		[ "$entry" = "$cur" ] && return 0
-		replay_log --log "$log" --replay "$dev" --limit "$entry" --from $((cur + 1))
+		replay_log --log "$log" --replay "$dev" --limit "$entry" --from $((cur + 1)) \
+			--index "$tmp/$v.${log##*/}.idx"
 	else
 		replay_log --log "$log" --replay "$dev" --limit "$entry" --discard
-	fi 2>>"$tmp/replay.out" || die "replay of $log to $entry failed: $(cat "$tmp/replay.out")"
-	echo >>"$tmp/replay.out"
+	fi 2>>"$tmp/replay$w.out" || die "replay of $log to $entry failed: $(cat "$tmp/replay$w.out")"
+	echo >>"$tmp/replay$w.out"
 }
 
-# snap NAME BASE COW: a throw-away view of BASE (a non-persistent
-# dm-snapshot, its changes in COW): the state's extra writes and the
-# recovery's own writes go there, BASE stays as the log left it.
-snap() {
-	dm_create "$1" "0 $(dev_sectors "$2") snapshot $2 $3 N 8" ||
-		die "cannot create the snapshot $1 of $2"
+# snap_table BASE COW: the table of a throw-away view of BASE (a
+# non-persistent dm-snapshot, its changes in COW): the state's extra
+# writes and the recovery's own writes go there, BASE stays as the log
+# left it.
+snap_table() {
+	echo "0 $(dev_sectors "$1") snapshot $1 $2 N 8"
 }
 
 # check_state NAME LABEL CACHE_ENTRY ORIGIN_ENTRY SYNCS KIND (the loop of
@@ -335,42 +344,53 @@ snap() {
 # of each, with a subset or tear state's extra writes on top.
 check_state() {
 	local v=$1 label=$2 ce=$3 oe=$4 k=$5 kind=$6 copt=() oopt=() out rc persist=() line
+	local snaps=("${STASH_DM_PREFIX}v53so$w" "$osnap_table") name creates=()
 
 	case $kind in
 	subset) copt=(--subset $RANDOM); oopt=(--subset $RANDOM) ;;
 	tear) copt=(--tear $RANDOM --tear-range "0:$data_start"); oopt=(--subset $RANDOM) ;;
 	esac
-	out=$tmp/state.out
-	: >"$tmp/replay.out"
+	out=$tmp/state$w.out
+	: >"$tmp/replay$w.out"
 	t_a=$EPOCHREALTIME
 	base "$olog" "$rorg" "$cur_o" "$oe"
 	cur_o=$oe
-	snap v53so "$rorg" "$ocow"
 	if [ $volatile = 0 ]; then
 		persist=(-p)
 		base "$clog" "$rcache" "$cur_c" "$ce"
 		cur_c=$ce
-		snap v53sc "$rcache" "$ccow"
-		[ $kind = exact ] || replay_log --log "$clog" --replay "$(dm_path v53sc)" \
-			--limit "$ce" --from $((ce + 1)) "${copt[@]}" 2>>"$tmp/replay.out" ||
-			die "replay after the cache log's $ce failed: $(cat "$tmp/replay.out")"
+		snaps+=("${STASH_DM_PREFIX}v53sc$w" "$csnap_table")
 	fi
-	[ $kind = exact ] || replay_log --log "$olog" --replay "$(dm_path v53so)" \
-		--limit "$oe" --from $((oe + 1)) "${oopt[@]}" 2>>"$tmp/replay.out" ||
-		die "replay after the origin log's $oe failed: $(cat "$tmp/replay.out")"
+	# The snapshots: for an exact state verify creates them (a process
+	# less), else they are made first and the extra writes go on them.
+	if [ $kind = exact ]; then
+		creates=(-c "${snaps[0]} ${snaps[1]}" ${snaps[2]:+-c "${snaps[2]} ${snaps[3]}"})
+	else
+		crashio dm "${snaps[@]}" || die "cannot create the snapshots"
+		[ $volatile = 1 ] || replay_log --log "$clog" --replay "/dev/mapper/${snaps[2]}" \
+			--limit "$ce" --from $((ce + 1)) --index "$tmp/$v.${clog##*/}.idx" \
+			"${copt[@]}" 2>>"$tmp/replay$w.out" ||
+			die "replay after the cache log's $ce failed: $(cat "$tmp/replay$w.out")"
+		replay_log --log "$olog" --replay "/dev/mapper/${snaps[0]}" --limit "$oe" \
+			--from $((oe + 1)) --index "$tmp/$v.${olog##*/}.idx" "${oopt[@]}" \
+			2>>"$tmp/replay$w.out" ||
+			die "replay after the origin log's $oe failed: $(cat "$tmp/replay$w.out")"
+	fi
 	t_b=$EPOCHREALTIME
-	crashio verify -N "${STASH_DM_PREFIX}v53r" -t "$rtable" -O "$(dm_path v53so)" \
-		-l "$tmp/$v.log" -F "$k" -R 32 "${persist[@]}" >"$out" 2>&1
+	# -r: the snapshots go too, the cache's first (it is the volume's).
+	crashio verify -N "${STASH_DM_PREFIX}v53r$w" -t "$rtable" -O "/dev/mapper/${snaps[0]}" \
+		-l "$tmp/$v.log" -F "$k" -R 32 "${persist[@]}" "${creates[@]}" \
+		${snaps[2]:+-r "${snaps[2]}"} -r "${snaps[0]}" >"$out" 2>&1
 	rc=$?
 	t_c=$EPOCHREALTIME
 	us_replay=$((us_replay + ${t_b/./} - ${t_a/./}))
 	us_verify=$((us_verify + ${t_c/./} - ${t_b/./}))
 	if [ $rc != 0 ] && [ $rc != 1 ]; then
 		dmesg | tail -n 15 | sed 's/^/    kernel: /' >>"$out"
-		dm_exists "${STASH_DM_PREFIX}v53r" && dmsetup remove --retry "${STASH_DM_PREFIX}v53r"
+		for name in "${STASH_DM_PREFIX}v53r$w" "${snaps[2]}" "${snaps[0]}"; do
+			[ -n "$name" ] && dm_exists "$name" && dmsetup remove --retry "$name"
+		done
 	fi
-	dm_remove_name v53so
-	[ $volatile = 1 ] || dm_remove_name v53sc
 	if [ $rc = 0 ]; then
 		read -r line <"$out"
 		[[ $line =~ (cache_blocks=[^ ]+ dirty=[^ ]+) ]]
@@ -378,22 +398,54 @@ check_state() {
 		return 0
 	fi
 	echo "  FAIL $label ($kind, $k syncs; cache entry $ce, origin entry $oe):"
-	sed 's/^/    | /' "$tmp/replay.out" "$out"
+	sed 's/^/    | /' "$tmp/replay$w.out" "$out"
 	echo "$v $label ($kind, $k syncs): $(grep -m1 -E 'BAD|CHANGED|cannot' "$out" |
 		sed 's/^ *//'); bad blocks after recovery/flush/removal:" \
 		"$(awk '/^  [0-9]+ bad,/ { printf "%s%d", n++ ? "/" : "", $1 }' "$out")" >>"$failures"
 }
 
 # same_as_full LOG DEV ENTRY: DEV (replayed a piece at a time) must equal
-# LOG replayed at once to ENTRY (onto $scratch): a check of --from.
+# LOG replayed at once to ENTRY (onto $ccow): a check of --from.
 same_as_full() {
 	local log=$1 dev=$2 entry=$3 n
 
 	n=$(dev_sectors "$dev")
-	replay_log --log "$log" --replay "$scratch" --limit "$entry" --discard 2>/dev/null ||
+	replay_log --log "$log" --replay "$ccow" --limit "$entry" --discard 2>/dev/null ||
 		die "full replay of $log to $entry failed"
-	cmp -n $((n * 512)) "$dev" "$scratch" >/dev/null ||
+	cmp -n $((n * 512)) "$dev" "$ccow" >/dev/null ||
 		die "$dev, replayed in steps to entry $entry of $log, differs from a full replay"
+}
+
+# check_part NAME W FIRST LAST: checker W checks states FIRST..LAST of
+# $tmp/NAME.states, in order, on its own devices (W in the dm names):
+# each checker replays its bases from its first state on.  Leaves
+# "FAILED US_REPLAY US_VERIFY" in $tmp/partW.sum and its failures in
+# $tmp/failures.W.
+check_part() {
+	local v=$1 first=$3 last=$4 rc
+	local rorg=${RORG[$2]} ocow=${OCOW[$2]} ccow=${CCOW[$2]} rcache
+
+	w=$2
+	failures=$tmp/failures.$w
+	: >"$failures"
+	RANDOM=$((SEED + w))
+	if [ $scale = 1 ]; then rcache=${RBIG[w]}; else rcache=${RCCH[w]}; fi
+	if [ $volatile = 1 ]; then rc=$rcache; else rc=/dev/mapper/${STASH_DM_PREFIX}v53sc$w; fi
+	rtable="0 $(dev_sectors "$rorg") stash /dev/mapper/${STASH_DM_PREFIX}v53so$w $rc $mode${opts[*]:+ ${#opts[@]} ${opts[*]}}"
+	osnap_table=$(snap_table "$rorg" "$ocow")
+	csnap_table=$(snap_table "$rcache" "$ccow")
+	cur_o=-1 cur_c=-1 us_replay=0 us_verify=0
+	while read -r label ce oe k kind; do
+		check_state "$v" "$label" "$ce" "$oe" "$k" "$kind"
+	done < <(sed -n "${first},${last}p" "$tmp/$v.states")
+	if [ "$cur_o" -ge 0 ]; then
+		same_as_full "$olog" "$rorg" "$cur_o"
+		# (Not the 640 MiB one by default: a full replay and compare of
+		# it cost 20 s; the same code replays all the others.)
+		[ $volatile = 1 ] || { [ $scale = 1 ] && [ "${STASH_LONG:-0}" = 0 ]; } ||
+			same_as_full "$clog" "$rcache" "$cur_c"
+	fi
+	echo "$(wc -l <"$failures") $us_replay $us_verify" >"$tmp/part$w.sum"
 }
 
 summary=()
@@ -404,18 +456,25 @@ for v in $variants; do
 	# The states in log order (the origin's, then the cache's), so that
 	# the bases move only forward.
 	states "$v" | sort -s -k3,3n -k2,2n >"$tmp/$v.states"
-	if [ $volatile = 1 ]; then rc=$rcache; else rc=$(dm_path v53sc); fi
-	rtable="0 $(dev_sectors "$rorg") stash $(dm_path v53so) $rc $mode${opts[*]:+ ${#opts[@]} ${opts[*]}}"
-	cur_o=-1 cur_c=-1 us_replay=0 us_verify=0
-	log "$v: checking $(wc -l <"$tmp/$v.states") states ($(wc -l <"$tmp/$v.chosen") of" \
-		"$(wc -l <"$tmp/$v.instants") instants, the rest suspend points)"
-	nfail=$(wc -l <"$failures")
-	while read -r label ce oe k kind; do
-		check_state "$v" "$label" "$ce" "$oe" "$k" "$kind"
-	done <"$tmp/$v.states"
-	nfail=$(($(wc -l <"$failures") - nfail))
-	same_as_full "$olog" "$rorg" "$cur_o"
-	[ $volatile = 1 ] || same_as_full "$clog" "$rcache" "$cur_c"
+	n=$(wc -l <"$tmp/$v.states")
+	log "$v: checking $n states ($(wc -l <"$tmp/$v.chosen") of" \
+		"$(wc -l <"$tmp/$v.instants") instants, the rest suspend points), $jobs at a time"
+	pids=()
+	for ((w = 0; w < jobs; w++)); do
+		check_part "$v" $w $((w * n / jobs + 1)) $(((w + 1) * n / jobs)) \
+			>"$tmp/part$w.out" 2>&1 &
+		pids[w]=$!
+	done
+	nfail=0 us_replay=0 us_verify=0
+	for ((w = 0; w < jobs; w++)); do
+		wait "${pids[w]}"
+		rc=$?
+		cat "$tmp/part$w.out"
+		[ $rc = 0 ] || die "$v: checker $w stopped (status $rc; its output above)"
+		read -r a b c <"$tmp/part$w.sum"
+		nfail=$((nfail + a)) us_replay=$((us_replay + b)) us_verify=$((us_verify + c))
+		cat "$tmp/failures.$w" >>"$failures"
+	done
 	# STASH_53_SAVE=1: keep the lists and the writer's log for a look.
 	if [ "${STASH_53_SAVE:-0}" = 1 ] && [ -n "${STASH_OUT:-}" ]; then
 		mkdir -p "$STASH_OUT/53" && cp "$tmp/$v".* "$STASH_OUT/53/"

@@ -10,8 +10,9 @@
  *   crashio check -d DEV -l LOG [-w NWRITES] [-F NSYNCS] [-D DUMP]
  *                 [-C DUMP] [-R BLOCKS] [-v]
  *   crashio verify -N DMNAME -t TABLE -O ORIGIN -l LOG [-F NSYNCS]
- *                 [-R BLOCKS] [-p]
+ *                 [-R BLOCKS] [-p] [-c 'DMNAME TABLE']... [-r DMNAME]...
  *   crashio cut DMNAME TABLE LOG...
+ *   crashio dm DMNAME TABLE [DMNAME TABLE]...
  *
  * write: writes 4 KiB blocks with O_DIRECT to blocks FIRST .. FIRST+BLOCKS-1
  * of DEV.  Write number q (1, 2, ...) goes to a block chosen from SEED and q
@@ -68,7 +69,13 @@
  * state=idle; checks it again (values unchanged); removes it; checks the
  * origin ORIGIN alone (values unchanged).  With -p the status must also
  * say metadata=persistent.  It fails if the status shows a cache error or
- * failed metadata.
+ * failed metadata.  -c 'DMNAME TABLE' (repeatable) first creates that dm
+ * device, in the order given (e.g. the snapshots DMNAME's table uses);
+ * -r DMNAME (repeatable) removes that dm device too, at the end, in the
+ * order given.
+ *
+ * dm: creates each dm device DMNAME from its TABLE (one target line), in
+ * the order given: a crash test's per-state devices in one process.
  *
  * cut: a power cut at a known point of the logs: counts the W records of
  * each LOG (printed, one a line: the -w of its check), then at once
@@ -773,18 +780,33 @@ static uint64_t status_sane(const char *name, bool persistent)
 	return bad;
 }
 
+/* Remove the dm device @name, retrying while it is still busy. */
+static void dm_remove_retry(const char *name)
+{
+	int i;
+
+	for (i = 0; dm_try(DM_DEVICE_REMOVE, name, NULL); i++) {
+		if (i == 50)
+			fatal("cannot remove %s", name);
+		usleep(100000);
+	}
+}
+
 static int do_verify(int argc, char **argv)
 {
 	const char *name = NULL, *table = NULL, *origin = NULL, *logpath = NULL;
 	struct check_opts o = { .chunk = 1, .max_report = 4 };
 	uint64_t max_syncs = UINT64_MAX, dq, bad = 0, *durable, *first, *seen;
+	const char *removes[8];
+	char *creates[8];
 	bool persistent = false;
 	struct crash_log L;
+	int nremoves = 0, ncreates = 0;
 	char dev[300];
 	double t0;
 	int c, i;
 
-	while ((c = getopt(argc, argv, "N:t:O:l:F:R:p")) != -1) {
+	while ((c = getopt(argc, argv, "N:t:O:l:F:R:pr:c:")) != -1) {
 		switch (c) {
 		case 'N': name = optarg; break;
 		case 't': table = optarg; break;
@@ -793,6 +815,16 @@ static int do_verify(int argc, char **argv)
 		case 'F': max_syncs = strtoull(optarg, NULL, 0); break;
 		case 'R': o.chunk = strtoul(optarg, NULL, 0); break;
 		case 'p': persistent = true; break;
+		case 'r':
+			if (nremoves == 8)
+				fatal("verify: at most 8 -r");
+			removes[nremoves++] = optarg;
+			break;
+		case 'c':
+			if (ncreates == 8 || !strchr(optarg, ' '))
+				fatal("verify: -c 'DMNAME TABLE', at most 8");
+			creates[ncreates++] = optarg;
+			break;
 		default: return 2;
 		}
 	}
@@ -806,6 +838,13 @@ static int do_verify(int argc, char **argv)
 		fatal("out of memory");
 	snprintf(dev, sizeof(dev), "/dev/mapper/%s", name);
 
+	for (i = 0; i < ncreates; i++) {
+		char *sp = strchr(creates[i], ' ');
+
+		*sp = 0;
+		if (dm_try(DM_DEVICE_CREATE, creates[i], sp + 1))
+			fatal("cannot create %s from '%s'", creates[i], sp + 1);
+	}
 	if (dm_try(DM_DEVICE_CREATE, name, table)) {
 		printf("verify: cannot create %s (recovery refused the devices)\n", name);
 		return 2;
@@ -817,12 +856,10 @@ static int do_verify(int argc, char **argv)
 	printf("drained in %.2f s\n", now_s() - t0);
 	bad += status_sane(name, persistent);
 	bad += check_dev(dev, &L, durable, dq, first, seen, &o, "after a full flush");
-	for (i = 0; dm_try(DM_DEVICE_REMOVE, name, NULL); i++) {
-		if (i == 50)
-			fatal("cannot remove %s", name);
-		usleep(100000);
-	}
+	dm_remove_retry(name);
 	bad += check_dev(origin, &L, durable, dq, first, seen, &o, "on the origin alone");
+	for (i = 0; i < nremoves; i++)
+		dm_remove_retry(removes[i]);
 	free(durable);
 	free(first);
 	free(seen);
@@ -854,6 +891,18 @@ static int do_cut(int argc, char **argv)
 		printf("%" PRIu64 "\n", counts[i]);
 	return 0;
 }
+
+static int do_dm(int argc, char **argv)
+{
+	int i;
+
+	if (argc < 3 || argc % 2 != 1)
+		fatal("dm: need DMNAME TABLE [DMNAME TABLE]...");
+	for (i = 1; i < argc; i += 2)
+		if (dm_try(DM_DEVICE_CREATE, argv[i], argv[i + 1]))
+			fatal("cannot create %s from '%s'", argv[i], argv[i + 1]);
+	return 0;
+}
 #else
 static int do_verify(int argc, char **argv)
 {
@@ -868,6 +917,14 @@ static int do_cut(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fatal("built without libdevmapper: cut is not available");
+	return 2;
+}
+
+static int do_dm(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fatal("built without libdevmapper: dm is not available");
 	return 2;
 }
 #endif
@@ -885,7 +942,9 @@ int main(int argc, char **argv)
 		return do_verify(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cut"))
 		return do_cut(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dm"))
+		return do_dm(argc - 1, argv + 1);
 usage:
-	fprintf(stderr, "usage: crashio write|check|verify|cut ... (see the top of crashio.c)\n");
+	fprintf(stderr, "usage: crashio write|check|verify|cut|dm ... (see the top of crashio.c)\n");
 	return 2;
 }

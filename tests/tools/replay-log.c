@@ -19,7 +19,10 @@
  *	F..N: DEV already holds entries 0..F-1 (an earlier replay to F-1),
  *	so a run of crash states in log order replays each entry once;
  *	F = N + 1 writes none of them (only what --subset and --tear add,
- *	e.g. onto a snapshot of a device that holds 0..N)
+ *	e.g. onto a snapshot of a device that holds 0..N).  --index FILE
+ *	keeps where each entry starts in FILE (written by the first run
+ *	that names it, over the whole log): later runs seek straight to
+ *	entry F instead of reading every header before it
  *
  * Entries after N up to the next FLUSH entry F are the writes that had
  * completed (not all before N: dm-log-writes logs a write only when a
@@ -224,6 +227,55 @@ static void apply(const struct entry *e, const uint8_t *keep)
 	}
 }
 
+/*
+ * Where entry @i (0..@nr, @nr: the end of the log) starts, from the index
+ * file @path; the first call that finds no such file writes it, reading
+ * every header once.
+ */
+static uint64_t index_pos(const char *path, uint64_t nr, char *sec, uint64_t i)
+{
+	uint64_t pos = ss, k, *idx, at;
+	struct entry e;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		char tmp[4096];
+
+		if (errno != ENOENT)
+			fatal("%s: %s", path, strerror(errno));
+		idx = malloc((nr + 1) * sizeof(*idx));
+		if (!idx)
+			fatal("out of memory");
+		for (k = 0; k < nr; k++) {
+			idx[k] = pos;
+			read_entry(sec, k, &pos, &e);
+		}
+		idx[nr] = pos;
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0)
+			fatal("%s: %s", tmp, strerror(errno));
+		write_at(fd, idx, (nr + 1) * sizeof(*idx), 0);
+		if (close(fd) || rename(tmp, path))
+			fatal("%s: %s", path, strerror(errno));
+		at = idx[i];
+		free(idx);
+		return at;
+	}
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) || (uint64_t)st.st_size != (nr + 1) * sizeof(at))
+			fatal("%s: not an index of this log (%" PRIu64 " entries)",
+			      path, nr);
+	}
+	if (pread(fd, &at, sizeof(at), (off_t)(i * sizeof(at))) != sizeof(at))
+		fatal("%s: cannot read entry %" PRIu64, path, i);
+	close(fd);
+	return at;
+}
+
 static void clear_target(const char *target, bool discard)
 {
 	off_t end = lseek(tfd, 0, SEEK_END);
@@ -262,9 +314,10 @@ int main(int argc, char **argv)
 		{ "subset", required_argument, NULL, 's' },
 		{ "tear", required_argument, NULL, 't' },
 		{ "tear-range", required_argument, NULL, 'R' },
+		{ "index", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *logpath = NULL, *target = NULL;
+	const char *logpath = NULL, *target = NULL, *index = NULL;
 	bool list = false, points = false, zero = false, discard = false;
 	bool subset = false, tear = false;
 	uint64_t limit = UINT64_MAX, from = 0, nr, i, pos, subset_seed = 0, tear_seed = 0;
@@ -282,6 +335,7 @@ int main(int argc, char **argv)
 		case 'r': target = optarg; break;
 		case 'n': limit = strtoull(optarg, NULL, 0); break;
 		case 'f': from = strtoull(optarg, NULL, 0); break;
+		case 'i': index = optarg; break;
 		case 'z': zero = true; break;
 		case 'd': discard = true; break;
 		case 's': subset = true; subset_seed = strtoull(optarg, NULL, 0); break;
@@ -334,7 +388,12 @@ int main(int argc, char **argv)
 	}
 
 	pos = ss;	/* the first entry follows the super block */
-	for (i = 0; i < nr && i <= limit; i++) {
+	i = 0;
+	if (index && target && from) {
+		i = from < nr ? from : nr;
+		pos = index_pos(index, nr, sec, i);
+	}
+	for (; i < nr && i <= limit; i++) {
 		char fl[64];
 
 		read_entry(sec, i, &pos, &e);
