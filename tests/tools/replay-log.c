@@ -252,7 +252,11 @@ static uint64_t index_pos(const char *path, uint64_t nr, char *sec, uint64_t i)
 			read_entry(sec, k, &pos, &e);
 		}
 		idx[nr] = pos;
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		/*
+		 * Several replays may build it at once (test 53's checkers):
+		 * each writes its own file and renames it into place.
+		 */
+		snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd < 0)
 			fatal("%s: %s", tmp, strerror(errno));
