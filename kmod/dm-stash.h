@@ -194,7 +194,19 @@ struct stash_cache {
 	/* Blocks written back whose origin copy no commit has flushed yet. */
 	struct stash_bitmap md_unflushed;
 	unsigned long md_clean_due;	/* jiffies: record cleaned blocks by then */
-	struct bio_list commit_waiting;	/* bios completed by the next commit */
+	/*
+	 * Flushes and FUA writes wait for every page changed before they
+	 * came to be committed.  Commits take the changed pages in a sweep
+	 * over the page numbers from md_cursor on, at most
+	 * STASH_MD_MAX_COMMIT_PAGES each; the bios waiting when a sweep
+	 * starts (commit_round) complete with the commit that ends it, those
+	 * that come meanwhile wait for the next sweep (commit_waiting).
+	 */
+	struct bio_list commit_waiting;	/* bios for the next sweep */
+	struct bio_list commit_round;	/* bios of the sweep in progress */
+	u32 md_cursor;			/* the page the next commit starts at */
+	u32 md_round_left;		/* pages the sweep has yet to pass; 0: none */
+	u32 md_round_stuck;		/* pages the sweep could not write */
 	struct stash_bitmap md_touched;	/* metadata pages changed */
 	/*
 	 * Slots not reusable before a commit says so: recorded dirty on

@@ -523,6 +523,7 @@ int stash_md_create(struct stash_cache *sc)
 
 	mutex_init(&sc->commit_lock);
 	bio_list_init(&sc->commit_waiting);
+	bio_list_init(&sc->commit_round);
 	/*
 	 * At least two pages: load_metadata() reads both copies of a page
 	 * into md_buf at once, also when the map has a single page.
@@ -974,7 +975,7 @@ static void origin_flush_failed(struct stash_cache *sc, u32 n,
 				stash_bitmap_set(&sc->md_unflushed, c);
 		}
 	}
-	bio_list_merge_head(&sc->commit_waiting, waiters);
+	bio_list_merge_head(&sc->commit_round, waiters);
 	bio_list_init(waiters);
 	sc->stats.origin_errors++;
 	sc->md_clean_due = jiffies +
@@ -1029,6 +1030,41 @@ static int flush_origin_for_clean(struct stash_cache *sc)
 }
 
 /*
+ * Encode the changed pages among @from..@to - 1 into md_buf from slot *@n
+ * on, until md_buf is full; counts what encode_page_locked() says in
+ * *@unflushed, *@deferred and *@stuck.  Returns @to if it passed every
+ * page (no changed page is left there), else the page after the last one
+ * it took.  Deferred and stuck pages stay changed, for a later commit.
+ */
+static u32 encode_pages_locked(struct stash_cache *sc, u32 from, u32 to,
+			       u64 seq, enum md_record how, u32 *n,
+			       u32 *unflushed, u32 *deferred, u32 *stuck)
+{
+	u32 p;
+
+	for (p = stash_bitmap_next(&sc->md_touched, from); p < to;
+	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
+		if (*n == sc->md_buf_pages)
+			return p;
+		switch (encode_page_locked(sc, p, sc->md_buf +
+					   (size_t)*n * STASH_MD_BLOCK_BYTES,
+					   seq, sc->md_entries, how, unflushed)) {
+		case PAGE_STUCK:
+			(*stuck)++;
+			continue;
+		case PAGE_DEFERRED:
+			(*deferred)++;
+			break;
+		case PAGE_ENCODED:
+			stash_bitmap_clear(&sc->md_touched, p);
+			break;
+		}
+		sc->md_buf_index[(*n)++] = p;
+	}
+	return to;
+}
+
+/*
  * Commit changed metadata (see the top of this file).  @clean marks a
  * clean shutdown.  Returns 0, -EAGAIN if more pages changed than one commit
  * takes (commit again), or -EIO (the cache's metadata has failed).
@@ -1036,7 +1072,8 @@ static int flush_origin_for_clean(struct stash_cache *sc)
 int stash_md_commit(struct stash_cache *sc, bool clean)
 {
 	struct bio_list waiters = BIO_EMPTY_LIST;
-	u32 n, p, unflushed, deferred, stuck;
+	u32 n, p, unflushed, deferred, stuck, passed, round_failed = 0;
+	u32 cursor0, round_left0, round_stuck0;
 	bool more, origin_flushed = true;
 	enum md_record how;
 	struct stash_sb sb;
@@ -1054,44 +1091,62 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	sb.seq++;
 	sb.mode = READ_ONCE(sc->mode);
 
+	spin_lock_irqsave(&sc->lock, flags);
+	cursor0 = sc->md_cursor;
+	round_left0 = sc->md_round_left;
+	round_stuck0 = sc->md_round_stuck;
+	spin_unlock_irqrestore(&sc->lock, flags);
 encode:
 	n = 0;
 	unflushed = 0;
 	deferred = 0;
 	stuck = 0;
 	spin_lock_irqsave(&sc->lock, flags);
+	if (!origin_flushed) {
+		/* Encoded again: the sweep as it was before. */
+		sc->md_cursor = cursor0;
+		sc->md_round_left = round_left0;
+		sc->md_round_stuck = round_stuck0;
+	}
+	/* Bios wait and no sweep runs: this commit starts one for them. */
+	if (!sc->md_round_left && (!bio_list_empty(&sc->commit_round) ||
+				   !bio_list_empty(&sc->commit_waiting))) {
+		bio_list_merge(&sc->commit_round, &sc->commit_waiting);
+		bio_list_init(&sc->commit_waiting);
+		sc->md_round_left = sc->geo.md_pages;
+		sc->md_round_stuck = 0;
+	}
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
-	else if (clean || bio_list_empty(&sc->commit_waiting) ||
+	else if (clean || bio_list_empty(&sc->commit_round) ||
 		 sc->need_space || !bio_list_empty(&sc->deferred) ||
 		 time_after_eq(jiffies, sc->md_clean_due))
 		how = MD_RECORD_CLEAN;
 	else
 		how = MD_RECORD_DIRTY;
-	for (p = stash_bitmap_next(&sc->md_touched, 0);
-	     p < sc->geo.md_pages && n < sc->md_buf_pages;
-	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
-		/* Deferred and stuck pages stay touched for a later commit. */
-		switch (encode_page_locked(sc, p, sc->md_buf +
-					   (size_t)n * STASH_MD_BLOCK_BYTES,
-					   sb.seq, sc->md_entries, how,
-					   &unflushed)) {
-		case PAGE_STUCK:
-			stuck++;
-			continue;
-		case PAGE_DEFERRED:
-			deferred++;
-			break;
-		case PAGE_ENCODED:
-			stash_bitmap_clear(&sc->md_touched, p);
-			break;
-		}
-		sc->md_buf_index[n++] = p;
+	/* From the cursor to the last page, then from the first page to it. */
+	p = encode_pages_locked(sc, sc->md_cursor, sc->geo.md_pages, sb.seq,
+				how, &n, &unflushed, &deferred, &stuck);
+	passed = p - sc->md_cursor;
+	if (p == sc->geo.md_pages) {
+		p = encode_pages_locked(sc, 0, sc->md_cursor, sb.seq, how, &n,
+					&unflushed, &deferred, &stuck);
+		passed += p;
 	}
+	sc->md_cursor = p;
 	more = sc->md_touched.nr_set > deferred + stuck;
-	if (!more) {
-		bio_list_merge(&waiters, &sc->commit_waiting);
-		bio_list_init(&sc->commit_waiting);
+	if (sc->md_round_left) {
+		sc->md_round_stuck += stuck;
+		if (passed >= sc->md_round_left) {
+			/* The sweep passed every page: its bios complete. */
+			bio_list_merge(&waiters, &sc->commit_round);
+			bio_list_init(&sc->commit_round);
+			round_failed = sc->md_round_stuck;
+			sc->md_round_left = 0;
+		} else {
+			sc->md_round_left -= passed;
+			more = true;
+		}
 	}
 	if (how == MD_RECORD_CLEAN)
 		sc->md_clean_due = jiffies +
@@ -1144,8 +1199,8 @@ encode:
 		r = md_flush(sc, cache_bdev(sc));
 		if (!r) {
 			mutex_unlock(&sc->commit_lock);
-			complete_waiters(sc, &waiters, stuck);
-			return 0;
+			complete_waiters(sc, &waiters, round_failed);
+			return more ? -EAGAIN : 0;
 		}
 		DMERR("commit: cache device flush failed %d", r);
 	} else {
@@ -1174,10 +1229,10 @@ encode:
 	 * A page that needed the failed origin flush was not written: the
 	 * flushes and FUA writes waiting for this commit fail.
 	 */
-	if (stuck)
+	if (round_failed)
 		DMERR_LIMIT("commit: %u metadata pages wait for an origin flush: %s",
-			    stuck, "flushes waiting for this commit fail");
-	complete_waiters(sc, &waiters, stuck);
+			    round_failed, "flushes waiting for them fail");
+	complete_waiters(sc, &waiters, round_failed);
 	/* Slots may be reusable now. */
 	stash_kick_worker(sc);
 	return more ? -EAGAIN : 0;
@@ -1189,8 +1244,11 @@ failed:
 	r = -EIO;
 fail_waiters:
 	spin_lock_irqsave(&sc->lock, flags);
+	bio_list_merge(&waiters, &sc->commit_round);
+	bio_list_init(&sc->commit_round);
 	bio_list_merge(&waiters, &sc->commit_waiting);
 	bio_list_init(&sc->commit_waiting);
+	sc->md_round_left = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
 	complete_waiters(sc, &waiters, true);
