@@ -251,13 +251,16 @@ brd_teardown() {
 	_STASH_BRD_LOADED=0
 }
 
-# delay_create NAME DEV MS: dm-delay over DEV, reads and writes delayed MS
-# milliseconds; sets DELAY_DEV to its device node.
+# delay_create NAME DEV MS [FLUSH_MS]: dm-delay over DEV, reads and writes
+# delayed MS milliseconds, flushes MS or FLUSH_MS; sets DELAY_DEV to its
+# device node.
 delay_create() {
-	local name=$1 dev=$2 ms=$3
+	local name=$1 dev=$2 ms=$3 flush_ms=${4:-} args
 
 	modprobe dm_delay || die "cannot load dm_delay"
-	dm_create "$name" "0 $(dev_sectors "$dev") delay $dev 0 $ms" ||
+	args="$dev 0 $ms"
+	[ -z "$flush_ms" ] || args="$args $dev 0 $ms $dev 0 $flush_ms"
+	dm_create "$name" "0 $(dev_sectors "$dev") delay $args" ||
 		die "cannot create dm-delay over $dev"
 	DELAY_DEV=$(dm_path "$name")
 }

@@ -2,16 +2,19 @@
 # desc: a cache of more than 256 metadata pages under writes that change more pages than one commit takes: an fsync still completes while the writes go on
 #
 #   null_blk (64 MiB, write cache)  -> origin
-#   null_blk (640 MiB, write cache) -> cache (321 metadata pages)
+#   null_blk (640 MiB, write cache) -> dm-delay (flushes 500 ms) -> cache
+#                                      (320 metadata pages)
 #
 # A commit writes at most 256 metadata pages; more changed pages take
 # several commits.  A flush (fsync) must wait for the pages changed before
 # it came, not for a commit that leaves no page changed: under writes that
 # change more than 256 pages while a commit runs, there is never one.
 # stash-md seed-clean maps 16 blocks in every page (origin blocks
-# 0..16 * 321 - 1, clean); fio then writes those blocks at random while
-# writeback (watermarks 1/0) keeps cleaning them, so every commit finds
-# most of the 321 pages changed again.  One block written and fdatasync'd
+# 0..16 * 320 - 1, clean); fio then writes those blocks at random while
+# writeback (watermarks 1/0) keeps cleaning them.  The cache's flushes
+# take 500 ms, so a commit lasts at least that long and fio changes most
+# of the 320 pages meanwhile (on a fast SSD with a cache of some TiB,
+# microseconds do the same).  One block written and fdatasync'd
 # elsewhere must return while fio still runs.
 # The break it catches: waiters completed only by a commit that leaves no
 # changed page (the module before the sweep): the fdatasync waits until
@@ -23,8 +26,9 @@ persist_setup
 require_cmd fio
 
 nullb_setup s59org 64 4 1; org=$NULLB_DEV
-nullb_setup s59cch 640 16 1; cch=$NULLB_DEV
+nullb_setup s59cch 640 16 1
 on_exit dm_cleanup_all
+delay_create s59cch "$NULLB_DEV" 0 500; cch=$DELAY_DEV
 tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 
@@ -35,7 +39,8 @@ pages=$(stashctl dump --json "$cch" | jq -r .superblock.md_pages)
 [ "$pages" -gt 256 ] || die "the cache has $pages metadata pages, not more than 256"
 log "seeded $seeded clean mappings over $pages metadata pages"
 pstash_create v59 "$org" "$cch" writeback high_watermark 1 low_watermark 0
-assert_eq "$seeded" "$(stash_status_field "$STASH_DEV" cache_blocks)" "blocks cached after the load"
+used=$(stash_status_field "$STASH_DEV" cache_blocks)
+assert_eq "$seeded" "${used%%/*}" "blocks cached after the load"
 
 fio --name=load --filename="$STASH_DEV" --rw=randwrite --bs=4k --direct=1 \
 	--ioengine=libaio --iodepth=16 --size=$((seeded * 4))k --time_based --runtime=240 \
