@@ -124,34 +124,48 @@ static u32 *tunable_field(struct stash_tunables *tun,
 }
 
 /*
- * Parse @value for tunable @d into @tun.  The error names the range.
- * Returns 0 or -EINVAL; @tun is unchanged on error.
+ * A constructor's error outlives it (device-mapper prints it after the
+ * constructor returns) and constructors run concurrently: the errors are
+ * fixed strings.  Those naming a tunable's range are built once, at
+ * module load.
  */
-static int check_watermarks(const struct stash_tunables *t, char *err,
-			    size_t err_len)
+static char tunable_range_error[STASH_NR_TUNABLES][64];
+
+static void init_tunable_errors(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < STASH_NR_TUNABLES; i++)
+		snprintf(tunable_range_error[i], sizeof(tunable_range_error[i]),
+			 "%s must be a number in %u..%u",
+			 stash_tunable_descs[i].name, stash_tunable_descs[i].min,
+			 stash_tunable_descs[i].max);
+}
+
+static int check_watermarks(const struct stash_tunables *t, char **err)
 {
 	if (t->low_wm < t->high_wm)
 		return 0;
-	snprintf(err, err_len,
-		 "low_watermark (%u) must be below high_watermark (%u)",
-		 t->low_wm, t->high_wm);
+	*err = "low_watermark must be below high_watermark";
 	return -EINVAL;
 }
 
+/*
+ * Parse @value for tunable @d into @tun.  The error names the range.
+ * Returns 0 or -EINVAL; @tun is unchanged on error.
+ */
 static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
-			 struct stash_tunables *tun, bool check_pair, char *err,
-			 size_t err_len)
+			 struct stash_tunables *tun, bool check_pair, char **err)
 {
 	struct stash_tunables t = *tun;
 	unsigned int v;
 
 	if (!value || kstrtouint(value, 10, &v) || v < d->min || v > d->max) {
-		snprintf(err, err_len, "%s must be a number in %u..%u", d->name,
-			 d->min, d->max);
+		*err = tunable_range_error[d - stash_tunable_descs];
 		return -EINVAL;
 	}
 	*tunable_field(&t, d) = v;
-	if (check_pair && check_watermarks(&t, err, err_len))
+	if (check_pair && check_watermarks(&t, err))
 		return -EINVAL;
 	*tun = t;
 	return 0;
@@ -223,7 +237,6 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		0, 5 + 2 * STASH_NR_TUNABLES,
 		"Invalid number of optional arguments"
 	};
-	static char err_buf[96];
 	const struct stash_tunable_desc *d;
 	unsigned int argc, seen = 0, bit;
 	const char *name;
@@ -246,11 +259,9 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 				return -EINVAL;
 			}
 			r = parse_tunable(d, dm_shift_arg(as), &args->tun,
-					  false, err_buf, sizeof(err_buf));
-			if (r) {
-				*error = err_buf;
+					  false, error);
+			if (r)
 				return r;
-			}
 		} else if (!strcasecmp(name, "block_size")) {
 			bit = 1;
 			if (!argc--) {
@@ -287,11 +298,7 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		seen |= bit;
 	}
 	/* The watermarks are checked together, whatever their order. */
-	if (check_watermarks(&args->tun, err_buf, sizeof(err_buf))) {
-		*error = err_buf;
-		return -EINVAL;
-	}
-	return 0;
+	return check_watermarks(&args->tun, error);
 }
 
 /* Keep the optional arguments as given, so TABLE reproduces them exactly. */
@@ -884,7 +891,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	const struct stash_tunable_desc *d = stash_find_tunable(key);
 	struct stash_tunables tun;
 	unsigned long flags;
-	char err[96];
+	char *err;
 	int r;
 
 	if (!d) {
@@ -893,7 +900,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_lock_irqsave(&sc->lock, flags);
 	tun = sc->tun;
-	r = parse_tunable(d, value, &tun, true, err, sizeof(err));
+	r = parse_tunable(d, value, &tun, true, &err);
 	if (!r) {
 		WRITE_ONCE(sc->tun.seq_cutoff_kb, tun.seq_cutoff_kb);
 		WRITE_ONCE(sc->tun.high_wm, tun.high_wm);
@@ -906,7 +913,9 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (r) {
-		DMWARN_LIMIT("%s", err);
+		DMWARN_LIMIT("%s: %s %s: %s",
+			     dm_device_name(dm_table_get_md(sc->ti->table)),
+			     key, value ?: "", err);
 		return r;
 	}
 	/* A lower error_threshold may be reached already. */
@@ -1095,6 +1104,7 @@ static int __init dm_stash_init(void)
 {
 	int r;
 
+	init_tunable_errors();
 	r = stash_io_init();
 	if (r)
 		return r;
