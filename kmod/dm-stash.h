@@ -267,6 +267,8 @@ struct stash_cache {
 	u32 md_buf_pages;
 	u32 *md_buf_index;		/* which page each md_buf slot holds */
 	void *md_sb_buf;		/* one 4 KiB block (kmalloc) */
+	/* What the constructor writes last (stash_md_prepare()). */
+	enum { STASH_MD_KEEP, STASH_MD_FORMAT, STASH_MD_ERASE } md_prepare;
 	/* recorded in every superblock; the name under commit_lock */
 	struct stash_sb_ident *md_ident;
 	u64 *md_entries;		/* one page of entries, for commits */
@@ -330,6 +332,7 @@ void stash_control_exit(void);
 /* stash-metadata.c */
 int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors);
 int stash_md_check_volatile(struct stash_cache *sc, bool format);
+int stash_md_prepare(struct stash_cache *sc);
 int stash_md_create(struct stash_cache *sc);
 void stash_md_destroy(struct stash_cache *sc);
 void stash_md_init_work(struct stash_cache *sc);

@@ -22,9 +22,12 @@ int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 		nr_buckets = 1;
 	m->hash_bits = ilog2(nr_buckets);
 
+	/* The larger array first: without it, the other is not needed. */
 	m->entries = stash_zalloc_array(nr_cblocks, sizeof(*m->entries));
+	if (!m->entries)
+		return -1;
 	m->buckets = stash_zalloc_array(nr_buckets, sizeof(*m->buckets));
-	if (!m->entries || !m->buckets) {
+	if (!m->buckets) {
 		stash_map_exit(m);
 		return -1;
 	}

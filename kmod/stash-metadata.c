@@ -412,13 +412,9 @@ int stash_md_check_volatile(struct stash_cache *sc, bool format)
 		r = -EINVAL;
 		goto out;
 	}
-	DMWARN("cache device: 'format': the dm-stash cache on it is discarded");
-	memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
-	for (i = 0; i < 2 && !r; i++)
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA, sc->md_sb_buf,
-			  i * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
-	if (r)
-		ti->error = "Cannot erase the cache device's superblock";
+	/* Erased by stash_md_prepare(), once nothing else can fail. */
+	sc->md_prepare = STASH_MD_ERASE;
+	return 0;
 out:
 	kfree(sc->md_sb_buf);
 	sc->md_sb_buf = NULL;
@@ -493,13 +489,8 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 			return -EINVAL;
 		}
 		sb.mode = sc->mode;
-		refresh_name(sc);
-		r = format_cache(sc, &sb);
-		if (r) {
-			ti->error = "Cannot format the cache device";
-			return r;
-		}
-		DMINFO("formatted a cache of %u blocks", sb.geo.nr_cblocks);
+		/* Formatted by stash_md_prepare(), once nothing else can fail. */
+		sc->md_prepare = STASH_MD_FORMAT;
 	} else {
 		int other = 1 - copies.best;
 
@@ -514,6 +505,46 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	sc->data_start = sb.geo.data_start;
 	sc->nr_cblocks = sb.geo.nr_cblocks;
 	return 0;
+}
+
+/*
+ * The constructor's last step, after everything it allocates: write what
+ * stash_md_open() or stash_md_check_volatile() decided (format the cache
+ * device, or erase the dm-stash superblocks a volatile table with
+ * 'format' replaces).  A table refused or short of memory before this
+ * leaves the cache device as it was.  Sets ti->error on failure.
+ */
+int stash_md_prepare(struct stash_cache *sc)
+{
+	int r = 0, i;
+
+	switch (sc->md_prepare) {
+	case STASH_MD_KEEP:
+		break;
+	case STASH_MD_FORMAT:
+		refresh_name(sc);
+		r = format_cache(sc, &sc->sb);
+		if (r) {
+			sc->ti->error = "Cannot format the cache device";
+			break;
+		}
+		DMINFO("formatted a cache of %u blocks", sc->sb.geo.nr_cblocks);
+		break;
+	case STASH_MD_ERASE:
+		DMWARN("cache device: 'format': the dm-stash cache on it is discarded");
+		memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
+		for (i = 0; i < 2 && !r; i++)
+			r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA,
+				  sc->md_sb_buf, i * STASH_MD_BLOCK_SECTORS,
+				  STASH_MD_BLOCK_SECTORS);
+		if (r)
+			sc->ti->error = "Cannot erase the cache device's superblock";
+		kfree(sc->md_sb_buf);
+		sc->md_sb_buf = NULL;
+		break;
+	}
+	sc->md_prepare = STASH_MD_KEEP;
+	return r;
 }
 
 /* Allocate what commits need, once the map exists. */

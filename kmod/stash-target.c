@@ -421,10 +421,7 @@ static int parse_geometry(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Origin too large for this block size";
 		return -EINVAL;
 	}
-	/* Before anything is written to the cache device. */
-	r = stash_stranded_check(sc, args->format);
-	if (r)
-		return r;
+	/* Reads only: stash_md_prepare() writes what these decide. */
 	if (!sc->is_volatile) {
 		r = stash_md_open(sc, args->format, args->block_sectors);
 		if (r)
@@ -606,6 +603,17 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = create_runtime(ti, sc, &args);
 	if (r)
 		goto bad_geometry;
+	/*
+	 * Last, once nothing else can fail for want of memory: a refused
+	 * table leaves the cache device, and what is stranded on it, as
+	 * they were.  With 'format', stranded blocks are dropped, then the
+	 * device is formatted (or a volatile table erases the superblocks).
+	 */
+	r = stash_stranded_check(sc, args.format);
+	if (!r)
+		r = stash_md_prepare(sc);
+	if (r)
+		goto bad_prepare;
 
 	/*
 	 * No max_io_len: the target cuts bios at block boundaries itself, so
@@ -625,6 +633,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	return 0;
 
 bad_registry:
+bad_prepare:
 	destroy_runtime(sc);
 bad_geometry:
 	stash_md_destroy(sc);
