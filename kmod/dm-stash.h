@@ -346,6 +346,7 @@ int stash_stranded_add(struct stash_cache *sc);
 void stash_stranded_reclaim(struct stash_cache *sc);
 bool stash_stranded_forget(struct stash_cache *sc);
 int stash_stranded_check(struct stash_cache *sc, bool format);
+void stash_stranded_drop(struct stash_cache *sc);
 void stash_stranded_adopt(struct stash_cache *sc);
 
 /* stash-writeback.c */

@@ -169,10 +169,19 @@ static bool adoptable(struct stash_cache *sc, const struct stash_stranded *s)
 				sc->block_shift;
 }
 
+/* Under stash_stranded_lock: stranded blocks @sc may not take over. */
+static struct stash_stranded *foreign_locked(struct stash_cache *sc)
+{
+	struct stash_stranded *s = find_locked(sc);
+
+	return !s || s->owner == sc || adoptable(sc, s) ? NULL : s;
+}
+
 /*
  * Constructor and first resume: blocks stranded on this cache device
  * belong to this table if it may adopt them; otherwise the table is
- * refused (ti->error set, -EINVAL), unless @format, which drops them.
+ * refused (ti->error set, -EINVAL), unless @format: then
+ * stash_stranded_drop() drops them, when the table writes to the device.
  */
 int stash_stranded_check(struct stash_cache *sc, bool format)
 {
@@ -180,15 +189,9 @@ int stash_stranded_check(struct stash_cache *sc, bool format)
 	int r = 0;
 
 	mutex_lock(&stash_stranded_lock);
-	s = find_locked(sc);
-	if (!s || s->owner == sc || adoptable(sc, s))
+	s = foreign_locked(sc);
+	if (!s || format)
 		goto out;
-	if (format) {
-		DMWARN("cache device: 'format': %u stranded blocks of origin %u:%u dropped",
-		       s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
-		free_stranded(s);
-		goto out;
-	}
 	DMERR("cache device: holds %u stranded dirty blocks of origin %u:%u",
 	      s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
 	DMERR("cache device: (a volatile cache could not write them back)");
@@ -199,6 +202,21 @@ int stash_stranded_check(struct stash_cache *sc, bool format)
 out:
 	mutex_unlock(&stash_stranded_lock);
 	return r;
+}
+
+/* A table with 'format': drop what stash_stranded_check() let it. */
+void stash_stranded_drop(struct stash_cache *sc)
+{
+	struct stash_stranded *s;
+
+	mutex_lock(&stash_stranded_lock);
+	s = foreign_locked(sc);
+	if (s) {
+		DMWARN("cache device: 'format': %u stranded blocks of origin %u:%u dropped",
+		       s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
+		free_stranded(s);
+	}
+	mutex_unlock(&stash_stranded_lock);
 }
 
 /*

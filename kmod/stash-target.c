@@ -421,7 +421,13 @@ static int parse_geometry(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Origin too large for this block size";
 		return -EINVAL;
 	}
-	/* Reads only: stash_md_prepare() writes what these decide. */
+	/*
+	 * Reads only: stash_stranded_drop() and stash_md_prepare() act on
+	 * what these decide.
+	 */
+	r = stash_stranded_check(sc, args->format);
+	if (r)
+		return r;
 	if (!sc->is_volatile) {
 		r = stash_md_open(sc, args->format, args->block_sectors);
 		if (r)
@@ -609,9 +615,9 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	 * they were.  With 'format', stranded blocks are dropped, then the
 	 * device is formatted (or a volatile table erases the superblocks).
 	 */
-	r = stash_stranded_check(sc, args.format);
-	if (!r)
-		r = stash_md_prepare(sc);
+	if (args.format)
+		stash_stranded_drop(sc);
+	r = stash_md_prepare(sc);
 	if (r)
 		goto bad_prepare;
 
@@ -1036,6 +1042,8 @@ static int stash_preresume(struct dm_target *ti)
 	r = stash_stranded_check(sc, sc->format);
 	if (r)
 		return r;
+	if (sc->format)
+		stash_stranded_drop(sc);
 	if (sc->is_volatile) {
 		stash_stranded_reclaim(sc);
 		stash_stranded_adopt(sc);
