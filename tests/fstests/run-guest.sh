@@ -435,14 +435,15 @@ run_one() {
 	fs_mkfs "$fs" "${VOL[test]}"
 	write_config "$dir/local.config" "$fs" "${VOL[test]}" "${VOL[scratch]}" "$logdev" "$dir/results"
 
-	# ./check within what is left of the run's budget.  timeout(1) puts
-	# ./check in a process group of its own and signals all of it, the
-	# test's fsstress and fsx included.
+	# ./check within what is left of the run's budget, in the list's
+	# order (cheapest first; without --exact-order ./check sorts them by
+	# number).  timeout(1) puts ./check in a process group of its own and
+	# signals all of it, the test's fsstress and fsx included.
 	budget=$((budget - ($(date +%s) - start)))
 	[ $budget -ge $MIN_BUDGET ] || budget=$MIN_BUDGET
 	log "$fs $cfg: ./check ${TESTS[*]} (at most ${budget}s)"
 	(cd "$FSTESTS" && PATH=$SHIM_BIN:$PATH HOST_OPTIONS=$dir/local.config \
-		timeout -k 30 "$budget" ./check -R xunit-quiet "${TESTS[@]}") \
+		timeout -k 30 "$budget" ./check -R xunit-quiet --exact-order "${TESTS[@]}") \
 		>"$dir/check.log" 2>&1 </dev/null
 	rc=$?
 	release_devices
