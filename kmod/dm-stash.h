@@ -322,6 +322,12 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info);
 /* A cache-device I/O failed: count it; may fail the cache.  Not under sc->lock. */
 void stash_cache_error(struct stash_cache *sc);
 
+/* The mapped device @sc's table belongs to (its name, its dev_t). */
+static inline struct mapped_device *stash_md(struct stash_cache *sc)
+{
+	return dm_table_get_md(sc->ti->table);
+}
+
 /* stash-control.c: the registry of caches and /dev/stash-control. */
 int stash_registry_add(struct stash_cache *sc);
 void stash_registry_remove(struct stash_cache *sc);

@@ -81,11 +81,6 @@ void stash_registry_set_live(struct stash_cache *sc, bool live)
 	mutex_unlock(&stash_registry_lock);
 }
 
-static struct mapped_device *stash_md(struct stash_cache *sc)
-{
-	return dm_table_get_md(sc->ti->table);
-}
-
 static dev_t stash_devt(struct stash_cache *sc)
 {
 	return disk_devt(dm_disk(stash_md(sc)));

@@ -928,8 +928,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (r) {
-		DMWARN_LIMIT("%s: %s %s: %s",
-			     dm_device_name(dm_table_get_md(sc->ti->table)),
+		DMWARN_LIMIT("%s: %s %s: %s", dm_device_name(stash_md(sc)),
 			     key, value ?: "", err);
 		return r;
 	}
