@@ -39,8 +39,7 @@ pages=$(stashctl dump --json "$cch" | jq -r .superblock.md_pages)
 [ "$pages" -gt 256 ] || die "the cache has $pages metadata pages, not more than 256"
 log "seeded $seeded clean mappings over $pages metadata pages"
 pstash_create v59 "$org" "$cch" writeback high_watermark 1 low_watermark 0
-used=$(stash_status_field "$STASH_DEV" cache_blocks)
-assert_eq "$seeded" "${used%%/*}" "blocks cached after the load"
+assert_eq "$seeded" "$(used_blocks "$STASH_DEV")" "blocks cached after the load"
 
 fio --name=load --filename="$STASH_DEV" --rw=randwrite --bs=4k --direct=1 \
 	--ioengine=libaio --iodepth=16 --size=$((seeded * 4))k --time_based --runtime=240 \
