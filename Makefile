@@ -18,6 +18,8 @@
 #                      xfs, in the VM; results in docs/fstests.md
 #                      (FSTESTS="generic/013 ...", FSTESTS_CONFIGS=...,
 #                      FSTESTS_FS=...; STASH_LONG=1 for the long list)
+#   make check-fstests-ci  CI's share of it: seven tests on ext4 over a
+#                      write-back volume, in at most 7 minutes of VM time
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -405,7 +407,25 @@ check-fstests:
 	fi; \
 	exit $$rc
 
-.PHONY: check-fstests
+# CI's stage: ext4 on write-back without the sequential cutoff (the
+# configuration that puts the most through the cache), the quicker tests of
+# the default list (fsync and power cuts with dm-flakey, fsx buffered,
+# O_DIRECT and AIO, fsstress), at most FSTESTS_CI_TIME seconds of guest
+# time.  Without the fstests source (FSTESTS_TARBALL) it says so and passes.
+FSTESTS_CI_TESTS ?= generic/321 generic/075 generic/091 generic/198 \
+		    generic/335 generic/207 generic/013
+FSTESTS_CI_TIME  ?= 420
+
+check-fstests-ci:
+	@if [ ! -f "$(FSTESTS_TARBALL)" ]; then \
+		echo "check-fstests-ci: skipped: no fstests source at $(FSTESTS_TARBALL)"; \
+		exit 0; \
+	fi; \
+	STASH_FSTESTS_TIME=$(FSTESTS_CI_TIME) $(MAKE) --no-print-directory \
+		check-fstests FSTESTS="$(FSTESTS_CI_TESTS)" \
+		FSTESTS_CONFIGS=wb-cut0 FSTESTS_FS=ext4
+
+.PHONY: check-fstests check-fstests-ci
 
 # Benchmark: dm-stash against the raw devices, dm-linear, dm-cache,
 # dm-writecache and bcache, all in one VM boot (bench/run.sh; report in
