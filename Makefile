@@ -278,6 +278,11 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	echo "== userspace (-Wall -Wextra -Werror)"; \
 	$(MAKE) --no-print-directory -C userspace-tools -B stashctl || fail+=" stashctl"; \
 	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
+	echo "== bash -n (completion, scripts)"; \
+	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
+		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh .ci/run; do \
+		bash -n "$$f" || fail+=" bash:$$f"; \
+	done; \
 	if [ -n "$$fail" ]; then echo "lint: FAILED:$$fail" >&2; exit 1; fi; \
 	echo "lint: clean"
 
