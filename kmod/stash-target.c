@@ -843,9 +843,9 @@ static void fail_cache(struct stash_cache *sc, const char *why)
 	 */
 	atomic64_inc(&sc->origin_writes_done);
 	DMERR("%s: cache device %s failed (%s); I/O goes to the origin",
-	      dm_table_device_name(sc->ti->table), sc->cache_dev->name, why);
+	      dm_device_name(stash_md(sc)), sc->cache_dev->name, why);
 	DMERR("%s: writing back %u dirty blocks",
-	      dm_table_device_name(sc->ti->table), READ_ONCE(sc->dirty.nr_set));
+	      dm_device_name(stash_md(sc)), READ_ONCE(sc->dirty.nr_set));
 	stash_wb_request_drain(sc);
 	stash_kick_worker(sc);
 }
