@@ -1302,6 +1302,12 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		if (*error)
 			sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
+		if (!*error && (bio->bi_opf & REQ_FUA) &&
+		    !stash_md_drops_covered(sc)) {
+			pb->kind = PB_DONE;
+			stash_md_wait_commit(sc, bio);
+			return DM_ENDIO_INCOMPLETE;
+		}
 		break;
 
 	case PB_ORIGIN_FLUSH:

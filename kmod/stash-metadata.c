@@ -1105,7 +1105,8 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	struct bio_list waiters = BIO_EMPTY_LIST;
 	u32 n, p, unflushed, deferred, stuck, passed, round_failed = 0;
 	u32 cursor0, round_left0, round_stuck0;
-	bool more, origin_flushed = true;
+	bool more, origin_flushed = true, round_done = false;
+	u64 round_drops = 0;
 	enum md_record how;
 	struct stash_sb sb;
 	unsigned long flags;
@@ -1146,6 +1147,7 @@ encode:
 		bio_list_init(&sc->commit_waiting);
 		sc->md_round_left = sc->geo.md_pages;
 		sc->md_round_stuck = 0;
+		sc->md_round_drops = sc->map.cdirty_drops;
 	}
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
@@ -1174,6 +1176,8 @@ encode:
 			bio_list_init(&sc->commit_round);
 			round_failed = sc->md_round_stuck;
 			sc->md_round_left = 0;
+			round_done = true;
+			round_drops = sc->md_round_drops;
 		} else {
 			sc->md_round_left -= passed;
 			more = true;
@@ -1229,6 +1233,8 @@ encode:
 	    sb.mode == sc->sb.mode) {
 		r = md_flush(sc, cache_bdev(sc));
 		if (!r) {
+			if (round_done && !round_failed)
+				WRITE_ONCE(sc->md_drops_covered, round_drops);
 			mutex_unlock(&sc->commit_lock);
 			complete_waiters(sc, &waiters, round_failed);
 			return more ? -EAGAIN : 0;
@@ -1253,6 +1259,8 @@ encode:
 	settle_cdirty_locked(sc, n);
 	sc->sb = sb;
 	sc->stats.commits++;
+	if (round_done && !round_failed)
+		WRITE_ONCE(sc->md_drops_covered, round_drops);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
 
@@ -1293,6 +1301,18 @@ static void commit_work_fn(struct work_struct *ws)
 
 	while (stash_md_commit(sc, false) == -EAGAIN)
 		cond_resched();
+}
+
+/*
+ * Whether every slot invalidated while committed-dirty is recorded empty
+ * on disk by now.  If not, a FUA write that reached the origin completes
+ * only after a commit (stash_md_wait_commit()): a power cut would let
+ * recovery write such a slot's older data back over it.
+ */
+bool stash_md_drops_covered(struct stash_cache *sc)
+{
+	return sc->is_volatile ||
+	       READ_ONCE(sc->map.cdirty_drops) == READ_ONCE(sc->md_drops_covered);
 }
 
 /* A bio that completes only after the next commit (flush, FUA write). */

@@ -17,11 +17,21 @@
 #     (the slot stays recorded dirty, or the origin is flushed first);
 #  B. a block written and fsync'd (recorded dirty), drained, then dropped
 #     by the 'invalidate' message, then fsync: the commit that records the
-#     slot empty must flush the origin first.
+#     slot empty must flush the origin first;
+#  C. a block written and fsync'd (recorded dirty), drained (not yet
+#     recorded clean), then, in write-around, a FUA write of new data: no
+#     commit follows it, so the slot the metadata records dirty must hold
+#     the new data too;
+#  D. a block written and fsync'd (recorded dirty), drained, dropped by
+#     'invalidate', then a FUA write of new data in write-around: it must
+#     wait for the commit that records the slot empty.
 # Breaks it catches (each seen failing on purpose): a commit with waiters
 # recording a written-back block clean with no origin flush, as before
 # the fix (A reads zeros after the replay); one recording a written-back
-# slot empty with no origin flush (B).
+# slot empty with no origin flush (B); a write-around write that
+# invalidates such a slot (C reads the old data: recovery wrote it back);
+# a FUA write to the origin completing while a dropped slot is still
+# recorded dirty (D reads the old data).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 . "$(dirname "$0")/../lib-fault.sh"
@@ -40,6 +50,9 @@ on_exit "rm -rf $tmp"
 rand_file "$tmp/a" 1
 rand_file "$tmp/b" 1
 rand_file "$tmp/c" 1
+rand_file "$tmp/d" 1
+rand_file "$tmp/e" 1
+rand_file "$tmp/f" 1
 zero_dev /dev/ram0 1
 zero_dev /dev/ram1 1
 
@@ -72,6 +85,24 @@ wait_clean "$vol"
 dmsetup message "$vol" 0 invalidate || die "invalidate failed"
 assert_ok "fsync after the invalidation" fsync_dev "$vol"
 mark B
+
+log "C: write, fsync, drain, write-around, FUA write"
+put "$vol" "$tmp/c" 13
+assert_ok "fsync of the write" fsync_dev "$vol"
+wait_clean "$vol"
+dmsetup message "$vol" 0 mode writearound || die "mode writearound failed"
+put_fua "$vol" "$tmp/d" 13
+mark C
+
+log "D: write, fsync, drain, invalidate, write-around FUA write"
+dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
+put "$vol" "$tmp/e" 17
+assert_ok "fsync of the write" fsync_dev "$vol"
+wait_clean "$vol"
+dmsetup message "$vol" 0 invalidate || die "invalidate failed"
+dmsetup message "$vol" 0 mode writearound || die "mode writearound failed"
+put_fua "$vol" "$tmp/f" 17
+mark D
 
 log "at the end: $(dmsetup status "$vol" | cut -d' ' -f4-)"
 stash_remove "$vol"
@@ -119,4 +150,21 @@ same "$lwo" 9 "$tmp/b" || die "B: block 9 is not on the origin after a drain and
 dm_remove_name lwc
 dm_remove_name lwo
 
-log "ok: A and B survive the power cut"
+at C
+same "$STASH_DEV" 13 "$tmp/d" || die "C: the FUA write to block 13 is lost after the power cut"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+same "$lwo" 13 "$tmp/d" || die "C: block 13 is not the FUA data on the origin after a drain"
+dm_remove_name lwc
+dm_remove_name lwo
+
+at D
+same "$STASH_DEV" 13 "$tmp/d" || die "D: block 13 is lost after the power cut"
+same "$STASH_DEV" 17 "$tmp/f" || die "D: the FUA write to block 17 is lost after the power cut"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+same "$lwo" 17 "$tmp/f" || die "D: block 17 is not the FUA data on the origin after a drain"
+dm_remove_name lwc
+dm_remove_name lwo
+
+log "ok: A, B, C and D survive the power cut"
