@@ -1307,11 +1307,12 @@ static void commit_work_fn(struct work_struct *ws)
  * Whether every slot invalidated while committed-dirty is recorded empty
  * on disk by now.  If not, a FUA write that reached the origin completes
  * only after a commit (stash_md_wait_commit()): a power cut would let
- * recovery write such a slot's older data back over it.
+ * recovery write such a slot's older data back over it.  A failed cache's
+ * metadata is not used again (see the error policy): nothing to wait for.
  */
 bool stash_md_drops_covered(struct stash_cache *sc)
 {
-	return sc->is_volatile ||
+	return sc->is_volatile || stash_cache_failed(sc) ||
 	       READ_ONCE(sc->map.cdirty_drops) == READ_ONCE(sc->md_drops_covered);
 }
 
