@@ -668,30 +668,41 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 }
 
 /*
- * Map @c to @ob; a second mapping of @ob is resolved by page sequence,
- * clean entries included: a newer clean entry of a block overrides an
- * older dirty one (whose data the origin got since).  After an unclean
- * shutdown the clean entries are dropped afterwards (drop_clean()).
+ * Map @c to @ob; a second mapping of @ob is resolved by page sequence (the
+ * newer page wins), except that after an unclean shutdown a dirty entry
+ * beats a clean one whatever their ages.  An older page that still records
+ * a block dirty was not written since the block left that slot (its
+ * invalidation or writeback); every completed flush and FUA write waited
+ * for a commit sweep that would have written it (stash_md_drops_covered()),
+ * so nothing newer than that dirty copy was made durable, while a newer
+ * clean entry says nothing of what the origin holds durably.  The clean
+ * entries are dropped afterwards (drop_clean()).
  */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 		      u64 *entry_seq_of_page)
 {
 	oblock_t ob = to_oblock(e & STASH_MD_OBLOCK_MASK);
 	bool dirty = e & STASH_MD_DIRTY;
+	bool unclean = !(sc->sb.flags & STASH_SB_FLAG_CLEAN);
 	cblock_t other;
 
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
 		u64 oseq = entry_seq_of_page[o / STASH_MD_ENTRIES_PER_PAGE];
+		bool odirty = stash_bitmap_test(&sc->dirty, o);
 
 		if (oseq == seq) {
 			DMERR("metadata maps origin block %llu twice in one commit",
 			      from_oblock(ob));
 			return -EINVAL;
 		}
-		if (oseq > seq)
+		if (unclean && odirty != dirty) {
+			if (odirty)
+				return 0;	/* the dirty entry wins */
+		} else if (oseq > seq) {
 			return 0;	/* the newer page wins */
+		}
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
 		stash_map_invalidate(&sc->map, other);
