@@ -24,14 +24,16 @@
 #     the new data too;
 #  D. a block written and fsync'd (recorded dirty), drained, dropped by
 #     'invalidate', then a FUA write of new data in write-around: it must
-#     wait for the commit that records the slot empty.
+#     wait for the commit that records the slot empty;
+#  E. the same with a write-through FUA write, which caches the block in
+#     a new slot as it writes the origin.
 # Breaks it catches (each seen failing on purpose): a commit with waiters
 # recording a written-back block clean with no origin flush, as before
 # the fix (A reads zeros after the replay); one recording a written-back
 # slot empty with no origin flush (B); a write-around write that
 # invalidates such a slot (C reads the old data: recovery wrote it back);
 # a FUA write to the origin completing while a dropped slot is still
-# recorded dirty (D reads the old data).
+# recorded dirty (D, and E for write-through, read the old data).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 . "$(dirname "$0")/../lib-fault.sh"
@@ -53,6 +55,8 @@ rand_file "$tmp/c" 1
 rand_file "$tmp/d" 1
 rand_file "$tmp/e" 1
 rand_file "$tmp/f" 1
+rand_file "$tmp/g" 1
+rand_file "$tmp/h" 1
 zero_dev /dev/ram0 1
 zero_dev /dev/ram1 1
 
@@ -103,6 +107,18 @@ dmsetup message "$vol" 0 invalidate || die "invalidate failed"
 dmsetup message "$vol" 0 mode writearound || die "mode writearound failed"
 put_fua "$vol" "$tmp/f" 17
 mark D
+
+log "E: write, fsync, drain, invalidate, write-through FUA write"
+dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
+put "$vol" "$tmp/g" 21
+assert_ok "fsync of the write" fsync_dev "$vol"
+wait_clean "$vol"
+dmsetup message "$vol" 0 invalidate || die "invalidate failed"
+assert_eq 0 "$(used_blocks "$vol")" "E: nothing cached after the invalidation"
+dmsetup message "$vol" 0 mode writethrough || die "mode writethrough failed"
+put_fua "$vol" "$tmp/h" 21
+assert_eq 1 "$(used_blocks "$vol")" "E: the write-through write cached its block"
+mark E
 
 log "at the end: $(dmsetup status "$vol" | cut -d' ' -f4-)"
 stash_remove "$vol"
@@ -178,5 +194,13 @@ expect_same "D: block 17 is the FUA data on the origin after a drain" "$lwo" 17 
 dm_remove_name lwc
 dm_remove_name lwo
 
-[ $lost = 0 ] || die "$lost checks of C and D failed"
-log "ok: A, B, C and D survive the power cut"
+at E
+expect_same "E: the FUA write to block 21 survives the power cut" "$STASH_DEV" 21 "$tmp/h"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+expect_same "E: block 21 is the FUA data on the origin after a drain" "$lwo" 21 "$tmp/h"
+dm_remove_name lwc
+dm_remove_name lwo
+
+[ $lost = 0 ] || die "$lost checks of C, D and E failed"
+log "ok: A to E survive the power cut"
