@@ -1239,8 +1239,9 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
 	struct stash_cache *sc = ti->private;
 	struct stash_bio *pb = pb_of(bio);
-	bool fua_origin = pb->to_origin && bio_op(bio) == REQ_OP_WRITE &&
-			  (bio->bi_opf & REQ_FUA);
+	/* Not again when it ends after its wait (PB_DONE). */
+	bool fua_origin = pb->to_origin && pb->kind != PB_DONE &&
+			  bio_op(bio) == REQ_OP_WRITE && (bio->bi_opf & REQ_FUA);
 	unsigned long flags;
 	bool kick;
 

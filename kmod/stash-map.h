@@ -96,7 +96,7 @@ struct stash_map {
 	/*
 	 * Mapped slots invalidated while committed-dirty: until a commit
 	 * records them empty, recovery would bring their data back, over
-	 * anything the origin got since (stash_md_cdirty_covered()).
+	 * anything the origin got since (stash_md_drops_covered()).
 	 */
 	u64 cdirty_drops;
 	/* Metadata pages changed since the last commit (may be NULL). */

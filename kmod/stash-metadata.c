@@ -1144,6 +1144,10 @@ encode:
 	unflushed = 0;
 	deferred = 0;
 	stuck = 0;
+	/* Only the encoding that is written may end the sweep. */
+	round_done = false;
+	round_failed = 0;
+	round_drops = 0;
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!origin_flushed) {
 		/* Encoded again: the sweep as it was before. */
@@ -1318,12 +1322,11 @@ static void commit_work_fn(struct work_struct *ws)
  * Whether every slot invalidated while committed-dirty is recorded empty
  * on disk by now.  If not, a FUA write that reached the origin completes
  * only after a commit (stash_md_wait_commit()): a power cut would let
- * recovery write such a slot's older data back over it.  A failed cache's
- * metadata is not used again (see the error policy): nothing to wait for.
+ * recovery write such a slot's older data back over it.
  */
 bool stash_md_drops_covered(struct stash_cache *sc)
 {
-	return sc->is_volatile || stash_cache_failed(sc) ||
+	return sc->is_volatile ||
 	       READ_ONCE(sc->map.cdirty_drops) == READ_ONCE(sc->md_drops_covered);
 }
 
