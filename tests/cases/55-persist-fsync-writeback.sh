@@ -90,35 +90,31 @@ dmsetup message "$vol" 0 invalidate || die "invalidate failed"
 assert_ok "fsync after the invalidation" fsync_dev "$vol"
 mark B
 
-log "C: write, fsync, drain, write-around, FUA write"
-put "$vol" "$tmp/c" 13
-assert_ok "fsync of the write" fsync_dev "$vol"
-wait_clean "$vol"
-dmsetup message "$vol" 0 mode writearound || die "mode writearound failed"
-put_fua "$vol" "$tmp/d" 13
-mark C
+# fua_after_writeback CASE BLOCK OLD NEW MODE [invalidate]: in write-back,
+# BLOCK gets OLD, fsync'd (recorded dirty), then drained (written back, not
+# yet recorded clean); with "invalidate" the cache is dropped; then, in
+# MODE, a FUA write of NEW; then mark CASE.
+fua_after_writeback() {
+	local name=$1 b=$2 old=$3 new=$4 mode=$5 inval=${6:-}
 
-log "D: write, fsync, drain, invalidate, write-around FUA write"
-dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
-put "$vol" "$tmp/e" 17
-assert_ok "fsync of the write" fsync_dev "$vol"
-wait_clean "$vol"
-dmsetup message "$vol" 0 invalidate || die "invalidate failed"
-dmsetup message "$vol" 0 mode writearound || die "mode writearound failed"
-put_fua "$vol" "$tmp/f" 17
-mark D
+	log "$name: write, fsync, drain, ${inval:+invalidate, }$mode FUA write"
+	dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
+	put "$vol" "$old" "$b"
+	assert_ok "$name: fsync of the write" fsync_dev "$vol"
+	wait_clean "$vol"
+	if [ -n "$inval" ]; then
+		dmsetup message "$vol" 0 invalidate || die "invalidate failed"
+		assert_eq 0 "$(used_blocks "$vol")" "$name: nothing cached after the invalidation"
+	fi
+	dmsetup message "$vol" 0 mode "$mode" || die "mode $mode failed"
+	put_fua "$vol" "$new" "$b"
+	mark "$name"
+}
 
-log "E: write, fsync, drain, invalidate, write-through FUA write"
-dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
-put "$vol" "$tmp/g" 21
-assert_ok "fsync of the write" fsync_dev "$vol"
-wait_clean "$vol"
-dmsetup message "$vol" 0 invalidate || die "invalidate failed"
-assert_eq 0 "$(used_blocks "$vol")" "E: nothing cached after the invalidation"
-dmsetup message "$vol" 0 mode writethrough || die "mode writethrough failed"
-put_fua "$vol" "$tmp/h" 21
+fua_after_writeback C 13 "$tmp/c" "$tmp/d" writearound
+fua_after_writeback D 17 "$tmp/e" "$tmp/f" writearound invalidate
+fua_after_writeback E 21 "$tmp/g" "$tmp/h" writethrough invalidate
 assert_eq 1 "$(used_blocks "$vol")" "E: the write-through write cached its block"
-mark E
 
 log "at the end: $(dmsetup status "$vol" | cut -d' ' -f4-)"
 stash_remove "$vol"
