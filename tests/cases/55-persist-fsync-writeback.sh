@@ -92,8 +92,8 @@ mark B
 
 # fua_after_writeback CASE BLOCK OLD NEW MODE [invalidate]: in write-back,
 # BLOCK gets OLD, fsync'd (recorded dirty), then drained (written back, not
-# yet recorded clean); with "invalidate" the cache is dropped; then, in
-# MODE, a FUA write of NEW; then mark CASE.
+# yet recorded clean; the origin flushed); with "invalidate" the cache is
+# dropped; then, in MODE, a FUA write of NEW; then mark CASE.
 fua_after_writeback() {
 	local name=$1 b=$2 old=$3 new=$4 mode=$5 inval=${6:-}
 
@@ -102,6 +102,12 @@ fua_after_writeback() {
 	put "$vol" "$old" "$b"
 	assert_ok "$name: fsync of the write" fsync_dev "$vol"
 	wait_clean "$vol"
+	# The origin flushed by hand (no commit records the slot clean): its
+	# log then holds the writeback write before the FUA write.  Left
+	# unflushed, dm-log-writes would log it at the next flush, after the
+	# FUA write to the same sector, and a replay would end with the older
+	# data, which no disk does.
+	assert_ok "$name: a flush of the origin alone" fsync_dev "$lwo"
 	if [ -n "$inval" ]; then
 		dmsetup message "$vol" 0 invalidate || die "invalidate failed"
 		assert_eq 0 "$(used_blocks "$vol")" "$name: nothing cached after the invalidation"
