@@ -207,6 +207,13 @@ struct stash_cache {
 	u32 md_cursor;			/* the page the next commit starts at */
 	u32 md_round_left;		/* pages the sweep has yet to pass; 0: none */
 	u32 md_round_stuck;		/* pages the sweep could not write */
+	u64 md_round_drops;		/* map.cdirty_drops when it started */
+	/*
+	 * map.cdirty_drops when the last sweep that wrote every page it had
+	 * to started (READ_ONCE without the lock): slots invalidated up to
+	 * then are recorded empty on disk.
+	 */
+	u64 md_drops_covered;
 	struct stash_bitmap md_touched;	/* metadata pages changed */
 	/*
 	 * Slots not reusable before a commit says so: recorded dirty on
@@ -344,6 +351,7 @@ void stash_md_destroy(struct stash_cache *sc);
 void stash_md_init_work(struct stash_cache *sc);
 int stash_md_commit(struct stash_cache *sc, bool clean);
 void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
+bool stash_md_drops_covered(struct stash_cache *sc);
 int stash_md_resume(struct stash_cache *sc);
 void stash_md_suspend(struct stash_cache *sc);
 

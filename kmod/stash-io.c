@@ -1239,6 +1239,9 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 {
 	struct stash_cache *sc = ti->private;
 	struct stash_bio *pb = pb_of(bio);
+	/* Not again when it ends after its wait (PB_DONE). */
+	bool fua_origin = pb->to_origin && pb->kind != PB_DONE &&
+			  bio_op(bio) == REQ_OP_WRITE && (bio->bi_opf & REQ_FUA);
 	unsigned long flags;
 	bool kick;
 
@@ -1394,6 +1397,17 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
 		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+	}
+	/*
+	 * A FUA write that reached the origin (write-around, write-through,
+	 * a write-back write that went around), while a slot the metadata
+	 * records dirty was dropped and is not yet recorded empty: a power
+	 * cut would let recovery write that slot back over this write.
+	 */
+	if (fua_origin && !*error && !stash_md_drops_covered(sc)) {
+		pb->kind = PB_DONE;
+		stash_md_wait_commit(sc, bio);
+		return DM_ENDIO_INCOMPLETE;
 	}
 	return DM_ENDIO_DONE;
 }

@@ -291,6 +291,10 @@ bool stash_map_invalidate(struct stash_map *m, cblock_t c)
 		return false;
 	if (e->flags & SE_MAPPED)
 		hash_remove(m, i);
+	if (m->cdirty && test_bit(i, m->cdirty)) {
+		WRITE_ONCE(m->cdirty_drops, m->cdirty_drops + 1);
+		stash_map_touch(m, c);
+	}
 	WRITE_ONCE(e->flags, (e->flags & ~SE_VALID) | SE_STALE);
 	/*
 	 * Mark it stale before looking at its pins: a reader that drops the

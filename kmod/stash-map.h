@@ -93,6 +93,12 @@ struct stash_map {
 	 * take the new data for the old block.
 	 */
 	const unsigned long *cdirty;
+	/*
+	 * Mapped slots invalidated while committed-dirty: until a commit
+	 * records them empty, recovery would bring their data back, over
+	 * anything the origin got since (stash_md_drops_covered()).
+	 */
+	u64 cdirty_drops;
 	/* Metadata pages changed since the last commit (may be NULL). */
 	struct stash_bitmap *touched;
 	u32 entries_per_page;

@@ -668,30 +668,41 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 }
 
 /*
- * Map @c to @ob; a second mapping of @ob is resolved by page sequence,
- * clean entries included: a newer clean entry of a block overrides an
- * older dirty one (whose data the origin got since).  After an unclean
- * shutdown the clean entries are dropped afterwards (drop_clean()).
+ * Map @c to @ob; a second mapping of @ob is resolved by page sequence (the
+ * newer page wins), except that after an unclean shutdown a dirty entry
+ * beats a clean one whatever their ages.  An older page that still records
+ * a block dirty was not written since the block left that slot (its
+ * invalidation or writeback); every completed flush and FUA write waited
+ * for a commit sweep that would have written it (stash_md_drops_covered()),
+ * so nothing newer than that dirty copy was made durable, while a newer
+ * clean entry says nothing of what the origin holds durably.  The clean
+ * entries are dropped afterwards (drop_clean()).
  */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 		      u64 *entry_seq_of_page)
 {
 	oblock_t ob = to_oblock(e & STASH_MD_OBLOCK_MASK);
 	bool dirty = e & STASH_MD_DIRTY;
+	bool unclean = !(sc->sb.flags & STASH_SB_FLAG_CLEAN);
 	cblock_t other;
 
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
 		u64 oseq = entry_seq_of_page[o / STASH_MD_ENTRIES_PER_PAGE];
+		bool odirty = stash_bitmap_test(&sc->dirty, o);
 
 		if (oseq == seq) {
 			DMERR("metadata maps origin block %llu twice in one commit",
 			      from_oblock(ob));
 			return -EINVAL;
 		}
-		if (oseq > seq)
+		if (unclean && odirty != dirty) {
+			if (odirty)
+				return 0;	/* the dirty entry wins */
+		} else if (oseq > seq) {
 			return 0;	/* the newer page wins */
+		}
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
 		stash_map_invalidate(&sc->map, other);
@@ -1105,7 +1116,8 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	struct bio_list waiters = BIO_EMPTY_LIST;
 	u32 n, p, unflushed, deferred, stuck, passed, round_failed = 0;
 	u32 cursor0, round_left0, round_stuck0;
-	bool more, origin_flushed = true;
+	bool more, origin_flushed = true, round_done = false;
+	u64 round_drops = 0;
 	enum md_record how;
 	struct stash_sb sb;
 	unsigned long flags;
@@ -1132,6 +1144,10 @@ encode:
 	unflushed = 0;
 	deferred = 0;
 	stuck = 0;
+	/* Only the encoding that is written may end the sweep. */
+	round_done = false;
+	round_failed = 0;
+	round_drops = 0;
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!origin_flushed) {
 		/* Encoded again: the sweep as it was before. */
@@ -1146,6 +1162,7 @@ encode:
 		bio_list_init(&sc->commit_waiting);
 		sc->md_round_left = sc->geo.md_pages;
 		sc->md_round_stuck = 0;
+		sc->md_round_drops = sc->map.cdirty_drops;
 	}
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
@@ -1174,6 +1191,8 @@ encode:
 			bio_list_init(&sc->commit_round);
 			round_failed = sc->md_round_stuck;
 			sc->md_round_left = 0;
+			round_done = true;
+			round_drops = sc->md_round_drops;
 		} else {
 			sc->md_round_left -= passed;
 			more = true;
@@ -1229,6 +1248,8 @@ encode:
 	    sb.mode == sc->sb.mode) {
 		r = md_flush(sc, cache_bdev(sc));
 		if (!r) {
+			if (round_done && !round_failed)
+				WRITE_ONCE(sc->md_drops_covered, round_drops);
 			mutex_unlock(&sc->commit_lock);
 			complete_waiters(sc, &waiters, round_failed);
 			return more ? -EAGAIN : 0;
@@ -1253,6 +1274,8 @@ encode:
 	settle_cdirty_locked(sc, n);
 	sc->sb = sb;
 	sc->stats.commits++;
+	if (round_done && !round_failed)
+		WRITE_ONCE(sc->md_drops_covered, round_drops);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	mutex_unlock(&sc->commit_lock);
 
@@ -1293,6 +1316,18 @@ static void commit_work_fn(struct work_struct *ws)
 
 	while (stash_md_commit(sc, false) == -EAGAIN)
 		cond_resched();
+}
+
+/*
+ * Whether every slot invalidated while committed-dirty is recorded empty
+ * on disk by now.  If not, a FUA write that reached the origin completes
+ * only after a commit (stash_md_wait_commit()): a power cut would let
+ * recovery write such a slot's older data back over it.
+ */
+bool stash_md_drops_covered(struct stash_cache *sc)
+{
+	return sc->is_volatile ||
+	       READ_ONCE(sc->map.cdirty_drops) == READ_ONCE(sc->md_drops_covered);
 }
 
 /* A bio that completes only after the next commit (flush, FUA write). */

@@ -13,10 +13,11 @@
  *     the page's newest committed version;
  *  3. after a clean shutdown every mapping is kept, after an unclean one
  *     only the dirty ones;
- *  4. an origin block in two slots: the entry of the newer page wins; two
+ *  4. an origin block in two slots: the entry of the newer page wins,
+ *     except that after an unclean shutdown a dirty entry beats a clean
+ *     one whatever their ages (the kernel's load_entry() says why); two
  *     in pages of the same commit make the load fail.  This is decided
- *     over every valid entry, clean or dirty, before step 3 drops the
- *     clean ones: a newer clean entry drops an older dirty one.
+ *     before step 3 drops the clean ones.
  *
  * dump prints the result; check reports every problem it meets, each with
  * its severity, and exits with the worst (stashctl.8, EXIT STATUS):
@@ -489,10 +490,9 @@ static u64 page_seq(const struct scan *s, uint32_t cblock)
 
 /*
  * Steps 4, then 3: which mappings the kernel keeps.  False if it refuses.
- * Duplicates are resolved over clean and dirty entries alike, and only
- * then are clean ones dropped after an unclean shutdown: a block written
- * back and recorded clean by a newer commit must not come back as the
- * older commit's dirty entry (writeback would put old data over new).
+ * Duplicates are resolved first (after an unclean shutdown a dirty entry
+ * beats a clean one, else the newer page wins), then clean entries are
+ * dropped after an unclean shutdown.
  */
 static bool recover(struct scan *s)
 {
@@ -519,6 +519,11 @@ static bool recover(struct scan *s)
 		for (j = i + 1; j < n && refs[j].oblock == refs[i].oblock; j++) {
 			uint32_t cb = refs[j].cblock;
 			u64 hs = page_seq(s, holder), cs = page_seq(s, cb);
+			bool hd = s->entries[holder] & STASH_MD_DIRTY;
+			bool cd = s->entries[cb] & STASH_MD_DIRTY;
+			bool by_dirt = !clean && hd != cd;
+			uint32_t win = by_dirt ? (cd ? cb : holder) :
+				       cs > hs ? cb : holder;
 
 			if (hs == cs) {
 				problem(s, SEV_CORRUPT, "origin block %" PRIu64 " is mapped "
@@ -526,14 +531,17 @@ static bool recover(struct scan *s)
 					"): the kernel refuses the cache", refs[i].oblock,
 					holder, cb, cs);
 				ok = false;
+			} else if (by_dirt) {
+				problem(s, SEV_NOTE, "origin block %" PRIu64 " is in slots "
+					"%u and %u: the dirty one (slot %u) wins after an "
+					"unclean shutdown", refs[i].oblock, holder, cb, win);
 			} else {
 				problem(s, SEV_NOTE, "origin block %" PRIu64 " is in slots "
 					"%u and %u: the newer page's (slot %u) wins", refs[i].oblock,
-					holder, cb, hs > cs ? holder : cb);
+					holder, cb, win);
 			}
 			s->dropped_older++;
-			if (cs > hs)
-				holder = cb;
+			holder = win;
 		}
 		if (!(s->entries[holder] & STASH_MD_DIRTY) && !clean) {
 			s->dropped_clean++;

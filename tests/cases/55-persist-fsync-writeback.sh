@@ -17,11 +17,23 @@
 #     (the slot stays recorded dirty, or the origin is flushed first);
 #  B. a block written and fsync'd (recorded dirty), drained, then dropped
 #     by the 'invalidate' message, then fsync: the commit that records the
-#     slot empty must flush the origin first.
+#     slot empty must flush the origin first;
+#  C. a block written and fsync'd (recorded dirty), drained (not yet
+#     recorded clean), then, in write-around, a FUA write of new data: no
+#     commit follows it, so the slot the metadata records dirty must hold
+#     the new data too;
+#  D. a block written and fsync'd (recorded dirty), drained, dropped by
+#     'invalidate', then a FUA write of new data in write-around: it must
+#     wait for the commit that records the slot empty;
+#  E. the same with a write-through FUA write, which caches the block in
+#     a new slot as it writes the origin.
 # Breaks it catches (each seen failing on purpose): a commit with waiters
 # recording a written-back block clean with no origin flush, as before
 # the fix (A reads zeros after the replay); one recording a written-back
-# slot empty with no origin flush (B).
+# slot empty with no origin flush (B); a write-around write that
+# invalidates such a slot (C reads the old data: recovery wrote it back);
+# a FUA write to the origin completing while a dropped slot is still
+# recorded dirty (D, and E for write-through, read the old data).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 . "$(dirname "$0")/../lib-fault.sh"
@@ -40,6 +52,11 @@ on_exit "rm -rf $tmp"
 rand_file "$tmp/a" 1
 rand_file "$tmp/b" 1
 rand_file "$tmp/c" 1
+rand_file "$tmp/d" 1
+rand_file "$tmp/e" 1
+rand_file "$tmp/f" 1
+rand_file "$tmp/g" 1
+rand_file "$tmp/h" 1
 zero_dev /dev/ram0 1
 zero_dev /dev/ram1 1
 
@@ -72,6 +89,38 @@ wait_clean "$vol"
 dmsetup message "$vol" 0 invalidate || die "invalidate failed"
 assert_ok "fsync after the invalidation" fsync_dev "$vol"
 mark B
+
+# fua_after_writeback CASE BLOCK OLD NEW MODE [invalidate]: in write-back,
+# BLOCK gets OLD, fsync'd (recorded dirty), then drained (written back, not
+# yet recorded clean; the origin flushed); with "invalidate" the cache is
+# dropped; then, in MODE, a FUA write of NEW; then mark CASE.
+fua_after_writeback() {
+	local name=$1 b=$2 old=$3 new=$4 mode=$5 inval=${6:-}
+
+	log "$name: write, fsync, drain, ${inval:+invalidate, }$mode FUA write"
+	dmsetup message "$vol" 0 mode writeback || die "mode writeback failed"
+	put "$vol" "$old" "$b"
+	assert_ok "$name: fsync of the write" fsync_dev "$vol"
+	wait_clean "$vol"
+	# The origin flushed by hand (no commit records the slot clean): its
+	# log then holds the writeback write before the FUA write.  Left
+	# unflushed, dm-log-writes would log it at the next flush, after the
+	# FUA write to the same sector, and a replay would end with the older
+	# data, which no disk does.
+	assert_ok "$name: a flush of the origin alone" fsync_dev "$lwo"
+	if [ -n "$inval" ]; then
+		dmsetup message "$vol" 0 invalidate || die "invalidate failed"
+		assert_eq 0 "$(used_blocks "$vol")" "$name: nothing cached after the invalidation"
+	fi
+	dmsetup message "$vol" 0 mode "$mode" || die "mode $mode failed"
+	put_fua "$vol" "$new" "$b"
+	mark "$name"
+}
+
+fua_after_writeback C 13 "$tmp/c" "$tmp/d" writearound
+fua_after_writeback D 17 "$tmp/e" "$tmp/f" writearound invalidate
+fua_after_writeback E 21 "$tmp/g" "$tmp/h" writethrough invalidate
+assert_eq 1 "$(used_blocks "$vol")" "E: the write-through write cached its block"
 
 log "at the end: $(dmsetup status "$vol" | cut -d' ' -f4-)"
 stash_remove "$vol"
@@ -106,6 +155,18 @@ unstack() {
 	dm_remove_name lwo
 }
 
+# expect_same WHAT DEV BLOCK FILE: a check of C and D; a failure is
+# counted and the test goes on, so that one run shows each case's.
+lost=0
+expect_same() {
+	if same "$2" "$3" "$4"; then
+		log "ok: $1"
+	else
+		log "FAIL: $1"
+		lost=$((lost + 1))
+	fi
+}
+
 at A
 same "$STASH_DEV" 5 "$tmp/a" || die "A: the fsync'd block 5 is lost after the power cut"
 unstack
@@ -119,4 +180,29 @@ same "$lwo" 9 "$tmp/b" || die "B: block 9 is not on the origin after a drain and
 dm_remove_name lwc
 dm_remove_name lwo
 
-log "ok: A and B survive the power cut"
+at C
+expect_same "C: the FUA write to block 13 survives the power cut" "$STASH_DEV" 13 "$tmp/d"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+expect_same "C: block 13 is the FUA data on the origin after a drain" "$lwo" 13 "$tmp/d"
+dm_remove_name lwc
+dm_remove_name lwo
+
+at D
+expect_same "D: the FUA write to block 17 survives the power cut" "$STASH_DEV" 17 "$tmp/f"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+expect_same "D: block 17 is the FUA data on the origin after a drain" "$lwo" 17 "$tmp/f"
+dm_remove_name lwc
+dm_remove_name lwo
+
+at E
+expect_same "E: the FUA write to block 21 survives the power cut" "$STASH_DEV" 21 "$tmp/h"
+wait_clean "$STASH_DEV"
+stash_remove "$STASH_DEV"
+expect_same "E: block 21 is the FUA data on the origin after a drain" "$lwo" 21 "$tmp/h"
+dm_remove_name lwc
+dm_remove_name lwo
+
+[ $lost = 0 ] || die "$lost checks of C, D and E failed"
+log "ok: A to E survive the power cut"

@@ -464,6 +464,42 @@ TEST(map_invalidate_idle_frees_at_once)
 	stash_map_exit(&m);
 }
 
+/*
+ * A slot the metadata records dirty (cdirty), invalidated: counted in
+ * cdirty_drops and its page touched, even while a reader pins it (its
+ * free waits).  Break this catches: a drop not counted (a FUA write to
+ * the origin would not wait for the commit that records the slot empty).
+ */
+TEST(map_invalidate_counts_cdirty_drops)
+{
+	unsigned long cdirty[1] = { 0 };
+	struct stash_bitmap touched;
+	struct stash_map m;
+
+	REQUIRE_EQ(stash_map_init(&m, 8), 0);
+	REQUIRE_EQ(stash_bitmap_init(&touched, 4), 0);
+	m.entries_per_page = 2;
+	m.cdirty = cdirty;
+	for (u64 i = 0; i < 8; i++)
+		REQUIRE_EQ(fill(&m, 100 + i), i);
+	m.touched = &touched;
+	__set_bit(3, cdirty);
+	__set_bit(6, cdirty);
+	CHECK(stash_map_invalidate(&m, to_cblock(0)));	/* not cdirty */
+	CHECK_EQ(m.cdirty_drops, 0);
+	CHECK(stash_map_invalidate(&m, to_cblock(3)));
+	CHECK_EQ(m.cdirty_drops, 1);
+	CHECK(stash_bitmap_test(&touched, 1));
+	stash_map_pin(&m, to_cblock(6));
+	CHECK(!stash_map_invalidate(&m, to_cblock(6)));	/* pinned: freed later */
+	CHECK_EQ(m.cdirty_drops, 2);
+	CHECK(stash_bitmap_test(&touched, 3));
+	CHECK(!stash_map_invalidate(&m, to_cblock(6)));	/* once only */
+	CHECK_EQ(m.cdirty_drops, 2);
+	stash_bitmap_exit(&touched);
+	stash_map_exit(&m);
+}
+
 TEST(map_invalidate_busy_defers_free)
 {
 	struct stash_map m;

@@ -309,10 +309,10 @@ TEST(offline_dup_same_seq_refused)
 }
 
 /*
- * Origin block 77 recorded clean in page 0 (sequence 10: written back and
- * recorded clean by the last commit) and dirty in page 1, whose newest
- * copy is older (8: a page that commit did not rewrite, e.g. one a
- * multi-commit suspend had not reached yet).
+ * Origin block 77 recorded clean in page 0 (sequence 10: dropped from
+ * slot 513 and promoted again into slot 5, recorded by the last commit)
+ * and dirty in page 1, whose newest copy is older (8: a page that commit
+ * did not rewrite, e.g. one a multi-commit suspend had not reached yet).
  */
 static void img_newer_clean_older_dirty(struct img *im, u32 flags)
 {
@@ -325,27 +325,27 @@ static void img_newer_clean_older_dirty(struct img *im, u32 flags)
 }
 
 /*
- * After an unclean shutdown the newer clean entry still drops the older
- * dirty one, then is dropped itself: block 77 is not loaded at all (its
- * data is on the origin), never from the older dirty entry.
+ * After an unclean shutdown the older dirty entry beats the newer clean
+ * one: page 1 was not written since the block left slot 513, so no flush
+ * completed since, and the origin may not hold its data durably.  Break
+ * this catches: the newer page winning (block 77 read from the origin).
  */
-TEST(offline_dup_newer_clean_drops_older_dirty_unclean)
+TEST(offline_dup_older_dirty_beats_newer_clean_unclean)
 {
 	struct img im;
 
 	img_newer_clean_older_dirty(&im, 0);
 	CHECK_EQ(run_stashctl(&im, "dump", "--json"), 0);
-	CHECK(!oblock_loaded(77));
+	CHECK(mapped(513, 77, true));
+	CHECK(!mapped(5, 77, false));
 	CHECK(mapped(6, 200, true));
-	CHECK(has("\"valid_blocks\": 1, \"dirty_blocks\": 1,"));
-	CHECK(has("\"dropped_clean\": 1, \"dropped_duplicates\": 1"));
+	CHECK(has("\"valid_blocks\": 2, \"dirty_blocks\": 2,"));
+	CHECK(has("\"dropped_clean\": 0, \"dropped_duplicates\": 1"));
 	show_output("dump --json");
 	CHECK_EQ(run_stashctl(&im, "check", NULL), 0);
-	CHECK(has("note: origin block 77 is in slots 5 and 513: the newer page's "
-		  "(slot 5) wins"));
-	CHECK(has("note: origin block 77: its newest entry (slot 5) is clean, "
-		  "dropped after an unclean shutdown"));
-	CHECK(has("clean: 1 valid blocks, 1 dirty"));
+	CHECK(has("note: origin block 77 is in slots 5 and 513: the dirty one "
+		  "(slot 513) wins after an unclean shutdown"));
+	CHECK(has("clean: 2 valid blocks, 2 dirty"));
 	show_output("check");
 }
 
