@@ -53,7 +53,10 @@ struct stash_bio {
 	u8 kind;
 	bool cache_failed;
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
+	bool was_valid;		/* PB_WB_WRITE: the slot held data before */
 	bool to_origin;		/* last remapped to the origin */
+	/* A read hit whose checksum failed: read again with the block busy. */
+	bool recheck;
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
 	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
@@ -260,6 +263,26 @@ static void fill_write_endio(struct bio *clone)
 	bio_endio(bio);
 }
 
+/* A checksummed fill ended (stash_csum_fill()). */
+static void fill_csum_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	bool ok = !job->cache_error && !job->origin_error;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->origin_error)
+		sc->stats.origin_errors++;
+	if (job->cache_error)
+		sc->stats.cache_errors++;
+	if (ok)
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->cache_error)
+		stash_cache_error(sc);
+	fill_complete(sc, job->cblock, ok);
+}
+
 /*
  * The origin read of a whole block is done: write the same pages to the
  * slot, then complete the user's read.  Runs in the worker.
@@ -281,6 +304,102 @@ static void fill_by_reuse(struct stash_cache *sc, struct bio *bio)
 /*
  * ---- Reads (the same in every mode) ----
  */
+
+/*
+ * Under sc->lock: the busy flag of slot @c goes (or passes to a parked
+ * write-through write).  Returns true if the worker has work.
+ */
+static bool wt_next_carrier_locked(struct stash_cache *sc, cblock_t c);
+
+static bool release_busy_locked(struct stash_cache *sc, cblock_t c)
+{
+	bool kick = wt_next_carrier_locked(sc, c);
+
+	if (!kick)
+		stash_map_release(&sc->map, c, true);
+	return kick | wake_deferred_locked(sc);
+}
+
+/* A checked read of a block (stash_csum_read()) ended. */
+static void csum_read_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	struct bio *bio = job->bio;
+	struct stash_bio *pb = pb_of(bio);
+	cblock_t c = job->cblock;
+	unsigned long flags;
+	bool dirty, kick;
+
+	pb->kind = PB_DONE;
+	if (!job->cache_error && !job->mismatch) {
+		spin_lock_irqsave(&sc->lock, flags);
+		kick = release_busy_locked(sc, c);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (kick)
+			stash_kick_worker(sc);
+		bio_endio(bio);
+		return;
+	}
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->stats.cache_errors++;
+	dirty = stash_bitmap_test(&sc->dirty, from_cblock(c));
+	if (job->mismatch) {
+		sc->checksum_errors++;
+		if (dirty)
+			stash_csum_mark_bad_locked(sc, c);
+	}
+	if (!dirty) {
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.invalidations++;
+	}
+	kick = release_busy_locked(sc, c);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		stash_kick_worker(sc);
+	stash_cache_error(sc);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on %s block %llu (cache block %llu)%s",
+			    dm_device_name(stash_md(sc)),
+			    dirty ? "dirty" : "clean",
+			    (unsigned long long)(dm_target_offset(sc->ti,
+					job->iter.bi_sector) >> sc->block_shift),
+			    (unsigned long long)from_cblock(c),
+			    dirty ? ": I/O error" : ": reading the origin instead");
+	else
+		DMERR_LIMIT("%s: cache read error on a %s block",
+			    dm_device_name(stash_md(sc)),
+			    dirty ? "dirty" : "clean");
+	if (dirty) {
+		/* The data exists nowhere else: the user sees the error. */
+		bio->bi_status = BLK_STS_IOERR;
+		bio_endio(bio);
+		return;
+	}
+	queue_bio(sc, &sc->retries, bio);
+}
+
+/*
+ * Under sc->lock: a read hit on valid slot @c that is checked through a
+ * buffer (part of a block, or a second look after a mismatch).  The block
+ * is held busy, so that no write changes it under the check; while it is
+ * busy already, @bio waits.  Returns true if the caller must now start the
+ * read (stash_csum_read()).
+ */
+static bool csum_read_begin_locked(struct stash_cache *sc, struct bio *bio,
+				   cblock_t c)
+{
+	struct stash_entry *e = stash_map_entry(&sc->map, c);
+
+	if (e->flags & SE_BUSY) {
+		bio_list_add(&sc->deferred, bio);
+		return false;
+	}
+	e->flags |= SE_BUSY | SE_REF;
+	if (!pb_of(bio)->recheck)
+		sc->stats.read_hits++;
+	return true;
+}
 
 static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 				    oblock_t ob)
@@ -309,6 +428,16 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
 		}
+		if (sc->csum && (pb->recheck ||
+				 bio_sectors(bio) != sc->block_sectors)) {
+			bool start = csum_read_begin_locked(sc, bio, c);
+
+			spin_unlock_irqrestore(&sc->lock, flags);
+			if (!start)
+				return STASH_DEFER;
+			stash_csum_read(sc, bio, c, csum_read_done);
+			return STASH_SUBMITTED;
+		}
 		stash_map_pin(&sc->map, c);
 		e->flags |= SE_REF;
 		sc->stats.read_hits++;
@@ -325,6 +454,11 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 	if (!cblock_is_valid(c))
 		return STASH_REMAP_ORIGIN;
 
+	if (sc->csum) {
+		/* Not from the user's pages: they may change under the copy. */
+		stash_csum_fill(sc, ob, c, fill_csum_done);
+		return STASH_REMAP_ORIGIN;
+	}
 	pb->cblock = c;
 	if (bio_sectors(bio) == sc->block_sectors) {
 		/* The user's read brings the whole block: reuse its pages. */
@@ -450,6 +584,28 @@ static void write_through_cache_endio(struct bio *clone)
  * in write-back) stays dirty: only this write reached the origin.
  */
 /* Send a copy of @bio to its slot; the original goes to the origin. */
+/* The cache side of a checksummed write-through write ended. */
+static void write_through_csum_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	struct bio *bio = job->bio;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->mismatch)
+		sc->checksum_errors++;
+	if (job->cache_error || job->mismatch)
+		pb_of(bio)->cache_failed = true;
+	else
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
+			    dm_device_name(stash_md(sc)),
+			    (unsigned long long)from_cblock(job->cblock));
+	bio_endio(bio);		/* drops the count bio_inc_remaining() took */
+}
+
 static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 				cblock_t c)
 {
@@ -459,6 +615,15 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 	pb->kind = PB_WRITE_HIT;
 	pb->cblock = c;
 	pb->cache_failed = false;
+	if (sc->csum) {
+		bool valid = stash_map_entry(&sc->map, c)->flags & SE_VALID;
+
+		pb->saved_iter = bio->bi_iter;
+		bio_inc_remaining(bio);
+		stash_csum_write(sc, bio, pb->saved_iter, c, valid,
+				 write_through_csum_done);
+		return;
+	}
 	clone = bio_alloc_clone(sc->cache_dev->bdev, bio, GFP_NOIO, &sc->bs);
 	/*
 	 * dm polls only the bio it mapped (the origin write): a polled
@@ -584,6 +749,31 @@ static bool wb_miss_goes_around_locked(struct stash_cache *sc, bool sequential,
  *    the cache never holds the only copy of a FUA write; on a persistent
  *    one they complete after the next metadata commit.
  */
+/* A checksummed write-back write ended: as if the bio had. */
+static void write_back_csum_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	struct bio *bio = job->bio;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->mismatch) {
+		sc->checksum_errors++;
+		if (pb_of(bio)->was_dirty)
+			stash_csum_mark_bad_locked(sc, job->cblock);
+	} else if (!job->cache_error) {
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
+			    dm_device_name(stash_md(sc)),
+			    (unsigned long long)from_cblock(job->cblock));
+	bio->bi_status = job->cache_error || job->mismatch ? BLK_STS_IOERR :
+							    BLK_STS_OK;
+	bio_endio(bio);
+}
+
 static enum stash_action stash_write_back(struct stash_cache *sc,
 					  struct bio *bio, oblock_t ob)
 {
@@ -621,6 +811,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		e->flags |= SE_BUSY | SE_REF;
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
+		pb->was_valid = e->flags & SE_VALID;
 	} else {
 		if (!wb_miss_goes_around_locked(sc, sequential, &full) &&
 		    bio_sectors(bio) == sc->block_sectors) {
@@ -648,6 +839,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		if (evicted != STASH_NO_OBLOCK)
 			sc->stats.evictions++;
 		pb->was_dirty = false;
+		pb->was_valid = false;
 	}
 	newly_dirty = stash_set_dirty(sc, from_cblock(c));
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -656,6 +848,11 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	pb->cblock = c;
 	pb->saved_iter = bio->bi_iter;
 	write_back_cache_done(sc, newly_dirty);
+	if (sc->csum) {
+		stash_csum_write(sc, bio, pb->saved_iter, c, pb->was_valid,
+				 write_back_csum_done);
+		return STASH_SUBMITTED;
+	}
 	return STASH_REMAP_CACHE;
 
 defer:
@@ -1177,6 +1374,8 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
 
+	pb_of(bio)->recheck = false;
+
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
 	if (cut_or_pass_run(sc, bio)) {
@@ -1254,17 +1453,31 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	switch (pb->kind) {
 	case PB_READ_HIT:
 		if (!*error) {
+			/*
+			 * A mismatch may be a write that overlapped the read:
+			 * read again, with the block busy (csum_read_begin_locked()).
+			 */
+			bool recheck = sc->csum &&
+				stash_csum_bio(bio, pb->saved_iter) !=
+				READ_ONCE(sc->csums[from_cblock(pb->cblock)]);
+
 			/* The common case takes no lock: see stash_map_unpin(). */
-			if (!stash_map_unpin(&sc->map, pb->cblock))
+			if (stash_map_unpin(&sc->map, pb->cblock)) {
+				spin_lock_irqsave(&sc->lock, flags);
+				stash_map_unpinned(&sc->map, pb->cblock);
+				/* A read may wait for a pin (STASH_MAX_PINS). */
+				kick = wake_deferred_locked(sc);
+				spin_unlock_irqrestore(&sc->lock, flags);
+				if (kick)
+					stash_kick_worker(sc);
+			}
+			if (!recheck)
 				break;
-			spin_lock_irqsave(&sc->lock, flags);
-			stash_map_unpinned(&sc->map, pb->cblock);
-			/* A read may wait for a pin (STASH_MAX_PINS). */
-			kick = wake_deferred_locked(sc);
-			spin_unlock_irqrestore(&sc->lock, flags);
-			if (kick)
-				stash_kick_worker(sc);
-			break;
+			pb->kind = PB_DONE;
+			pb->recheck = true;
+			bio->bi_iter = pb->saved_iter;
+			queue_bio(sc, &sc->deferred, bio);
+			return DM_ENDIO_INCOMPLETE;
 		}
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.cache_errors++;
@@ -1333,10 +1546,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			/* A miss that took a slot: both copies now hold it. */
 			stash_map_set_valid(&sc->map, pb->cblock);
 		}
-		kick = wt_next_carrier_locked(sc, pb->cblock);
-		if (!kick)
-			stash_map_release(&sc->map, pb->cblock, true);
-		kick |= wake_deferred_locked(sc);
+		kick = release_busy_locked(sc, pb->cblock);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
@@ -1392,7 +1602,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	default:
 		break;
 	}
-	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT) {
+	if (*error && bio_data_dir(bio) == READ && pb->to_origin) {
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
