@@ -198,7 +198,7 @@ CORE_TESTS ?= 03-fio-verify 20-engine-fio-verify 21-writearound 22-writethrough 
 	45-err-metadata 46-err-cache-flush 47-wb-flush-parked \
 	50-persist-reload 51-persist-power-cut 52-persist-log-writes \
 	53-persist-two-logs 55-persist-fsync-writeback 57-persist-multi-commit \
-	58-flush-origin-remapped 59-persist-flush-under-load
+	58-flush-origin-remapped 59-persist-flush-under-load 66-csum-flip
 
 check-core:
 	@$(MAKE) --no-print-directory check TEST="$(CORE_TESTS)"

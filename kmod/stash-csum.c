@@ -133,6 +133,23 @@ static struct stash_cjob *cjob_alloc(struct stash_cache *sc)
 	return job;
 }
 
+/* A job for @iter of @bio (within one block of slot @c). */
+static struct stash_cjob *cjob_alloc_bio(struct stash_cache *sc,
+					 struct bio *bio,
+					 struct bvec_iter iter, cblock_t c,
+					 stash_cjob_fn done)
+{
+	struct stash_cjob *job = cjob_alloc(sc);
+	sector_t first = dm_target_offset(sc->ti, iter.bi_sector);
+
+	job->bio = bio;
+	job->iter = iter;
+	job->cblock = c;
+	job->done = done;
+	job->offset = (first & (sc->block_sectors - 1)) << SECTOR_SHIFT;
+	return job;
+}
+
 static void cjob_free(struct stash_cjob *job)
 {
 	struct stash_cache *sc = job->sc;
@@ -281,14 +298,8 @@ void stash_csum_write(struct stash_cache *sc, struct bio *bio,
 		      struct bvec_iter iter, cblock_t c, bool slot_valid,
 		      stash_cjob_fn done)
 {
-	struct stash_cjob *job = cjob_alloc(sc);
-	sector_t first = dm_target_offset(sc->ti, iter.bi_sector);
+	struct stash_cjob *job = cjob_alloc_bio(sc, bio, iter, c, done);
 
-	job->bio = bio;
-	job->iter = iter;
-	job->cblock = c;
-	job->done = done;
-	job->offset = (first & (sc->block_sectors - 1)) << SECTOR_SHIFT;
 	if (!job->offset && iter.bi_size == block_bytes(sc)) {
 		copy_from_bio(job->buf, bio, iter);
 		job->crc = stash_csum_buf(job->buf, block_bytes(sc));
@@ -327,14 +338,8 @@ static void read_done(unsigned long error, void *context)
 void stash_csum_read(struct stash_cache *sc, struct bio *bio, cblock_t c,
 		     stash_cjob_fn done)
 {
-	struct stash_cjob *job = cjob_alloc(sc);
-	sector_t first = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	struct stash_cjob *job = cjob_alloc_bio(sc, bio, bio->bi_iter, c, done);
 
-	job->bio = bio;
-	job->iter = bio->bi_iter;
-	job->cblock = c;
-	job->done = done;
-	job->offset = (first & (sc->block_sectors - 1)) << SECTOR_SHIFT;
 	cjob_io(job, REQ_OP_READ, sc->cache_dev->bdev, slot_sector(sc, c), 0,
 		block_bytes(sc), read_done);
 }

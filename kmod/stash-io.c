@@ -563,6 +563,50 @@ static enum stash_action stash_write_around(struct stash_cache *sc,
 	return action;
 }
 
+/*
+ * A checksummed write to slot @job->cblock ended: record the new data's
+ * checksum, or count a mismatch of the data it merged with (a dirty block
+ * that fails is marked bad).  Returns true if the write failed.
+ */
+static bool csum_write_ended(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->mismatch) {
+		sc->checksum_errors++;
+		if (stash_bitmap_test(&sc->dirty, from_cblock(job->cblock)))
+			stash_csum_mark_bad_locked(sc, job->cblock);
+	} else if (!job->cache_error) {
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
+			    dm_device_name(stash_md(sc)),
+			    (unsigned long long)from_cblock(job->cblock));
+	return job->cache_error || job->mismatch;
+}
+
+/* The cache side of a checksummed write-through write ended. */
+static void write_through_csum_done(struct stash_cjob *job)
+{
+	if (csum_write_ended(job))
+		pb_of(job->bio)->cache_failed = true;
+	bio_endio(job->bio);	/* drops the count bio_inc_remaining() took */
+}
+
+/*
+ * A checksummed write-back write ended: as if the bio had (a write that
+ * failed on a block that was clean goes to the origin: stash_end_io()).
+ */
+static void write_back_csum_done(struct stash_cjob *job)
+{
+	job->bio->bi_status = csum_write_ended(job) ? BLK_STS_IOERR : BLK_STS_OK;
+	bio_endio(job->bio);
+}
+
 static void write_through_cache_endio(struct bio *clone)
 {
 	struct bio *bio = clone->bi_private;
@@ -584,28 +628,6 @@ static void write_through_cache_endio(struct bio *clone)
  * in write-back) stays dirty: only this write reached the origin.
  */
 /* Send a copy of @bio to its slot; the original goes to the origin. */
-/* The cache side of a checksummed write-through write ended. */
-static void write_through_csum_done(struct stash_cjob *job)
-{
-	struct stash_cache *sc = job->sc;
-	struct bio *bio = job->bio;
-	unsigned long flags;
-
-	spin_lock_irqsave(&sc->lock, flags);
-	if (job->mismatch)
-		sc->checksum_errors++;
-	if (job->cache_error || job->mismatch)
-		pb_of(bio)->cache_failed = true;
-	else
-		stash_csum_set_locked(sc, job->cblock, job->crc);
-	spin_unlock_irqrestore(&sc->lock, flags);
-	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
-			    dm_device_name(stash_md(sc)),
-			    (unsigned long long)from_cblock(job->cblock));
-	bio_endio(bio);		/* drops the count bio_inc_remaining() took */
-}
-
 static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 				cblock_t c)
 {
@@ -749,31 +771,6 @@ static bool wb_miss_goes_around_locked(struct stash_cache *sc, bool sequential,
  *    the cache never holds the only copy of a FUA write; on a persistent
  *    one they complete after the next metadata commit.
  */
-/* A checksummed write-back write ended: as if the bio had. */
-static void write_back_csum_done(struct stash_cjob *job)
-{
-	struct stash_cache *sc = job->sc;
-	struct bio *bio = job->bio;
-	unsigned long flags;
-
-	spin_lock_irqsave(&sc->lock, flags);
-	if (job->mismatch) {
-		sc->checksum_errors++;
-		if (pb_of(bio)->was_dirty)
-			stash_csum_mark_bad_locked(sc, job->cblock);
-	} else if (!job->cache_error) {
-		stash_csum_set_locked(sc, job->cblock, job->crc);
-	}
-	spin_unlock_irqrestore(&sc->lock, flags);
-	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
-			    dm_device_name(stash_md(sc)),
-			    (unsigned long long)from_cblock(job->cblock));
-	bio->bi_status = job->cache_error || job->mismatch ? BLK_STS_IOERR :
-							    BLK_STS_OK;
-	bio_endio(bio);
-}
-
 static enum stash_action stash_write_back(struct stash_cache *sc,
 					  struct bio *bio, oblock_t ob)
 {

@@ -63,15 +63,18 @@ done
 # origin's copy agree after the drain).
 scribble() {
 	python3 - "$@" <<-'PY'
-	import mmap, os, sys, threading
+	import ctypes, mmap, os, sys, threading
 	dev, nblocks = sys.argv[1], int(sys.argv[2])
 	fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
 	buf = mmap.mmap(-1, 16384)
+	addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
 	stop = False
 	def scribbler():
+	    # memset() runs without the GIL: the buffer changes all the time,
+	    # on the other CPU, while the writes copy it.
 	    i = 0
 	    while not stop:
-	        buf[(i * 4093) % 16384] = i & 0xff
+	        ctypes.memset(addr, i & 0xff, 16384)
 	        i += 1
 	t = threading.Thread(target=scribbler)
 	t.start()
