@@ -181,6 +181,15 @@ struct stash_cache {
 	u32 *csums;
 	unsigned long *csum_bad;
 	u32 nr_csum_bad;
+	/*
+	 * Persistent caches (stash-csum.c): slots recorded (or to be) open,
+	 * written since their page was last encoded, and whose checksum is
+	 * not known (open at a power cut: taken from the data when read).
+	 */
+	unsigned long *csum_open;
+	unsigned long *csum_written;
+	unsigned long *csum_written_before;	/* the encoding before */
+	unsigned long *csum_unknown;
 	struct stash_bitmap dirty;	/* blocks newer on the cache than on the origin */
 	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
 	struct bio_list flush_waiting;	/* flushes for the next drain pass */
@@ -291,6 +300,7 @@ struct stash_cache {
 	/* recorded in every superblock; the name under commit_lock */
 	struct stash_sb_ident *md_ident;
 	u64 *md_entries;		/* one page of entries, for commits */
+	u32 *md_csums;			/* and their checksums */
 	/* Its stranded dirty blocks went to another table (stash-stranded.c). */
 	bool stranded_taken;		/* under stash_stranded_lock */
 	bool md_loaded;
@@ -392,6 +402,7 @@ struct stash_cjob {
 	bool cache_error;		/* a cache device I/O failed */
 	bool origin_error;		/* the origin read (fill) failed */
 	bool mismatch;			/* the slot's data failed its checksum */
+	bool adopt;			/* its checksum was not known: @crc is it */
 	void *buf;			/* one block */
 	stash_cjob_fn done;		/* runs once, any context; then freed */
 	struct work_struct work;
@@ -414,7 +425,17 @@ void stash_csum_write(struct stash_cache *sc, struct bio *bio,
 /* Read slot @c, check it, and copy the part @bio asks for into it. */
 void stash_csum_read(struct stash_cache *sc, struct bio *bio, cblock_t c,
 		     stash_cjob_fn done);
-bool stash_csum_check_block(struct stash_cache *sc, u32 c, const void *buf);
+bool stash_csum_check_block_locked(struct stash_cache *sc, u32 c,
+				   const void *buf);
+bool stash_csum_known(struct stash_cache *sc, cblock_t c);
+void stash_csum_adopt_locked(struct stash_cache *sc, cblock_t c, u32 crc);
+void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc);
+bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c);
+bool stash_csum_must_open(struct stash_cache *sc, cblock_t c);
+bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
+			      u64 *entry, u32 *crc);
+void stash_csum_touch_open(struct stash_cache *sc);
+void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c);
 int stash_csum_create(struct stash_cache *sc);
 void stash_csum_destroy(struct stash_cache *sc);
 int stash_csum_init(void);
@@ -437,6 +458,8 @@ void stash_kick_worker(struct stash_cache *sc);
 void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
 			  bool failed);
 void stash_flush_failed(struct stash_cache *sc, struct bio *bio);
+bool stash_commit_waiter_done(struct stash_cache *sc, struct bio *bio,
+			      bool failed);
 int stash_map_bio(struct dm_target *ti, struct bio *bio);
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void stash_do_work(struct work_struct *ws);

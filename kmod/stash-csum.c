@@ -92,12 +92,142 @@ void stash_csum_set_locked(struct stash_cache *sc, cblock_t c, u32 crc)
 	sc->csums[i] = crc;
 	if (__test_and_clear_bit(i, sc->csum_bad))
 		sc->nr_csum_bad--;
+	if (sc->csum_unknown) {
+		/* A persistent cache records the new checksum at a commit. */
+		__clear_bit(i, sc->csum_unknown);
+		__set_bit(i, sc->csum_written);
+		stash_map_touch(&sc->map, c);
+	}
+}
+
+bool stash_csum_known(struct stash_cache *sc, cblock_t c)
+{
+	return !sc->csum_unknown || !test_bit(from_cblock(c), sc->csum_unknown);
+}
+
+/* A slot whose checksum was not known takes the one of its data. */
+void stash_csum_adopt_locked(struct stash_cache *sc, cblock_t c, u32 crc)
+{
+	if (!stash_csum_known(sc, c))
+		stash_csum_set_locked(sc, c, crc);
 }
 
 void stash_csum_mark_bad_locked(struct stash_cache *sc, cblock_t c)
 {
 	if (!__test_and_set_bit(from_cblock(c), sc->csum_bad))
 		sc->nr_csum_bad++;
+}
+
+/*
+ * ---- Persistent caches: open and closed slots ----
+ *
+ * A commit records a slot's checksum only when the slot is *closed*: no
+ * write reached it since the previous commit and none is in flight, so the
+ * data the commit's preflush makes durable is the data the checksum
+ * describes.  Otherwise the slot is recorded *open* (no checksum), and it
+ * must be open on disk before a write in place reaches a slot recorded
+ * dirty: after a power cut such a slot keeps its data, whichever of the
+ * writes made it there, and recovery takes its checksum from the data
+ * (csum_unknown) rather than call a good block bad.  A write that makes a
+ * clean slot dirty needs no wait: recovery drops clean mappings after a
+ * power cut, and a clean shutdown records every checksum first.
+ */
+
+/* Loading entry @c: what the commit recorded. */
+void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc)
+{
+	u32 i = from_cblock(c);
+
+	sc->csums[i] = crc;
+	if (open) {
+		__set_bit(i, sc->csum_open);
+		__set_bit(i, sc->csum_unknown);
+	}
+}
+
+/*
+ * Under sc->lock, before a write in place to valid slot @c: mark it open.
+ * Returns true if the write must first wait for a commit that records it
+ * open (the slot is recorded dirty and was recorded closed).
+ */
+bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c)
+{
+	u32 i = from_cblock(c);
+
+	if (!sc->csum_open || stash_cache_failed(sc))
+		return false;
+	__set_bit(i, sc->csum_written);
+	if (__test_and_set_bit(i, sc->csum_open))
+		return false;
+	stash_map_touch(&sc->map, c);
+	return stash_bitmap_test(&sc->md_cdirty, i);
+}
+
+/* Whether a write in place to @c would first have to wait (see above). */
+bool stash_csum_must_open(struct stash_cache *sc, cblock_t c)
+{
+	u32 i = from_cblock(c);
+
+	return sc->csum_open && !stash_cache_failed(sc) &&
+	       !test_bit(i, sc->csum_open) &&
+	       stash_bitmap_test(&sc->md_cdirty, i);
+}
+
+/*
+ * Under sc->lock, encoding valid slot @c for a commit (@clean: a clean
+ * shutdown's, with no I/O in flight): set the open bit in *@entry or give
+ * the checksum in *@crc.  Returns true if the slot stays open for a reason
+ * a later commit may see gone (a write reached it, or runs).
+ */
+bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
+			      u64 *entry, u32 *crc)
+{
+	u32 i = from_cblock(c);
+	bool busy = stash_map_entry(&sc->map, c)->flags & SE_BUSY;
+	/*
+	 * Written since the encoding before the last one: a write that
+	 * waited for the last commit to record the slot open may not have
+	 * run yet.  So a slot closes after a whole commit without writes.
+	 */
+	bool active = !clean && (test_bit(i, sc->csum_written) ||
+				 test_bit(i, sc->csum_written_before) || busy);
+
+	*crc = 0;
+	__assign_bit(i, sc->csum_written_before, test_bit(i, sc->csum_written));
+	__clear_bit(i, sc->csum_written);
+	if (test_bit(i, sc->csum_unknown) ||
+	    (test_bit(i, sc->csum_open) && active)) {
+		__set_bit(i, sc->csum_open);
+		*entry |= STASH_MD_OPEN;
+		return active;
+	}
+	__clear_bit(i, sc->csum_open);
+	*crc = sc->csums[i];
+	return false;
+}
+
+/* Under sc->lock, encoding slot @c with no valid data: nothing to keep. */
+void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c)
+{
+	u32 i = from_cblock(c);
+
+	__clear_bit(i, sc->csum_open);
+	__clear_bit(i, sc->csum_written);
+	__clear_bit(i, sc->csum_written_before);
+}
+
+/* Before a clean shutdown: every open slot's page is to be written. */
+void stash_csum_touch_open(struct stash_cache *sc)
+{
+	unsigned long flags;
+	u32 i;
+
+	if (!sc->csum_open)
+		return;
+	spin_lock_irqsave(&sc->lock, flags);
+	for_each_set_bit(i, sc->csum_open, sc->nr_cblocks)
+		stash_map_touch(&sc->map, to_cblock(i));
+	spin_unlock_irqrestore(&sc->lock, flags);
 }
 
 /* ---- Jobs ---- */
@@ -268,8 +398,12 @@ static void write_merge(struct work_struct *ws)
 	struct stash_cjob *job = container_of(ws, struct stash_cjob, work);
 	struct stash_cache *sc = job->sc;
 
-	/* The slot is busy with this write: its checksum cannot change. */
-	if (stash_csum_buf(job->buf, block_bytes(sc)) !=
+	/*
+	 * The slot is busy with this write: its checksum cannot change.  One
+	 * not known (an open slot after a power cut) is the data's.
+	 */
+	if (stash_csum_known(sc, job->cblock) &&
+	    stash_csum_buf(job->buf, block_bytes(sc)) !=
 	    READ_ONCE(sc->csums[from_cblock(job->cblock)])) {
 		job->mismatch = true;
 		cjob_finish(job);
@@ -326,11 +460,15 @@ static void read_done(unsigned long error, void *context)
 
 	if (error) {
 		job->cache_error = true;
-	} else if (stash_csum_buf(job->buf, block_bytes(sc)) !=
-		   READ_ONCE(sc->csums[from_cblock(job->cblock)])) {
-		job->mismatch = true;
 	} else {
-		copy_to_bio(job->bio, job->iter, job->buf + job->offset);
+		job->crc = stash_csum_buf(job->buf, block_bytes(sc));
+		/* Not known: the data's checksum is taken (adopted). */
+		job->adopt = !stash_csum_known(sc, job->cblock);
+		if (!job->adopt &&
+		    job->crc != READ_ONCE(sc->csums[from_cblock(job->cblock)]))
+			job->mismatch = true;
+		else
+			copy_to_bio(job->bio, job->iter, job->buf + job->offset);
 	}
 	cjob_finish(job);
 }
@@ -346,12 +484,36 @@ void stash_csum_read(struct stash_cache *sc, struct bio *bio, cblock_t c,
 
 /* ---- Writeback ---- */
 
-bool stash_csum_check_block(struct stash_cache *sc, u32 c, const void *buf)
+/* Under sc->lock: does slot @c's data @buf match (or adopt) its checksum? */
+bool stash_csum_check_block_locked(struct stash_cache *sc, u32 c,
+				   const void *buf)
 {
-	return stash_csum_buf(buf, block_bytes(sc)) == READ_ONCE(sc->csums[c]);
+	u32 crc = stash_csum_buf(buf, block_bytes(sc));
+
+	if (!stash_csum_known(sc, to_cblock(c))) {
+		stash_csum_set_locked(sc, to_cblock(c), crc);
+		return true;
+	}
+	return crc == sc->csums[c];
 }
 
 /* ---- Setup ---- */
+
+static void stash_csum_free_tables(struct stash_cache *sc)
+{
+	bitmap_free(sc->csum_written_before);
+	bitmap_free(sc->csum_written);
+	bitmap_free(sc->csum_unknown);
+	bitmap_free(sc->csum_open);
+	kvfree(sc->csum_bad);
+	kvfree(sc->csums);
+	sc->csum_written_before = NULL;
+	sc->csum_written = NULL;
+	sc->csum_unknown = NULL;
+	sc->csum_open = NULL;
+	sc->csum_bad = NULL;
+	sc->csums = NULL;
+}
 
 int stash_csum_create(struct stash_cache *sc)
 {
@@ -364,6 +526,16 @@ int stash_csum_create(struct stash_cache *sc)
 				sizeof(unsigned long), GFP_KERNEL);
 	if (!sc->csums || !sc->csum_bad)
 		goto bad;
+	if (!sc->is_volatile) {
+		sc->csum_open = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
+		sc->csum_unknown = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
+		sc->csum_written = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
+		sc->csum_written_before = bitmap_zalloc(sc->nr_cblocks,
+							GFP_KERNEL);
+		if (!sc->csum_open || !sc->csum_unknown || !sc->csum_written ||
+		    !sc->csum_written_before)
+			goto bad;
+	}
 	r = mempool_init_slab_pool(&sc->cjob_pool, STASH_CSUM_MIN_JOBS,
 				   stash_cjob_cache);
 	if (r)
@@ -376,10 +548,7 @@ int stash_csum_create(struct stash_cache *sc)
 	}
 	return 0;
 bad:
-	kvfree(sc->csum_bad);
-	kvfree(sc->csums);
-	sc->csum_bad = NULL;
-	sc->csums = NULL;
+	stash_csum_free_tables(sc);
 	return -ENOMEM;
 }
 
@@ -389,9 +558,7 @@ void stash_csum_destroy(struct stash_cache *sc)
 		return;
 	mempool_exit(&sc->cbuf_pool);
 	mempool_exit(&sc->cjob_pool);
-	kvfree(sc->csum_bad);
-	kvfree(sc->csums);
-	sc->csums = NULL;
+	stash_csum_free_tables(sc);
 }
 
 int stash_csum_init(void)

@@ -57,6 +57,8 @@ struct stash_bio {
 	bool to_origin;		/* last remapped to the origin */
 	/* A read hit whose checksum failed: read again with the block busy. */
 	bool recheck;
+	/* Waits for a commit that records its slot open, then goes again. */
+	bool open_wait;
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
 	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
@@ -333,6 +335,8 @@ static void csum_read_done(struct stash_cjob *job)
 	pb->kind = PB_DONE;
 	if (!job->cache_error && !job->mismatch) {
 		spin_lock_irqsave(&sc->lock, flags);
+		if (job->adopt)
+			stash_csum_adopt_locked(sc, c, job->crc);
 		kick = release_busy_locked(sc, c);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
@@ -429,7 +433,8 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 			return STASH_DEFER;
 		}
 		if (sc->csum && (pb->recheck ||
-				 bio_sectors(bio) != sc->block_sectors)) {
+				 bio_sectors(bio) != sc->block_sectors ||
+				 !stash_csum_known(sc, c))) {
 			bool start = csum_read_begin_locked(sc, bio, c);
 
 			spin_unlock_irqrestore(&sc->lock, flags);
@@ -531,6 +536,40 @@ static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *
 {
 	invalidate_for_write_locked(sc, c);
 	return write_origin_locked(sc, bio, ob);
+}
+
+/*
+ * Checksums on a persistent cache: @bio writes in place to a slot recorded
+ * dirty and closed (stash_csum_open_locked()).  It waits for the commit
+ * sweep that records the slot open, then is dispatched again.
+ */
+static enum stash_action csum_wait_open(struct stash_cache *sc,
+					struct bio *bio)
+{
+	pb_of(bio)->open_wait = true;
+	stash_md_wait_commit(sc, bio);
+	return STASH_QUEUED;
+}
+
+/*
+ * A commit that @bio waited for ended: a write waiting for its slot to be
+ * recorded open goes on (or fails with the commit).  Returns false for the
+ * other waiters: the commit completes them.
+ */
+bool stash_commit_waiter_done(struct stash_cache *sc, struct bio *bio,
+			      bool failed)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	if (!pb->open_wait)
+		return false;
+	pb->open_wait = false;
+	if (failed) {
+		bio_io_error(bio);
+		return true;
+	}
+	queue_bio(sc, &sc->deferred, bio);
+	return true;
 }
 
 /*
@@ -671,6 +710,7 @@ static bool wt_can_park_locked(struct stash_cache *sc, struct bio *bio,
 	return (e->flags & (SE_VALID | SE_BUSY | SE_WRITEBACK)) ==
 		(SE_VALID | SE_BUSY) &&
 	       !stash_bitmap_test(&sc->dirty, from_cblock(c)) &&
+	       !stash_csum_must_open(sc, c) &&
 	       bio_sectors(bio) == sc->block_sectors &&
 	       !(bio->bi_opf & REQ_FUA);
 }
@@ -707,6 +747,10 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 			return STASH_DEFER;
 		}
 		if (e->flags & SE_VALID) {
+			if (stash_csum_open_locked(sc, c)) {
+				spin_unlock_irqrestore(&sc->lock, flags);
+				return csum_wait_open(sc, bio);
+			}
 			e->flags |= SE_BUSY | SE_REF;
 			sc->stats.write_hits++;
 			spin_unlock_irqrestore(&sc->lock, flags);
@@ -805,6 +849,8 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return stash_write_around(sc, bio, ob);
 		}
+		if (stash_csum_open_locked(sc, c))
+			goto wait_open;
 		e->flags |= SE_BUSY | SE_REF;
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
@@ -856,6 +902,10 @@ defer:
 	bio_list_add(&sc->deferred, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return STASH_DEFER;
+
+wait_open:
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return csum_wait_open(sc, bio);
 }
 
 /*
@@ -1372,6 +1422,7 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 	struct stash_cache *sc = ti->private;
 
 	pb_of(bio)->recheck = false;
+	pb_of(bio)->open_wait = false;
 
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);

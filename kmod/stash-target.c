@@ -222,8 +222,9 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *				be formatted even if it is not blank
  *   no_discard_passdown	discards invalidate but are not sent on
  *   checksum			keep a crc32c of every cached block and check
- *				it on each cache read (stash-csum.c); volatile
- *				caches only
+ *				it on each cache read (stash-csum.c); a
+ *				persistent cache keeps them in its metadata
+ *				(format version 2)
  *   <tunable> <value>		any tunable of stash_tunable_descs:
  *     sequential_cutoff <KiB>	bypass streams longer than this; 0 = off; 4096
  *     high_watermark <%>	start writeback above this; 1..100; 50
@@ -304,11 +305,6 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		}
 		seen |= bit;
 	}
-	/* Where checksums would live on disk is not decided yet. */
-	if (args->csum && !args->is_volatile) {
-		*error = "checksum needs a volatile cache (no checksums on disk yet)";
-		return -EINVAL;
-	}
 	/* The watermarks are checked together, whatever their order. */
 	return check_watermarks(&args->tun, error);
 }
@@ -366,6 +362,8 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 			       (unsigned long long)args->block_sectors);
 	if (!args->discard_passdown)
 		n += scnprintf(id->options + n, len - n, " no_discard_passdown");
+	if (args->csum)
+		n += scnprintf(id->options + n, len - n, " checksum");
 	for (d = stash_tunable_descs; d < stash_tunable_descs + STASH_NR_TUNABLES; d++) {
 		v = stash_tunable_get(&args->tun, d);
 		if (v != stash_tunable_get(&defaults, d))
@@ -713,8 +711,10 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
 		    (sc->is_volatile ? 2 : 4) * bitmap;
 
+	/* Checksums; a persistent cache adds open, written (2), unknown bits. */
 	if (sc->csum)
-		bytes += (u64)sc->nr_cblocks * sizeof(u32) + bitmap;
+		bytes += (u64)sc->nr_cblocks * sizeof(u32) +
+			 (sc->is_volatile ? 1 : 5) * bitmap;
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
 }

@@ -296,10 +296,12 @@ static void run_check(struct stash_cache *sc, struct stash_wb_run *run)
 	for (i = 0; i < run->nr_blocks; i++) {
 		u32 c = run->cblocks[i];
 
-		if (stash_csum_check_block(sc, c,
-					   run->buf + (size_t)i * block_bytes))
-			continue;
 		spin_lock_irqsave(&sc->lock, flags);
+		if (stash_csum_check_block_locked(sc, c, run->buf +
+						  (size_t)i * block_bytes)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			continue;
+		}
 		sc->checksum_errors++;
 		sc->stats.cache_errors++;
 		stash_csum_mark_bad_locked(sc, to_cblock(c));

@@ -371,9 +371,6 @@ int cmd_create(int argc, char **argv)
 	name = argv[optind];
 	if (!origin || !cache || !mode)
 		return usage_error(o.cmd, "--origin, --cache and --mode are needed");
-	if (checksum && !is_volatile)
-		return usage_error(o.cmd, "--checksum needs --volatile (persistent "
-				   "caches keep no checksums yet)");
 	if (mode_from_name(mode, &m))
 		return usage_error(o.cmd, "unknown mode '%s' (writearound, "
 				   "writethrough or writeback)", mode);

@@ -46,7 +46,7 @@ static const struct command commands[] = {
 	  "                     (default 4 KiB)\n"
 	  "  --volatile         the cache device keeps no metadata (RAM)\n"
 	  "  --checksum         keep a crc32c of every cached block, checked on\n"
-	  "                     each read of the cache device (with --volatile)\n"
+	  "                     each read of the cache device\n"
 	  "  --format           format a cache device that is not blank and\n"
 	  "                     holds no dm-stash cache (its data is lost; an\n"
 	  "                     existing dm-stash cache is loaded, not wiped);\n"

@@ -1,14 +1,16 @@
 #!/bin/bash
-# desc: checksums ('checksum'): bits flipped on the cache device under a live volume are caught: a clean block is read from the origin and dropped, a dirty block's read fails with EIO and writeback skips it (the origin keeps its older copy, a flush fails) until a whole-block write replaces it; partial reads and writes and 64 KiB blocks too
+# desc: checksums ('checksum'): bits flipped on the cache device under a live volume are caught: a clean block is read from the origin and dropped, a dirty block's read fails with EIO and writeback skips it (the origin keeps its older copy, a flush fails) until a whole-block write replaces it; partial reads and writes and 64 KiB blocks; a persistent cache catches damage done while it is down, and a power cut after a write in place brings no false mismatch
 #
 # Breaks this catches (each tried once): no check at read-hit completion
 # (stash_end_io: recheck never set) fails the clean and dirty read checks;
 # no check before writeback (run_check() not called) fails "origin kept
-# its copy" and the checksum_bad count of part C.
+# its copy" and the checksum_bad count of part C; a write in place that
+# does not wait for its slot to be recorded open fails part F.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 . "$(dirname "$0")/../lib-fault.sh"
 require_root
+require_cmd jq
 stash_load_module
 stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
 
@@ -16,16 +18,17 @@ cache_setup 64 16
 tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 
-# flip SLOT BYTE [BLOCK_BYTES]: invert one byte of cache slot SLOT on the
-# cache device, behind the volume's back (a volatile cache's data starts at
-# sector 0; a fresh cache hands out slots 0, 1, 2... in order).
+# flip SLOT BYTE [BLOCK_BYTES [DATA_START]]: invert one byte of cache slot
+# SLOT on the cache device, behind the volume's back (a volatile cache's
+# data starts at sector 0; a fresh cache hands out slots 0, 1, 2... in
+# order; DATA_START: a persistent cache's first data sector).
 flip() {
-	python3 - "$CACHE" "$1" "$2" "${3:-4096}" <<-'PY' || die "cannot flip slot $1"
+	python3 - "$CACHE" "$1" "$2" "${3:-4096}" "${4:-0}" <<-'PY' || die "cannot flip slot $1"
 	import mmap, os, sys
-	dev, slot, off, bb = sys.argv[1], *map(int, sys.argv[2:5])
+	dev, slot, off, bb, ds = sys.argv[1], *map(int, sys.argv[2:6])
 	fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
 	buf = mmap.mmap(-1, 4096)
-	pos = slot * bb + off // 4096 * 4096
+	pos = ds * 512 + slot * bb + off // 4096 * 4096
 	os.preadv(fd, [buf], pos)
 	buf[off % 4096] ^= 0xff
 	os.pwritev(fd, [buf], pos)
@@ -175,4 +178,86 @@ dd if="$tmp/big" of="$vol" bs=64k oflag=direct conv=notrunc status=none || die "
 assert_ok "a whole-block write makes it good" same "$vol" 0 "$tmp/big"
 drain "$vol"
 assert_ok "written back" same "$ORIGIN" 0 "$tmp/big"
+stash_remove "$vol"
+
+# --- E: a persistent cache keeps the checksums in its metadata (format
+# version 2): damage done while the volume is down is caught after it is
+# loaded again, on a dirty block (EIO) and on a clean one (the origin).
+put "$ORIGIN" "$tmp/old" 0
+wipe_sb "$CACHE"
+stash_create cs "$ORIGIN" "$CACHE" writeback checksum sequential_cutoff 0 \
+	idle_ms 0 high_watermark 100 error_threshold 0
+vol=$STASH_DEV
+put "$vol" "$tmp/b" 0			# 8 dirty blocks
+put "$vol" "$tmp/c" 8			# and a ninth, written back below
+dmsetup message "$vol" 0 flush
+wait_field "$vol" dirty 0 30 || die "not written back: $(status_line "$vol")"
+put "$vol" "$tmp/b" 0			# dirty again, rewritten in place
+assert_eq 8 "$(sf "$vol" dirty)" "dirty blocks before the reload"
+stash_remove "$vol"
+dump=$("$stashctl" dump "$CACHE" --json) || die "stashctl dump"
+assert_eq 2 "$(jq .format_version <<<"$dump")" "format version of a checksum cache"
+ds=$(jq .superblock.data_start <<<"$dump")
+slot_of() { jq -r --argjson b "$1" '.mappings[] | select(.oblock == $b) | .cblock' <<<"$dump"; }
+s3=$(slot_of 3) s8=$(slot_of 8)
+[ -n "$s3" ] && [ -n "$s8" ] || die "blocks 3 and 8 not in the metadata: $dump"
+assert_ne null "$(jq --argjson c "$s3" '.mappings[] | select(.cblock == $c) | .checksum' <<<"$dump")" \
+	"a clean shutdown records the checksum of a dirty block"
+flip "$s3" 99 4096 "$ds"
+flip "$s8" 99 4096 "$ds"
+stash_create cs "$ORIGIN" "$CACHE" writeback checksum sequential_cutoff 0 \
+	idle_ms 0 high_watermark 100 error_threshold 0
+vol=$STASH_DEV
+assert_eq 8 "$(sf "$vol" dirty)" "dirty blocks after the reload"
+assert_fails "a dirty block damaged while down fails its read" try_read "$vol" 3 1
+assert_eq 1 "$(sf "$vol" checksum_bad)" "the damaged dirty block marked bad"
+assert_ok "a clean block damaged while down reads right" same "$vol" 8 "$tmp/c"
+assert_eq 2 "$(sf "$vol" checksum_errors)" "both mismatches counted"
+dd if="$tmp/b" of="$tmp/b3" bs=4k skip=3 count=1 status=none
+put "$vol" "$tmp/b3" 3
+assert_ok "the other dirty blocks read right" same "$vol" 0 "$tmp/b"
+drain "$vol"
+assert_ok "written back" same "$ORIGIN" 0 "$tmp/b"
+assert_eq 2 "$(sf "$vol" checksum_errors)" "no other mismatch"
+stash_remove "$vol"
+
+# --- F: a power cut right after a write in place to a dirty block whose
+# checksum is committed.  The write must first wait for a commit that
+# records the block open (no checksum): otherwise the device holds the new
+# data under the old checksum, and after the cut the block fails its read.
+# brd under dm-flakey: every write completed before the cut is durable,
+# none after it is.  (Catches: stash_csum_open_locked() never asking the
+# write to wait.)
+size=$(dev_sectors /dev/ram1)
+dm_create csflakey "0 $size flakey /dev/ram1 0 1000 0" || die "cannot create flakey"
+fl=$(dm_path csflakey)
+wipe_sb "$fl"
+put "$ORIGIN" "$tmp/old" 0
+stash_create cs "$ORIGIN" "$fl" writeback checksum sequential_cutoff 0 \
+	idle_ms 0 high_watermark 100 commit_ms 60000
+vol=$STASH_DEV
+put "$vol" "$tmp/b" 0
+# Commits until block 5 is recorded dirty and closed (a whole commit
+# without writes to it).
+for _ in 1 2 3; do
+	fsync_dev "$vol" || die "fsync failed"
+done
+dump=$("$stashctl" dump "$fl" --json) || die "stashctl dump"
+assert_ne null "$(jq '.mappings[] | select(.oblock == 5) | .checksum' <<<"$dump")" \
+	"block 5 recorded with its checksum before the write"
+put "$vol" "$tmp/c" 5			# in place, acknowledged, no flush
+fln=${STASH_DM_PREFIX}csflakey
+{ dmsetup suspend --noflush "$fln" &&
+	dmsetup load "$fln" --table "0 $size flakey /dev/ram1 0 0 1000 1 drop_writes" &&
+	dmsetup resume "$fln"; } || die "cannot cut the power"
+stash_remove "$vol"			# its suspend commit is lost
+dm_remove "$fl"
+stash_create cs "$ORIGIN" /dev/ram1 writeback checksum sequential_cutoff 0 \
+	idle_ms 0 high_watermark 100
+vol=$STASH_DEV
+assert_ok "the block written before the cut reads (new data: brd kept it)" same "$vol" 5 "$tmp/c"
+assert_eq 0 "$(sf "$vol" checksum_errors)" "no mismatch after the power cut"
+dd if="$tmp/b" of="$tmp/b0" bs=4k count=5 status=none
+assert_ok "the other dirty blocks survive the cut" same "$vol" 0 "$tmp/b0"
+drain "$vol"
 stash_remove "$vol"

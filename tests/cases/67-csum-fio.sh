@@ -32,8 +32,11 @@ no_false_positive() {
 	done
 }
 
+# 64 KiB blocks in write-back only, unless STASH_LONG=1 (CI's time).
 for block in 8 128; do
 	for mode in writearound writethrough writeback; do
+		[ "$block" = 8 ] || [ "$mode" = writeback ] || [ "${STASH_LONG:-0}" = 1 ] ||
+			continue
 		what="$mode, block_size $block"
 		log "=== $what"
 		stash_create csf "$ORIGIN" "$CACHE" "$mode" volatile checksum \
