@@ -19,7 +19,7 @@
 #                      (FSTESTS="generic/013 ...", FSTESTS_CONFIGS=...,
 #                      FSTESTS_FS=...; STASH_LONG=1 for the long list)
 #   make check-fstests-ci  CI's share of it: seven tests on ext4 over a
-#                      write-back volume, in at most 7 minutes of VM time
+#                      write-back volume, in at most 6 minutes of VM time
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -419,7 +419,7 @@ check-fstests:
 # time.  Without the fstests source (FSTESTS_TARBALL) it says so and passes.
 FSTESTS_CI_TESTS ?= generic/321 generic/075 generic/091 generic/198 \
 		    generic/335 generic/207 generic/013
-FSTESTS_CI_TIME  ?= 420
+FSTESTS_CI_TIME  ?= 360
 
 check-fstests-ci:
 	@if [ ! -f "$(FSTESTS_TARBALL)" ]; then \

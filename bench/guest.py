@@ -80,9 +80,9 @@ SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
            "stash-wa", "stash-wt", "stash-wb",
            "dmcache-wt", "dmcache-wb", "writecache",
            "bcache-wa", "bcache-wt", "bcache-wb"]
-# Only when STASH_BENCH_SYSTEMS names them: volatile dm-stash without and
-# with checksums (the 'checksum' option's cost).
-EXTRA_SYSTEMS = ["stash-wt-vol", "stash-wt-csum", "stash-wb-vol", "stash-wb-csum"]
+# Only when STASH_BENCH_SYSTEMS names them: dm-stash with checksums (the
+# 'checksum' option's cost, against stash-wa/wt/wb).
+EXTRA_SYSTEMS = ["stash-wa-csum", "stash-wt-csum", "stash-wb-csum"]
 
 # name, fio rw, block size, queue depth, region (hot set | whole device),
 # direction whose latency is the headline, extra fio options.
@@ -663,13 +663,11 @@ class Reference(LinearFast):
 class Stash(System):
     MODES = {"stash-wa": "writearound", "stash-wt": "writethrough",
              "stash-wb": "writeback"}
-    # The checksum option's cost: each mode volatile, without and with it
-    # (checksums need a volatile cache).  Not in the default set.
-    for _m in ("wt", "wb"):
-        MODES["stash-%s-vol" % _m] = MODES["stash-" + _m]
+    # The checksum option's cost: the same cache with it.  Not in the
+    # default set.
+    for _m in ("wa", "wt", "wb"):
         MODES["stash-%s-csum" % _m] = MODES["stash-" + _m]
-    OPTS = {n: ["volatile"] + (["checksum"] if n.endswith("-csum") else [])
-            for n in MODES if n.endswith(("-vol", "-csum"))}
+    OPTS = {n: ["checksum"] for n in MODES if n.endswith("-csum")}
 
     def setup(self):
         mode = self.MODES[self.name]
@@ -903,8 +901,8 @@ class Bcache(System):
 
 CLASSES = {"raw-fast": RawFast, "raw-slow": RawSlow, "linear-fast": LinearFast,
            "stash-wa": Stash, "stash-wt": Stash, "stash-wb": Stash,
-           "stash-wt-vol": Stash, "stash-wt-csum": Stash,
-           "stash-wb-vol": Stash, "stash-wb-csum": Stash,
+           "stash-wa-csum": Stash, "stash-wt-csum": Stash,
+           "stash-wb-csum": Stash,
            "dmcache-wt": DmCache, "dmcache-wb": DmCache,
            "writecache": WriteCache,
            "bcache-wa": Bcache, "bcache-wt": Bcache, "bcache-wb": Bcache}

@@ -29,10 +29,9 @@ LABELS = {
     "stash-wa": "dm-stash writearound",
     "stash-wt": "dm-stash writethrough",
     "stash-wb": "dm-stash writeback",
-    "stash-wt-vol": "dm-stash writethrough, volatile",
-    "stash-wt-csum": "dm-stash writethrough, volatile, checksum",
-    "stash-wb-vol": "dm-stash writeback, volatile",
-    "stash-wb-csum": "dm-stash writeback, volatile, checksum",
+    "stash-wa-csum": "dm-stash writearound, checksum",
+    "stash-wt-csum": "dm-stash writethrough, checksum",
+    "stash-wb-csum": "dm-stash writeback, checksum",
     "dmcache-wt": "dm-cache smq writethrough",
     "dmcache-wb": "dm-cache smq writeback",
     "writecache": "dm-writecache (ssd)",
@@ -248,8 +247,8 @@ class Report:
             "stash-wb", 0.7, "IOPS %s / IOPS %s (stash-wb)" % (fs32, nos),
             ("stash-wb", fs32, "iops"), [("stash-wb", nos, "iops")])
         # The checksum option's cost, when the run has its systems.
-        for m in ("wt", "wb"):
-            s, base = "stash-%s-csum" % m, "stash-%s-vol" % m
+        for m in ("wa", "wt", "wb"):
+            s, base = "stash-%s-csum" % m, "stash-" + m
             if self.summary(s, rr, "iops") is None and \
                     self.summary(base, rr, "iops") is None:
                 continue
