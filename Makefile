@@ -19,7 +19,7 @@
 #                      (FSTESTS="generic/013 ...", FSTESTS_CONFIGS=...,
 #                      FSTESTS_FS=...; STASH_LONG=1 for the long list)
 #   make check-fstests-ci  CI's share of it: seven tests on ext4 over a
-#                      write-back volume, in at most 7 minutes of VM time
+#                      write-back volume, in at most 6 minutes of VM time
 #   make demo          a stash volume on a slow disk, in the VM, with a report
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
@@ -198,7 +198,7 @@ CORE_TESTS ?= 03-fio-verify 20-engine-fio-verify 21-writearound 22-writethrough 
 	45-err-metadata 46-err-cache-flush 47-wb-flush-parked \
 	50-persist-reload 51-persist-power-cut 52-persist-log-writes \
 	53-persist-two-logs 55-persist-fsync-writeback 57-persist-multi-commit \
-	58-flush-origin-remapped 59-persist-flush-under-load
+	58-flush-origin-remapped 59-persist-flush-under-load 66-csum-flip
 
 check-core:
 	@$(MAKE) --no-print-directory check TEST="$(CORE_TESTS)"
@@ -419,7 +419,7 @@ check-fstests:
 # time.  Without the fstests source (FSTESTS_TARBALL) it says so and passes.
 FSTESTS_CI_TESTS ?= generic/321 generic/075 generic/091 generic/198 \
 		    generic/335 generic/207 generic/013
-FSTESTS_CI_TIME  ?= 420
+FSTESTS_CI_TIME  ?= 360
 
 check-fstests-ci:
 	@if [ ! -f "$(FSTESTS_TARBALL)" ]; then \

@@ -80,6 +80,9 @@ SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
            "stash-wa", "stash-wt", "stash-wb",
            "dmcache-wt", "dmcache-wb", "writecache",
            "bcache-wa", "bcache-wt", "bcache-wb"]
+# Only when STASH_BENCH_SYSTEMS names them: dm-stash with checksums (the
+# 'checksum' option's cost, against stash-wa/wt/wb).
+EXTRA_SYSTEMS = ["stash-wa-csum", "stash-wt-csum", "stash-wb-csum"]
 
 # name, fio rw, block size, queue depth, region (hot set | whole device),
 # direction whose latency is the headline, extra fio options.
@@ -313,9 +316,10 @@ def config():
     c["origin_mb"] = 4 * c["cache_mb"]
     c["quiet_s"] = QUIET_S
     sel = os.environ.get("STASH_BENCH_SYSTEMS", "").split()
-    bad = [s for s in sel if s not in SYSTEMS]
+    bad = [s for s in sel if s not in SYSTEMS + EXTRA_SYSTEMS]
     if bad:
-        sys.exit("bench: unknown system(s) %s; known: %s" % (bad, " ".join(SYSTEMS)))
+        sys.exit("bench: unknown system(s) %s; known: %s" % (
+            bad, " ".join(SYSTEMS + EXTRA_SYSTEMS)))
     c["systems"] = sel or SYSTEMS
     names = [w["name"] for w in WORKLOADS]
     wsel = os.environ.get("STASH_BENCH_WORKLOADS", "").split()
@@ -659,10 +663,16 @@ class Reference(LinearFast):
 class Stash(System):
     MODES = {"stash-wa": "writearound", "stash-wt": "writethrough",
              "stash-wb": "writeback"}
+    # The checksum option's cost: the same cache with it.  Not in the
+    # default set.
+    for _m in ("wa", "wt", "wb"):
+        MODES["stash-%s-csum" % _m] = MODES["stash-" + _m]
+    OPTS = {n: ["checksum"] for n in MODES if n.endswith("-csum")}
 
     def setup(self):
         mode = self.MODES[self.name]
-        opts = ["sequential_cutoff", "0"] + self.cfg["stash_opts"]
+        opts = (["sequential_cutoff", "0"] + self.OPTS.get(self.name, []) +
+                self.cfg["stash_opts"])
         table = "0 %d stash %s %s %s %d %s" % (
             dev_bytes(SLOW) // 512, SLOW, FAST, mode, len(opts), " ".join(opts))
         err = dm_create("bench-stash", table)
@@ -891,6 +901,8 @@ class Bcache(System):
 
 CLASSES = {"raw-fast": RawFast, "raw-slow": RawSlow, "linear-fast": LinearFast,
            "stash-wa": Stash, "stash-wt": Stash, "stash-wb": Stash,
+           "stash-wa-csum": Stash, "stash-wt-csum": Stash,
+           "stash-wb-csum": Stash,
            "dmcache-wt": DmCache, "dmcache-wb": DmCache,
            "writecache": WriteCache,
            "bcache-wa": Bcache, "bcache-wt": Bcache, "bcache-wb": Bcache}

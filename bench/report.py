@@ -29,6 +29,9 @@ LABELS = {
     "stash-wa": "dm-stash writearound",
     "stash-wt": "dm-stash writethrough",
     "stash-wb": "dm-stash writeback",
+    "stash-wa-csum": "dm-stash writearound, checksum",
+    "stash-wt-csum": "dm-stash writethrough, checksum",
+    "stash-wb-csum": "dm-stash writeback, checksum",
     "dmcache-wt": "dm-cache smq writethrough",
     "dmcache-wb": "dm-cache smq writeback",
     "writecache": "dm-writecache (ssd)",
@@ -243,6 +246,15 @@ class Report:
         add("4 KiB random writes, fdatasync every 32 >= 0.7x no fdatasync",
             "stash-wb", 0.7, "IOPS %s / IOPS %s (stash-wb)" % (fs32, nos),
             ("stash-wb", fs32, "iops"), [("stash-wb", nos, "iops")])
+        # The checksum option's cost, when the run has its systems.
+        for m in ("wa", "wt", "wb"):
+            s, base = "stash-%s-csum" % m, "stash-" + m
+            if self.summary(s, rr, "iops") is None and \
+                    self.summary(base, rr, "iops") is None:
+                continue
+            add("checksums: 4 KiB random read hits, qd 16 >= 0.9x the same "
+                "cache without", s, 0.9, "IOPS %s / IOPS %s" % (s, base),
+                (s, rr, "iops"), [(base, rr, "iops")], across=True)
         d = self.res.get("drain") or {}
         for key, target, needed, how in (
                 ("sequential", "drain of origin-contiguous dirty blocks "

@@ -15,6 +15,7 @@
 #include <linux/workqueue.h>
 #include <linux/wait.h>
 #include <linux/atomic.h>
+#include <linux/mempool.h>
 
 #include "stash-map.h"
 #include "stash-policy.h"
@@ -154,6 +155,7 @@ struct stash_cache {
 	bool is_volatile;
 	bool format;			/* the table says 'format' */
 	bool discard_passdown;
+	bool csum;			/* the table says 'checksum' (stash-csum.c) */
 	char *table_opts;
 	struct dm_io_client *io_client;		/* optional args as given, for TABLE */
 
@@ -167,10 +169,27 @@ struct stash_cache {
 	struct bio_list wt_parked;	/* write-through writes to carry (stash-io.c) */
 	struct bio_list wt_next;	/* parked writes whose turn came */
 	u64 writes_carried;		/* status only (not in stash_ioc_counters) */
+	u64 checksum_errors;		/* cache reads that failed their checksum */
 	struct bio_list fills;		/* origin reads done, cache write due */
 	struct bio_list retries;	/* failed cache reads to redo on origin */
 	struct bio_list discards;	/* discards to process in process context */
 	struct stash_stats stats;
+	/*
+	 * Checksums (sc->csum only): a crc32c per slot of the data it holds,
+	 * and the dirty slots found not to match it (writeback skips them).
+	 */
+	u32 *csums;
+	unsigned long *csum_bad;
+	u32 nr_csum_bad;
+	/*
+	 * Persistent caches (stash-csum.c): slots recorded (or to be) open,
+	 * written since their page was last encoded, and whose checksum is
+	 * not known (open at a power cut: taken from the data when read).
+	 */
+	unsigned long *csum_open;
+	unsigned long *csum_written;
+	unsigned long *csum_written_before;	/* the encoding before */
+	unsigned long *csum_unknown;
 	struct stash_bitmap dirty;	/* blocks newer on the cache than on the origin */
 	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
 	struct bio_list flush_waiting;	/* flushes for the next drain pass */
@@ -247,6 +266,8 @@ struct stash_cache {
 	struct work_struct worker;
 	struct dm_kcopyd_client *kcopyd;
 	struct bio_set bs;
+	mempool_t cjob_pool;		/* checksummed copies (stash-csum.c) */
+	mempool_t cbuf_pool;		/* their one-block buffers */
 
 	/* --- Writeback (stash-writeback.c). --- */
 	struct workqueue_struct *wb_wq;
@@ -279,6 +300,7 @@ struct stash_cache {
 	/* recorded in every superblock; the name under commit_lock */
 	struct stash_sb_ident *md_ident;
 	u64 *md_entries;		/* one page of entries, for commits */
+	u32 *md_csums;			/* and their checksums */
 	/* Its stranded dirty blocks went to another table (stash-stranded.c). */
 	bool stranded_taken;		/* under stash_stranded_lock */
 	bool md_loaded;
@@ -315,6 +337,9 @@ struct stash_info {
 	u64 drains_started;	/* of them, full drains */
 	u64 drains_completed;
 	u64 md_seq;		/* last metadata commit; 0 if volatile */
+	u64 checksum_errors;
+	u32 checksum_bad;	/* dirty blocks that failed their checksum */
+	bool checksum;
 	u32 wb_backoff_ms;	/* writeback retry delay now; 0 = none */
 	bool is_volatile;
 	bool cache_failed;
@@ -363,6 +388,59 @@ int stash_stranded_check(struct stash_cache *sc, bool format);
 void stash_stranded_drop(struct stash_cache *sc);
 void stash_stranded_adopt(struct stash_cache *sc);
 
+/* stash-csum.c: a copy through a private buffer, and what ended it. */
+struct stash_cjob;
+typedef void (*stash_cjob_fn)(struct stash_cjob *job);
+
+struct stash_cjob {
+	struct stash_cache *sc;
+	struct bio *bio;		/* the user's bio (none for a fill) */
+	struct bvec_iter iter;		/* its data */
+	cblock_t cblock;
+	unsigned int offset;		/* bytes into the block of that data */
+	u32 crc;			/* of the block written to the slot */
+	bool cache_error;		/* a cache device I/O failed */
+	bool origin_error;		/* the origin read (fill) failed */
+	bool mismatch;			/* the slot's data failed its checksum */
+	bool adopt;			/* its checksum was not known: @crc is it */
+	void *buf;			/* one block */
+	stash_cjob_fn done;		/* runs once, any context; then freed */
+	struct work_struct work;
+};
+
+u32 stash_csum_buf(const void *buf, size_t len);
+u32 stash_csum_bio(struct bio *bio, struct bvec_iter iter);
+void stash_csum_set_locked(struct stash_cache *sc, cblock_t c, u32 crc);
+void stash_csum_mark_bad_locked(struct stash_cache *sc, cblock_t c);
+/* Fill busy slot @c with origin block @ob. */
+void stash_csum_fill(struct stash_cache *sc, oblock_t ob, cblock_t c,
+		     stash_cjob_fn done);
+/*
+ * Write @iter of @bio (within one block) to busy slot @c; a partial block
+ * needs @slot_valid (it is merged with the slot's data, checked first).
+ */
+void stash_csum_write(struct stash_cache *sc, struct bio *bio,
+		      struct bvec_iter iter, cblock_t c, bool slot_valid,
+		      stash_cjob_fn done);
+/* Read slot @c, check it, and copy the part @bio asks for into it. */
+void stash_csum_read(struct stash_cache *sc, struct bio *bio, cblock_t c,
+		     stash_cjob_fn done);
+bool stash_csum_check_block_locked(struct stash_cache *sc, u32 c,
+				   const void *buf);
+bool stash_csum_known(struct stash_cache *sc, cblock_t c);
+void stash_csum_adopt_locked(struct stash_cache *sc, cblock_t c, u32 crc);
+void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc);
+bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c);
+bool stash_csum_must_open(struct stash_cache *sc, cblock_t c);
+bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
+			      u64 *entry, u32 *crc);
+void stash_csum_touch_open(struct stash_cache *sc);
+void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c);
+int stash_csum_create(struct stash_cache *sc);
+void stash_csum_destroy(struct stash_cache *sc);
+int stash_csum_init(void);
+void stash_csum_exit(void);
+
 /* stash-writeback.c */
 void stash_wb_stop(struct stash_cache *sc);
 void stash_wb_start(struct stash_cache *sc);
@@ -380,6 +458,8 @@ void stash_kick_worker(struct stash_cache *sc);
 void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
 			  bool failed);
 void stash_flush_failed(struct stash_cache *sc, struct bio *bio);
+bool stash_commit_waiter_done(struct stash_cache *sc, struct bio *bio,
+			      bool failed);
 int stash_map_bio(struct dm_target *ti, struct bio *bio);
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void stash_do_work(struct work_struct *ws);
@@ -401,9 +481,14 @@ static inline bool stash_set_dirty(struct stash_cache *sc, u32 c)
 	return true;
 }
 
-/* Under sc->lock: mark @c clean; true if it was dirty. */
+/*
+ * Under sc->lock: mark @c clean; true if it was dirty.  A checksum failure
+ * marks only dirty blocks bad: a clean one is read from the origin.
+ */
 static inline bool stash_clear_dirty(struct stash_cache *sc, u32 c)
 {
+	if (sc->csum_bad && __test_and_clear_bit(c, sc->csum_bad))
+		sc->nr_csum_bad--;
 	stash_map_touch(&sc->map, to_cblock(c));
 	stash_map_note_reusable(&sc->map);
 	return stash_bitmap_clear(&sc->dirty, c);

@@ -253,6 +253,8 @@ static u32 cache_flags(struct stash_cache *sc, const struct stash_info *info)
 		flags |= STASH_IOC_F_METADATA_FAILED;
 	if (info->cache_failed)
 		flags |= STASH_IOC_F_CACHE_FAILED;
+	if (info->checksum)
+		flags |= STASH_IOC_F_CHECKSUM;
 	return flags;
 }
 
@@ -390,6 +392,8 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->metadata_seq = info.md_seq;
 	s->error_threshold = info.tun.error_threshold;
 	s->writeback_retry_ms = info.wb_backoff_ms;
+	s->checksum_errors = info.checksum_errors;
+	s->checksum_bad = info.checksum_bad;
 }
 
 static long ioc_status(void __user *uarg)
@@ -407,7 +411,7 @@ static long ioc_status(void __user *uarg)
 	r = check_hdr(s, sizeof(*s));
 	if (!r)
 		r = check_selector(&s->cache);
-	if (!r && !all_zero(s->reserved, sizeof(s->reserved)))
+	if (!r && (s->checksum_errors || s->checksum_bad))
 		r = -EINVAL;
 	if (r)
 		goto out;
@@ -648,7 +652,7 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_list, entries) % 8);
 	BUILD_BUG_ON(sizeof(struct stash_ioc_hdr) != 8);
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, cache) != 8);
-	BUILD_BUG_ON(offsetof(struct stash_ioc_status, reserved) + 2 * sizeof(__u64) !=
+	BUILD_BUG_ON(offsetof(struct stash_ioc_status, checksum_bad) + sizeof(__u64) !=
 		     STASH_IOC_STATUS_SIZE);
 	/*
 	 * A counter or tunable added to the core must be added to the uapi

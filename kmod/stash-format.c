@@ -13,9 +13,10 @@ static u32 block_crc(const void *block)
 }
 
 /* Sectors from 0 to the end of slot n - 1, metadata included. */
-static u64 layout_end(u64 n, u32 block_sectors, u64 *md_pages, u64 *data_start)
+static u64 layout_end(u64 n, u32 block_sectors, u32 epp, u64 *md_pages,
+		      u64 *data_start)
 {
-	u64 pages = (n + STASH_MD_ENTRIES_PER_PAGE - 1) / STASH_MD_ENTRIES_PER_PAGE;
+	u64 pages = (n + epp - 1) / epp;
 	u64 start = STASH_MD_START + pages * 2 * STASH_MD_BLOCK_SECTORS;
 
 	start = (start + block_sectors - 1) / block_sectors * block_sectors;
@@ -24,10 +25,12 @@ static u64 layout_end(u64 n, u32 block_sectors, u64 *md_pages, u64 *data_start)
 	return start + n * block_sectors;
 }
 
-int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
-			   u64 origin_sectors, u32 block_sectors,
-			   u32 min_cblocks)
+int stash_geometry_compute_csum(struct stash_geometry *g, u64 cache_sectors,
+				u64 origin_sectors, u32 block_sectors,
+				u32 min_cblocks, bool csum)
 {
+	u32 epp = csum ? STASH_MD_CSUM_ENTRIES_PER_PAGE :
+			 STASH_MD_ENTRIES_PER_PAGE;
 	u64 lo = 0, hi, mid, md_pages, data_start;
 
 	memset(g, 0, sizeof(*g));
@@ -39,15 +42,15 @@ int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
 		hi = STASH_MAX_CBLOCKS;
 	while (lo < hi) {
 		mid = lo + (hi - lo + 1) / 2;
-		if (layout_end(mid, block_sectors, &md_pages, &data_start) <=
-		    cache_sectors)
+		if (layout_end(mid, block_sectors, epp, &md_pages,
+			       &data_start) <= cache_sectors)
 			lo = mid;
 		else
 			hi = mid - 1;
 	}
 	if (!lo || lo < min_cblocks)
 		return -1;
-	layout_end(lo, block_sectors, &md_pages, &data_start);
+	layout_end(lo, block_sectors, epp, &md_pages, &data_start);
 	g->origin_sectors = origin_sectors;
 	g->cache_sectors = cache_sectors;
 	g->md_start = STASH_MD_START;
@@ -55,6 +58,8 @@ int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
 	g->block_sectors = block_sectors;
 	g->nr_cblocks = (u32)lo;
 	g->md_pages = (u32)md_pages;
+	g->entries_per_page = epp;
+	g->csum = csum;
 	return 0;
 }
 
@@ -141,7 +146,8 @@ void stash_sb_encode_ident(const struct stash_sb *sb,
 
 	memset(d, 0, sizeof(*d));
 	d->magic = cpu_to_le32(STASH_SB_MAGIC);
-	d->version = cpu_to_le32(STASH_FORMAT_VERSION);
+	d->version = cpu_to_le32(sb->geo.csum ? STASH_FORMAT_VERSION_CSUM :
+						STASH_FORMAT_VERSION);
 	d->flags = cpu_to_le32(sb->flags);
 	d->seq = cpu_to_le64(sb->seq);
 	memcpy(d->uuid, sb->uuid, sizeof(d->uuid));
@@ -176,7 +182,7 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 {
 	const struct stash_sb_disk *d = block;
 	struct stash_geometry g;
-	u32 flags;
+	u32 flags, version;
 
 	if (le32_to_cpu(d->magic) != STASH_SB_MAGIC) {
 		*why = "no dm-stash superblock (bad magic)";
@@ -186,7 +192,9 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 		*why = "superblock checksum mismatch";
 		return -1;
 	}
-	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION) {
+	version = le32_to_cpu(d->version);
+	if (version != STASH_FORMAT_VERSION &&
+	    version != STASH_FORMAT_VERSION_CSUM) {
 		*why = "unsupported on-disk format version";
 		return -1;
 	}
@@ -204,9 +212,10 @@ int stash_sb_decode(const void *block, struct stash_sb *sb, const char **why)
 		*why = "superblock has a malformed volume name, origin or options";
 		return -1;
 	}
-	if (stash_geometry_compute(&g, le64_to_cpu(d->cache_sectors),
-				   le64_to_cpu(d->origin_sectors),
-				   le32_to_cpu(d->block_sectors), 1) ||
+	if (stash_geometry_compute_csum(&g, le64_to_cpu(d->cache_sectors),
+					le64_to_cpu(d->origin_sectors),
+					le32_to_cpu(d->block_sectors), 1,
+					version == STASH_FORMAT_VERSION_CSUM) ||
 	    g.md_start != le64_to_cpu(d->md_start) ||
 	    g.data_start != le64_to_cpu(d->data_start) ||
 	    g.nr_cblocks != le32_to_cpu(d->nr_cblocks) ||
@@ -239,7 +248,8 @@ enum stash_sb_kind stash_sb_classify(const void *block, struct stash_sb *sb,
 		return STASH_SB_FOREIGN;
 	if (le32_to_cpu(d->crc) != block_crc(d))
 		return STASH_SB_BAD_CRC;
-	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION)
+	if (le32_to_cpu(d->version) != STASH_FORMAT_VERSION &&
+	    le32_to_cpu(d->version) != STASH_FORMAT_VERSION_CSUM)
 		return STASH_SB_VERSION;
 	return STASH_SB_INVALID;
 }
@@ -304,4 +314,69 @@ void stash_md_page_peek(const void *buf, u32 *index, u64 *seq)
 
 	*index = le32_to_cpu(d->index);
 	*seq = le64_to_cpu(d->seq);
+}
+
+void stash_md_page_encode_geo(void *block, const struct stash_geometry *g,
+			      u32 index, u64 seq, const u64 *entries,
+			      const u32 *csums)
+{
+	struct stash_md_page_csum_disk *d = block;
+	u32 i;
+
+	if (!g->csum) {
+		stash_md_page_encode(block, index, seq, entries);
+		return;
+	}
+	d->index = cpu_to_le32(index);
+	d->seq = cpu_to_le64(seq);
+	for (i = 0; i < STASH_MD_CSUM_ENTRIES_PER_PAGE; i++) {
+		d->entries[i] = cpu_to_le64(entries[i]);
+		d->csums[i] = cpu_to_le32(!entries[i] ||
+					  (entries[i] & STASH_MD_OPEN) ?
+					  0 : csums[i]);
+	}
+	d->crc = cpu_to_le32(block_crc(d));
+}
+
+int stash_md_page_decode_geo(const void *block,
+			     const struct stash_geometry *g, u32 index,
+			     u64 nr_oblocks, u64 *seq, u64 *entries,
+			     u32 *csums, const char **why)
+{
+	const struct stash_md_page_csum_disk *d = block;
+	u64 first = (u64)index * STASH_MD_CSUM_ENTRIES_PER_PAGE;
+	u32 i;
+
+	if (!g->csum) {
+		if (csums)
+			memset(csums, 0, sizeof(u32) * g->entries_per_page);
+		return stash_md_page_decode(block, index, g->nr_cblocks,
+					    nr_oblocks, seq, entries, why);
+	}
+	if (le32_to_cpu(d->crc) != block_crc(d)) {
+		*why = "metadata page checksum mismatch";
+		return -1;
+	}
+	if (le32_to_cpu(d->index) != index) {
+		*why = "metadata page in the wrong place";
+		return -1;
+	}
+	*seq = le64_to_cpu(d->seq);
+	for (i = 0; i < STASH_MD_CSUM_ENTRIES_PER_PAGE; i++) {
+		u64 e = le64_to_cpu(d->entries[i]);
+		u32 crc = le32_to_cpu(d->csums[i]);
+
+		if (e ? (!(e & STASH_MD_VALID) ||
+			 (e & STASH_MD_CSUM_RESERVED_MASK) ||
+			 first + i >= g->nr_cblocks ||
+			 (e & STASH_MD_OBLOCK_MASK) >= nr_oblocks ||
+			 ((e & STASH_MD_OPEN) && crc)) : crc) {
+			*why = "metadata entry out of range";
+			return -1;
+		}
+		entries[i] = e;
+		if (csums)
+			csums[i] = crc;
+	}
+	return 0;
 }

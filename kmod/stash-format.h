@@ -26,23 +26,31 @@
 #include "stash-map.h"
 
 #define STASH_SB_MAGIC			0x48535453u	/* "STSH" */
-#define STASH_FORMAT_VERSION		1u
+#define STASH_FORMAT_VERSION		1u	/* no checksums */
+#define STASH_FORMAT_VERSION_CSUM	2u	/* checksums ('checksum') */
 #define STASH_MD_BLOCK_BYTES		4096u
 #define STASH_MD_BLOCK_SECTORS		8u
 #define STASH_MD_START			16u	/* after the two superblocks */
-#define STASH_MD_ENTRIES_PER_PAGE	510u
+#define STASH_MD_ENTRIES_PER_PAGE	510u	/* version 1 */
+#define STASH_MD_CSUM_ENTRIES_PER_PAGE	340u	/* version 2 */
 #define STASH_SB_FLAG_CLEAN		1u	/* shut down cleanly */
 #define STASH_SB_FLAG_NEEDS_CHECK	2u	/* a commit failed: check first */
 #define STASH_SB_NAME_BYTES		128u	/* DM_NAME_LEN */
 #define STASH_SB_PATH_BYTES		512u
 #define STASH_SB_OPTIONS_BYTES		256u
 
-/* Entry: bit 63 valid, bit 62 dirty, bits 0..47 the oblock. */
+/*
+ * Entry: bit 63 valid, bit 62 dirty, bits 0..47 the oblock; version 2 also
+ * bit 61 open (the slot may have been written since: no checksum recorded,
+ * its checksum field is zero).
+ */
 #define STASH_MD_VALID			BIT_ULL(63)
 #define STASH_MD_DIRTY			BIT_ULL(62)
+#define STASH_MD_OPEN			BIT_ULL(61)
 #define STASH_MD_OBLOCK_MASK		(BIT_ULL(48) - 1)
 #define STASH_MD_RESERVED_MASK		(~(STASH_MD_VALID | STASH_MD_DIRTY | \
 					   STASH_MD_OBLOCK_MASK))
+#define STASH_MD_CSUM_RESERVED_MASK	(STASH_MD_RESERVED_MASK & ~STASH_MD_OPEN)
 
 struct stash_sb_disk {
 	__le32 crc;
@@ -74,8 +82,18 @@ struct stash_md_page_disk {
 	__le64 entries[STASH_MD_ENTRIES_PER_PAGE];
 };
 
+/* Version 2: each entry's checksum beside it, committed with it. */
+struct stash_md_page_csum_disk {
+	__le32 crc;
+	__le32 index;
+	__le64 seq;
+	__le64 entries[STASH_MD_CSUM_ENTRIES_PER_PAGE];
+	__le32 csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
+};
+
 static_assert(sizeof(struct stash_sb_disk) == STASH_MD_BLOCK_BYTES);
 static_assert(sizeof(struct stash_md_page_disk) == STASH_MD_BLOCK_BYTES);
+static_assert(sizeof(struct stash_md_page_csum_disk) == STASH_MD_BLOCK_BYTES);
 
 /* Where everything lives, derived from the sizes and the block size. */
 struct stash_geometry {
@@ -86,6 +104,8 @@ struct stash_geometry {
 	u32 block_sectors;
 	u32 nr_cblocks;
 	u32 md_pages;
+	u32 entries_per_page;	/* 510 (version 1) or 340 (2) */
+	bool csum;		/* version 2: checksums beside the entries */
 };
 
 /* A decoded superblock. */
@@ -113,12 +133,20 @@ struct stash_sb_ident {
 };
 
 /*
- * Fit as many cache blocks as possible after the metadata they need.
- * Returns 0, or -1 if fewer than @min_cblocks fit.
+ * Fit as many cache blocks as possible after the metadata they need (with
+ * @csum, version 2 pages).  Returns 0, or -1 if fewer than @min_cblocks
+ * fit.
  */
-int stash_geometry_compute(struct stash_geometry *g, u64 cache_sectors,
-			   u64 origin_sectors, u32 block_sectors,
-			   u32 min_cblocks);
+int stash_geometry_compute_csum(struct stash_geometry *g, u64 cache_sectors,
+				u64 origin_sectors, u32 block_sectors,
+				u32 min_cblocks, bool csum);
+static inline int stash_geometry_compute(struct stash_geometry *g,
+					 u64 cache_sectors, u64 origin_sectors,
+					 u32 block_sectors, u32 min_cblocks)
+{
+	return stash_geometry_compute_csum(g, cache_sectors, origin_sectors,
+					   block_sectors, min_cblocks, false);
+}
 
 static inline u64 stash_md_page_sector(const struct stash_geometry *g,
 				       u32 page, u32 copy)
@@ -188,6 +216,19 @@ void stash_md_page_encode(void *block, u32 index, u64 seq,
 int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
 			 u64 nr_oblocks, u64 *seq, u64 *entries,
 			 const char **why);
+/*
+ * Either version, as @g says: @csums (g->entries_per_page of them: up to
+ * STASH_MD_ENTRIES_PER_PAGE) is
+ * written from (encode; ignored for version 1, may then be NULL) or filled
+ * in (decode; zero for version 1).  An open or empty entry's checksum is zero.
+ */
+void stash_md_page_encode_geo(void *block, const struct stash_geometry *g,
+			      u32 index, u64 seq, const u64 *entries,
+			      const u32 *csums);
+int stash_md_page_decode_geo(const void *block,
+			     const struct stash_geometry *g, u32 index,
+			     u64 nr_oblocks, u64 *seq, u64 *entries,
+			     u32 *csums, const char **why);
 /*
  * Read page copy @buf's index and sequence fields without validating it
  * (its crc may be wrong): what a damaged copy claims to be.

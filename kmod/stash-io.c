@@ -53,7 +53,12 @@ struct stash_bio {
 	u8 kind;
 	bool cache_failed;
 	bool was_dirty;		/* PB_WB_WRITE: the block was dirty before */
+	bool was_valid;		/* PB_WB_WRITE: the slot held data before */
 	bool to_origin;		/* last remapped to the origin */
+	/* A read hit whose checksum failed: read again with the block busy. */
+	bool recheck;
+	/* Waits for a commit that records its slot open, then goes again. */
+	bool open_wait;
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
 	struct bvec_iter saved_iter;
 	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
@@ -260,6 +265,26 @@ static void fill_write_endio(struct bio *clone)
 	bio_endio(bio);
 }
 
+/* A checksummed fill ended (stash_csum_fill()). */
+static void fill_csum_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	bool ok = !job->cache_error && !job->origin_error;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->origin_error)
+		sc->stats.origin_errors++;
+	if (job->cache_error)
+		sc->stats.cache_errors++;
+	if (ok)
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->cache_error)
+		stash_cache_error(sc);
+	fill_complete(sc, job->cblock, ok);
+}
+
 /*
  * The origin read of a whole block is done: write the same pages to the
  * slot, then complete the user's read.  Runs in the worker.
@@ -281,6 +306,104 @@ static void fill_by_reuse(struct stash_cache *sc, struct bio *bio)
 /*
  * ---- Reads (the same in every mode) ----
  */
+
+/*
+ * Under sc->lock: the busy flag of slot @c goes (or passes to a parked
+ * write-through write).  Returns true if the worker has work.
+ */
+static bool wt_next_carrier_locked(struct stash_cache *sc, cblock_t c);
+
+static bool release_busy_locked(struct stash_cache *sc, cblock_t c)
+{
+	bool kick = wt_next_carrier_locked(sc, c);
+
+	if (!kick)
+		stash_map_release(&sc->map, c, true);
+	return kick | wake_deferred_locked(sc);
+}
+
+/* A checked read of a block (stash_csum_read()) ended. */
+static void csum_read_done(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	struct bio *bio = job->bio;
+	struct stash_bio *pb = pb_of(bio);
+	cblock_t c = job->cblock;
+	unsigned long flags;
+	bool dirty, kick;
+
+	pb->kind = PB_DONE;
+	if (!job->cache_error && !job->mismatch) {
+		spin_lock_irqsave(&sc->lock, flags);
+		if (job->adopt)
+			stash_csum_adopt_locked(sc, c, job->crc);
+		kick = release_busy_locked(sc, c);
+		spin_unlock_irqrestore(&sc->lock, flags);
+		if (kick)
+			stash_kick_worker(sc);
+		bio_endio(bio);
+		return;
+	}
+
+	spin_lock_irqsave(&sc->lock, flags);
+	sc->stats.cache_errors++;
+	dirty = stash_bitmap_test(&sc->dirty, from_cblock(c));
+	if (job->mismatch) {
+		sc->checksum_errors++;
+		if (dirty)
+			stash_csum_mark_bad_locked(sc, c);
+	}
+	if (!dirty) {
+		stash_map_invalidate(&sc->map, c);
+		sc->stats.invalidations++;
+	}
+	kick = release_busy_locked(sc, c);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		stash_kick_worker(sc);
+	stash_cache_error(sc);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on %s block %llu (cache block %llu)%s",
+			    dm_device_name(stash_md(sc)),
+			    dirty ? "dirty" : "clean",
+			    (unsigned long long)(dm_target_offset(sc->ti,
+					job->iter.bi_sector) >> sc->block_shift),
+			    (unsigned long long)from_cblock(c),
+			    dirty ? ": I/O error" : ": reading the origin instead");
+	else
+		DMERR_LIMIT("%s: cache read error on a %s block",
+			    dm_device_name(stash_md(sc)),
+			    dirty ? "dirty" : "clean");
+	if (dirty) {
+		/* The data exists nowhere else: the user sees the error. */
+		bio->bi_status = BLK_STS_IOERR;
+		bio_endio(bio);
+		return;
+	}
+	queue_bio(sc, &sc->retries, bio);
+}
+
+/*
+ * Under sc->lock: a read hit on valid slot @c that is checked through a
+ * buffer (part of a block, or a second look after a mismatch).  The block
+ * is held busy, so that no write changes it under the check; while it is
+ * busy already, @bio waits.  Returns true if the caller must now start the
+ * read (stash_csum_read()).
+ */
+static bool csum_read_begin_locked(struct stash_cache *sc, struct bio *bio,
+				   cblock_t c)
+{
+	struct stash_entry *e = stash_map_entry(&sc->map, c);
+
+	if (e->flags & SE_BUSY) {
+		bio_list_add(&sc->deferred, bio);
+		return false;
+	}
+	e->flags |= SE_BUSY | SE_REF;
+	if (!pb_of(bio)->recheck)
+		sc->stats.read_hits++;
+	return true;
+}
 
 static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 				    oblock_t ob)
@@ -309,6 +432,17 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
 		}
+		if (sc->csum && (pb->recheck ||
+				 bio_sectors(bio) != sc->block_sectors ||
+				 !stash_csum_known(sc, c))) {
+			bool start = csum_read_begin_locked(sc, bio, c);
+
+			spin_unlock_irqrestore(&sc->lock, flags);
+			if (!start)
+				return STASH_DEFER;
+			stash_csum_read(sc, bio, c, csum_read_done);
+			return STASH_SUBMITTED;
+		}
 		stash_map_pin(&sc->map, c);
 		e->flags |= SE_REF;
 		sc->stats.read_hits++;
@@ -325,6 +459,11 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 	if (!cblock_is_valid(c))
 		return STASH_REMAP_ORIGIN;
 
+	if (sc->csum) {
+		/* Not from the user's pages: they may change under the copy. */
+		stash_csum_fill(sc, ob, c, fill_csum_done);
+		return STASH_REMAP_ORIGIN;
+	}
 	pb->cblock = c;
 	if (bio_sectors(bio) == sc->block_sectors) {
 		/* The user's read brings the whole block: reuse its pages. */
@@ -400,6 +539,40 @@ static enum stash_action invalidate_and_write_origin_locked(struct stash_cache *
 }
 
 /*
+ * Checksums on a persistent cache: @bio writes in place to a slot recorded
+ * dirty and closed (stash_csum_open_locked()).  It waits for the commit
+ * sweep that records the slot open, then is dispatched again.
+ */
+static enum stash_action csum_wait_open(struct stash_cache *sc,
+					struct bio *bio)
+{
+	pb_of(bio)->open_wait = true;
+	stash_md_wait_commit(sc, bio);
+	return STASH_QUEUED;
+}
+
+/*
+ * A commit that @bio waited for ended: a write waiting for its slot to be
+ * recorded open goes on (or fails with the commit).  Returns false for the
+ * other waiters: the commit completes them.
+ */
+bool stash_commit_waiter_done(struct stash_cache *sc, struct bio *bio,
+			      bool failed)
+{
+	struct stash_bio *pb = pb_of(bio);
+
+	if (!pb->open_wait)
+		return false;
+	pb->open_wait = false;
+	if (failed) {
+		bio_io_error(bio);
+		return true;
+	}
+	queue_bio(sc, &sc->deferred, bio);
+	return true;
+}
+
+/*
  * Write-around: the origin only.  A cached copy is invalidated before the
  * write is issued, so no later read can find the old data in the cache.
  */
@@ -427,6 +600,50 @@ static enum stash_action stash_write_around(struct stash_cache *sc,
 	action = invalidate_and_write_origin_locked(sc, bio, ob, c);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return action;
+}
+
+/*
+ * A checksummed write to slot @job->cblock ended: record the new data's
+ * checksum, or count a mismatch of the data it merged with (a dirty block
+ * that fails is marked bad).  Returns true if the write failed.
+ */
+static bool csum_write_ended(struct stash_cjob *job)
+{
+	struct stash_cache *sc = job->sc;
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	if (job->mismatch) {
+		sc->checksum_errors++;
+		if (stash_bitmap_test(&sc->dirty, from_cblock(job->cblock)))
+			stash_csum_mark_bad_locked(sc, job->cblock);
+	} else if (!job->cache_error) {
+		stash_csum_set_locked(sc, job->cblock, job->crc);
+	}
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (job->mismatch)
+		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
+			    dm_device_name(stash_md(sc)),
+			    (unsigned long long)from_cblock(job->cblock));
+	return job->cache_error || job->mismatch;
+}
+
+/* The cache side of a checksummed write-through write ended. */
+static void write_through_csum_done(struct stash_cjob *job)
+{
+	if (csum_write_ended(job))
+		pb_of(job->bio)->cache_failed = true;
+	bio_endio(job->bio);	/* drops the count bio_inc_remaining() took */
+}
+
+/*
+ * A checksummed write-back write ended: as if the bio had (a write that
+ * failed on a block that was clean goes to the origin: stash_end_io()).
+ */
+static void write_back_csum_done(struct stash_cjob *job)
+{
+	job->bio->bi_status = csum_write_ended(job) ? BLK_STS_IOERR : BLK_STS_OK;
+	bio_endio(job->bio);
 }
 
 static void write_through_cache_endio(struct bio *clone)
@@ -459,6 +676,15 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 	pb->kind = PB_WRITE_HIT;
 	pb->cblock = c;
 	pb->cache_failed = false;
+	if (sc->csum) {
+		bool valid = stash_map_entry(&sc->map, c)->flags & SE_VALID;
+
+		pb->saved_iter = bio->bi_iter;
+		bio_inc_remaining(bio);
+		stash_csum_write(sc, bio, pb->saved_iter, c, valid,
+				 write_through_csum_done);
+		return;
+	}
 	clone = bio_alloc_clone(sc->cache_dev->bdev, bio, GFP_NOIO, &sc->bs);
 	/*
 	 * dm polls only the bio it mapped (the origin write): a polled
@@ -484,6 +710,7 @@ static bool wt_can_park_locked(struct stash_cache *sc, struct bio *bio,
 	return (e->flags & (SE_VALID | SE_BUSY | SE_WRITEBACK)) ==
 		(SE_VALID | SE_BUSY) &&
 	       !stash_bitmap_test(&sc->dirty, from_cblock(c)) &&
+	       !stash_csum_must_open(sc, c) &&
 	       bio_sectors(bio) == sc->block_sectors &&
 	       !(bio->bi_opf & REQ_FUA);
 }
@@ -520,6 +747,10 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 			return STASH_DEFER;
 		}
 		if (e->flags & SE_VALID) {
+			if (stash_csum_open_locked(sc, c)) {
+				spin_unlock_irqrestore(&sc->lock, flags);
+				return csum_wait_open(sc, bio);
+			}
 			e->flags |= SE_BUSY | SE_REF;
 			sc->stats.write_hits++;
 			spin_unlock_irqrestore(&sc->lock, flags);
@@ -618,9 +849,12 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return stash_write_around(sc, bio, ob);
 		}
+		if (stash_csum_open_locked(sc, c))
+			goto wait_open;
 		e->flags |= SE_BUSY | SE_REF;
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
+		pb->was_valid = e->flags & SE_VALID;
 	} else {
 		if (!wb_miss_goes_around_locked(sc, sequential, &full) &&
 		    bio_sectors(bio) == sc->block_sectors) {
@@ -648,6 +882,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		if (evicted != STASH_NO_OBLOCK)
 			sc->stats.evictions++;
 		pb->was_dirty = false;
+		pb->was_valid = false;
 	}
 	newly_dirty = stash_set_dirty(sc, from_cblock(c));
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -656,12 +891,21 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	pb->cblock = c;
 	pb->saved_iter = bio->bi_iter;
 	write_back_cache_done(sc, newly_dirty);
+	if (sc->csum) {
+		stash_csum_write(sc, bio, pb->saved_iter, c, pb->was_valid,
+				 write_back_csum_done);
+		return STASH_SUBMITTED;
+	}
 	return STASH_REMAP_CACHE;
 
 defer:
 	bio_list_add(&sc->deferred, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return STASH_DEFER;
+
+wait_open:
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return csum_wait_open(sc, bio);
 }
 
 /*
@@ -1177,6 +1421,9 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 {
 	struct stash_cache *sc = ti->private;
 
+	pb_of(bio)->recheck = false;
+	pb_of(bio)->open_wait = false;
+
 	if (time_after(jiffies, READ_ONCE(sc->last_io)))
 		WRITE_ONCE(sc->last_io, jiffies);
 	if (cut_or_pass_run(sc, bio)) {
@@ -1254,17 +1501,31 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	switch (pb->kind) {
 	case PB_READ_HIT:
 		if (!*error) {
+			/*
+			 * A mismatch may be a write that overlapped the read:
+			 * read again, with the block busy (csum_read_begin_locked()).
+			 */
+			bool recheck = sc->csum &&
+				stash_csum_bio(bio, pb->saved_iter) !=
+				READ_ONCE(sc->csums[from_cblock(pb->cblock)]);
+
 			/* The common case takes no lock: see stash_map_unpin(). */
-			if (!stash_map_unpin(&sc->map, pb->cblock))
+			if (stash_map_unpin(&sc->map, pb->cblock)) {
+				spin_lock_irqsave(&sc->lock, flags);
+				stash_map_unpinned(&sc->map, pb->cblock);
+				/* A read may wait for a pin (STASH_MAX_PINS). */
+				kick = wake_deferred_locked(sc);
+				spin_unlock_irqrestore(&sc->lock, flags);
+				if (kick)
+					stash_kick_worker(sc);
+			}
+			if (!recheck)
 				break;
-			spin_lock_irqsave(&sc->lock, flags);
-			stash_map_unpinned(&sc->map, pb->cblock);
-			/* A read may wait for a pin (STASH_MAX_PINS). */
-			kick = wake_deferred_locked(sc);
-			spin_unlock_irqrestore(&sc->lock, flags);
-			if (kick)
-				stash_kick_worker(sc);
-			break;
+			pb->kind = PB_DONE;
+			pb->recheck = true;
+			bio->bi_iter = pb->saved_iter;
+			queue_bio(sc, &sc->deferred, bio);
+			return DM_ENDIO_INCOMPLETE;
 		}
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.cache_errors++;
@@ -1333,10 +1594,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			/* A miss that took a slot: both copies now hold it. */
 			stash_map_set_valid(&sc->map, pb->cblock);
 		}
-		kick = wt_next_carrier_locked(sc, pb->cblock);
-		if (!kick)
-			stash_map_release(&sc->map, pb->cblock, true);
-		kick |= wake_deferred_locked(sc);
+		kick = release_busy_locked(sc, pb->cblock);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (kick)
 			stash_kick_worker(sc);
@@ -1392,7 +1650,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	default:
 		break;
 	}
-	if (*error && bio_data_dir(bio) == READ && pb->kind != PB_READ_HIT) {
+	if (*error && bio_data_dir(bio) == READ && pb->to_origin) {
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);

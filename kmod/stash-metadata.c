@@ -143,6 +143,7 @@ static void mark_needs_check(struct stash_cache *sc)
 static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
+	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
 	u32 p;
 	int r = -ENOMEM;
 
@@ -153,7 +154,8 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	sb->flags = STASH_SB_FLAG_CLEAN;
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
 	for (p = 0; p < sb->geo.md_pages; p++) {
-		stash_md_page_encode(sc->md_sb_buf, p, 1, zero);
+		stash_md_page_encode_geo(sc->md_sb_buf, &sb->geo, p, 1, zero,
+					 no_csums);
 		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf,
 			  stash_md_page_sector(&sb->geo, p, 0),
 			  STASH_MD_BLOCK_SECTORS);
@@ -252,8 +254,9 @@ static int may_format(struct stash_cache *sc, const struct sb_copies *c,
 
 	for (i = 0; i < 2; i++) {
 		if (c->kind[i] == STASH_SB_VERSION)
-			DMERR("cache device: superblock copy %d: format version %u, not %u",
-			      i, c->version[i], STASH_FORMAT_VERSION);
+			DMERR("cache device: superblock copy %d: format version %u, not %u or %u",
+			      i, c->version[i], STASH_FORMAT_VERSION,
+			      STASH_FORMAT_VERSION_CSUM);
 		else
 			DMERR("cache device: superblock copy %d: %s", i, c->why[i]);
 	}
@@ -439,6 +442,12 @@ static int check_geometry(struct stash_cache *sc, const struct stash_sb *sb,
 		ti->error = "Cache device size differs from when it was formatted";
 		return -EINVAL;
 	}
+	if (sb->geo.csum != sc->csum) {
+		ti->error = sb->geo.csum ?
+			"Cache keeps checksums: the table needs 'checksum'" :
+			"Cache has no checksums: drop 'checksum' (or wipe the cache device)";
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -483,8 +492,9 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		r = may_format(sc, &copies, format);
 		if (r)
 			return r;
-		if (stash_geometry_compute(&sb.geo, cache_sectors, ti->len,
-					   block_sectors, STASH_MIN_CBLOCKS)) {
+		if (stash_geometry_compute_csum(&sb.geo, cache_sectors, ti->len,
+						block_sectors, STASH_MIN_CBLOCKS,
+						sc->csum)) {
 			ti->error = "Cache device too small (needs 16 blocks after the metadata)";
 			return -EINVAL;
 		}
@@ -566,13 +576,15 @@ int stash_md_create(struct stash_cache *sc)
 	sc->md_page_loc = bitmap_zalloc(pages, GFP_KERNEL);
 	sc->md_entries = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64),
 				 GFP_KERNEL);
-	if (!sc->md_buf || !sc->md_entries || !sc->md_buf_index || !sc->md_page_loc ||
+	sc->md_csums = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32), GFP_KERNEL);
+	if (!sc->md_buf || !sc->md_entries || !sc->md_csums || !sc->md_buf_index ||
+	    !sc->md_page_loc ||
 	    stash_bitmap_init(&sc->md_touched, pages) ||
 	    stash_bitmap_init(&sc->md_cdirty, sc->nr_cblocks) ||
 	    stash_bitmap_init(&sc->md_unflushed, sc->nr_cblocks))
 		return -ENOMEM;
 	sc->map.touched = &sc->md_touched;
-	sc->map.entries_per_page = STASH_MD_ENTRIES_PER_PAGE;
+	sc->map.entries_per_page = sc->geo.entries_per_page;
 	sc->map.cdirty = sc->md_cdirty.words;
 	return 0;
 }
@@ -587,6 +599,8 @@ void stash_md_destroy(struct stash_cache *sc)
 	bitmap_free(sc->md_page_loc);
 	kfree(sc->md_entries);
 	sc->md_entries = NULL;
+	kfree(sc->md_csums);
+	sc->md_csums = NULL;
 	kvfree(sc->md_buf_index);
 	vfree(sc->md_buf);
 	kfree(sc->md_sb_buf);
@@ -618,7 +632,7 @@ void stash_md_destroy(struct stash_cache *sc)
  *    is refused.
  */
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
-		     u64 *page_seq, u64 *scratch)
+		     u32 *csums, u64 *page_seq, u64 *scratch, u32 *csum_scratch)
 {
 	u64 seq[2] = { 0, 0 }, claim;
 	const char *why = "sequence newer than the superblock's";
@@ -627,9 +641,11 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 	u32 index;
 
 	for (k = 0; k < 2; k++) {
-		ok[k] = !stash_md_page_decode(both + k * STASH_MD_BLOCK_BYTES, p,
-					     sc->nr_cblocks, sc->nr_oblocks,
-					     &seq[k], k ? scratch : entries, &why) &&
+		ok[k] = !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES,
+						 &sc->geo, p, sc->nr_oblocks,
+						 &seq[k], k ? scratch : entries,
+						 k ? csum_scratch : csums,
+						 &why) &&
 			seq[k] <= sc->sb.seq;
 		if (ok[k] && (best < 0 || seq[k] > seq[best]))
 			best = k;
@@ -659,8 +675,10 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 			return r;
 		}
 	}
-	if (best == 1)
-		memcpy(entries, scratch, sizeof(u64) * STASH_MD_ENTRIES_PER_PAGE);
+	if (best == 1) {
+		memcpy(entries, scratch, sizeof(u64) * sc->geo.entries_per_page);
+		memcpy(csums, csum_scratch, sizeof(u32) * sc->geo.entries_per_page);
+	}
 	if (best)
 		__set_bit(p, sc->md_page_loc);
 	*page_seq = seq[best];
@@ -678,7 +696,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
  * clean entry says nothing of what the origin holds durably.  The clean
  * entries are dropped afterwards (drop_clean()).
  */
-static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
+static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 		      u64 *entry_seq_of_page)
 {
 	oblock_t ob = to_oblock(e & STASH_MD_OBLOCK_MASK);
@@ -689,7 +707,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
-		u64 oseq = entry_seq_of_page[o / STASH_MD_ENTRIES_PER_PAGE];
+		u64 oseq = entry_seq_of_page[o / sc->geo.entries_per_page];
 		bool odirty = stash_bitmap_test(&sc->dirty, o);
 
 		if (oseq == seq) {
@@ -713,6 +731,8 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u64 seq,
 		stash_bitmap_set(&sc->dirty, c);
 		stash_bitmap_set(&sc->md_cdirty, c);
 	}
+	if (sc->csum)
+		stash_csum_load(sc, to_cblock(c), e & STASH_MD_OPEN, crc);
 	return 0;
 }
 
@@ -768,6 +788,7 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
 	u32 pages = sc->geo.md_pages, p, i, chunk;
 	u64 *entries, *scratch, *page_seq;
+	u32 *csums, *csum_scratch;
 	int r;
 
 	*map_touched = false;
@@ -777,8 +798,11 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 
 	entries = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	scratch = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
+	/* Either version's page (a version 1 page fills in 510 zeros). */
+	csums = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32), GFP_KERNEL);
+	csum_scratch = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32), GFP_KERNEL);
 	page_seq = kvcalloc(pages, sizeof(u64), STASH_GFP_TABLE);
-	if (!entries || !scratch || !page_seq) {
+	if (!entries || !scratch || !csums || !csum_scratch || !page_seq) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -800,13 +824,15 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 
 			r = load_page(sc, page, sc->md_buf +
 				      (size_t)i * 2 * STASH_MD_BLOCK_BYTES,
-				      entries, &page_seq[page], scratch);
-			for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE && !r; k++) {
-				u32 c = page * STASH_MD_ENTRIES_PER_PAGE + k;
+				      entries, csums, &page_seq[page], scratch,
+				      csum_scratch);
+			for (k = 0; k < sc->geo.entries_per_page && !r; k++) {
+				u32 c = page * sc->geo.entries_per_page + k;
 
 				if (entries[k])
 					r = load_entry(sc, c, entries[k],
-						       page_seq[page], page_seq);
+						       csums[k], page_seq[page],
+						       page_seq);
 			}
 		}
 	}
@@ -822,6 +848,8 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		stash_bitmap_set(&sc->md_touched, p);
 out:
 	kvfree(page_seq);
+	kfree(csum_scratch);
+	kfree(csums);
 	kfree(scratch);
 	kfree(entries);
 	return r;
@@ -915,16 +943,18 @@ enum md_page_enc {
  */
 static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 					   void *buf, u64 seq, u64 *entries,
-					   enum md_record how, u32 *unflushed)
+					   enum md_record how, bool clean,
+					   u32 *unflushed)
 {
 	enum md_page_enc ret = PAGE_ENCODED;
 	u32 k, c;
+	bool open = false;
 
-	for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
+	for (k = 0; k < sc->geo.entries_per_page; k++) {
 		struct stash_entry *e;
 		bool valid, dirty;
 
-		c = p * STASH_MD_ENTRIES_PER_PAGE + k;
+		c = p * sc->geo.entries_per_page + k;
 		if (c >= sc->nr_cblocks) {
 			entries[k] = 0;
 			continue;
@@ -947,11 +977,20 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 		}
 		entries[k] = stash_md_entry(valid, dirty,
 					    from_oblock(stash_entry_oblock(e)));
+		if (sc->csum && valid)
+			open |= stash_csum_encode_locked(sc, to_cblock(c), clean,
+							 &entries[k],
+							 &sc->md_csums[k]);
+		else if (sc->csum)
+			stash_csum_forget_locked(sc, to_cblock(c));
 		/* Recorded dirty: block reuse from now on, to be safe. */
 		if (dirty)
 			stash_bitmap_set(&sc->md_cdirty, c);
 	}
-	stash_md_page_encode(buf, p, seq, entries);
+	stash_md_page_encode_geo(buf, &sc->geo, p, seq, entries, sc->md_csums);
+	/* A slot left open is closed by a later commit, once it is quiet. */
+	if (open && ret == PAGE_ENCODED)
+		ret = PAGE_DEFERRED;
 	return ret;
 }
 
@@ -970,8 +1009,8 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 		u32 p = sc->md_buf_index[i];
 
 		__change_bit(p, sc->md_page_loc);
-		for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
-			u32 c = p * STASH_MD_ENTRIES_PER_PAGE + k;
+		for (k = 0; k < sc->geo.entries_per_page; k++) {
+			u32 c = p * sc->geo.entries_per_page + k;
 
 			if (c >= sc->nr_cblocks)
 				break;
@@ -1005,8 +1044,8 @@ static void origin_flush_failed(struct stash_cache *sc, u32 n,
 		u32 p = sc->md_buf_index[i];
 
 		stash_bitmap_set(&sc->md_touched, p);
-		for (k = 0; k < STASH_MD_ENTRIES_PER_PAGE; k++) {
-			u32 c = p * STASH_MD_ENTRIES_PER_PAGE + k;
+		for (k = 0; k < sc->geo.entries_per_page; k++) {
+			u32 c = p * sc->geo.entries_per_page + k;
 			u64 e;
 
 			if (c >= sc->nr_cblocks)
@@ -1036,6 +1075,8 @@ static void complete_waiters(struct stash_cache *sc, struct bio_list *waiters,
 	struct bio *bio;
 
 	while ((bio = bio_list_pop(waiters))) {
+		if (stash_commit_waiter_done(sc, bio, failed))
+			continue;
 		if (failed && stash_cache_failed(sc) && !bio_has_data(bio)) {
 			stash_flush_failed(sc, bio);
 			continue;
@@ -1079,7 +1120,7 @@ static int flush_origin_for_clean(struct stash_cache *sc)
  * it took.  Deferred and stuck pages stay changed, for a later commit.
  */
 static u32 encode_pages_locked(struct stash_cache *sc, u32 from, u32 to,
-			       u64 seq, enum md_record how, u32 *n,
+			       u64 seq, enum md_record how, bool clean, u32 *n,
 			       u32 *unflushed, u32 *deferred, u32 *stuck)
 {
 	u32 p;
@@ -1090,7 +1131,8 @@ static u32 encode_pages_locked(struct stash_cache *sc, u32 from, u32 to,
 			return p;
 		switch (encode_page_locked(sc, p, sc->md_buf +
 					   (size_t)*n * STASH_MD_BLOCK_BYTES,
-					   seq, sc->md_entries, how, unflushed)) {
+					   seq, sc->md_entries, how, clean,
+					   unflushed)) {
 		case PAGE_STUCK:
 			(*stuck)++;
 			continue;
@@ -1174,11 +1216,12 @@ encode:
 		how = MD_RECORD_DIRTY;
 	/* From the cursor to the last page, then from the first page to it. */
 	p = encode_pages_locked(sc, sc->md_cursor, sc->geo.md_pages, sb.seq,
-				how, &n, &unflushed, &deferred, &stuck);
+				how, clean, &n, &unflushed, &deferred, &stuck);
 	passed = p - sc->md_cursor;
 	if (p == sc->geo.md_pages) {
-		p = encode_pages_locked(sc, 0, sc->md_cursor, sb.seq, how, &n,
-					&unflushed, &deferred, &stuck);
+		p = encode_pages_locked(sc, 0, sc->md_cursor, sb.seq, how,
+					clean, &n, &unflushed, &deferred,
+					&stuck);
 		passed += p;
 	}
 	sc->md_cursor = p;
@@ -1409,6 +1452,8 @@ void stash_md_suspend(struct stash_cache *sc)
 	flush_work(&sc->commit_work);
 	if (!sc->md_loaded)
 		return;
+	/* A clean shutdown records every slot's checksum. */
+	stash_csum_touch_open(sc);
 	do {
 		r = stash_md_commit(sc, true);
 	} while (r == -EAGAIN);

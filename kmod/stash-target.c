@@ -91,6 +91,7 @@ struct stash_args {
 	bool is_volatile;
 	bool format;
 	bool discard_passdown;
+	bool csum;
 };
 
 #define TUNABLE(n, lo, hi, field) \
@@ -220,6 +221,10 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *   format			a cache device with no dm-stash superblock may
  *				be formatted even if it is not blank
  *   no_discard_passdown	discards invalidate but are not sent on
+ *   checksum			keep a crc32c of every cached block and check
+ *				it on each cache read (stash-csum.c); a
+ *				persistent cache keeps them in its metadata
+ *				(format version 2)
  *   <tunable> <value>		any tunable of stash_tunable_descs:
  *     sequential_cutoff <KiB>	bypass streams longer than this; 0 = off; 4096
  *     high_watermark <%>	start writeback above this; 1..100; 50
@@ -234,7 +239,7 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 			 char **error)
 {
 	static const struct dm_arg nr_opts = {
-		0, 5 + 2 * STASH_NR_TUNABLES,
+		0, 6 + 2 * STASH_NR_TUNABLES,
 		"Invalid number of optional arguments"
 	};
 	const struct stash_tunable_desc *d;
@@ -287,6 +292,9 @@ static int parse_options(struct dm_arg_set *as, struct stash_args *args,
 		} else if (!strcasecmp(name, "format")) {
 			bit = 2;
 			args->format = true;
+		} else if (!strcasecmp(name, "checksum")) {
+			bit = 16 << STASH_NR_TUNABLES;
+			args->csum = true;
 		} else {
 			*error = "Unknown optional argument";
 			return -EINVAL;
@@ -354,6 +362,8 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 			       (unsigned long long)args->block_sectors);
 	if (!args->discard_passdown)
 		n += scnprintf(id->options + n, len - n, " no_discard_passdown");
+	if (args->csum)
+		n += scnprintf(id->options + n, len - n, " checksum");
 	for (d = stash_tunable_descs; d < stash_tunable_descs + STASH_NR_TUNABLES; d++) {
 		v = stash_tunable_get(&args->tun, d);
 		if (v != stash_tunable_get(&defaults, d))
@@ -503,6 +513,11 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Cannot allocate the writeback state";
 		goto bad_wb;
 	}
+	r = stash_csum_create(sc);
+	if (r) {
+		ti->error = "Cannot allocate the checksums";
+		goto bad_csum;
+	}
 	if (!sc->is_volatile) {
 		r = stash_md_create(sc);
 		if (r) {
@@ -513,6 +528,8 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 	return 0;
 
 bad_md:
+	stash_csum_destroy(sc);
+bad_csum:
 	stash_wb_destroy(sc);
 bad_wb:
 	destroy_workqueue(sc->wq);
@@ -529,6 +546,7 @@ bad_filter:
 
 static void destroy_runtime(struct stash_cache *sc)
 {
+	stash_csum_destroy(sc);
 	stash_wb_destroy(sc);
 	destroy_workqueue(sc->wq);
 	dm_kcopyd_client_destroy(sc->kcopyd);
@@ -580,6 +598,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	sc->is_volatile = args.is_volatile;
 	sc->format = args.format;
 	sc->discard_passdown = args.discard_passdown;
+	sc->csum = args.csum;
 	sc->table_opts = join_args(argc - 3, argv + 3);
 	if (!sc->table_opts) {
 		ti->error = "Cannot allocate the cache context";
@@ -679,7 +698,8 @@ static void stash_dtr(struct dm_target *ti)
 /*
  * Kernel RAM per cache block: mapping entries, buckets, promotion filter,
  * the two dirty bitmaps (live and pass snapshot) and, when persistent, the
- * committed-dirty and written-back-but-unflushed bitmaps.  Fixed per-cache
+ * committed-dirty and written-back-but-unflushed bitmaps, and with
+ * checksums a crc32c and a bad-block bit per block.  Fixed per-cache
  * buffers (writeback runs, one commit's pages) do not grow with the cache
  * and are not counted.
  */
@@ -690,6 +710,11 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 		    (sizeof(u32) << sc->map.hash_bits) +
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
 		    (sc->is_volatile ? 2 : 4) * bitmap;
+
+	/* Checksums; a persistent cache adds open, written (2), unknown bits. */
+	if (sc->csum)
+		bytes += (u64)sc->nr_cblocks * sizeof(u32) +
+			 (sc->is_volatile ? 1 : 5) * bitmap;
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
 }
@@ -719,6 +744,9 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->drains_started = sc->drains_started;
 	info->drains_completed = sc->drains_completed;
 	info->md_seq = sc->is_volatile ? 0 : sc->sb.seq;
+	info->checksum_errors = sc->checksum_errors;
+	info->checksum_bad = sc->nr_csum_bad;
+	info->checksum = sc->csum;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	info->ram_per_block = stash_ram_per_cblock(sc);
 	info->wb_rate = stash_wb_rate(sc);
@@ -766,6 +794,10 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *			blocks; 0 = the last pass had no error
  *   cache_state=	ok | failed (the cache device failed: I/O goes to
  *			the origin, dirty blocks are being written back)
+ *   checksum=		on | off (the 'checksum' option)
+ *   checksum_errors=	cache reads whose data failed its checksum
+ *   checksum_bad=	dirty blocks that failed their checksum: reads of
+ *			them fail and writeback skips them
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -812,6 +844,9 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		       READ_ONCE(sc->tun.error_threshold),
 		       READ_ONCE(sc->wb_backoff_ms),
 		       stash_cache_failed(sc) ? "failed" : "ok");
+		DMEMIT(" checksum=%s checksum_errors=%llu checksum_bad=%u",
+		       sc->csum ? "on" : "off", READ_ONCE(sc->checksum_errors),
+		       READ_ONCE(sc->nr_csum_bad));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
@@ -874,6 +909,7 @@ void stash_reset_counters(struct stash_cache *sc)
 	spin_lock_irqsave(&sc->lock, flags);
 	memset(&sc->stats, 0, sizeof(sc->stats));
 	sc->writes_carried = 0;
+	sc->checksum_errors = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);
 }
 
@@ -1124,6 +1160,9 @@ static int __init dm_stash_init(void)
 	r = stash_io_init();
 	if (r)
 		return r;
+	r = stash_csum_init();
+	if (r)
+		goto bad_csum;
 	r = dm_register_target(&stash_target);
 	if (r) {
 		DMERR("register failed %d", r);
@@ -1139,6 +1178,8 @@ static int __init dm_stash_init(void)
 bad_control:
 	dm_unregister_target(&stash_target);
 bad_target:
+	stash_csum_exit();
+bad_csum:
 	stash_io_exit();
 	return r;
 }
@@ -1147,6 +1188,7 @@ static void __exit dm_stash_exit(void)
 {
 	stash_control_exit();
 	dm_unregister_target(&stash_target);
+	stash_csum_exit();
 	stash_io_exit();
 }
 

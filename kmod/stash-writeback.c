@@ -281,6 +281,39 @@ static void take_slots(struct stash_cache *sc, struct stash_wb_run *run)
 	}
 }
 
+/*
+ * Checksums: the run's blocks, read and still busy, must match theirs, or
+ * the origin would get the damage.  A block that does not is marked bad
+ * (collect() skips it from now on) and the run fails: its other blocks are
+ * written back by a later pass, without it.
+ */
+static void run_check(struct stash_cache *sc, struct stash_wb_run *run)
+{
+	unsigned int block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	unsigned long flags;
+	u32 i;
+
+	for (i = 0; i < run->nr_blocks; i++) {
+		u32 c = run->cblocks[i];
+
+		spin_lock_irqsave(&sc->lock, flags);
+		if (stash_csum_check_block_locked(sc, c, run->buf +
+						  (size_t)i * block_bytes)) {
+			spin_unlock_irqrestore(&sc->lock, flags);
+			continue;
+		}
+		sc->checksum_errors++;
+		sc->stats.cache_errors++;
+		stash_csum_mark_bad_locked(sc, to_cblock(c));
+		spin_unlock_irqrestore(&sc->lock, flags);
+		DMERR_LIMIT("%s: checksum mismatch on dirty block %llu (cache block %u)",
+			    dm_device_name(stash_md(sc)),
+			    run->first_oblock + i, c);
+		stash_cache_error(sc);
+		run->failed = true;
+	}
+}
+
 /* Read the run's blocks from the cache, then write them to the origin. */
 static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 {
@@ -316,6 +349,8 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 	}
 	run_read_done(0, run);
 	wait_for_completion(&run->reads_done);
+	if (sc->csum && !run->failed)
+		run_check(sc, run);
 	if (run->failed) {
 		run_finish(run);
 		return;
@@ -509,6 +544,13 @@ static int collect(struct stash_cache *sc)
 		}
 		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
 			skipped = true;
+			continue;
+		}
+		/* Failed its checksum: the pass fails rather than copy it. */
+		if (sc->csum_bad && test_bit(i, sc->csum_bad)) {
+			stash_bitmap_clear(&sc->pass, i);
+			sc->pass_failed = true;
+			sc->stats.writeback_errors++;
 			continue;
 		}
 		e->flags |= SE_WRITEBACK;

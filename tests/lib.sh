@@ -273,6 +273,11 @@ stash_table() {
 	local origin=$1 cache=$2 mode=$3
 
 	shift 3
+	# STASH_CHECKSUM=1: every table keeps checksums (the crash tests with
+	# them: make check TEST=... STASH_CHECKSUM=1).
+	if [ "${STASH_CHECKSUM:-0}" = 1 ] && [[ " $* " != *" checksum "* ]]; then
+		set -- "$@" checksum
+	fi
 	echo "0 $(dev_sectors "$origin") stash $origin $cache $mode${*:+ $# $*}"
 }
 

@@ -291,12 +291,13 @@ int cmd_create(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "volatile", no_argument, NULL, 'V' },
 		{ "format", no_argument, NULL, 'F' },
+		{ "checksum", no_argument, NULL, 'K' },
 		{ "set", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *origin = NULL, *cache = NULL, *mode = NULL, *name;
-	bool is_volatile = false, format = false;
+	bool is_volatile = false, format = false, checksum = false;
 	uint64_t block = 0, origin_sectors, cache_sectors, v;
 	char opts[1024] = "", params[4096], num[32], *eq, stable[512];
 	struct stash_ioc_status st;
@@ -331,6 +332,9 @@ int cmd_create(int argc, char **argv)
 			break;
 		case 'F':
 			format = true;
+			break;
+		case 'K':
+			checksum = true;
 			break;
 		case 's':
 			eq = strchr(optarg, '=');
@@ -416,6 +420,10 @@ int cmd_create(int argc, char **argv)
 		append(opts, sizeof(opts), "format");
 		nopts++;
 	}
+	if (checksum) {
+		append(opts, sizeof(opts), "checksum");
+		nopts++;
+	}
 	/* A persistent cache records the origin path: one that lasts. */
 	if (!is_volatile)
 		origin = stable_dev_path(origin, stable, sizeof(stable));
@@ -436,13 +444,14 @@ int cmd_create(int argc, char **argv)
 	if (r)
 		return r;
 	printf("created /dev/mapper/%s (%u:%u): %s, %s over %s, cache %s %s in "
-	       "%llu blocks of %s%s\n", name, st.major, st.minor, mode,
+	       "%llu blocks of %s%s%s\n", name, st.major, st.minor, mode,
 	       fmt_bytes(size, sizeof(size), st.target_sectors * 512), origin,
 	       cache, fmt_bytes(csize, sizeof(csize),
 				st.cache_blocks * st.block_sectors * 512),
 	       (unsigned long long)st.cache_blocks,
 	       fmt_bytes(bsize, sizeof(bsize), (uint64_t)st.block_sectors * 512),
-	       st.flags & STASH_IOC_F_VOLATILE ? ", volatile" : "");
+	       st.flags & STASH_IOC_F_VOLATILE ? ", volatile" : "",
+	       st.flags & STASH_IOC_F_CHECKSUM ? ", checksums" : "");
 	return EXIT_OK;
 }
 

@@ -98,6 +98,7 @@ struct scan {
 	struct page_copy (*pages)[2];
 	int8_t *page_use;
 	u64 *entries;		/* per slot, from the copy in use; 0 if none */
+	u32 *csums;		/* their checksums (format version 2) */
 	u32 uncommitted;	/* page copies claiming a sequence above sb's */
 
 	/* Recovery's result: slot -> entry, with what it dropped. */
@@ -290,8 +291,9 @@ static bool scan_superblock(struct scan *s)
 		for (k = 0; k < 2; k++) {
 			if (s->sb_kind[k] == STASH_SB_VERSION)
 				problem(s, SEV_CORRUPT, "superblock copy %d: on-disk format "
-					"version %u, this stashctl reads version %u",
-					k, s->sb_version[k], STASH_FORMAT_VERSION);
+					"version %u, this stashctl reads versions %u and %u",
+					k, s->sb_version[k], STASH_FORMAT_VERSION,
+					STASH_FORMAT_VERSION_CSUM);
 			else
 				problem(s, SEV_CORRUPT, "superblock copy %d: %s%s", k,
 					s->sb_why[k], s->sb_kind[k] == STASH_SB_BAD_CRC ?
@@ -370,14 +372,16 @@ static bool scan_pages(struct scan *s)
 	size_t chunk_bytes = (size_t)CHUNK_PAGES * 2 * STASH_MD_BLOCK_BYTES;
 	uint8_t *buf = aligned_alloc_or_die(chunk_bytes);
 	u64 *tmp = calloc_or_die(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64));
+	u32 *csums = calloc_or_die(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32));
+	uint32_t epp = g->entries_per_page;
 	bool ok = true;
 	uint32_t p, i, n;
 	int k;
 
 	s->pages = calloc_or_die(g->md_pages, sizeof(*s->pages));
 	s->page_use = calloc_or_die(g->md_pages, sizeof(*s->page_use));
-	s->entries = calloc_or_die((size_t)g->md_pages * STASH_MD_ENTRIES_PER_PAGE,
-				   sizeof(u64));
+	s->entries = calloc_or_die((size_t)g->md_pages * epp, sizeof(u64));
+	s->csums = calloc_or_die((size_t)g->md_pages * epp, sizeof(u32));
 	for (p = 0; p < g->md_pages; p += n) {
 		n = g->md_pages - p < CHUNK_PAGES ? g->md_pages - p : CHUNK_PAGES;
 		if (read_at(s, buf, (size_t)n * 2 * STASH_MD_BLOCK_BYTES,
@@ -402,18 +406,20 @@ static bool scan_pages(struct scan *s)
 				c[k].newest = false;
 				c[k].why = NULL;
 				stash_md_page_peek(b, &c[k].raw_index, &c[k].raw_seq);
-				c[k].valid = !stash_md_page_decode(b, page, g->nr_cblocks,
-								   s->nr_oblocks, &c[k].seq,
-								   tmp, &c[k].why);
+				c[k].valid = !stash_md_page_decode_geo(b, g, page,
+								       s->nr_oblocks,
+								       &c[k].seq, tmp,
+								       csums, &c[k].why);
 				if (c[k].valid && c[k].seq > s->sb.seq)
 					s->uncommitted++;
 				if (!c[k].valid || c[k].seq > s->sb.seq)
 					continue;
 				if (best < 0 || c[k].seq > c[best].seq) {
 					best = k;
-					memcpy(s->entries + (size_t)page *
-					       STASH_MD_ENTRIES_PER_PAGE, tmp,
-					       sizeof(u64) * STASH_MD_ENTRIES_PER_PAGE);
+					memcpy(s->entries + (size_t)page * epp, tmp,
+					       sizeof(u64) * epp);
+					memcpy(s->csums + (size_t)page * epp, csums,
+					       sizeof(u32) * epp);
 				}
 			}
 			s->page_use[page] = (int8_t)best;
@@ -428,8 +434,8 @@ static bool scan_pages(struct scan *s)
 				continue;
 			}
 			if (newest_damaged(s, page, c, best)) {
-				memset(s->entries + (size_t)page * STASH_MD_ENTRIES_PER_PAGE,
-				       0, sizeof(u64) * STASH_MD_ENTRIES_PER_PAGE);
+				memset(s->entries + (size_t)page * epp, 0,
+				       sizeof(u64) * epp);
 				s->page_use[page] = -1;
 				ok = false;
 				continue;
@@ -462,6 +468,7 @@ static bool scan_pages(struct scan *s)
 			}
 		}
 	}
+	free(csums);
 	free(tmp);
 	free(buf);
 	return ok;
@@ -483,7 +490,7 @@ static int cmp_slot_ref(const void *a, const void *b)
 
 static u64 page_seq(const struct scan *s, uint32_t cblock)
 {
-	uint32_t page = cblock / STASH_MD_ENTRIES_PER_PAGE;
+	uint32_t page = cblock / s->sb.geo.entries_per_page;
 
 	return s->pages[page][s->page_use[page]].seq;
 }
@@ -578,6 +585,7 @@ static void scan_free(struct scan *s)
 	free(s->pages);
 	free(s->page_use);
 	free(s->entries);
+	free(s->csums);
 	free(s->loaded);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -620,8 +628,9 @@ static void dump_human(const struct scan *s, bool mappings)
 	int k;
 
 	uuid_string(uuid, s->sb.uuid);
-	printf("%s: dm-stash cache, on-disk format version %u\n", s->path,
-	       STASH_FORMAT_VERSION);
+	printf("%s: dm-stash cache, on-disk format version %u%s\n", s->path,
+	       s->sb.geo.csum ? STASH_FORMAT_VERSION_CSUM : STASH_FORMAT_VERSION,
+	       s->sb.geo.csum ? " (checksums)" : "");
 	printf("  %-18s copy %d, sequence %llu, %s shutdown%s\n", "superblock",
 	       s->sb_copy, (unsigned long long)s->sb.seq,
 	       s->sb.flags & STASH_SB_FLAG_CLEAN ? "clean" : "unclean",
@@ -708,7 +717,9 @@ static void dump_json(const struct scan *s, bool mappings)
 	json_string(stdout, s->path);
 	printf(",\n  \"device_sectors\": %" PRIu64 ", \"in_use\": %s,\n",
 	       s->dev_sectors, s->in_use ? "true" : "false");
-	printf("  \"format_version\": %u,\n", STASH_FORMAT_VERSION);
+	printf("  \"format_version\": %u, \"checksums\": %s,\n",
+	       s->sb.geo.csum ? STASH_FORMAT_VERSION_CSUM : STASH_FORMAT_VERSION,
+	       s->sb.geo.csum ? "true" : "false");
 	printf("  \"superblock\": {\"copy\": %d, \"seq\": %llu, "
 	       "\"clean_shutdown\": %s, \"needs_check\": %s, \"uuid\": \"%s\", "
 	       "\"mode\": \"%s\",\n"
@@ -759,10 +770,15 @@ static void dump_json(const struct scan *s, bool mappings)
 		for (c = 0; c < g->nr_cblocks; c++) {
 			if (!s->loaded[c])
 				continue;
-			printf("%s\n    {\"cblock\": %u, \"oblock\": %llu, \"dirty\": %s}",
+			printf("%s\n    {\"cblock\": %u, \"oblock\": %llu, \"dirty\": %s",
 			       first ? "" : ",", c,
 			       (unsigned long long)(s->loaded[c] & STASH_MD_OBLOCK_MASK),
 			       s->loaded[c] & STASH_MD_DIRTY ? "true" : "false");
+			if (g->csum && (s->loaded[c] & STASH_MD_OPEN))
+				printf(", \"checksum\": null");
+			else if (g->csum)
+				printf(", \"checksum\": %u", s->csums[c]);
+			putchar('}');
 			first = false;
 		}
 		printf("%s]", first ? "" : "\n  ");

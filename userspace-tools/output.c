@@ -241,6 +241,11 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 		(unsigned long long)st->metadata_seq);
 	fprintf(f, ",%s\"cache_state\": \"%s\", \"writeback_retry_ms\": %llu", nl,
 		cache_state(st), (unsigned long long)st->writeback_retry_ms);
+	fprintf(f, ",%s\"checksum\": %s, \"checksum_errors\": %llu, "
+		"\"checksum_bad\": %llu", nl,
+		st->flags & STASH_IOC_F_CHECKSUM ? "true" : "false",
+		(unsigned long long)st->checksum_errors,
+		(unsigned long long)st->checksum_bad);
 	fprintf(f, ",%s\"counters\": {", nl);
 	print_counters_json_body(f, &st->counters, nl2);
 	fprintf(f, "%s}", nl);
@@ -351,6 +356,12 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 	if (st->writeback_retry_ms)
 		fprintf(f, "  %-18s %14llu ms after errors\n", "writeback retry",
 			(unsigned long long)st->writeback_retry_ms);
+	if (st->flags & STASH_IOC_F_CHECKSUM)
+		fprintf(f, "  %-18s %14llu mismatches, %llu dirty blocks bad%s\n",
+			"checksums", (unsigned long long)st->checksum_errors,
+			(unsigned long long)st->checksum_bad,
+			st->checksum_bad ? ": reads of them fail, writeback "
+			"skips them" : "");
 	fprintf(f, "  %-18s %14u bytes per block, %s in all\n", "kernel RAM",
 		st->ram_per_block,
 		fmt_bytes(b1, sizeof(b1), (uint64_t)st->ram_per_block * st->cache_blocks));

@@ -37,7 +37,7 @@ const char *progname = "stashctl";
 static const struct command commands[] = {
 	{ "create", "create a stash device over an origin and a cache device",
 	  "NAME --origin DEV --cache DEV --mode MODE [--block-size SIZE]\n"
-	  "       [--volatile] [--format] [--set KEY=VALUE]...",
+	  "       [--volatile] [--checksum] [--format] [--set KEY=VALUE]...",
 	  "  --origin DEV       the slow device that holds the data\n"
 	  "  --cache DEV        the fast device that caches it\n"
 	  "  --mode MODE        writearound, writethrough or writeback\n"
@@ -45,6 +45,8 @@ static const struct command commands[] = {
 	  "                     M/MiB suffix; a power of two, 4 KiB..1 MiB\n"
 	  "                     (default 4 KiB)\n"
 	  "  --volatile         the cache device keeps no metadata (RAM)\n"
+	  "  --checksum         keep a crc32c of every cached block, checked on\n"
+	  "                     each read of the cache device\n"
 	  "  --format           format a cache device that is not blank and\n"
 	  "                     holds no dm-stash cache (its data is lost; an\n"
 	  "                     existing dm-stash cache is loaded, not wiped);\n"

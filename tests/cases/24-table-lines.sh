@@ -77,9 +77,10 @@ bad "low_watermark above the default high_watermark" "must be below high_waterma
 	"$s writeback 2 low_watermark 60"
 bad "too many arguments" "Too many arguments" "$s writeback 1 volatile extra"
 bad "too many arguments after an empty option group" "Too many arguments" "$s writeback 0 extra"
-# The most a line can hold: 5 flags and option words, 7 tunables with values.
-bad "option count above the maximum (19)" "Invalid number of optional arguments" \
-	"$s writeback 20$(printf ' volatile%.0s' $(seq 20))"
+bad "checksum given twice" "given twice" "$s writeback 3 volatile checksum checksum"
+# The most a line can hold: 6 flags and option words, 7 tunables with values.
+bad "option count above the maximum (20)" "Invalid number of optional arguments" \
+	"$s writeback 21$(printf ' volatile%.0s' $(seq 21))"
 bad "option count above the arguments" "Invalid number of optional arguments" "$s writeback 3 volatile"
 bad "volatile cache device too small (15 blocks)" "Cache device too small" \
 	"0 $len stash $o $small15 writethrough 1 volatile"
@@ -130,6 +131,10 @@ good writeback 7 idle_ms 500 volatile high_watermark 90 low_watermark 5
 good writeback 7 high_watermark 90 low_watermark 5 volatile idle_ms 500
 good writearound 7 writeback_inflight 1 block_size 2048 volatile sequential_cutoff 4194304
 good writeback 19 block_size 8 volatile no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0
+good writeback 20 block_size 8 volatile checksum no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0
+good writethrough 2 checksum volatile
+good writeback 1 checksum
+good writearound 3 checksum block_size 16
 good writeback 15 commit_ms 1 writeback_inflight 8 idle_ms 0 low_watermark 0 high_watermark 1 sequential_cutoff 0 no_discard_passdown block_size 8
 good writethrough 3 format block_size 16
 # A valid pair of watermarks must not depend on the order of the options
@@ -149,6 +154,16 @@ if dm_create rt "$s writethrough 1 format"; then
 else
 	fail_soft "'format' did not format a non-blank cache device"
 fi
+
+# A cache keeps checksums (format version 2) or not: a table must agree.
+wipe_sb "$c"
+dm_create rt "$s writeback" || die "cannot create rt"
+dm_remove "${STASH_DM_PREFIX}rt"
+bad "checksum on a cache formatted without" "Cache has no checksums" "$s writeback 1 checksum"
+wipe_sb "$c"
+dm_create rt "$s writeback 1 checksum" || die "cannot create rt with checksum"
+dm_remove "${STASH_DM_PREFIX}rt"
+bad "no checksum on a cache formatted with" "Cache keeps checksums" "$s writeback"
 
 # The mode in the table follows a mode switch.
 wipe_sb "$c"

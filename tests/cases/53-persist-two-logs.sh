@@ -171,6 +171,10 @@ variant() {
 		nwrites=$((writes < 240 ? writes : 240)) ;;
 	*) die "unknown variant $1" ;;
 	esac
+	# The replay tables are written here: they need 'checksum' as well.
+	if [ "${STASH_CHECKSUM:-0}" = 1 ]; then
+		opts+=(checksum)
+	fi
 }
 
 # record NAME: the variant's run, logged; leaves $tmp/NAME.{log,clist,olist}.

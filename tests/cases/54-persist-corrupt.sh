@@ -133,15 +133,15 @@ if grep -q "not blank, not dm-stash" <<<"$out"; then
 fi
 
 log "=== both superblock copies forged with a valid checksum: refused"
-for f in "version 2" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12" \
+for f in "version 3" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12" \
 	 "md_start 8" "reserved 1" "mode 7" "magic 0x12345678"; do
 	fresh
 	stash_md forge-sb "$cache" 0 $f
 	stash_md forge-sb "$cache" 1 $f
 	case $f in
 	version*)
-		md_check "$cache" 7 "superblock copy 0: on-disk format version 2"
-		refused "superblocks with $f" 'stash: cache device: superblock copy 0: format version 2, not 1'
+		md_check "$cache" 7 "superblock copy 0: on-disk format version 3"
+		refused "superblocks with $f" 'stash: cache device: superblock copy 0: format version 3, not 1 or 2'
 		assert_match "dm-stash cache of another format version" "$(kmsg_since)" "$f: table error"
 		;;
 	magic*)

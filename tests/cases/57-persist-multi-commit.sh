@@ -81,15 +81,17 @@ last=$((pages - 1))
 assert_ok "more pages than one commit writes" test "$pages" -gt 256
 S=$(jq .superblock.seq "$tmp/d0")
 data_start=$(jq .superblock.data_start "$tmp/d0")
-log "formatted: $pages pages, superblock sequence $S, data from sector $data_start"
+# Slots a page maps: 510, or 340 with checksums (format version 2).
+epp=$([ "$(jq .format_version "$tmp/d0")" = 2 ] && echo 340 || echo 510)
+log "formatted: $pages pages of $epp slots, superblock sequence $S, data from sector $data_start"
 
-log "forge: every page maps one clean block (slot 510p -> block 100+p), shut down cleanly"
+log "forge: every page maps one clean block (slot ${epp}p -> block 100+p), shut down cleanly"
 # Copy 0 of each page gets it; copy 1 is zeroed (the kernel takes copy 0).
 fill "$origin" "$tmp/orig"
 for ((p = 0; p < pages; p++)); do
 	stash_md write-page "$lw" $p 0 "$S" "0=$(entry 1 0 $((100 + p)))" || die "write-page $p"
 	stash_md zero-page "$lw" $p 1 || die "zero-page $p"
-	dd if="$tmp/old" of="$lw" bs=4k seek=$((data_start / 8 + p * 510)) oflag=direct \
+	dd if="$tmp/old" of="$lw" bs=4k seek=$((data_start / 8 + p * epp)) oflag=direct \
 		conv=notrunc status=none || die "slot data"
 done
 

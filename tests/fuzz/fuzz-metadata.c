@@ -13,6 +13,8 @@
  *   selector % 4 == 2: stash_geometry_compute() on arbitrary sizes; a
  *	result must be sane;
  *   selector % 4 == 3: both decoders on the same block.
+ * Selector bit 0x40 (selector % 4 == 1): the page as format version 2
+ * (stash_md_page_decode_geo(): checksums beside the entries).
  * Selector bit 0x80: store the right checksum into the block before
  * decoding, so that the fuzzer gets past the crc32c to the field checks.
  * A short input is zero-padded to a whole block.
@@ -140,6 +142,43 @@ static void fuzz_page(uint8_t *block, u32 index, u32 nr_cblocks, u64 nr_oblocks)
 	CHECK(!memcmp(again, block, STASH_MD_BLOCK_BYTES));
 }
 
+/* The same page as format version 2 (selector bit 0x40). */
+static void fuzz_page_csum(uint8_t *block, u32 index, u32 nr_cblocks,
+			   u64 nr_oblocks)
+{
+	static u64 entries[STASH_MD_CSUM_ENTRIES_PER_PAGE];
+	static u32 csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
+	static uint8_t again[STASH_MD_BLOCK_BYTES];
+	struct stash_geometry g = {
+		.nr_cblocks = nr_cblocks,
+		.entries_per_page = STASH_MD_CSUM_ENTRIES_PER_PAGE,
+		.csum = true,
+	};
+	u64 seq = 0, first = (u64)index * STASH_MD_CSUM_ENTRIES_PER_PAGE;
+	const char *why = NULL;
+	u32 i;
+
+	if (stash_md_page_decode_geo(block, &g, index, nr_oblocks, &seq,
+				     entries, csums, &why)) {
+		CHECK(why != NULL);
+		return;
+	}
+	for (i = 0; i < STASH_MD_CSUM_ENTRIES_PER_PAGE; i++) {
+		u64 e = entries[i];
+
+		if (!e || (e & STASH_MD_OPEN))
+			CHECK(!csums[i]);
+		if (!e)
+			continue;
+		CHECK(e & STASH_MD_VALID);
+		CHECK(!(e & STASH_MD_CSUM_RESERVED_MASK));
+		CHECK(first + i < nr_cblocks);
+		CHECK((e & STASH_MD_OBLOCK_MASK) < nr_oblocks);
+	}
+	stash_md_page_encode_geo(again, &g, index, seq, entries, csums);
+	CHECK(!memcmp(again, block, STASH_MD_BLOCK_BYTES));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t block[STASH_MD_BLOCK_BYTES];
@@ -169,7 +208,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		u32 nr_cblocks = (u32)take(&p, &left, 4);
 		u64 nr_oblocks = take(&p, &left, 8);
 
-		fuzz_page(block, index, nr_cblocks, nr_oblocks);
+		if (sel & 0x40)
+			fuzz_page_csum(block, index, nr_cblocks, nr_oblocks);
+		else
+			fuzz_page(block, index, nr_cblocks, nr_oblocks);
 		break;
 	}
 	case 2: {

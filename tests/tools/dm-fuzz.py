@@ -250,7 +250,7 @@ def weird_token(r, ctx):
                                  "writebackx", "writ"))
     if kind == 2:
         return r.choice(TUNABLES + ("block_size", "volatile", "format",
-                                    "no_discard_passdown", "blocksize", "idle"))
+                                    "no_discard_passdown", "checksum", "blocksize", "idle"))
     if kind == 3:
         return r.choice(ctx["devs"])
     if kind == 4:
@@ -268,6 +268,7 @@ def base_opts(r):
     opts = []
     pool = [("block_size", lambda: r.choice(["8", "16", "32", "64", "128", "256", "2048"])),
             ("volatile", None), ("format", None), ("no_discard_passdown", None),
+            ("checksum", None),
             ("sequential_cutoff", lambda: str(r.choice([0, 64, 4096, 1 << 20]))),
             ("high_watermark", lambda: str(r.choice([50, 90, 100]))),
             ("low_watermark", lambda: str(r.choice([0, 10, 40]))),

@@ -186,10 +186,14 @@ static int write_page(int fd, uint32_t p, int copy, uint64_t seq, int n,
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	static u64 entries[STASH_MD_ENTRIES_PER_PAGE];
+	static const u32 no_csums[STASH_MD_ENTRIES_PER_PAGE];
 	uint64_t sector = page_sector(fd, p, copy);
+	struct stash_sb sb = { .seq = 0 };
 	unsigned int slot;
 	unsigned long long v;
 	int i;
+
+	newest_sb(fd, &sb);
 
 	memset(entries, 0, sizeof(entries));
 	for (i = 0; i < n; i++) {
@@ -198,11 +202,12 @@ static int write_page(int fd, uint32_t p, int copy, uint64_t seq, int n,
 
 		slot = (unsigned int)strtoul(slots[i], NULL, 10);
 		v = eq ? strtoull(eq + 1, &end, 0) : 0;
-		if (!eq || *end || slot >= STASH_MD_ENTRIES_PER_PAGE)
+		if (!eq || *end || slot >= sb.geo.entries_per_page)
 			fatal("bad SLOT=ENTRY %s", slots[i]);
-		entries[slot] = v;
+		/* Version 2: no checksum is known for a written entry. */
+		entries[slot] = v && sb.geo.csum ? v | STASH_MD_OPEN : v;
 	}
-	stash_md_page_encode(buf, p, seq, entries);
+	stash_md_page_encode_geo(buf, &sb.geo, p, seq, entries, no_csums);
 	wr(fd, buf, sector);
 	return 0;
 }
@@ -220,7 +225,9 @@ static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
 	static u64 entries[STASH_MD_ENTRIES_PER_PAGE], best[STASH_MD_ENTRIES_PER_PAGE];
+	static u32 csums[STASH_MD_ENTRIES_PER_PAGE], best_csums[STASH_MD_ENTRIES_PER_PAGE];
 	struct stash_sb sb = { .seq = 0 };
+	uint32_t epp;
 	u64 nr_oblocks, seq, best_seq, n = 0;
 	const char *why;
 	uint32_t p, k, added;
@@ -229,18 +236,20 @@ static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
 	if (newest_sb(fd, &sb) < 0)
 		fatal("%s: no valid superblock", "seed-clean");
 	nr_oblocks = sb.geo.origin_sectors / sb.geo.block_sectors;
+	epp = sb.geo.entries_per_page;
 	for (p = 0; p < sb.geo.md_pages; p++) {
 		best_copy = -1;
 		best_seq = 0;
 		for (copy = 0; copy < 2; copy++) {
 			rd(fd, buf, stash_md_page_sector(&sb.geo, p, copy));
-			if (stash_md_page_decode(buf, p, sb.geo.nr_cblocks, nr_oblocks,
-						 &seq, entries, &why) ||
+			if (stash_md_page_decode_geo(buf, &sb.geo, p, nr_oblocks,
+						     &seq, entries, csums, &why) ||
 			    seq > sb.seq || (best_copy >= 0 && seq <= best_seq))
 				continue;
 			best_copy = copy;
 			best_seq = seq;
 			memcpy(best, entries, sizeof(best));
+			memcpy(best_csums, csums, sizeof(best_csums));
 		}
 		if (best_copy < 0) {
 			char what[32];
@@ -248,17 +257,20 @@ static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
 			snprintf(what, sizeof(what), "%u", p);
 			fatal("page %s has no usable copy", what);
 		}
-		for (k = 0, added = 0; k < STASH_MD_ENTRIES_PER_PAGE && added < per_page; k++) {
-			if ((uint64_t)p * STASH_MD_ENTRIES_PER_PAGE + k >= sb.geo.nr_cblocks)
+		for (k = 0, added = 0; k < epp && added < per_page; k++) {
+			if ((uint64_t)p * epp + k >= sb.geo.nr_cblocks)
 				break;
 			if (best[k])
 				continue;
 			if (oblock >= nr_oblocks)
 				fatal("%s: past the end of the origin", "seed-clean");
-			best[k] = stash_md_entry(true, false, oblock++);
+			/* Version 2: the slot's checksum is not known. */
+			best[k] = stash_md_entry(true, false, oblock++) |
+				  (sb.geo.csum ? STASH_MD_OPEN : 0);
 			added++;
 		}
-		stash_md_page_encode(buf, p, best_seq, best);
+		stash_md_page_encode_geo(buf, &sb.geo, p, best_seq, best,
+					 best_csums);
 		wr_nosync(fd, buf, stash_md_page_sector(&sb.geo, p, best_copy));
 		n += added;
 	}

@@ -2043,7 +2043,7 @@ TEST(format_sb_classify)
 	}
 
 	memcpy(b, block, sizeof(b));
-	put_le32(b, SB_VERSION, 2);
+	put_le32(b, SB_VERSION, 3);
 	resign(b);
 	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_VERSION);
 
@@ -2055,4 +2055,147 @@ TEST(format_sb_classify)
 	b[SB_RESERVED + 5] = 1;
 	resign(b);
 	CHECK_EQ(stash_sb_classify(b, &out, &why), STASH_SB_INVALID);
+}
+
+/*
+ * ---- Format version 2: checksums beside the entries ----
+ */
+
+#define EPP2 STASH_MD_CSUM_ENTRIES_PER_PAGE
+
+/* Version 2 geometry: 340 entries a page, so more pages for the slots. */
+TEST(format_csum_geometry)
+{
+	struct stash_geometry g1, g2;
+	const u64 caches[] = { 4104, 1ull << 20, 1ull << 21, (1ull << 30) + 17 };
+
+	for (size_t k = 0; k < sizeof(caches) / sizeof(caches[0]); k++) {
+		test_context("cache %llu sectors", (unsigned long long)caches[k]);
+		REQUIRE_EQ(stash_geometry_compute(&g1, caches[k], 0, 8, 1), 0);
+		REQUIRE_EQ(stash_geometry_compute_csum(&g2, caches[k], 0, 8, 1,
+						       true), 0);
+		CHECK_EQ(g1.entries_per_page, 510);
+		CHECK(!g1.csum);
+		CHECK_EQ(g2.entries_per_page, 340);
+		CHECK(g2.csum);
+		CHECK_EQ(g2.md_pages, (g2.nr_cblocks + 339) / 340);
+		CHECK(g2.nr_cblocks <= g1.nr_cblocks);
+		CHECK(g2.data_start + (u64)g2.nr_cblocks * 8 <= caches[k]);
+		/* The largest: one more slot would not fit. */
+		struct stash_geometry g3;
+
+		if (!stash_geometry_compute_csum(&g3, caches[k] + 8, 0, 8, 1, true))
+			CHECK(g3.nr_cblocks >= g2.nr_cblocks);
+	}
+}
+
+/* A version 2 superblock decodes with checksums; version 3 is refused. */
+TEST(format_csum_superblock)
+{
+	struct stash_sb sb, out;
+	const char *why = NULL;
+	u8 block[4096];
+
+	memset(&sb, 0, sizeof(sb));
+	REQUIRE_EQ(stash_geometry_compute_csum(&sb.geo, 1 << 20, 1 << 22, 8, 1,
+					       true), 0);
+	sb.seq = 5;
+	stash_sb_encode(&sb, block);
+	CHECK_EQ(get_le32(block, 8), 2);
+	REQUIRE_EQ(stash_sb_decode(block, &out, &why), 0);
+	CHECK(out.geo.csum);
+	CHECK_EQ(out.geo.entries_per_page, 340);
+	CHECK_EQ(out.geo.nr_cblocks, sb.geo.nr_cblocks);
+	/* Version 1 sizes under a version 2 stamp: the geometry is wrong. */
+	REQUIRE_EQ(stash_geometry_compute(&sb.geo, 1 << 20, 1 << 22, 8, 1), 0);
+	stash_sb_encode(&sb, block);
+	put_le32(block, 8, 2);
+	resign(block);
+	CHECK_EQ(stash_sb_decode(block, &out, &why), -1);
+	put_le32(block, 8, 3);
+	resign(block);
+	CHECK_EQ(stash_sb_classify(block, &out, &why), STASH_SB_VERSION);
+}
+
+/* Entries, open bits and checksums survive a version 2 page round trip. */
+TEST(format_csum_page_roundtrip)
+{
+	struct stash_geometry g;
+	u64 in[EPP2], out[EPP2], seq;
+	u32 crc_in[EPP2], crc_out[EPP2];
+	const char *why = NULL;
+	uint64_t rng = 77;
+	u8 block[4096];
+
+	REQUIRE_EQ(stash_geometry_compute_csum(&g, 1ull << 24, 1ull << 30, 8, 1,
+					       true), 0);
+	for (u32 i = 0; i < EPP2; i++) {
+		u64 r = unit_rand(&rng);
+
+		in[i] = r % 3 ? stash_md_entry(true, r & 4, r % 100000) : 0;
+		if (in[i] && r % 5 == 0)
+			in[i] |= STASH_MD_OPEN;
+		crc_in[i] = (u32)unit_rand(&rng);
+	}
+	stash_md_page_encode_geo(block, &g, 2, 9, in, crc_in);
+	REQUIRE_EQ(stash_md_page_decode_geo(block, &g, 2, 1ull << 27, &seq, out,
+					    crc_out, &why), 0);
+	CHECK_EQ(seq, 9);
+	for (u32 i = 0; i < EPP2; i++) {
+		test_context("slot %u", i);
+		CHECK_EQ(out[i], in[i]);
+		/* Open and empty entries store no checksum. */
+		CHECK_EQ(crc_out[i], in[i] && !(in[i] & STASH_MD_OPEN) ?
+			 crc_in[i] : 0);
+	}
+}
+
+/* What a version 2 page must not hold. */
+TEST(format_csum_page_rejects)
+{
+	struct stash_geometry g, g1;
+	u64 entries[EPP2], out[EPP], seq;
+	u32 crcs[EPP2] = { 0 }, crc_out[EPP];
+	const char *why = NULL;
+	u8 block[4096];
+
+	REQUIRE_EQ(stash_geometry_compute_csum(&g, 1ull << 24, 1ull << 30, 8, 1,
+					       true), 0);
+	REQUIRE_EQ(stash_geometry_compute(&g1, 1ull << 24, 1ull << 30, 8, 1), 0);
+	memset(entries, 0, sizeof(entries));
+	entries[3] = stash_md_entry(true, true, 42);
+	crcs[3] = 0x12345678;
+	stash_md_page_encode_geo(block, &g, 0, 1, entries, crcs);
+	REQUIRE_EQ(stash_md_page_decode_geo(block, &g, 0, 1000, &seq, out,
+					    crc_out, &why), 0);
+	CHECK_EQ(crc_out[3], 0x12345678);
+
+	test_context("a checksum on an empty slot");
+	put_le32(block, 16 + 8 * EPP2 + 4 * 4, 1);
+	resign(block);
+	CHECK_EQ(stash_md_page_decode_geo(block, &g, 0, 1000, &seq, out, crc_out,
+					  &why), -1);
+
+	test_context("a checksum on an open slot");
+	entries[3] |= STASH_MD_OPEN;
+	stash_md_page_encode_geo(block, &g, 0, 1, entries, crcs);
+	put_le32(block, 16 + 8 * EPP2 + 4 * 3, 7);
+	resign(block);
+	CHECK_EQ(stash_md_page_decode_geo(block, &g, 0, 1000, &seq, out, crc_out,
+					  &why), -1);
+
+	test_context("the open bit on a version 1 page");
+	memset(out, 0, sizeof(out));
+	out[3] = stash_md_entry(true, true, 42) | STASH_MD_OPEN;
+	stash_md_page_encode(block, 0, 1, out);
+	CHECK_EQ(stash_md_page_decode_geo(block, &g1, 0, 1000, &seq, out,
+					  crc_out, &why), -1);
+
+	test_context("a slot beyond nr_cblocks (340 a page)");
+	memset(entries, 0, sizeof(entries));
+	entries[EPP2 - 1] = stash_md_entry(true, false, 1);
+	stash_md_page_encode_geo(block, &g, g.md_pages - 1, 1, entries, crcs);
+	CHECK_EQ(stash_md_page_decode_geo(block, &g, g.md_pages - 1, 1000, &seq,
+					  out, crc_out, &why),
+		 (u64)(g.md_pages - 1) * EPP2 + EPP2 - 1 < g.nr_cblocks ? 0 : -1);
 }

@@ -87,6 +87,7 @@ enum stash_uapi_mode {
 #define STASH_IOC_F_METADATA		0x4u
 #define STASH_IOC_F_METADATA_FAILED	0x8u
 #define STASH_IOC_F_CACHE_FAILED	0x10u
+#define STASH_IOC_F_CHECKSUM		0x20u	/* the 'checksum' option */
 
 /* Which cache: a NUL-terminated name, or major:minor; exactly one. */
 struct stash_ioc_cache {
@@ -247,7 +248,9 @@ struct stash_ioc_status {
 	__u64 metadata_seq;		/* sequence of the last metadata commit; 0 if volatile */
 	__u64 error_threshold;		/* tunable: cache errors that fail it */
 	__u64 writeback_retry_ms;	/* writeback back-off now; 0 = none */
-	__u64 reserved[2];		/* must be zero */
+	/* Checksums (STASH_IOC_F_CHECKSUM); in: must be zero. */
+	__u64 checksum_errors;		/* cache reads that failed their checksum */
+	__u64 checksum_bad;		/* dirty blocks that failed it */
 };
 
 #define STASH_IOCTL_MAGIC	0xFC	/* next to device-mapper's 0xFD */
