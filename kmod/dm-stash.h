@@ -190,6 +190,8 @@ struct stash_cache {
 	unsigned long *csum_written;
 	unsigned long *csum_written_before;	/* the encoding before */
 	unsigned long *csum_unknown;
+	unsigned long *csum_opening;	/* open in RAM, not yet on disk */
+	u32 nr_csum_open;
 	struct stash_bitmap dirty;	/* blocks newer on the cache than on the origin */
 	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
 	struct bio_list flush_waiting;	/* flushes for the next drain pass */
@@ -432,10 +434,11 @@ void stash_csum_adopt_locked(struct stash_cache *sc, cblock_t c, u32 crc);
 void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc);
 bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c);
 bool stash_csum_must_open(struct stash_cache *sc, cblock_t c);
-bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
+void stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 			      u64 *entry, u32 *crc);
 void stash_csum_touch_open(struct stash_cache *sc);
 void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c);
+void stash_csum_committed_locked(struct stash_cache *sc, cblock_t c, u64 entry);
 int stash_csum_create(struct stash_cache *sc);
 void stash_csum_destroy(struct stash_cache *sc);
 int stash_csum_init(void);

@@ -93,10 +93,14 @@ void stash_csum_set_locked(struct stash_cache *sc, cblock_t c, u32 crc)
 	if (__test_and_clear_bit(i, sc->csum_bad))
 		sc->nr_csum_bad--;
 	if (sc->csum_unknown) {
-		/* A persistent cache records the new checksum at a commit. */
+		/*
+		 * A persistent cache records the new checksum at a commit; an
+		 * open slot's when it closes (nothing on disk to change).
+		 */
 		__clear_bit(i, sc->csum_unknown);
 		__set_bit(i, sc->csum_written);
-		stash_map_touch(&sc->map, c);
+		if (!test_bit(i, sc->csum_open))
+			stash_map_touch(&sc->map, c);
 	}
 }
 
@@ -133,6 +137,18 @@ void stash_csum_mark_bad_locked(struct stash_cache *sc, cblock_t c)
  * power cut, and a clean shutdown records every checksum first.
  */
 
+/* Under sc->lock: slot @i open or closed, counted. */
+static void set_open(struct stash_cache *sc, u32 i, bool open)
+{
+	if (open == test_bit(i, sc->csum_open))
+		return;
+	__assign_bit(i, sc->csum_open, open);
+	if (open)
+		sc->nr_csum_open++;
+	else
+		sc->nr_csum_open--;
+}
+
 /* Loading entry @c: what the commit recorded. */
 void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc)
 {
@@ -140,7 +156,7 @@ void stash_csum_load(struct stash_cache *sc, cblock_t c, bool open, u32 crc)
 
 	sc->csums[i] = crc;
 	if (open) {
-		__set_bit(i, sc->csum_open);
+		set_open(sc, i, true);
 		__set_bit(i, sc->csum_unknown);
 	}
 }
@@ -157,10 +173,22 @@ bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c)
 	if (!sc->csum_open || stash_cache_failed(sc))
 		return false;
 	__set_bit(i, sc->csum_written);
-	if (__test_and_set_bit(i, sc->csum_open))
-		return false;
+	/* Open, but not on disk yet: a write that came first waits for it. */
+	if (test_bit(i, sc->csum_open))
+		return test_bit(i, sc->csum_opening);
+	set_open(sc, i, true);
 	stash_map_touch(&sc->map, c);
-	return stash_bitmap_test(&sc->md_cdirty, i);
+	if (!stash_bitmap_test(&sc->md_cdirty, i))
+		return false;
+	__set_bit(i, sc->csum_opening);
+	return true;
+}
+
+/* Under sc->lock, after a commit wrote slot @c's entry (@entry). */
+void stash_csum_committed_locked(struct stash_cache *sc, cblock_t c, u64 entry)
+{
+	if (sc->csum_opening && (entry & STASH_MD_OPEN))
+		__clear_bit(from_cblock(c), sc->csum_opening);
 }
 
 /* Whether a write in place to @c would first have to wait (see above). */
@@ -169,17 +197,17 @@ bool stash_csum_must_open(struct stash_cache *sc, cblock_t c)
 	u32 i = from_cblock(c);
 
 	return sc->csum_open && !stash_cache_failed(sc) &&
-	       !test_bit(i, sc->csum_open) &&
-	       stash_bitmap_test(&sc->md_cdirty, i);
+	       (test_bit(i, sc->csum_opening) ||
+		(!test_bit(i, sc->csum_open) &&
+		 stash_bitmap_test(&sc->md_cdirty, i)));
 }
 
 /*
  * Under sc->lock, encoding valid slot @c for a commit (@clean: a clean
  * shutdown's, with no I/O in flight): set the open bit in *@entry or give
- * the checksum in *@crc.  Returns true if the slot stays open for a reason
- * a later commit may see gone (a write reached it, or runs).
+ * the checksum in *@crc.
  */
-bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
+void stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 			      u64 *entry, u32 *crc)
 {
 	u32 i = from_cblock(c);
@@ -197,13 +225,12 @@ bool stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 	__clear_bit(i, sc->csum_written);
 	if (test_bit(i, sc->csum_unknown) ||
 	    (test_bit(i, sc->csum_open) && active)) {
-		__set_bit(i, sc->csum_open);
+		set_open(sc, i, true);
 		*entry |= STASH_MD_OPEN;
-		return active;
+		return;
 	}
-	__clear_bit(i, sc->csum_open);
+	set_open(sc, i, false);
 	*crc = sc->csums[i];
-	return false;
 }
 
 /* Under sc->lock, encoding slot @c with no valid data: nothing to keep. */
@@ -211,18 +238,24 @@ void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c)
 {
 	u32 i = from_cblock(c);
 
-	__clear_bit(i, sc->csum_open);
+	set_open(sc, i, false);
+	__clear_bit(i, sc->csum_opening);
 	__clear_bit(i, sc->csum_written);
 	__clear_bit(i, sc->csum_written_before);
 }
 
-/* Before a clean shutdown: every open slot's page is to be written. */
+/*
+ * Before a clean shutdown, and each commit tick while the volume is idle:
+ * every open slot's page is to be written (a commit closes the slots no
+ * write reached).  Open slots are not closed while writes go on: a block
+ * rewritten again and again stays open and its writes never wait.
+ */
 void stash_csum_touch_open(struct stash_cache *sc)
 {
 	unsigned long flags;
 	u32 i;
 
-	if (!sc->csum_open)
+	if (!sc->csum_open || !READ_ONCE(sc->nr_csum_open))
 		return;
 	spin_lock_irqsave(&sc->lock, flags);
 	for_each_set_bit(i, sc->csum_open, sc->nr_cblocks)
@@ -501,12 +534,14 @@ bool stash_csum_check_block_locked(struct stash_cache *sc, u32 c,
 
 static void stash_csum_free_tables(struct stash_cache *sc)
 {
+	bitmap_free(sc->csum_opening);
 	bitmap_free(sc->csum_written_before);
 	bitmap_free(sc->csum_written);
 	bitmap_free(sc->csum_unknown);
 	bitmap_free(sc->csum_open);
 	kvfree(sc->csum_bad);
 	kvfree(sc->csums);
+	sc->csum_opening = NULL;
 	sc->csum_written_before = NULL;
 	sc->csum_written = NULL;
 	sc->csum_unknown = NULL;
@@ -532,8 +567,9 @@ int stash_csum_create(struct stash_cache *sc)
 		sc->csum_written = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
 		sc->csum_written_before = bitmap_zalloc(sc->nr_cblocks,
 							GFP_KERNEL);
+		sc->csum_opening = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
 		if (!sc->csum_open || !sc->csum_unknown || !sc->csum_written ||
-		    !sc->csum_written_before)
+		    !sc->csum_written_before || !sc->csum_opening)
 			goto bad;
 	}
 	r = mempool_init_slab_pool(&sc->cjob_pool, STASH_CSUM_MIN_JOBS,

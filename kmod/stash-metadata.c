@@ -948,7 +948,6 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 {
 	enum md_page_enc ret = PAGE_ENCODED;
 	u32 k, c;
-	bool open = false;
 
 	for (k = 0; k < sc->geo.entries_per_page; k++) {
 		struct stash_entry *e;
@@ -978,9 +977,8 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 		entries[k] = stash_md_entry(valid, dirty,
 					    from_oblock(stash_entry_oblock(e)));
 		if (sc->csum && valid)
-			open |= stash_csum_encode_locked(sc, to_cblock(c), clean,
-							 &entries[k],
-							 &sc->md_csums[k]);
+			stash_csum_encode_locked(sc, to_cblock(c), clean,
+						 &entries[k], &sc->md_csums[k]);
 		else if (sc->csum)
 			stash_csum_forget_locked(sc, to_cblock(c));
 		/* Recorded dirty: block reuse from now on, to be safe. */
@@ -988,9 +986,6 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 			stash_bitmap_set(&sc->md_cdirty, c);
 	}
 	stash_md_page_encode_geo(buf, &sc->geo, p, seq, entries, sc->md_csums);
-	/* A slot left open is closed by a later commit, once it is quiet. */
-	if (open && ret == PAGE_ENCODED)
-		ret = PAGE_DEFERRED;
 	return ret;
 }
 
@@ -1014,6 +1009,8 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 
 			if (c >= sc->nr_cblocks)
 				break;
+			stash_csum_committed_locked(sc, to_cblock(c),
+						    le64_to_cpu(d->entries[k]));
 			if (!(le64_to_cpu(d->entries[k]) & STASH_MD_DIRTY) &&
 			    !stash_bitmap_test(&sc->md_unflushed, c) &&
 			    stash_bitmap_clear(&sc->md_cdirty, c))
@@ -1389,8 +1386,12 @@ static void commit_timer_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
 					      struct stash_cache, commit_timer);
+	unsigned long quiet = 2 * msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
 	bool changed;
 
+	/* Idle: the slots left open by checksummed writes close now. */
+	if (time_after(jiffies, READ_ONCE(sc->last_io) + quiet))
+		stash_csum_touch_open(sc);
 	changed = READ_ONCE(sc->md_touched.nr_set) ||
 		  READ_ONCE(sc->md_unflushed.nr_set);
 	if (changed)

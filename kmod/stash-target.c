@@ -711,10 +711,13 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
 		    (sc->is_volatile ? 2 : 4) * bitmap;
 
-	/* Checksums; a persistent cache adds open, written (2), unknown bits. */
+	/*
+	 * Checksums; a persistent cache adds open, opening, written (2) and
+	 * unknown bits.
+	 */
 	if (sc->csum)
 		bytes += (u64)sc->nr_cblocks * sizeof(u32) +
-			 (sc->is_volatile ? 1 : 5) * bitmap;
+			 (sc->is_volatile ? 1 : 6) * bitmap;
 
 	return DIV_ROUND_UP_ULL(bytes, sc->nr_cblocks);
 }
