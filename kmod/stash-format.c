@@ -277,13 +277,14 @@ void stash_md_page_encode(void *block, u32 index, u64 seq, const u64 *entries)
 	d->crc = cpu_to_le32(block_crc(d));
 }
 
-int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
-			 u64 nr_oblocks, u64 *seq, u64 *entries,
-			 const char **why)
+/*
+ * The part both versions share (crc, index and seq at the same offsets):
+ * check the crc and the index, return the sequence.
+ */
+static int page_header_decode(const void *block, u32 index, u64 *seq,
+			      const char **why)
 {
 	const struct stash_md_page_disk *d = block;
-	u64 first = (u64)index * STASH_MD_ENTRIES_PER_PAGE;
-	u32 i;
 
 	if (le32_to_cpu(d->crc) != block_crc(d)) {
 		*why = "metadata page checksum mismatch";
@@ -294,6 +295,19 @@ int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
 		return -1;
 	}
 	*seq = le64_to_cpu(d->seq);
+	return 0;
+}
+
+int stash_md_page_decode(const void *block, u32 index, u32 nr_cblocks,
+			 u64 nr_oblocks, u64 *seq, u64 *entries,
+			 const char **why)
+{
+	const struct stash_md_page_disk *d = block;
+	u64 first = (u64)index * STASH_MD_ENTRIES_PER_PAGE;
+	u32 i;
+
+	if (page_header_decode(block, index, seq, why))
+		return -1;
 	for (i = 0; i < STASH_MD_ENTRIES_PER_PAGE; i++) {
 		u64 e = le64_to_cpu(d->entries[i]);
 
@@ -353,15 +367,8 @@ int stash_md_page_decode_geo(const void *block,
 		return stash_md_page_decode(block, index, g->nr_cblocks,
 					    nr_oblocks, seq, entries, why);
 	}
-	if (le32_to_cpu(d->crc) != block_crc(d)) {
-		*why = "metadata page checksum mismatch";
+	if (page_header_decode(block, index, seq, why))
 		return -1;
-	}
-	if (le32_to_cpu(d->index) != index) {
-		*why = "metadata page in the wrong place";
-		return -1;
-	}
-	*seq = le64_to_cpu(d->seq);
 	for (i = 0; i < STASH_MD_CSUM_ENTRIES_PER_PAGE; i++) {
 		u64 e = le64_to_cpu(d->entries[i]);
 		u32 crc = le32_to_cpu(d->csums[i]);

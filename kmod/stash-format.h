@@ -94,6 +94,11 @@ struct stash_md_page_csum_disk {
 static_assert(sizeof(struct stash_sb_disk) == STASH_MD_BLOCK_BYTES);
 static_assert(sizeof(struct stash_md_page_disk) == STASH_MD_BLOCK_BYTES);
 static_assert(sizeof(struct stash_md_page_csum_disk) == STASH_MD_BLOCK_BYTES);
+/* Both versions' headers and entries share offsets (peek, decode, commits). */
+static_assert(offsetof(struct stash_md_page_csum_disk, seq) ==
+	      offsetof(struct stash_md_page_disk, seq));
+static_assert(offsetof(struct stash_md_page_csum_disk, entries) ==
+	      offsetof(struct stash_md_page_disk, entries));
 
 /* Where everything lives, derived from the sizes and the block size. */
 struct stash_geometry {
