@@ -1424,8 +1424,14 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 	pb_of(bio)->recheck = false;
 	pb_of(bio)->open_wait = false;
 
-	if (time_after(jiffies, READ_ONCE(sc->last_io)))
+	/*
+	 * Once per jiffy: the commit timer parks only when last_io is two
+	 * periods old, so I/O in the same jiffy need not look at it.
+	 */
+	if (time_after(jiffies, READ_ONCE(sc->last_io))) {
 		WRITE_ONCE(sc->last_io, jiffies);
+		stash_md_note_io(sc);
+	}
 	if (cut_or_pass_run(sc, bio)) {
 		remap_to_origin(sc, bio);
 		return DM_MAPIO_REMAPPED;

@@ -1381,23 +1381,56 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 	queue_work(sc->commit_wq, &sc->commit_work);
 }
 
-/* Periodic commit: bounds what is at risk between flushes. */
+static unsigned long commit_period(struct stash_cache *sc)
+{
+	return msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
+}
+
+/*
+ * Periodic commit: bounds what is at risk between flushes.  An idle volume
+ * with nothing to commit parks the timer rather than wake up every period
+ * for nothing; the next I/O, writeback run or message starts it again
+ * (stash_md_note_io()).  Nothing waits for the timer: flushes and FUA
+ * writes start their own commits.
+ */
 static void commit_timer_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
 					      struct stash_cache, commit_timer);
-	unsigned long quiet = 2 * msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
-	bool changed;
+	unsigned long quiet = 2 * commit_period(sc);
+	bool changed, idle;
 
+	idle = time_after(jiffies, READ_ONCE(sc->last_io) + quiet);
 	/* Idle: the slots left open by checksummed writes close now. */
-	if (time_after(jiffies, READ_ONCE(sc->last_io) + quiet))
+	if (idle)
 		stash_csum_touch_open(sc);
 	changed = READ_ONCE(sc->md_touched.nr_set) ||
 		  READ_ONCE(sc->md_unflushed.nr_set);
 	if (changed)
 		queue_work(sc->commit_wq, &sc->commit_work);
-	queue_delayed_work(sc->wb_wq, &sc->commit_timer,
-			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
+	if (idle && !changed && !READ_ONCE(sc->nr_csum_open) &&
+	    !work_pending(&sc->commit_work)) {
+		if (cmpxchg(&sc->commit_timer_state, STASH_TIMER_RUNNING,
+			    STASH_TIMER_PARKED) != STASH_TIMER_RUNNING)
+			return;
+		/* I/O that came meanwhile saw the timer running: look again. */
+		if (!time_after(jiffies, READ_ONCE(sc->last_io) + quiet) ||
+		    READ_ONCE(sc->md_touched.nr_set) ||
+		    READ_ONCE(sc->md_unflushed.nr_set))
+			stash_md_wake_timer(sc);
+		return;
+	}
+	if (READ_ONCE(sc->commit_timer_state) == STASH_TIMER_RUNNING)
+		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+				   commit_period(sc));
+}
+
+void stash_md_wake_timer(struct stash_cache *sc)
+{
+	if (cmpxchg(&sc->commit_timer_state, STASH_TIMER_PARKED,
+		    STASH_TIMER_RUNNING) == STASH_TIMER_PARKED)
+		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+				   commit_period(sc));
 }
 
 /*
@@ -1439,8 +1472,8 @@ int stash_md_resume(struct stash_cache *sc)
 		r = stash_md_commit(sc, false);
 	if (r)
 		return r;
-	queue_delayed_work(sc->wb_wq, &sc->commit_timer,
-			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
+	WRITE_ONCE(sc->commit_timer_state, STASH_TIMER_RUNNING);
+	queue_delayed_work(sc->wb_wq, &sc->commit_timer, commit_period(sc));
 	return 0;
 }
 
@@ -1449,6 +1482,8 @@ void stash_md_suspend(struct stash_cache *sc)
 {
 	int r;
 
+	/* A parked timer stays parked: nothing queues it again. */
+	xchg(&sc->commit_timer_state, STASH_TIMER_STOPPED);
 	cancel_delayed_work_sync(&sc->commit_timer);
 	flush_work(&sc->commit_work);
 	if (!sc->md_loaded)

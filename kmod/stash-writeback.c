@@ -187,6 +187,8 @@ static void run_finish(struct stash_wb_run *run)
 	 */
 	if (kick && !sc->is_volatile && !run->failed)
 		queue_work(sc->commit_wq, &sc->commit_work);
+	/* The blocks cleaned are recorded by a commit of the timer. */
+	stash_md_note_io(sc);
 }
 
 static void run_write_done(unsigned long error, void *context)
