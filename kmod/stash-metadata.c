@@ -144,7 +144,8 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
-	u32 p;
+	/* Both copies of a page are neighbours: md_buf takes this many. */
+	u32 chunk = max_t(u32, sc->md_buf_pages / 2, 1), p, i, n;
 	int r = -ENOMEM;
 
 	if (!zero)
@@ -153,21 +154,20 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	sb->seq = 1;
 	sb->flags = STASH_SB_FLAG_CLEAN;
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
-	for (p = 0; p < sb->geo.md_pages; p++) {
-		stash_md_page_encode_geo(sc->md_sb_buf, &sb->geo, p, 1, zero,
-					 no_csums);
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf,
+	r = 0;
+	for (p = 0; p < sb->geo.md_pages && !r; p += n) {
+		n = min(chunk, sb->geo.md_pages - p);
+		for (i = 0; i < n; i++) {
+			void *copy0 = sc->md_buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
+
+			stash_md_page_encode_geo(copy0, &sb->geo, p + i, 1, zero,
+						 no_csums);
+			/* Copy 1 holds nothing valid: zero it. */
+			memset(copy0 + STASH_MD_BLOCK_BYTES, 0, STASH_MD_BLOCK_BYTES);
+		}
+		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_buf,
 			  stash_md_page_sector(&sb->geo, p, 0),
-			  STASH_MD_BLOCK_SECTORS);
-		if (r)
-			break;
-		/* Copy 1 holds nothing valid: zero it. */
-		memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf,
-			  stash_md_page_sector(&sb->geo, p, 1),
-			  STASH_MD_BLOCK_SECTORS);
-		if (r)
-			break;
+			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
 	}
 	kfree(zero);
 	if (r)
