@@ -715,15 +715,22 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 			      from_oblock(ob));
 			return -EINVAL;
 		}
+		/* The loser's page is written again (see load_metadata()). */
 		if (unclean && odirty != dirty) {
-			if (odirty)
-				return 0;	/* the dirty entry wins */
+			if (odirty) {
+				/* the dirty entry wins */
+				stash_map_touch(&sc->map, to_cblock(c));
+				return 0;
+			}
 		} else if (oseq > seq) {
-			return 0;	/* the newer page wins */
+			/* the newer page wins */
+			stash_map_touch(&sc->map, to_cblock(c));
+			return 0;
 		}
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
 		stash_map_invalidate(&sc->map, other);
+		stash_map_touch(&sc->map, other);
 	}
 	if (stash_map_load(&sc->map, to_cblock(c), ob))
 		return -EINVAL;
@@ -743,8 +750,10 @@ static void drop_clean(struct stash_cache *sc)
 
 	for (c = 0; c < sc->nr_cblocks; c++)
 		if ((sc->map.entries[c].flags & SE_ALLOC) &&
-		    !stash_bitmap_test(&sc->dirty, c))
+		    !stash_bitmap_test(&sc->dirty, c)) {
 			stash_map_invalidate(&sc->map, to_cblock(c));
+			stash_map_touch(&sc->map, to_cblock(c));
+		}
 }
 
 /*
@@ -840,12 +849,12 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
 	/*
-	 * The resume commit rewrites every page from what was loaded, so
-	 * entries dropped above (clean ones after a crash, older duplicates)
-	 * cannot come back at a later load.
+	 * The pages of the entries dropped above (clean ones after a crash,
+	 * older duplicates) are touched: the resume commit writes them from
+	 * what was loaded, so that those entries cannot come back at a later
+	 * load.  The other pages say what the map holds already: a clean
+	 * resume writes none, whatever the size of the cache.
 	 */
-	for (p = 0; p < pages; p++)
-		stash_bitmap_set(&sc->md_touched, p);
 out:
 	kvfree(page_seq);
 	kfree(csum_scratch);
