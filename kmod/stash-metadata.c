@@ -1410,15 +1410,17 @@ static void commit_timer_fn(struct work_struct *ws)
 	bool changed, idle;
 
 	idle = time_after(jiffies, READ_ONCE(sc->last_io) + quiet);
-	/* Idle: the slots left open by checksummed writes close now. */
+	/*
+	 * Idle: the slots left open by checksummed writes close now (their
+	 * pages are touched, so the timer runs until they are).
+	 */
 	if (idle)
 		stash_csum_touch_open(sc);
 	changed = READ_ONCE(sc->md_touched.nr_set) ||
 		  READ_ONCE(sc->md_unflushed.nr_set);
 	if (changed)
 		queue_work(sc->commit_wq, &sc->commit_work);
-	if (idle && !changed && !READ_ONCE(sc->nr_csum_open) &&
-	    !work_pending(&sc->commit_work)) {
+	if (idle && !changed && !work_pending(&sc->commit_work)) {
 		if (cmpxchg(&sc->commit_timer_state, STASH_TIMER_RUNNING,
 			    STASH_TIMER_PARKED) != STASH_TIMER_RUNNING)
 			return;
