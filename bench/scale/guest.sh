@@ -19,6 +19,8 @@
 #   fsync        fio: 4 KiB random writes over 64 MiB, each followed by an
 #                fsync (write-back: each fsync is a commit of few pages),
 #                mean and p99 fsync latency, commits per second
+#   fsync_volatile  the same on a volatile cache (each fsync: a writeback
+#                pass over the few dirty blocks)
 #   ram          kernel RAM per cache block (status ram_per_block)
 # Many volumes: SCALE_VOLUMES volumes, each its own cache and origin:
 #   the kernel RAM each costs beyond its blocks (MemAvailable before and
@@ -74,6 +76,19 @@ printf 'config\tkey\tvalue\tunit\n' >"$TSV"
 row all kernel "$(uname -r)" ""
 row all module "$(cat /sys/module/dm_stash/version 2>/dev/null || echo '?')" ""
 
+# fsync_job CONFIG VOL KEY: 4 KiB random writes over 64 MiB, each
+# followed by an fsync, for FSYNC_S seconds: KEY_mean_us, KEY_p99_us.
+fsync_job() {
+	local cfg=$1 vol=$2 key=$3 j=$OUT/$3-$1.json
+
+	fio --name=fsync --filename="$vol" --rw=randwrite --bs=4k --size=64m \
+		--direct=1 --ioengine=psync --fsync=1 --runtime="$FSYNC_S" \
+		--time_based --output-format=json --output="$j" >/dev/null ||
+		die "$cfg: fio $key failed"
+	row "$cfg" "${key}_mean_us" "$(jq '.jobs[0].sync.lat_ns.mean / 1000 | floor' "$j")" us
+	row "$cfg" "${key}_p99_us" "$(jq '.jobs[0].sync.lat_ns.percentile["99.000000"] / 1000 | floor' "$j")" us
+}
+
 large_cache() {
 	local cfg=$1 cmib=$2 bkib=$3 omib=$4 cdev odev t vol mds md_sectors
 	local name=sc-$cfg bs=$((bkib * 2)) c0 c1 j
@@ -101,15 +116,8 @@ large_cache() {
 
 	# Commits with few pages changed: fsync after each 4 KiB write.
 	c0=$(status_field "$name" commits)
-	j=$OUT/fsync-$cfg.json
-	fio --name=fsync --filename="$vol" --rw=randwrite --bs=4k --size=64m \
-		--direct=1 --ioengine=psync --fsync=1 --runtime="$FSYNC_S" \
-		--time_based --output-format=json --output="$j" >/dev/null ||
-		die "$cfg: fio fsync failed"
+	fsync_job "$cfg" "$vol" fsync
 	c1=$(status_field "$name" commits)
-	row "$cfg" fsync_mean_us "$(jq '.jobs[0].sync.lat_ns.mean / 1000 | floor' "$j")" us
-	row "$cfg" fsync_p99_us "$(jq '.jobs[0].sync.lat_ns.percentile["99.000000"] / 1000 | floor' "$j")" us
-	row "$cfg" write_iops "$(jq '.jobs[0].write.iops | floor' "$j")" IOPS
 	row "$cfg" commits_per_s "$(echo "($c1 - $c0) / $FSYNC_S" | bc)" /s
 	dms message "$name" 0 flush >/dev/null || die "$cfg: flush failed"
 	timed "$cfg" suspend_empty dms suspend "$name"
@@ -133,6 +141,12 @@ large_cache() {
 	timed "$cfg" resume_crash dm_create "$name" "$t"
 	row "$cfg" cached_after_crash "$(status_field "$name" cache_blocks | cut -d/ -f1)" blocks
 	timed "$cfg" remove_after_crash dm_remove "$STASH_DM_PREFIX$name"
+
+	# Volatile: each fsync is a writeback pass over the few dirty blocks.
+	dm_create "$name" "0 $(dev_sectors "$odev") stash $odev $cdev writeback 4 block_size $bs volatile format" ||
+		die "$cfg: cannot create the volatile cache"
+	fsync_job "$cfg" "$vol" fsync_volatile
+	dm_remove "$STASH_DM_PREFIX$name"
 
 	echo 0 >"/sys/kernel/config/nullb/scc$cfg/power"
 	echo 0 >"/sys/kernel/config/nullb/sco$cfg/power"

@@ -104,6 +104,10 @@ def main():
         ("fsync after a 4 KiB write: mean, us", "fsync_mean_us", 0),
         ("fsync after a 4 KiB write: p99, us", "fsync_p99_us", 0),
         ("commits per second under that load", "commits_per_s", 0),
+        ("volatile: fsync after a 4 KiB write: mean, us",
+         "fsync_volatile_mean_us", 0),
+        ("volatile: fsync after a 4 KiB write: p99, us",
+         "fsync_volatile_p99_us", 0),
     ]
     for label, key, d in lines:
         vals = []
@@ -136,6 +140,8 @@ def main():
         small, large = cfgs[0], cfgs[1]
         for key, what, floor in (
                 ("fsync_mean_us", "fsync latency (mean)", 0.0),
+                ("fsync_volatile_mean_us", "volatile fsync latency (mean)",
+                 0.0),
                 ("suspend_full", "suspend of a clean cache", 0.1),
                 ("remove_full", "remove of a clean cache", 0.1)):
             a_, b_ = num(rows, small, key), num(rows, large, key)
