@@ -7,16 +7,20 @@
  * the clock can be tuned without a VM.
  *
  * The read path is the one in kmod/stash-io.c (stash_read() and
- * promote_decide_locked()), minus the I/O, with fills completing at once:
+ * promote_decide_locked()), minus the I/O, with fills completing at once.
+ * The promotion decision itself is the module's function,
+ * stash_policy_decide() in kmod/stash-policy.c, not a restatement:
  *
  *   seq = stash_seq_is_sequential(&seq, ob * 8, 8);     4 KiB blocks
  *   c = stash_map_lookup(&map, ob);
  *   hit:  entry->flags |= SE_REF
- *   miss: sequential -> bypass;
- *         else if stash_filter_check_and_record(&filter, ob) or
- *                 stash_map_has_free(&map):
- *              c = stash_map_alloc(&map, ob, &evicted);
+ *   miss: stash_policy_decide(&filter, &map, ob, seq, false):
+ *         BYPASS (sequential) or NO: nothing;
+ *         YES: c = stash_map_alloc(&map, ob, &evicted);
  *              entry->flags |= SE_VALID; stash_map_release(&map, c, true);
+ *
+ * (The module's "blocked" input, a failed cache or a write in flight to
+ * the block, is always false here: the traces are reads.)
  *
  * Traces (all reads of one 4 KiB block):
  *   uniform    uniform over the origin
@@ -491,13 +495,16 @@ static void cache_read(struct cache *c, u64 block)
 		c->st.hits++;
 		return;
 	}
-	if (sequential) {
+	switch (stash_policy_decide(&c->filter, &c->map, ob, sequential,
+				    false)) {
+	case STASH_PROMOTE_BYPASS:
 		c->st.bypassed++;
 		return;
-	}
-	if (!stash_filter_check_and_record(&c->filter, ob) &&
-	    !stash_map_has_free(&c->map))
+	case STASH_PROMOTE_NO:
 		return;
+	case STASH_PROMOTE_YES:
+		break;
+	}
 	/* Count evictions from the free count: the evicted oblock is not a
 	 * reliable signal (STASH_NO_INDEX is also a valid oblock). */
 	bool full = !c->map.nr_free;
