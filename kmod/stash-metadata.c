@@ -634,11 +634,38 @@ void stash_md_destroy(struct stash_cache *sc)
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		     u32 *csums, u64 *page_seq, u64 *scratch, u32 *csum_scratch)
 {
-	u64 seq[2] = { 0, 0 }, claim;
+	u64 seq[2] = { 0, 0 }, claim, claims[2];
 	const char *why = "sequence newer than the superblock's";
 	bool ok[2];
 	int k, best = -1, other;
-	u32 index;
+	u32 index, indexes[2];
+
+	/*
+	 * The common case checks one copy: the one whose header claims the
+	 * highest sequence not above the superblock's (copy 0 on a tie).  If
+	 * it is valid, the other copy claims no newer version, so whether it
+	 * is damaged does not matter.  Otherwise both are checked below.
+	 */
+	for (k = 0; k < 2; k++)
+		stash_md_page_peek(both + k * STASH_MD_BLOCK_BYTES,
+				   &indexes[k], &claims[k]);
+	k = -1;
+	if (indexes[0] == p && claims[0] <= sc->sb.seq)
+		k = 0;
+	if (indexes[1] == p && claims[1] <= sc->sb.seq &&
+	    (k < 0 || claims[1] > claims[0]))
+		k = 1;
+	if (k >= 0 &&
+	    !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES, &sc->geo,
+				      p, sc->nr_oblocks, &seq[k], entries, csums,
+				      &why) &&
+	    seq[k] == claims[k]) {
+		best = k;
+		other = 1 - k;
+		index = indexes[other];
+		claim = claims[other];
+		goto found;
+	}
 
 	for (k = 0; k < 2; k++) {
 		ok[k] = !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES,
@@ -664,6 +691,11 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		      p, seq[best]);
 		return -EINVAL;
 	}
+	if (best == 1) {
+		memcpy(entries, scratch, sizeof(u64) * sc->geo.entries_per_page);
+		memcpy(csums, csum_scratch, sizeof(u32) * sc->geo.entries_per_page);
+	}
+found:
 	if (index == p && claim > sc->sb.seq) {
 		int r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE,
 			      both + best * STASH_MD_BLOCK_BYTES,
@@ -674,10 +706,6 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 			DMERR("metadata page %u: cannot erase an uncommitted copy", p);
 			return r;
 		}
-	}
-	if (best == 1) {
-		memcpy(entries, scratch, sizeof(u64) * sc->geo.entries_per_page);
-		memcpy(csums, csum_scratch, sizeof(u32) * sc->geo.entries_per_page);
 	}
 	if (best)
 		__set_bit(p, sc->md_page_loc);
