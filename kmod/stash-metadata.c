@@ -617,86 +617,37 @@ void stash_md_destroy(struct stash_cache *sc)
  */
 
 /*
- * Per page of metadata: which copy to trust, and its entries.
- *
- * A commit writes a page to the copy that does not hold the page's newest
- * committed version, so a committed copy is only ever overwritten by a
- * later commit of that page.  Hence:
- *  - a copy whose sequence is above the superblock's was left by a commit
- *    cut short: it is rewritten here with the committed copy, so that no
- *    later commit (which may take that sequence again, or pass it) can
- *    make it current, valid or torn;
- *  - a damaged copy that claims a sequence above the other copy's and not
- *    above the superblock's was the newest committed version: the older
- *    copy may map slots reused since, or miss dirty blocks, so the cache
- *    is refused.
+ * Per page of metadata: which copy to trust, and its entries (the rules:
+ * stash_md_pick_page()).  A copy that a torn commit left (stamped above
+ * the superblock) is rewritten here with the committed copy, so that no
+ * later commit (which may take that sequence again, or pass it) can make
+ * it current, valid or torn.
  */
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		     u32 *csums, u64 *page_seq, u64 *scratch, u32 *csum_scratch)
 {
-	u64 seq[2] = { 0, 0 }, claim, claims[2];
-	const char *why = "sequence newer than the superblock's";
-	bool ok[2];
-	int k, best = -1, other;
-	u32 index, indexes[2];
+	struct stash_md_pick pick;
+	int best, other;
 
-	/*
-	 * The common case checks one copy: the one whose header claims the
-	 * highest sequence not above the superblock's (copy 0 on a tie).  If
-	 * it is valid, the other copy claims no newer version, so whether it
-	 * is damaged does not matter.  Otherwise both are checked below.
-	 */
-	for (k = 0; k < 2; k++)
-		stash_md_page_peek(both + k * STASH_MD_BLOCK_BYTES,
-				   &indexes[k], &claims[k]);
-	k = -1;
-	if (indexes[0] == p && claims[0] <= sc->sb.seq)
-		k = 0;
-	if (indexes[1] == p && claims[1] <= sc->sb.seq &&
-	    (k < 0 || claims[1] > claims[0]))
-		k = 1;
-	if (k >= 0 &&
-	    !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES, &sc->geo,
-				      p, sc->nr_oblocks, &seq[k], entries, csums,
-				      &why) &&
-	    seq[k] == claims[k]) {
-		best = k;
-		other = 1 - k;
-		index = indexes[other];
-		claim = claims[other];
-		goto found;
-	}
-
-	for (k = 0; k < 2; k++) {
-		ok[k] = !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES,
-						 &sc->geo, p, sc->nr_oblocks,
-						 &seq[k], k ? scratch : entries,
-						 k ? csum_scratch : csums,
-						 &why) &&
-			seq[k] <= sc->sb.seq;
-		if (ok[k] && (best < 0 || seq[k] > seq[best]))
-			best = k;
-	}
-	if (best < 0) {
-		DMERR("metadata page %u: no valid copy (%s)", p, why);
+	stash_md_pick_page(both, &sc->geo, p, sc->nr_oblocks, sc->sb.seq, false,
+			   entries, csums, scratch, csum_scratch, &pick);
+	best = pick.best;
+	switch (pick.result) {
+	case STASH_PICK_OK:
+		break;
+	case STASH_PICK_NO_COPY:
+		DMERR("metadata page %u: no valid copy (%s)", p,
+		      stash_md_pick_why(&pick));
+		return -EINVAL;
+	case STASH_PICK_NEWEST_DAMAGED:
+		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
+		      p, pick.copy[1 - best].raw_seq);
+		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
+		      p, pick.copy[best].seq);
 		return -EINVAL;
 	}
 	other = 1 - best;
-	stash_md_page_peek(both + other * STASH_MD_BLOCK_BYTES, &index, &claim);
-	if (!ok[other] && index == p && claim > seq[best] &&
-	    claim <= sc->sb.seq) {
-		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
-		      p, claim);
-		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
-		      p, seq[best]);
-		return -EINVAL;
-	}
-	if (best == 1) {
-		memcpy(entries, scratch, sizeof(u64) * sc->geo.entries_per_page);
-		memcpy(csums, csum_scratch, sizeof(u32) * sc->geo.entries_per_page);
-	}
-found:
-	if (index == p && claim > sc->sb.seq) {
+	if (pick.erase_other) {
 		int r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE,
 			      both + best * STASH_MD_BLOCK_BYTES,
 			      stash_md_page_sector(&sc->geo, p, other),
@@ -709,19 +660,15 @@ found:
 	}
 	if (best)
 		__set_bit(p, sc->md_page_loc);
-	*page_seq = seq[best];
+	*page_seq = pick.copy[best].seq;
 	return 0;
 }
 
 /*
- * Map @c to @ob; a second mapping of @ob is resolved by page sequence (the
- * newer page wins), except that after an unclean shutdown a dirty entry
- * beats a clean one whatever their ages.  An older page that still records
- * a block dirty was not written since the block left that slot (its
- * invalidation or writeback); every completed flush and FUA write waited
- * for a commit sweep that would have written it (stash_md_drops_covered()),
- * so nothing newer than that dirty copy was made durable, while a newer
- * clean entry says nothing of what the origin holds durably.  The clean
+ * Map @c to @ob; a second mapping of @ob is resolved by
+ * stash_md_dup_winner() (the newer page wins, except that after an unclean
+ * shutdown a dirty entry beats a clean one: the sweeps that flushes and
+ * FUA writes wait for, stash_md_drops_covered(), are why).  The clean
  * entries are dropped afterwards (drop_clean()).
  */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
@@ -735,25 +682,21 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
-		u64 oseq = entry_seq_of_page[o / sc->geo.entries_per_page];
-		bool odirty = stash_bitmap_test(&sc->dirty, o);
 
-		if (oseq == seq) {
+		/* The loser's page is written again (see load_metadata()). */
+		switch (stash_md_dup_winner(unclean,
+					    entry_seq_of_page[o / sc->geo.entries_per_page],
+					    stash_bitmap_test(&sc->dirty, o),
+					    seq, dirty)) {
+		case STASH_DUP_CORRUPT:
 			DMERR("metadata maps origin block %llu twice in one commit",
 			      from_oblock(ob));
 			return -EINVAL;
-		}
-		/* The loser's page is written again (see load_metadata()). */
-		if (unclean && odirty != dirty) {
-			if (odirty) {
-				/* the dirty entry wins */
-				stash_map_touch(&sc->map, to_cblock(c));
-				return 0;
-			}
-		} else if (oseq > seq) {
-			/* the newer page wins */
+		case STASH_DUP_KEEP:
 			stash_map_touch(&sc->map, to_cblock(c));
 			return 0;
+		case STASH_DUP_REPLACE:
+			break;
 		}
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
