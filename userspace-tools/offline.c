@@ -511,10 +511,11 @@ static bool recover(struct scan *s)
 			bool hd = s->entries[holder] & STASH_MD_DIRTY;
 			bool cd = s->entries[cb] & STASH_MD_DIRTY;
 			bool by_dirt = !clean && hd != cd;
-			uint32_t win = by_dirt ? (cd ? cb : holder) :
-				       cs > hs ? cb : holder;
+			enum stash_md_dup d = stash_md_dup_winner(!clean, hs, hd,
+								  cs, cd);
+			uint32_t win = d == STASH_DUP_REPLACE ? cb : holder;
 
-			if (hs == cs) {
+			if (d == STASH_DUP_CORRUPT) {
 				problem(s, SEV_CORRUPT, "origin block %" PRIu64 " is mapped "
 					"by slots %u and %u in one commit (sequence %llu"
 					"): the kernel refuses the cache", refs[i].oblock,
