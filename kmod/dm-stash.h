@@ -312,9 +312,12 @@ struct stash_cache {
 	/*
 	 * The commit timer: STOPPED while suspended (and on volatile
 	 * caches), RUNNING, or PARKED when a tick of an idle volume found
-	 * nothing to commit (stash_md_note_io() starts it again).  cmpxchg.
+	 * nothing to commit (stash_md_note_io() starts it again).  Changed
+	 * and acted on (queued) under timer_lock, so that nothing queues the
+	 * timer once suspend has stopped it; read without it.
 	 */
 	int commit_timer_state;
+	spinlock_t timer_lock;		/* commit_timer_state */
 };
 
 enum { STASH_TIMER_STOPPED, STASH_TIMER_RUNNING, STASH_TIMER_PARKED };

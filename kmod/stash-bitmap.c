@@ -130,14 +130,31 @@ static void zero_marked(struct stash_bitmap *b)
 	memset(b->chunks, 0, BITS_TO_LONGS(n) * sizeof(long));
 }
 
-void stash_bitmap_copy(struct stash_bitmap *dst, const struct stash_bitmap *src)
+static bool chunk_empty(const struct stash_bitmap *b, size_t c)
+{
+	const unsigned long *w = b->words + c * CHUNK_WORDS;
+	size_t i, len = chunk_len(b, c);
+
+	for (i = 0; i < len; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+void stash_bitmap_copy(struct stash_bitmap *dst, struct stash_bitmap *src)
 {
 	size_t c, n = nr_chunks(src->nr_bits);
 
 	zero_marked(dst);
-	for (c = next_marked(src, 0); c < n; c = next_marked(src, c + 1))
+	for (c = next_marked(src, 0); c < n; c = next_marked(src, c + 1)) {
+		/* A bitmap that is only copied (dirty) sheds its marks here. */
+		if (chunk_empty(src, c)) {
+			__clear_bit(c, src->chunks);
+			continue;
+		}
 		memcpy(dst->words + c * CHUNK_WORDS, src->words + c * CHUNK_WORDS,
 		       chunk_len(src, c) * sizeof(long));
+	}
 	memcpy(dst->chunks, src->chunks, BITS_TO_LONGS(n) * sizeof(long));
 	dst->nr_set = src->nr_set;
 }

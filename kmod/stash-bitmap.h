@@ -9,7 +9,7 @@
  *
  * Second level: one mark per chunk of STASH_BITMAP_CHUNK_WORDS words
  * (4096 bits), set when a bit of the chunk is set and dropped by the first
- * search that finds the chunk empty.  Searches, copies and zeroing skip
+ * search that finds the chunk empty, or by a copy from the bitmap.  Searches, copies and zeroing skip
  * unmarked chunks, so their cost follows the bits set, not the size: a
  * pass over a few dirty blocks of a cache of 64M blocks reads a few
  * chunks and 2 KiB of marks, not 8 MiB.  Callers may test bits in
@@ -43,8 +43,8 @@ bool stash_bitmap_set(struct stash_bitmap *b, u32 i);
 bool stash_bitmap_clear(struct stash_bitmap *b, u32 i);
 /* The first set bit at or after @start, or nr_bits (drops stale marks). */
 u32 stash_bitmap_next(struct stash_bitmap *b, u32 start);
-/* @dst becomes a copy of @src (same size). */
-void stash_bitmap_copy(struct stash_bitmap *dst, const struct stash_bitmap *src);
+/* @dst becomes a copy of @src (same size); @src drops stale marks. */
+void stash_bitmap_copy(struct stash_bitmap *dst, struct stash_bitmap *src);
 void stash_bitmap_zero(struct stash_bitmap *b);
 
 #endif /* STASH_BITMAP_H */

@@ -1329,6 +1329,18 @@ fail_waiters:
 	return r;
 }
 
+static unsigned long commit_period(struct stash_cache *sc)
+{
+	return msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
+}
+
+/* Pages to write, or written-back blocks to record clean. */
+static bool md_work_left(struct stash_cache *sc)
+{
+	return READ_ONCE(sc->md_touched.nr_set) ||
+	       READ_ONCE(sc->md_unflushed.nr_set);
+}
+
 static void commit_work_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(ws, struct stash_cache,
@@ -1336,6 +1348,9 @@ static void commit_work_fn(struct work_struct *ws)
 
 	while (stash_md_commit(sc, false) == -EAGAIN)
 		cond_resched();
+	/* Pages left (an origin flush failed, say): a parked timer retries. */
+	if (md_work_left(sc))
+		stash_md_note_io(sc);
 }
 
 /*
@@ -1361,25 +1376,23 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 	queue_work(sc->commit_wq, &sc->commit_work);
 }
 
-static unsigned long commit_period(struct stash_cache *sc)
-{
-	return msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
-}
-
 /*
  * Periodic commit: bounds what is at risk between flushes.  An idle volume
  * with nothing to commit parks the timer rather than wake up every period
  * for nothing; the next I/O, writeback run or message starts it again
- * (stash_md_note_io()).  Nothing waits for the timer: flushes and FUA
- * writes start their own commits.
+ * (stash_md_note_io()), and so does a commit that leaves work behind.
+ * Nothing waits for the timer: flushes and FUA writes start their own
+ * commits.
  */
 static void commit_timer_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
 					      struct stash_cache, commit_timer);
-	unsigned long quiet = 2 * commit_period(sc);
-	bool changed, idle;
+	unsigned long quiet = 2 * commit_period(sc), flags;
+	bool changed, idle, parked = false;
 
+	if (READ_ONCE(sc->commit_timer_state) == STASH_TIMER_STOPPED)
+		return;
 	idle = time_after(jiffies, READ_ONCE(sc->last_io) + quiet);
 	/*
 	 * Idle: the slots left open by checksummed writes close now (their
@@ -1387,32 +1400,56 @@ static void commit_timer_fn(struct work_struct *ws)
 	 */
 	if (idle)
 		stash_csum_touch_open(sc);
-	changed = READ_ONCE(sc->md_touched.nr_set) ||
-		  READ_ONCE(sc->md_unflushed.nr_set);
+	changed = md_work_left(sc);
 	if (changed)
 		queue_work(sc->commit_wq, &sc->commit_work);
-	if (idle && !changed && !work_pending(&sc->commit_work)) {
-		if (cmpxchg(&sc->commit_timer_state, STASH_TIMER_RUNNING,
-			    STASH_TIMER_PARKED) != STASH_TIMER_RUNNING)
-			return;
-		/* I/O that came meanwhile saw the timer running: look again. */
-		if (!time_after(jiffies, READ_ONCE(sc->last_io) + quiet) ||
-		    READ_ONCE(sc->md_touched.nr_set) ||
-		    READ_ONCE(sc->md_unflushed.nr_set))
-			stash_md_wake_timer(sc);
-		return;
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	if (sc->commit_timer_state == STASH_TIMER_RUNNING) {
+		if (idle && !changed && !work_busy(&sc->commit_work)) {
+			sc->commit_timer_state = STASH_TIMER_PARKED;
+			parked = true;
+		} else {
+			queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+					   commit_period(sc));
+		}
 	}
-	if (READ_ONCE(sc->commit_timer_state) == STASH_TIMER_RUNNING)
-		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
-				   commit_period(sc));
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
+	if (!parked)
+		return;
+	/*
+	 * Pairs with stash_md_note_io(): I/O that came meanwhile saw the
+	 * timer running, so look again.
+	 */
+	smp_mb();
+	if (!time_after(jiffies, READ_ONCE(sc->last_io) + quiet) ||
+	    md_work_left(sc))
+		stash_md_wake_timer(sc);
 }
 
 void stash_md_wake_timer(struct stash_cache *sc)
 {
-	if (cmpxchg(&sc->commit_timer_state, STASH_TIMER_PARKED,
-		    STASH_TIMER_RUNNING) == STASH_TIMER_PARKED)
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	if (sc->commit_timer_state == STASH_TIMER_PARKED) {
+		sc->commit_timer_state = STASH_TIMER_RUNNING;
 		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
 				   commit_period(sc));
+	}
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
+}
+
+/* Start (RUNNING) or stop (STOPPED) the commit timer. */
+static void set_timer_state(struct stash_cache *sc, int state)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	sc->commit_timer_state = state;
+	if (state == STASH_TIMER_RUNNING)
+		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+				   commit_period(sc));
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
 }
 
 /*
@@ -1454,8 +1491,7 @@ int stash_md_resume(struct stash_cache *sc)
 		r = stash_md_commit(sc, false);
 	if (r)
 		return r;
-	WRITE_ONCE(sc->commit_timer_state, STASH_TIMER_RUNNING);
-	queue_delayed_work(sc->wb_wq, &sc->commit_timer, commit_period(sc));
+	set_timer_state(sc, STASH_TIMER_RUNNING);
 	return 0;
 }
 
@@ -1464,8 +1500,8 @@ void stash_md_suspend(struct stash_cache *sc)
 {
 	int r;
 
-	/* A parked timer stays parked: nothing queues it again. */
-	xchg(&sc->commit_timer_state, STASH_TIMER_STOPPED);
+	/* Stopped, nothing queues it again (stash_md_wake_timer()). */
+	set_timer_state(sc, STASH_TIMER_STOPPED);
 	cancel_delayed_work_sync(&sc->commit_timer);
 	flush_work(&sc->commit_work);
 	if (!sc->md_loaded)
@@ -1479,6 +1515,7 @@ void stash_md_suspend(struct stash_cache *sc)
 
 void stash_md_init_work(struct stash_cache *sc)
 {
+	spin_lock_init(&sc->timer_lock);
 	INIT_WORK(&sc->commit_work, commit_work_fn);
 	INIT_DELAYED_WORK(&sc->commit_timer, commit_timer_fn);
 }

@@ -84,6 +84,7 @@ static void trim_run_buffers(struct stash_cache *sc)
 		/* The slot is released after its buffer is gone. */
 		smp_mb__before_atomic();
 		set_bit(slot, &sc->wb_slots_free);
+		wake_up(&sc->wb_wait);
 	}
 }
 
@@ -199,9 +200,6 @@ static void run_finish(struct stash_wb_run *run)
 	if (run->failed)
 		DMERR_LIMIT("writeback of %u blocks at origin block %llu failed; they stay dirty",
 			    run->nr_blocks, run->first_oblock);
-	set_bit(run->slot, &sc->wb_slots_free);
-	atomic_dec(&sc->wb_inflight);
-	wake_up(&sc->wb_wait);
 	if (kick)
 		stash_kick_worker(sc);
 	/*
@@ -212,6 +210,14 @@ static void run_finish(struct stash_wb_run *run)
 		queue_work(sc->commit_wq, &sc->commit_work);
 	/* The blocks cleaned are recorded by a commit of the timer. */
 	stash_md_note_io(sc);
+	/*
+	 * Last: the slot (and @run) may be the next run's at once, and
+	 * suspend (stash_wb_stop()) waits for no run in flight before it
+	 * stops the commits.
+	 */
+	set_bit(run->slot, &sc->wb_slots_free);
+	atomic_dec(&sc->wb_inflight);
+	wake_up(&sc->wb_wait);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -289,8 +295,12 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 		}
 		if (!run) {
 			slot = find_first_bit(&sc->wb_slots_free, STASH_WB_SLOTS);
-			if (slot >= STASH_WB_SLOTS ||
-			    !test_and_clear_bit(slot, &sc->wb_slots_free))
+			if (slot >= STASH_WB_SLOTS) {
+				/* trim_run_buffers() holds the free one a moment. */
+				wait_event(sc->wb_wait, READ_ONCE(sc->wb_slots_free));
+				continue;
+			}
+			if (!test_and_clear_bit(slot, &sc->wb_slots_free))
 				continue;
 			run = sc->wb_runs[slot];
 		}

@@ -28,13 +28,13 @@ work_trace_start() {
 	echo >$TR/trace
 	echo 1 >$WQ_EVENT
 }
-# work_trace_stop: prints how many of the module's work items ran (and
-# logs which).
+# work_trace_stop [REGEX]: prints how many of the module's work items ran
+# (those whose function matches REGEX), and logs which.
 work_trace_stop() {
 	echo 0 >$WQ_EVENT
 	grep 'dm_stash\]' $TR/trace | sed 's/.*function //' | sort | uniq -c |
 		sed 's/^/# ran: /' >&2
-	grep -c 'dm_stash\]' $TR/trace
+	grep 'dm_stash\]' $TR/trace | grep -c -E "function ${1:-}" || true
 }
 
 # idle_test KIND [OPTS...]: the whole check on a KIND (volatile or
@@ -113,11 +113,15 @@ timer_wakes() {
 	dmsetup message "$vol" 0 set idle_ms 0 || die "set idle_ms failed"
 	rand_file "$tmp/w" 1
 	n0=$(sf "$vol" commits)
+	work_trace_start
 	put "$vol" "$tmp/w" 3000
 	for ((i = 0; i < 100; i++)); do
 		[ "$(sf "$vol" commits)" -gt "$n0" ] && break
 		sleep 0.1
 	done
+	sleep 0.5
+	# The positive control of the counts above: the trace names them.
+	assert_ne 0 "$(work_trace_stop 'commit_')" "commit work items seen by the trace after the write"
 	assert_ne "$n0" "$(sf "$vol" commits)" "commits 10 s after a write to an idle cache (no flush)"
 	log "a write to the idle cache was committed after $((i * 100)) ms"
 }
@@ -152,9 +156,11 @@ for ((i = 0; i < 150; i++)); do
 done
 assert_ne null "$(recorded_crc)" "block 700's checksum on disk 15 s after the last write (open slot closed)"
 log "the open slot was closed after about $((i * 100)) ms"
+# The block stays dirty (idle_ms 0): the writeback waker still runs; the
+# commit timer must not.
 sleep 3
 work_trace_start
 sleep 5
-assert_eq 0 "$(work_trace_stop)" "work items of the module during 5 s of idleness (checksums)"
+assert_eq 0 "$(work_trace_stop 'commit_')" "commit work items during 5 s of idleness (checksums)"
 assert_ok "block 700 reads its last write" same "$vol" 700 "$tmp/c2"
 stash_remove "$vol"

@@ -183,6 +183,17 @@ TEST(bitmap_chunk_marks)
 		CHECK(marks_cover(&other));
 		for (u32 s = 0; s <= n; s += 101)
 			CHECK_EQ(stash_bitmap_next(&other, s), brute_next(&other, s));
+		/* A copy from a bitmap whose bits all went sheds its marks. */
+		for (u32 i = stash_bitmap_next(&b, 0); i < n; i = brute_next(&b, i + 1))
+			stash_bitmap_clear(&b, i);
+		stash_bitmap_set(&b, 0);
+		stash_bitmap_clear(&b, 0);
+		stash_bitmap_set(&b, n - 1);
+		stash_bitmap_clear(&b, n - 1);
+		stash_bitmap_copy(&other, &b);
+		for (size_t w = 0; w < BITS_TO_LONGS((n + 4095) / 4096); w++)
+			CHECK_EQ(b.chunks[w], 0);
+		CHECK_EQ(stash_bitmap_next(&other, 0), n);
 		/* Zeroing clears every bit, also in chunks marked long ago. */
 		stash_bitmap_set(&other, n - 1);
 		stash_bitmap_zero(&other);
