@@ -9,11 +9,12 @@
  *
  * Second level: one mark per chunk of STASH_BITMAP_CHUNK_WORDS words
  * (4096 bits), set when a bit of the chunk is set and dropped by the first
- * search that finds the chunk empty, or by a copy from the bitmap.  Searches, copies and zeroing skip
- * unmarked chunks, so their cost follows the bits set, not the size: a
- * pass over a few dirty blocks of a cache of 64M blocks reads a few
- * chunks and 2 KiB of marks, not 8 MiB.  Callers may test bits in
- * @words directly; they change them only through these calls.
+ * search that finds the chunk empty, or by a copy from the bitmap.
+ * Searches, copies and zeroing skip unmarked chunks, so their cost follows
+ * the bits set, not the size: a pass over a few dirty blocks of a cache of
+ * 64M blocks reads a few chunks and 2 KiB of marks, not 8 MiB.  Callers
+ * may test bits in @words directly; they change them only through these
+ * calls.
  */
 #ifndef STASH_BITMAP_H
 #define STASH_BITMAP_H
