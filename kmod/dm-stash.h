@@ -400,7 +400,7 @@ void stash_md_wake_timer(struct stash_cache *sc);
  */
 static inline void stash_md_note_io(struct stash_cache *sc)
 {
-	/* Pairs with the barrier of the timer's cmpxchg to PARKED. */
+	/* Pairs with the barrier after commit_timer_fn() parks the timer. */
 	smp_mb();
 	if (unlikely(READ_ONCE(sc->commit_timer_state) == STASH_TIMER_PARKED))
 		stash_md_wake_timer(sc);

@@ -213,8 +213,9 @@ static void run_finish(struct stash_wb_run *run)
 	/*
 	 * Last: the slot (and @run) may be the next run's at once, and
 	 * suspend (stash_wb_stop()) waits for no run in flight before it
-	 * stops the commits.
+	 * stops the commits.  The reads of @run above come first.
 	 */
+	smp_mb__before_atomic();
 	set_bit(run->slot, &sc->wb_slots_free);
 	atomic_dec(&sc->wb_inflight);
 	wake_up(&sc->wb_wait);
