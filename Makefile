@@ -21,6 +21,10 @@
 #   make check-fstests-ci  CI's share of it: seven tests on ext4 over a
 #                      write-back volume, in at most 6 minutes of VM time
 #   make demo          a stash volume on a slow disk, in the VM, with a report
+#   make bench         dm-stash against the peers (docs/bench; bench-long,
+#                      bench-real: two vCPUs on the real clock, bench-scale:
+#                      large caches and many volumes; make -C bench/sim
+#                      policy: the policy against OPT, LRU and ARC)
 #   make lint          checkpatch, sparse, strict userspace build
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
 #                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
@@ -280,7 +284,7 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
 	echo "== bash -n (completion, scripts)"; \
 	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
-		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh .ci/run; do \
+		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh .ci/run; do \
 		bash -n "$$f" || fail+=" bash:$$f"; \
 	done; \
 	if [ -n "$$fail" ]; then echo "lint: FAILED:$$fail" >&2; exit 1; fi; \
@@ -449,3 +453,43 @@ bench-long:
 	@$(VM_ENV) BENCH_BUILD=0 BENCH_COMMAND="make bench-long$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))" bench/run.sh long
 
 .PHONY: bench bench-long
+
+# The real-clock variant of the hit and write-back workloads: two vCPUs on
+# the host's clock (what the virtual clock leaves out: I/O submitted and
+# completed on more than one CPU), dm-stash beside dm-linear; the report
+# in docs/bench/real/ (targets: read hits and write-back 4 KiB writes at
+# qd 16 >= 0.95x dm-linear).
+BENCH_REAL_SYSTEMS   ?= linear-fast stash-wt stash-wb
+BENCH_REAL_WORKLOADS ?= randread-4k-qd16 randread-4k-qd1 randwrite-4k-qd16
+
+bench-real:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	@$(VM_ENV) BENCH_BUILD=0 BENCH_CLOCK=real BENCH_MEMORY=0 \
+		BENCH_SYSTEMS="$(BENCH_REAL_SYSTEMS)" BENCH_WORKLOADS="$(BENCH_REAL_WORKLOADS)" \
+		BENCH_REPORT_DIR=$${BENCH_REPORT_DIR:-docs/bench/real} \
+		BENCH_COMMAND="make bench-real$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))" bench/run.sh quick
+
+# Scale: large caches (256 MiB and 256 GiB of 4 KiB blocks, 256 GiB of
+# 64 KiB blocks) and many volumes, in one VM boot on the bench's virtual
+# clock (bench/scale/guest.sh); the page: docs/bench/scale.md (with
+# SCALE_CONFIGS or SCALE_VOLUMES changed: build/bench/scale/last/scale.md).
+SCALE_VM_MEM     ?= 8192
+SCALE_VM_TIMEOUT ?= 7200
+
+bench-scale:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	@$(MAKE) --no-print-directory tests-tools
+	@set -e; $(VM_ENV) export STASH_VM_ACCEL=tcg STASH_VM_SMP=1 STASH_VM_ICOUNT=shift=3; \
+	tests/vm/run-vm.sh --timeout $(SCALE_VM_TIMEOUT) --mem $(SCALE_VM_MEM) $(VM_ARGS) \
+		-- bench/scale/guest.sh; \
+	out=$${STASH_VM_DIR:-build/vm}/out/scale; \
+	d=build/bench/scale/$$(date +%Y%m%d-%H%M%S); \
+	mkdir -p "$$d" && cp -r "$$out/." "$$d/" && ln -sfn "$${d##*/}" build/bench/scale/last; \
+	page=$$d/scale.md; \
+	if [ -z "$$SCALE_CONFIGS$$SCALE_VOLUMES" ]; then page=docs/bench/scale.md; fi; \
+	bench/scale/report.py "$$d/results.tsv" -o "$$page" \
+		--command "make bench-scale$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))"
+
+.PHONY: bench-scale bench-real

@@ -309,7 +309,18 @@ struct stash_cache {
 	bool md_failed;			/* READ_ONCE: a commit failed */
 	struct work_struct commit_work;
 	struct delayed_work commit_timer;
+	/*
+	 * The commit timer: STOPPED while suspended (and on volatile
+	 * caches), RUNNING, or PARKED when a tick of an idle volume found
+	 * nothing to commit (stash_md_note_io() starts it again).  Changed
+	 * and acted on (queued) under timer_lock, so that nothing queues the
+	 * timer once suspend has stopped it; read without it.
+	 */
+	int commit_timer_state;
+	spinlock_t timer_lock;		/* commit_timer_state */
 };
+
+enum { STASH_TIMER_STOPPED, STASH_TIMER_RUNNING, STASH_TIMER_PARKED };
 
 /*
  * Control API (stash-target.c): what `dmsetup message` and the ioctls of
@@ -381,6 +392,19 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
 bool stash_md_drops_covered(struct stash_cache *sc);
 int stash_md_resume(struct stash_cache *sc);
 void stash_md_suspend(struct stash_cache *sc);
+void stash_md_wake_timer(struct stash_cache *sc);
+
+/*
+ * Something may need a commit soon (user I/O, a writeback run, a
+ * message): a parked commit timer runs again.  Cheap when it runs.
+ */
+static inline void stash_md_note_io(struct stash_cache *sc)
+{
+	/* Pairs with the barrier after commit_timer_fn() parks the timer. */
+	smp_mb();
+	if (unlikely(READ_ONCE(sc->commit_timer_state) == STASH_TIMER_PARKED))
+		stash_md_wake_timer(sc);
+}
 
 /* stash-stranded.c */
 int stash_stranded_add(struct stash_cache *sc);
@@ -436,7 +460,7 @@ bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c);
 bool stash_csum_must_open(struct stash_cache *sc, cblock_t c);
 void stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 			      u64 *entry, u32 *crc);
-void stash_csum_touch_open(struct stash_cache *sc);
+u32 stash_csum_touch_open(struct stash_cache *sc);
 void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c);
 void stash_csum_committed_locked(struct stash_cache *sc, cblock_t c, u64 entry);
 int stash_csum_create(struct stash_cache *sc);

@@ -6,14 +6,26 @@
  * setting a bit never blocks or allocates.  A writeback pass works from a
  * snapshot (stash_bitmap_copy() into a second bitmap) so that the live
  * bitmap keeps changing while the pass runs.
+ *
+ * Second level: one mark per chunk of STASH_BITMAP_CHUNK_WORDS words
+ * (4096 bits), set when a bit of the chunk is set and dropped by the first
+ * search that finds the chunk empty, or by a copy from the bitmap.
+ * Searches, copies and zeroing skip unmarked chunks, so their cost follows
+ * the bits set, not the size: a pass over a few dirty blocks of a cache of
+ * 64M blocks reads a few chunks and 2 KiB of marks, not 8 MiB.  Callers
+ * may test bits in @words directly; they change them only through these
+ * calls.
  */
 #ifndef STASH_BITMAP_H
 #define STASH_BITMAP_H
 
 #include "stash-compat.h"
 
+#define STASH_BITMAP_CHUNK_WORDS	64
+
 struct stash_bitmap {
 	unsigned long *words;
+	unsigned long *chunks;	/* chunks that may have a bit set */
 	u32 nr_bits;
 	u32 nr_set;
 };
@@ -30,10 +42,10 @@ static inline bool stash_bitmap_test(const struct stash_bitmap *b, u32 i)
 bool stash_bitmap_set(struct stash_bitmap *b, u32 i);
 /* Returns true if the bit was set before. */
 bool stash_bitmap_clear(struct stash_bitmap *b, u32 i);
-/* The first set bit at or after @start, or nr_bits. */
-u32 stash_bitmap_next(const struct stash_bitmap *b, u32 start);
-/* @dst becomes a copy of @src (same size). */
-void stash_bitmap_copy(struct stash_bitmap *dst, const struct stash_bitmap *src);
+/* The first set bit at or after @start, or nr_bits (drops stale marks). */
+u32 stash_bitmap_next(struct stash_bitmap *b, u32 start);
+/* @dst becomes a copy of @src (same size); @src drops stale marks. */
+void stash_bitmap_copy(struct stash_bitmap *dst, struct stash_bitmap *src);
 void stash_bitmap_zero(struct stash_bitmap *b);
 
 #endif /* STASH_BITMAP_H */

@@ -248,19 +248,26 @@ void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c)
  * Before a clean shutdown, and each commit tick while the volume is idle:
  * every open slot's page is to be written (a commit closes the slots no
  * write reached).  Open slots are not closed while writes go on: a block
- * rewritten again and again stays open and its writes never wait.
+ * rewritten again and again stays open and its writes never wait.  A slot
+ * whose checksum is not known (open at a crash, not read since) cannot
+ * close: its page is left alone.  Returns how many slots can close.
  */
-void stash_csum_touch_open(struct stash_cache *sc)
+u32 stash_csum_touch_open(struct stash_cache *sc)
 {
 	unsigned long flags;
-	u32 i;
+	u32 i, n = 0;
 
 	if (!sc->csum_open || !READ_ONCE(sc->nr_csum_open))
-		return;
+		return 0;
 	spin_lock_irqsave(&sc->lock, flags);
-	for_each_set_bit(i, sc->csum_open, sc->nr_cblocks)
+	for_each_set_bit(i, sc->csum_open, sc->nr_cblocks) {
+		if (test_bit(i, sc->csum_unknown))
+			continue;
 		stash_map_touch(&sc->map, to_cblock(i));
+		n++;
+	}
 	spin_unlock_irqrestore(&sc->lock, flags);
+	return n;
 }
 
 /* ---- Jobs ---- */

@@ -387,3 +387,119 @@ int stash_md_page_decode_geo(const void *block,
 	}
 	return 0;
 }
+
+/*
+ * ---- Recovery rules (docs/format.md, "Recovery") ----
+ */
+
+static bool block_is_zero(const void *block)
+{
+	const u64 *w = block;
+	size_t i;
+
+	for (i = 0; i < STASH_MD_BLOCK_BYTES / sizeof(u64); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Check copy @k of @both into @c; its entries into @entries, @csums. */
+static void check_copy(const void *both, int k, const struct stash_geometry *g,
+		       u32 p, u64 nr_oblocks, u64 *entries, u32 *csums,
+		       struct stash_md_copy *c)
+{
+	const void *b = (const char *)both + k * STASH_MD_BLOCK_BYTES;
+
+	c->checked = true;
+	c->why = NULL;
+	c->blank = block_is_zero(b);
+	c->valid = !stash_md_page_decode_geo(b, g, p, nr_oblocks, &c->seq,
+					     entries, csums, &c->why);
+}
+
+/* A copy recovery may use: valid, and committed (not above @sb_seq). */
+static bool usable(const struct stash_md_copy *c, u64 sb_seq)
+{
+	return c->checked && c->valid && c->seq <= sb_seq;
+}
+
+void stash_md_pick_page(const void *both, const struct stash_geometry *g,
+			u32 p, u64 nr_oblocks, u64 sb_seq, bool check_both,
+			u64 *entries, u32 *csums, u64 *scratch,
+			u32 *csum_scratch, struct stash_md_pick *pick)
+{
+	struct stash_md_copy *c = pick->copy;
+	int k, first = -1, other;
+
+	memset(pick, 0, sizeof(*pick));
+	pick->best = -1;
+	for (k = 0; k < 2; k++)
+		stash_md_page_peek((const char *)both + k * STASH_MD_BLOCK_BYTES,
+				   &c[k].raw_index, &c[k].raw_seq);
+	/*
+	 * The copy whose header claims the newest committed version (copy 0
+	 * on a tie) is checked first; if it is usable, the other claims no
+	 * newer committed version and need not be checked.
+	 */
+	if (c[0].raw_index == p && c[0].raw_seq <= sb_seq)
+		first = 0;
+	if (c[1].raw_index == p && c[1].raw_seq <= sb_seq &&
+	    (first < 0 || c[1].raw_seq > c[0].raw_seq))
+		first = 1;
+	if (first >= 0) {
+		check_copy(both, first, g, p, nr_oblocks, entries, csums,
+			   &c[first]);
+		if (usable(&c[first], sb_seq))
+			pick->best = first;
+	}
+	/*
+	 * Otherwise the other copy, which is usable only if it claims an
+	 * older committed version (a copy that claims no committed version of
+	 * this page cannot be usable: no copy is if neither claims one).
+	 */
+	if (pick->best < 0 || check_both) {
+		/* Into the scratch buffers if @entries holds the best copy. */
+		for (k = 0; k < 2; k++) {
+			if (c[k].checked)
+				continue;
+			check_copy(both, k, g, p, nr_oblocks,
+				   pick->best < 0 ? entries : scratch,
+				   pick->best < 0 ? csums : csum_scratch, &c[k]);
+			if (pick->best >= 0 || !usable(&c[k], sb_seq))
+				continue;
+			pick->best = k;
+		}
+	}
+	if (pick->best < 0) {
+		pick->result = STASH_PICK_NO_COPY;
+		return;
+	}
+	other = 1 - pick->best;
+	/*
+	 * A commit writes a page to the copy that does not hold its newest
+	 * committed version, and a torn commit's copy is stamped above the
+	 * superblock: a damaged copy that claims this page and a sequence
+	 * above the best one's, not above the superblock's, was the newest
+	 * committed version.  The older copy may map slots reused since.
+	 */
+	if (c[other].checked && !c[other].valid &&
+	    c[other].raw_index == p && c[other].raw_seq > c[pick->best].seq &&
+	    c[other].raw_seq <= sb_seq) {
+		pick->result = STASH_PICK_NEWEST_DAMAGED;
+		return;
+	}
+	pick->result = STASH_PICK_OK;
+	pick->erase_other = c[other].raw_index == p &&
+			    c[other].raw_seq > sb_seq;
+}
+
+const char *stash_md_pick_why(const struct stash_md_pick *pick)
+{
+	const struct stash_md_copy *c = pick->copy;
+
+	if (c[1].checked && !c[1].valid)
+		return c[1].why;
+	if (c[0].checked && !c[0].valid)
+		return c[0].why;
+	return "sequence newer than the superblock's";
+}

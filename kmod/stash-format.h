@@ -240,6 +240,88 @@ int stash_md_page_decode_geo(const void *block,
  */
 void stash_md_page_peek(const void *buf, u32 *index, u64 *seq);
 
+/*
+ * ---- Recovery rules (docs/format.md, "Recovery"): the kernel's load,
+ * stashctl check and dump, and the unit tests apply these ----
+ */
+
+/* One copy of a metadata page, as recovery sees it. */
+struct stash_md_copy {
+	bool checked;		/* decoded (the common case checks one copy) */
+	bool valid;		/* checked: checksum, index and entries right */
+	bool blank;		/* checked: all zero */
+	u32 raw_index;		/* its header's fields, unvalidated */
+	u64 raw_seq;
+	u64 seq;		/* valid: its sequence */
+	const char *why;	/* checked and not valid: what is wrong */
+};
+
+enum stash_md_pick_result {
+	STASH_PICK_OK,			/* use copy ->best */
+	STASH_PICK_NO_COPY,		/* no valid copy not above the superblock */
+	STASH_PICK_NEWEST_DAMAGED,	/* refused: see stash_md_pick_page() */
+};
+
+struct stash_md_pick {
+	enum stash_md_pick_result result;
+	int best;		/* STASH_PICK_OK, NEWEST_DAMAGED: the copy used */
+	/*
+	 * STASH_PICK_OK: the other copy claims this page and a sequence above
+	 * the superblock's (a torn commit's): the kernel rewrites it with the
+	 * best copy before any commit can take that sequence again.
+	 */
+	bool erase_other;
+	struct stash_md_copy copy[2];
+};
+
+/*
+ * Step 2 of recovery for page @p, whose copies 0 and 1 are adjacent at
+ * @both, under a superblock of sequence @sb_seq: use the valid copy with
+ * the highest sequence not above the superblock's (copy 0 on a tie), its
+ * entries and checksums into @entries and @csums (@scratch and
+ * @csum_scratch: room for the other copy's).  Refused
+ * (STASH_PICK_NEWEST_DAMAGED) when the other copy fails validation but
+ * claims this page and a sequence above the used one's, not above the
+ * superblock's: it was the newest committed version (a commit never
+ * overwrites the copy of the page's last completed commit, and a torn one
+ * is stamped above the superblock), and the older copy may map slots
+ * reused since.  Only the copy that claims the newest committed version is
+ * checked when it is valid, unless @check_both (for reports).
+ */
+void stash_md_pick_page(const void *both, const struct stash_geometry *g,
+			u32 p, u64 nr_oblocks, u64 sb_seq, bool check_both,
+			u64 *entries, u32 *csums, u64 *scratch,
+			u32 *csum_scratch, struct stash_md_pick *pick);
+/* STASH_PICK_NO_COPY: the reason, as the kernel reports it. */
+const char *stash_md_pick_why(const struct stash_md_pick *pick);
+
+/* Step 4: one origin block in two slots (stash_md_dup_winner()). */
+enum stash_md_dup {
+	STASH_DUP_KEEP,		/* the slot loaded first keeps the block */
+	STASH_DUP_REPLACE,	/* the new slot takes it */
+	STASH_DUP_CORRUPT,	/* both in one commit: refused */
+};
+
+/*
+ * An origin block mapped by a slot of page sequence @held_seq (dirty:
+ * @held_dirty) is found in another slot of page sequence @seq (@dirty).
+ * After an unclean shutdown a dirty entry beats a clean one whatever
+ * their ages: an older page that still records the block dirty was not
+ * written since the block left that slot, and every flush and FUA write
+ * waited for a commit sweep that would have written it, so nothing newer
+ * than that dirty copy was made durable.  Otherwise the newer page wins.
+ */
+static inline enum stash_md_dup stash_md_dup_winner(bool unclean, u64 held_seq,
+						    bool held_dirty, u64 seq,
+						    bool dirty)
+{
+	if (held_seq == seq)
+		return STASH_DUP_CORRUPT;
+	if (unclean && held_dirty != dirty)
+		return dirty ? STASH_DUP_REPLACE : STASH_DUP_KEEP;
+	return seq > held_seq ? STASH_DUP_REPLACE : STASH_DUP_KEEP;
+}
+
 static inline u64 stash_md_entry(bool valid, bool dirty, u64 oblock)
 {
 	if (!valid)

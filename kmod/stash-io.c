@@ -146,27 +146,29 @@ static void queue_bio(struct stash_cache *sc, struct bio_list *list,
  * covers its block: decide whether to bring the block in and, if so, take
  * a slot.  Returns the (busy) slot or STASH_NO_CBLOCK.
  *
- * The promotion filter keeps one-off blocks from displacing the hot set.
- * While free slots remain nothing can be displaced, so the first miss
- * promotes (it is still recorded, and counts once the cache is full).
+ * The decision is stash_policy_decide()'s (stash-policy.c), which the
+ * policy simulator (bench/sim) runs too: the promotion filter keeps one-off
+ * blocks from displacing the hot set; while free slots remain nothing can
+ * be displaced, so the first miss promotes.  What only the module knows,
+ * a failed cache and writes in flight, comes in as @blocked.
  */
 static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
 				      bool sequential)
 {
+	bool blocked = stash_cache_failed(sc) || sc->wip[wip_slot_of(ob)];
 	cblock_t c;
 	u64 evicted;
 
-	if (sequential) {
+	switch (stash_policy_decide(&sc->filter, &sc->map, ob, sequential,
+				    blocked)) {
+	case STASH_PROMOTE_BYPASS:
 		sc->stats.bypassed++;
 		return STASH_NO_CBLOCK;
+	case STASH_PROMOTE_NO:
+		return STASH_NO_CBLOCK;
+	case STASH_PROMOTE_YES:
+		break;
 	}
-	if (stash_cache_failed(sc))
-		return STASH_NO_CBLOCK;
-	if (sc->wip[wip_slot_of(ob)])
-		return STASH_NO_CBLOCK;
-	if (!stash_filter_check_and_record(&sc->filter, ob) &&
-	    !stash_map_has_free(&sc->map))
-		return STASH_NO_CBLOCK;
 
 	c = stash_map_alloc(&sc->map, ob, &evicted);
 	if (cblock_is_valid(c) && evicted != STASH_NO_OBLOCK)
@@ -1424,8 +1426,14 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 	pb_of(bio)->recheck = false;
 	pb_of(bio)->open_wait = false;
 
-	if (time_after(jiffies, READ_ONCE(sc->last_io)))
+	/*
+	 * Once per jiffy: the commit timer parks only when last_io is two
+	 * periods old, so I/O in the same jiffy need not look at it.
+	 */
+	if (time_after(jiffies, READ_ONCE(sc->last_io))) {
 		WRITE_ONCE(sc->last_io, jiffies);
+		stash_md_note_io(sc);
+	}
 	if (cut_or_pass_run(sc, bio)) {
 		remap_to_origin(sc, bio);
 		return DM_MAPIO_REMAPPED;

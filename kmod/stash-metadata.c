@@ -144,7 +144,8 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
-	u32 p;
+	/* Both copies of a page are neighbours: md_buf takes this many. */
+	u32 chunk = max_t(u32, sc->md_buf_pages / 2, 1), p, i, n;
 	int r = -ENOMEM;
 
 	if (!zero)
@@ -153,21 +154,20 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	sb->seq = 1;
 	sb->flags = STASH_SB_FLAG_CLEAN;
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
-	for (p = 0; p < sb->geo.md_pages; p++) {
-		stash_md_page_encode_geo(sc->md_sb_buf, &sb->geo, p, 1, zero,
-					 no_csums);
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf,
+	r = 0;
+	for (p = 0; p < sb->geo.md_pages && !r; p += n) {
+		n = min(chunk, sb->geo.md_pages - p);
+		for (i = 0; i < n; i++) {
+			void *copy0 = sc->md_buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
+
+			stash_md_page_encode_geo(copy0, &sb->geo, p + i, 1, zero,
+						 no_csums);
+			/* Copy 1 holds nothing valid: zero it. */
+			memset(copy0 + STASH_MD_BLOCK_BYTES, 0, STASH_MD_BLOCK_BYTES);
+		}
+		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_buf,
 			  stash_md_page_sector(&sb->geo, p, 0),
-			  STASH_MD_BLOCK_SECTORS);
-		if (r)
-			break;
-		/* Copy 1 holds nothing valid: zero it. */
-		memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf,
-			  stash_md_page_sector(&sb->geo, p, 1),
-			  STASH_MD_BLOCK_SECTORS);
-		if (r)
-			break;
+			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
 	}
 	kfree(zero);
 	if (r)
@@ -617,54 +617,37 @@ void stash_md_destroy(struct stash_cache *sc)
  */
 
 /*
- * Per page of metadata: which copy to trust, and its entries.
- *
- * A commit writes a page to the copy that does not hold the page's newest
- * committed version, so a committed copy is only ever overwritten by a
- * later commit of that page.  Hence:
- *  - a copy whose sequence is above the superblock's was left by a commit
- *    cut short: it is rewritten here with the committed copy, so that no
- *    later commit (which may take that sequence again, or pass it) can
- *    make it current, valid or torn;
- *  - a damaged copy that claims a sequence above the other copy's and not
- *    above the superblock's was the newest committed version: the older
- *    copy may map slots reused since, or miss dirty blocks, so the cache
- *    is refused.
+ * Per page of metadata: which copy to trust, and its entries (the rules:
+ * stash_md_pick_page()).  A copy that a torn commit left (stamped above
+ * the superblock) is rewritten here with the committed copy, so that no
+ * later commit (which may take that sequence again, or pass it) can make
+ * it current, valid or torn.
  */
 static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		     u32 *csums, u64 *page_seq, u64 *scratch, u32 *csum_scratch)
 {
-	u64 seq[2] = { 0, 0 }, claim;
-	const char *why = "sequence newer than the superblock's";
-	bool ok[2];
-	int k, best = -1, other;
-	u32 index;
+	struct stash_md_pick pick;
+	int best, other;
 
-	for (k = 0; k < 2; k++) {
-		ok[k] = !stash_md_page_decode_geo(both + k * STASH_MD_BLOCK_BYTES,
-						 &sc->geo, p, sc->nr_oblocks,
-						 &seq[k], k ? scratch : entries,
-						 k ? csum_scratch : csums,
-						 &why) &&
-			seq[k] <= sc->sb.seq;
-		if (ok[k] && (best < 0 || seq[k] > seq[best]))
-			best = k;
-	}
-	if (best < 0) {
-		DMERR("metadata page %u: no valid copy (%s)", p, why);
+	stash_md_pick_page(both, &sc->geo, p, sc->nr_oblocks, sc->sb.seq, false,
+			   entries, csums, scratch, csum_scratch, &pick);
+	best = pick.best;
+	switch (pick.result) {
+	case STASH_PICK_OK:
+		break;
+	case STASH_PICK_NO_COPY:
+		DMERR("metadata page %u: no valid copy (%s)", p,
+		      stash_md_pick_why(&pick));
+		return -EINVAL;
+	case STASH_PICK_NEWEST_DAMAGED:
+		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
+		      p, pick.copy[1 - best].raw_seq);
+		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
+		      p, pick.copy[best].seq);
 		return -EINVAL;
 	}
 	other = 1 - best;
-	stash_md_page_peek(both + other * STASH_MD_BLOCK_BYTES, &index, &claim);
-	if (!ok[other] && index == p && claim > seq[best] &&
-	    claim <= sc->sb.seq) {
-		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
-		      p, claim);
-		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
-		      p, seq[best]);
-		return -EINVAL;
-	}
-	if (index == p && claim > sc->sb.seq) {
+	if (pick.erase_other) {
 		int r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE,
 			      both + best * STASH_MD_BLOCK_BYTES,
 			      stash_md_page_sector(&sc->geo, p, other),
@@ -675,25 +658,26 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 			return r;
 		}
 	}
-	if (best == 1) {
-		memcpy(entries, scratch, sizeof(u64) * sc->geo.entries_per_page);
-		memcpy(csums, csum_scratch, sizeof(u32) * sc->geo.entries_per_page);
-	}
 	if (best)
 		__set_bit(p, sc->md_page_loc);
-	*page_seq = seq[best];
+	*page_seq = pick.copy[best].seq;
 	return 0;
 }
 
 /*
- * Map @c to @ob; a second mapping of @ob is resolved by page sequence (the
- * newer page wins), except that after an unclean shutdown a dirty entry
- * beats a clean one whatever their ages.  An older page that still records
- * a block dirty was not written since the block left that slot (its
- * invalidation or writeback); every completed flush and FUA write waited
- * for a commit sweep that would have written it (stash_md_drops_covered()),
- * so nothing newer than that dirty copy was made durable, while a newer
- * clean entry says nothing of what the origin holds durably.  The clean
+ * The load dropped the entry of slot @c: its page is written at the resume
+ * commit.  (The map itself touches no page while it loads.)
+ */
+static void load_drop(struct stash_cache *sc, u32 c)
+{
+	stash_bitmap_set(&sc->md_touched, c / sc->geo.entries_per_page);
+}
+
+/*
+ * Map @c to @ob; a second mapping of @ob is resolved by
+ * stash_md_dup_winner() (the newer page wins, except that after an unclean
+ * shutdown a dirty entry beats a clean one: the sweeps that flushes and
+ * FUA writes wait for, stash_md_drops_covered(), are why).  The clean
  * entries are dropped afterwards (drop_clean()).
  */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
@@ -707,23 +691,26 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 	other = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(other)) {
 		u32 o = from_cblock(other);
-		u64 oseq = entry_seq_of_page[o / sc->geo.entries_per_page];
-		bool odirty = stash_bitmap_test(&sc->dirty, o);
 
-		if (oseq == seq) {
+		/* The loser's page is written again (see load_metadata()). */
+		switch (stash_md_dup_winner(unclean,
+					    entry_seq_of_page[o / sc->geo.entries_per_page],
+					    stash_bitmap_test(&sc->dirty, o),
+					    seq, dirty)) {
+		case STASH_DUP_CORRUPT:
 			DMERR("metadata maps origin block %llu twice in one commit",
 			      from_oblock(ob));
 			return -EINVAL;
-		}
-		if (unclean && odirty != dirty) {
-			if (odirty)
-				return 0;	/* the dirty entry wins */
-		} else if (oseq > seq) {
-			return 0;	/* the newer page wins */
+		case STASH_DUP_KEEP:
+			load_drop(sc, c);
+			return 0;
+		case STASH_DUP_REPLACE:
+			break;
 		}
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
 		stash_map_invalidate(&sc->map, other);
+		load_drop(sc, o);
 	}
 	if (stash_map_load(&sc->map, to_cblock(c), ob))
 		return -EINVAL;
@@ -743,8 +730,10 @@ static void drop_clean(struct stash_cache *sc)
 
 	for (c = 0; c < sc->nr_cblocks; c++)
 		if ((sc->map.entries[c].flags & SE_ALLOC) &&
-		    !stash_bitmap_test(&sc->dirty, c))
+		    !stash_bitmap_test(&sc->dirty, c)) {
 			stash_map_invalidate(&sc->map, to_cblock(c));
+			load_drop(sc, c);
+		}
 }
 
 /*
@@ -806,8 +795,13 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		r = -ENOMEM;
 		goto out;
 	}
-	/* Read both copies of as many pages as md_buf holds at a time. */
+	/*
+	 * Read both copies of as many pages as md_buf holds at a time.  The
+	 * map touches no page while it loads: the pages already say what it
+	 * loads (load_drop() marks those that do not).
+	 */
 	*map_touched = true;
+	sc->map.touched = NULL;
 	chunk = max_t(u32, sc->md_buf_pages / 2, 1);
 	for (p = 0; p < pages && !r; p += chunk) {
 		u32 n = min(chunk, pages - p);
@@ -839,13 +833,14 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	if (!r && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
+	sc->map.touched = &sc->md_touched;
 	/*
-	 * The resume commit rewrites every page from what was loaded, so
-	 * entries dropped above (clean ones after a crash, older duplicates)
-	 * cannot come back at a later load.
+	 * The pages of the entries dropped above (clean ones after a crash,
+	 * older duplicates) are touched: the resume commit writes them from
+	 * what was loaded, so that those entries cannot come back at a later
+	 * load.  The other pages say what the map holds already: a clean
+	 * resume writes none, whatever the size of the cache.
 	 */
-	for (p = 0; p < pages; p++)
-		stash_bitmap_set(&sc->md_touched, p);
 out:
 	kvfree(page_seq);
 	kfree(csum_scratch);
@@ -1349,6 +1344,18 @@ fail_waiters:
 	return r;
 }
 
+static unsigned long commit_period(struct stash_cache *sc)
+{
+	return msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
+}
+
+/* Pages to write, or written-back blocks to record clean. */
+static bool md_work_left(struct stash_cache *sc)
+{
+	return READ_ONCE(sc->md_touched.nr_set) ||
+	       READ_ONCE(sc->md_unflushed.nr_set);
+}
+
 static void commit_work_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(ws, struct stash_cache,
@@ -1356,6 +1363,9 @@ static void commit_work_fn(struct work_struct *ws)
 
 	while (stash_md_commit(sc, false) == -EAGAIN)
 		cond_resched();
+	/* Pages left (an origin flush failed, say): a parked timer retries. */
+	if (md_work_left(sc))
+		stash_md_note_io(sc);
 }
 
 /*
@@ -1381,23 +1391,80 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 	queue_work(sc->commit_wq, &sc->commit_work);
 }
 
-/* Periodic commit: bounds what is at risk between flushes. */
+/*
+ * Periodic commit: bounds what is at risk between flushes.  An idle volume
+ * with nothing to commit parks the timer rather than wake up every period
+ * for nothing; the next I/O, writeback run or message starts it again
+ * (stash_md_note_io()), and so does a commit that leaves work behind.
+ * Nothing waits for the timer: flushes and FUA writes start their own
+ * commits.
+ */
 static void commit_timer_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
 					      struct stash_cache, commit_timer);
-	unsigned long quiet = 2 * msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
-	bool changed;
+	unsigned long quiet = 2 * commit_period(sc), flags;
+	bool changed, idle, parked = false;
 
-	/* Idle: the slots left open by checksummed writes close now. */
-	if (time_after(jiffies, READ_ONCE(sc->last_io) + quiet))
+	if (READ_ONCE(sc->commit_timer_state) == STASH_TIMER_STOPPED)
+		return;
+	idle = time_after(jiffies, READ_ONCE(sc->last_io) + quiet);
+	/*
+	 * Idle: the slots left open by checksummed writes close now (their
+	 * pages are touched, so the timer runs until they are).
+	 */
+	if (idle)
 		stash_csum_touch_open(sc);
-	changed = READ_ONCE(sc->md_touched.nr_set) ||
-		  READ_ONCE(sc->md_unflushed.nr_set);
+	changed = md_work_left(sc);
 	if (changed)
 		queue_work(sc->commit_wq, &sc->commit_work);
-	queue_delayed_work(sc->wb_wq, &sc->commit_timer,
-			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	if (sc->commit_timer_state == STASH_TIMER_RUNNING) {
+		if (idle && !changed && !work_busy(&sc->commit_work)) {
+			sc->commit_timer_state = STASH_TIMER_PARKED;
+			parked = true;
+		} else {
+			queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+					   commit_period(sc));
+		}
+	}
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
+	if (!parked)
+		return;
+	/*
+	 * Pairs with stash_md_note_io(): I/O that came meanwhile saw the
+	 * timer running, so look again.
+	 */
+	smp_mb();
+	if (!time_after(jiffies, READ_ONCE(sc->last_io) + quiet) ||
+	    md_work_left(sc))
+		stash_md_wake_timer(sc);
+}
+
+void stash_md_wake_timer(struct stash_cache *sc)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	if (sc->commit_timer_state == STASH_TIMER_PARKED) {
+		sc->commit_timer_state = STASH_TIMER_RUNNING;
+		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+				   commit_period(sc));
+	}
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
+}
+
+/* Start (RUNNING) or stop (STOPPED) the commit timer. */
+static void set_timer_state(struct stash_cache *sc, int state)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->timer_lock, flags);
+	sc->commit_timer_state = state;
+	if (state == STASH_TIMER_RUNNING)
+		queue_delayed_work(sc->wb_wq, &sc->commit_timer,
+				   commit_period(sc));
+	spin_unlock_irqrestore(&sc->timer_lock, flags);
 }
 
 /*
@@ -1439,8 +1506,7 @@ int stash_md_resume(struct stash_cache *sc)
 		r = stash_md_commit(sc, false);
 	if (r)
 		return r;
-	queue_delayed_work(sc->wb_wq, &sc->commit_timer,
-			   msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms)));
+	set_timer_state(sc, STASH_TIMER_RUNNING);
 	return 0;
 }
 
@@ -1449,6 +1515,8 @@ void stash_md_suspend(struct stash_cache *sc)
 {
 	int r;
 
+	/* Stopped, nothing queues it again (stash_md_wake_timer()). */
+	set_timer_state(sc, STASH_TIMER_STOPPED);
 	cancel_delayed_work_sync(&sc->commit_timer);
 	flush_work(&sc->commit_work);
 	if (!sc->md_loaded)
@@ -1462,6 +1530,7 @@ void stash_md_suspend(struct stash_cache *sc)
 
 void stash_md_init_work(struct stash_cache *sc)
 {
+	spin_lock_init(&sc->timer_lock);
 	INIT_WORK(&sc->commit_work, commit_work_fn);
 	INIT_DELAYED_WORK(&sc->commit_timer, commit_timer_fn);
 }

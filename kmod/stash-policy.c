@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Promotion filter and sequential detector (see stash-policy.h).
+ * Promotion filter, sequential detector and the promotion decision (see
+ * stash-policy.h).
  */
 #include "stash-policy.h"
 
@@ -83,6 +84,20 @@ bool stash_filter_check_and_record(struct stash_filter *f, oblock_t ob)
 	__set_bit(h2, cur);
 	f->inserted++;
 	return false;
+}
+
+enum stash_promote stash_policy_decide(struct stash_filter *f,
+				       const struct stash_map *m, oblock_t ob,
+				       bool sequential, bool blocked)
+{
+	if (sequential)
+		return STASH_PROMOTE_BYPASS;
+	if (blocked)
+		return STASH_PROMOTE_NO;
+	/* Record the miss even while slots are free: it counts once full. */
+	if (stash_filter_check_and_record(f, ob) || stash_map_has_free(m))
+		return STASH_PROMOTE_YES;
+	return STASH_PROMOTE_NO;
 }
 
 void stash_seq_init(struct stash_seq *s, u64 cutoff_sectors)

@@ -13,6 +13,10 @@
  *   which has already moved more than the cutoff is "sequential" and is
  *   neither promoted nor allowed to allocate (it bypasses the cache).
  *
+ * - The promotion decision, stash_policy_decide(): the one rule both the
+ *   module's miss paths (stash-io.c) and the policy simulator (bench/sim)
+ *   apply, so that the simulator measures the module's policy, not a copy.
+ *
  * Pure logic like stash-map.c: the caller serialises calls.
  */
 #ifndef STASH_POLICY_H
@@ -59,5 +63,25 @@ bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors);
  * @sector, without accounting it.
  */
 bool stash_seq_peek(const struct stash_seq *s, u64 sector, u32 nr_sectors);
+
+enum stash_promote {
+	STASH_PROMOTE_BYPASS,	/* sequential: around the cache, not recorded */
+	STASH_PROMOTE_NO,	/* not now */
+	STASH_PROMOTE_YES,	/* take a slot: stash_map_alloc() */
+};
+
+/*
+ * The promotion decision on a miss of @ob that could bring the block in (a
+ * read miss, or a write-through miss covering its block):
+ *  - @sequential (stash_seq_is_sequential() said so): bypass;
+ *  - @blocked (the caller cannot fill the block now: the cache failed, or
+ *    a write to the block is in flight): no, and the miss is not recorded;
+ *  - otherwise the miss is recorded in the promotion filter, and the block
+ *    is promoted if it missed recently too, or if the map still has a free
+ *    slot (nothing can be displaced: the first miss promotes).
+ */
+enum stash_promote stash_policy_decide(struct stash_filter *f,
+				       const struct stash_map *m, oblock_t ob,
+				       bool sequential, bool blocked);
 
 #endif /* STASH_POLICY_H */

@@ -937,6 +937,7 @@ void stash_invalidate_clean(struct stash_cache *sc)
 		}
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
+	stash_md_note_io(sc);
 }
 
 int stash_set_tunable(struct stash_cache *sc, const char *key,
@@ -991,6 +992,7 @@ int stash_set_mode(struct stash_cache *sc, const char *name)
 	}
 	WRITE_ONCE(sc->mode, mode);
 	stash_wb_kick(sc);
+	stash_md_note_io(sc);
 	return 0;
 }
 

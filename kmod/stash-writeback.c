@@ -65,6 +65,29 @@ void stash_wb_request_drain(struct stash_cache *sc)
 	stash_wb_kick(sc);
 }
 
+/*
+ * The cache is clean: free the run buffers beyond slot 0's (see
+ * get_run_slot()).  Each slot is claimed while its buffer goes.
+ */
+static void trim_run_buffers(struct stash_cache *sc)
+{
+	u32 slot;
+
+	for (slot = 1; slot < STASH_WB_SLOTS; slot++) {
+		struct stash_wb_run *run = sc->wb_runs[slot];
+
+		if (!READ_ONCE(run->buf) ||
+		    !test_and_clear_bit(slot, &sc->wb_slots_free))
+			continue;
+		vfree(run->buf);
+		WRITE_ONCE(run->buf, NULL);
+		/* The slot is released after its buffer is gone. */
+		smp_mb__before_atomic();
+		set_bit(slot, &sc->wb_slots_free);
+		wake_up(&sc->wb_wait);
+	}
+}
+
 /* Periodic while blocks are dirty; never runs on a clean cache. */
 static void waker_fn(struct work_struct *ws)
 {
@@ -85,6 +108,7 @@ static void waker_fn(struct work_struct *ws)
 		/* A flush parked while a back-off held the pass back. */
 		if (flushes)
 			stash_wb_kick(sc);
+		trim_run_buffers(sc);
 		return;
 	}
 	stash_wb_kick(sc);
@@ -176,9 +200,6 @@ static void run_finish(struct stash_wb_run *run)
 	if (run->failed)
 		DMERR_LIMIT("writeback of %u blocks at origin block %llu failed; they stay dirty",
 			    run->nr_blocks, run->first_oblock);
-	set_bit(run->slot, &sc->wb_slots_free);
-	atomic_dec(&sc->wb_inflight);
-	wake_up(&sc->wb_wait);
 	if (kick)
 		stash_kick_worker(sc);
 	/*
@@ -187,6 +208,17 @@ static void run_finish(struct stash_wb_run *run)
 	 */
 	if (kick && !sc->is_volatile && !run->failed)
 		queue_work(sc->commit_wq, &sc->commit_work);
+	/* The blocks cleaned are recorded by a commit of the timer. */
+	stash_md_note_io(sc);
+	/*
+	 * Last: the slot (and @run) may be the next run's at once, and
+	 * suspend (stash_wb_stop()) waits for no run in flight before it
+	 * stops the commits.  The reads of @run above come first.
+	 */
+	smp_mb__before_atomic();
+	set_bit(run->slot, &sc->wb_slots_free);
+	atomic_dec(&sc->wb_inflight);
+	wake_up(&sc->wb_wait);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -219,18 +251,70 @@ static void run_read_done(unsigned long error, void *context)
 		complete(&run->reads_done);
 }
 
+static size_t wb_buf_bytes(struct stash_cache *sc)
+{
+	return max_t(size_t, sc->block_sectors << SECTOR_SHIFT,
+		     STASH_WB_RUN_BYTES);
+}
+
+/* A free run slot that has its buffer (slot 0's always has). */
+static bool wb_buffered_slot_free(struct stash_cache *sc)
+{
+	u32 slot;
+
+	for_each_set_bit(slot, &sc->wb_slots_free, STASH_WB_SLOTS)
+		if (READ_ONCE(sc->wb_runs[slot]->buf))
+			return true;
+	return false;
+}
+
+/*
+ * Claim a run slot, one of at most tunables.wb_inflight in flight.  Only
+ * slot 0's buffer is allocated with the table, which is enough for
+ * writeback to go on; the others are allocated when a pass has more runs
+ * in flight (no retries: without memory it waits for a run with a buffer
+ * to end) and freed once the cache is clean (trim_run_buffers()), so
+ * a volume that is not writing back keeps one buffer, not
+ * STASH_WB_SLOTS.  A claimed slot's buffer is the claimer's to change.
+ */
 static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 {
+	struct stash_wb_run *run;
 	u32 slot;
 
 	wait_event(sc->wb_wait, atomic_read(&sc->wb_inflight) <
 				READ_ONCE(sc->tun.wb_inflight));
 	atomic_inc(&sc->wb_inflight);
 	for (;;) {
-		slot = find_first_bit(&sc->wb_slots_free, STASH_WB_SLOTS);
-		if (slot < STASH_WB_SLOTS &&
-		    test_and_clear_bit(slot, &sc->wb_slots_free))
-			return sc->wb_runs[slot];
+		run = NULL;
+		for_each_set_bit(slot, &sc->wb_slots_free, STASH_WB_SLOTS) {
+			if (READ_ONCE(sc->wb_runs[slot]->buf) &&
+			    test_and_clear_bit(slot, &sc->wb_slots_free)) {
+				run = sc->wb_runs[slot];
+				break;
+			}
+		}
+		if (!run) {
+			slot = find_first_bit(&sc->wb_slots_free, STASH_WB_SLOTS);
+			if (slot >= STASH_WB_SLOTS) {
+				/* trim_run_buffers() holds the free one a moment. */
+				wait_event(sc->wb_wait, READ_ONCE(sc->wb_slots_free));
+				continue;
+			}
+			if (!test_and_clear_bit(slot, &sc->wb_slots_free))
+				continue;
+			run = sc->wb_runs[slot];
+		}
+		if (run->buf)
+			return run;
+		run->buf = __vmalloc(wb_buf_bytes(sc),
+				     GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN);
+		if (run->buf)
+			return run;
+		/* Released as it was claimed, without a buffer. */
+		smp_mb__before_atomic();
+		set_bit(slot, &sc->wb_slots_free);
+		wait_event(sc->wb_wait, wb_buffered_slot_free(sc));
 	}
 }
 
@@ -674,10 +758,9 @@ void stash_wb_start(struct stash_cache *sc)
 int stash_wb_create(struct stash_cache *sc)
 {
 	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
-	size_t buf_bytes = max_t(size_t, block_bytes, STASH_WB_RUN_BYTES);
 	u32 i;
 
-	sc->run_max_blocks = buf_bytes / block_bytes;
+	sc->run_max_blocks = wb_buf_bytes(sc) / block_bytes;
 	stash_md_init_work(sc);
 	atomic_set(&sc->wb_inflight, 0);
 	init_waitqueue_head(&sc->wb_wait);
@@ -705,9 +788,12 @@ int stash_wb_create(struct stash_cache *sc)
 		sc->wb_runs[i] = run;
 		run->sc = sc;
 		run->slot = i;
-		run->buf = __vmalloc(buf_bytes, STASH_GFP_TABLE);
-		if (!run->buf)
-			goto bad;
+		/* The others when a pass needs them (get_run_slot()). */
+		if (!i) {
+			run->buf = __vmalloc(wb_buf_bytes(sc), STASH_GFP_TABLE);
+			if (!run->buf)
+				goto bad;
+		}
 		set_bit(i, &sc->wb_slots_free);
 	}
 	/* Writeback, commits and the two timers may all run at once. */

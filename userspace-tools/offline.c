@@ -226,16 +226,6 @@ static void *calloc_or_die(size_t n, size_t size)
 	return p;
 }
 
-static bool block_is_zero(const uint8_t *b)
-{
-	size_t i;
-
-	for (i = 0; i < STASH_MD_BLOCK_BYTES; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* ------------------------------------------------------------------
  * Recovery, as the kernel does it
  * ------------------------------------------------------------------
@@ -338,31 +328,23 @@ static bool scan_superblock(struct scan *s)
 }
 
 /*
- * Step 2, page @page whose copy @best is the one to use: is its other copy
- * damaged but, by its own header, the page's newest committed version?  A
- * commit writes a page to the copy that does not hold its newest committed
- * version, so a completed commit's copy is never overwritten by the next
- * commit of that page, and a torn commit's copy has a sequence above the
- * superblock's.  A damaged copy with index @page and a sequence above
- * @best's, not above the superblock's, is then the newest committed
- * version: copy @best is older and may map slots reused since (or miss
- * dirty blocks), so the kernel refuses the cache.  Reports it.
+ * Step 2, page @page refused because its copy @best is older than its
+ * other copy, which is damaged but, by its own header, the page's newest
+ * committed version (stash_md_pick_page()): copy @best may map slots
+ * reused since (or miss dirty blocks), so the kernel refuses the cache.
+ * Reports it.
  */
-static bool newest_damaged(struct scan *s, uint32_t page, struct page_copy *c,
+static void newest_damaged(struct scan *s, uint32_t page, struct page_copy *c,
 			   int best)
 {
 	struct page_copy *d = &c[1 - best];
 
-	if (d->valid || d->blank || d->raw_index != page ||
-	    d->raw_seq <= c[best].seq || d->raw_seq > s->sb.seq)
-		return false;
 	d->newest = true;
 	problem(s, SEV_CORRUPT, "metadata page %u: its newest copy (copy %d, "
 		"sequence %llu, not above the superblock's %llu: committed) is "
 		"damaged: %s; copy %d (sequence %llu) is older and may map slots "
 		"reused since, or miss dirty blocks: the kernel refuses the cache",
 		page, 1 - best, d->raw_seq, s->sb.seq, d->why, best, c[best].seq);
-	return true;
 }
 
 /* Step 2: every page's copy in use, and the entries of that copy. */
@@ -396,44 +378,44 @@ static bool scan_pages(struct scan *s)
 		for (i = 0; i < n; i++) {
 			uint32_t page = p + i;
 			struct page_copy *c = s->pages[page];
-			int best = -1;
+			struct stash_md_pick pick;
+			int best;
 
+			/* The kernel's rules, both copies checked to report them. */
+			stash_md_pick_page(buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES,
+					   g, page, s->nr_oblocks, s->sb.seq, true,
+					   s->entries + (size_t)page * epp,
+					   s->csums + (size_t)page * epp, tmp,
+					   csums, &pick);
 			for (k = 0; k < 2; k++) {
-				const uint8_t *b = buf + ((size_t)i * 2 + k) *
-						   STASH_MD_BLOCK_BYTES;
+				const struct stash_md_copy *m = &pick.copy[k];
 
-				c[k].blank = block_is_zero(b);
+				c[k].blank = m->blank;
+				c[k].valid = m->valid;
 				c[k].newest = false;
-				c[k].why = NULL;
-				stash_md_page_peek(b, &c[k].raw_index, &c[k].raw_seq);
-				c[k].valid = !stash_md_page_decode_geo(b, g, page,
-								       s->nr_oblocks,
-								       &c[k].seq, tmp,
-								       csums, &c[k].why);
+				c[k].seq = m->seq;
+				c[k].why = m->why;
+				c[k].raw_index = m->raw_index;
+				c[k].raw_seq = m->raw_seq;
 				if (c[k].valid && c[k].seq > s->sb.seq)
 					s->uncommitted++;
-				if (!c[k].valid || c[k].seq > s->sb.seq)
-					continue;
-				if (best < 0 || c[k].seq > c[best].seq) {
-					best = k;
-					memcpy(s->entries + (size_t)page * epp, tmp,
-					       sizeof(u64) * epp);
-					memcpy(s->csums + (size_t)page * epp, csums,
-					       sizeof(u32) * epp);
-				}
 			}
+			best = pick.best;
 			s->page_use[page] = (int8_t)best;
-			if (best < 0) {
+			if (pick.result == STASH_PICK_NO_COPY) {
 				problem(s, SEV_CORRUPT, "metadata page %u: no valid copy "
 					"(copy 0: %s; copy 1: %s): the kernel refuses the cache",
 					page, c[0].valid ? "newer than the superblock" :
 					c[0].blank ? "all zero" : c[0].why,
 					c[1].valid ? "newer than the superblock" :
 					c[1].blank ? "all zero" : c[1].why);
+				memset(s->entries + (size_t)page * epp, 0,
+				       sizeof(u64) * epp);
 				ok = false;
 				continue;
 			}
-			if (newest_damaged(s, page, c, best)) {
+			if (pick.result == STASH_PICK_NEWEST_DAMAGED) {
+				newest_damaged(s, page, c, best);
 				memset(s->entries + (size_t)page * epp, 0,
 				       sizeof(u64) * epp);
 				s->page_use[page] = -1;
@@ -442,8 +424,8 @@ static bool scan_pages(struct scan *s)
 			}
 			/*
 			 * Format writes copy 0 with sequence 1 and zeroes copy 1;
-			 * the first commit after it (the first resume) writes every
-			 * page's copy 1.  A blank copy is damage later.
+			 * the first commit that changes the page writes its copy
+			 * 1.  A blank copy is damage later.
 			 */
 			for (k = 0; k < 2; k++) {
 				if (k == best)
@@ -529,10 +511,11 @@ static bool recover(struct scan *s)
 			bool hd = s->entries[holder] & STASH_MD_DIRTY;
 			bool cd = s->entries[cb] & STASH_MD_DIRTY;
 			bool by_dirt = !clean && hd != cd;
-			uint32_t win = by_dirt ? (cd ? cb : holder) :
-				       cs > hs ? cb : holder;
+			enum stash_md_dup d = stash_md_dup_winner(!clean, hs, hd,
+								  cs, cd);
+			uint32_t win = d == STASH_DUP_REPLACE ? cb : holder;
 
-			if (hs == cs) {
+			if (d == STASH_DUP_CORRUPT) {
 				problem(s, SEV_CORRUPT, "origin block %" PRIu64 " is mapped "
 					"by slots %u and %u in one commit (sequence %llu"
 					"): the kernel refuses the cache", refs[i].oblock,

@@ -7,16 +7,20 @@
  * the clock can be tuned without a VM.
  *
  * The read path is the one in kmod/stash-io.c (stash_read() and
- * promote_decide_locked()), minus the I/O, with fills completing at once:
+ * promote_decide_locked()), minus the I/O, with fills completing at once.
+ * The promotion decision itself is the module's function,
+ * stash_policy_decide() in kmod/stash-policy.c, not a restatement:
  *
  *   seq = stash_seq_is_sequential(&seq, ob * 8, 8);     4 KiB blocks
  *   c = stash_map_lookup(&map, ob);
  *   hit:  entry->flags |= SE_REF
- *   miss: sequential -> bypass;
- *         else if stash_filter_check_and_record(&filter, ob) or
- *                 stash_map_has_free(&map):
- *              c = stash_map_alloc(&map, ob, &evicted);
+ *   miss: stash_policy_decide(&filter, &map, ob, seq, false):
+ *         BYPASS (sequential) or NO: nothing;
+ *         YES: c = stash_map_alloc(&map, ob, &evicted);
  *              entry->flags |= SE_VALID; stash_map_release(&map, c, true);
+ *
+ * (The module's "blocked" input, a failed cache or a write in flight to
+ * the block, is always false here: the traces are reads.)
  *
  * Traces (all reads of one 4 KiB block):
  *   uniform    uniform over the origin
@@ -32,6 +36,15 @@
  *              sequential scan of --scan-blocks blocks from a random offset,
  *              then zipf again ("post-scan"), measured in windows to show how
  *              fast the hit ratio recovers.
+ *   zipf-scans zipf with repeated scans: after every --scan-every zipf reads,
+ *              a sequential scan of --scan-blocks blocks from a random offset
+ *   shift      zipf whose hot set moves: every --shift-every reads every
+ *              rank's block is shifted by a new random offset (mod origin),
+ *              so the new hot blocks are mostly cold ones of before
+ *   loop-seq   a loop over blocks 0..--loop-blocks-1, in order (the
+ *              sequential cutoff sees it)
+ *   loop-rand  a loop over the same blocks in a fixed random order (the
+ *              cutoff does not)
  *
  * The oracle figure is the best a static cache of the same size could do
  * on the measured trace: the share of accesses that went to the cache-size
@@ -51,7 +64,20 @@
  *         start: a miss replaces the cached block with the fewest accesses
  *         if it has more (ties stay); an upper bound for frequency-based
  *         policies that keep their history in bounded RAM
- * Both promote sequential reads too: the sequential cutoff is the module's.
+ *   arc   ARC (Megiddo and Modha, FAST 2003): T1/T2 with ghost lists B1/B2
+ *         and the adaptive target p
+ * They promote sequential reads too: the sequential cutoff is the module's.
+ *
+ * --table LABEL replays one trace, generated once, through the module's
+ * policy, lru, arc and lfu, and through Belady's OPT: the offline optimum,
+ * with bypass (on a miss with the cache full, whichever of the cached
+ * blocks and the incoming one is next read farthest in the future stays
+ * out), from next-use indexes over the whole trace and a heap (n log n).
+ * It prints one markdown row of hit ratios after the warm-up, and exits 3
+ * if any policy had more hits than OPT over the whole trace (a self-check:
+ * OPT is optimal over the trace it sees; over the measured phase alone a
+ * policy may come out a hair above it, as on a loop, where which blocks
+ * a policy keeps decides how the phase's partial pass counts).
  *
  * Output is a human-readable report, or one table row (--brief) under a
  * header line (--header) for "make run".
@@ -72,10 +98,11 @@
 #define FIO_ZIPF_MAX_GEN	10000000ull
 #define RECOVERY_POINTS		0.05
 
-enum trace_kind { TRACE_UNIFORM, TRACE_ZIPF, TRACE_ZIPF_SCAN };
+enum trace_kind { TRACE_UNIFORM, TRACE_ZIPF, TRACE_ZIPF_SCAN, TRACE_ZIPF_SCANS,
+		  TRACE_SHIFT, TRACE_LOOP_SEQ, TRACE_LOOP_RAND, NR_TRACES };
 enum zipf_gen { GEN_FIO, GEN_EXACT };
 enum scatter { SCATTER_FIO, SCATTER_PERM, SCATTER_NONE };
-enum policy { POLICY_STASH, POLICY_LRU, POLICY_LFU };
+enum policy { POLICY_STASH, POLICY_LRU, POLICY_LFU, POLICY_ARC, NR_POLICIES };
 
 struct options {
 	u64 cache_blocks;
@@ -90,9 +117,13 @@ struct options {
 	u64 seed;
 	u64 seq_cutoff_kb;
 	u64 scan_blocks;
+	u64 scan_every;
+	u64 shift_every;
+	u64 loop_blocks;
 	u64 window;
 	const char *label;
 	bool brief;
+	bool table;
 };
 
 /*----------------------------------------------------------------
@@ -150,6 +181,7 @@ struct zipf {
 	u64 n;
 	double theta, zeta2, zetan;
 	u64 rand_off;
+	u64 shift;	/* shift: where the hot set has moved to */
 	double *cdf;	/* GEN_EXACT: cdf[r] = P(rank <= r) */
 	u64 *perm;	/* SCATTER_PERM */
 };
@@ -208,14 +240,20 @@ static void zipf_exit(struct zipf *z)
 /* The block that rank @rank (0: the hottest) lives in. */
 static u64 zipf_block(const struct zipf *z, u64 rank)
 {
+	u64 b;
+
 	switch (z->scatter) {
 	case SCATTER_FIO:
-		return (rank * GOLDEN_RATIO_64 + z->rand_off) % z->n;
+		b = (rank * GOLDEN_RATIO_64 + z->rand_off) % z->n;
+		break;
 	case SCATTER_PERM:
-		return z->perm[rank % z->n];
+		b = z->perm[rank % z->n];
+		break;
 	default:
-		return rank % z->n;
+		b = rank % z->n;
+		break;
 	}
+	return z->shift ? (b + z->shift) % z->n : b;
 }
 
 /* fio's zipf_next(): a rank, 0-based (it may be n for u -> 1, as in fio). */
@@ -261,6 +299,78 @@ static u64 zipf_next(const struct zipf *z, struct rng *r)
 }
 
 /*----------------------------------------------------------------
+ * Traces
+ *--------------------------------------------------------------*/
+
+struct tracegen {
+	const struct options *o;
+	struct zipf *z;
+	struct rng *r;
+	u64 n;		/* reads generated so far */
+	u64 scan_at;	/* zipf-scans: the running scan's next block */
+	u64 *loop;	/* loop-rand: the loop's blocks in their order */
+};
+
+static int tg_init(struct tracegen *g, const struct options *o,
+		   struct zipf *z, struct rng *r)
+{
+	memset(g, 0, sizeof(*g));
+	g->o = o;
+	g->z = z;
+	g->r = r;
+	if (o->trace == TRACE_LOOP_RAND) {
+		u64 i, n = o->loop_blocks;
+
+		g->loop = malloc(n * sizeof(*g->loop));
+		if (!g->loop)
+			return -1;
+		for (i = 0; i < n; i++)
+			g->loop[i] = i;
+		for (i = n - 1; i > 0; i--) {
+			u64 j = rng_below(r, i + 1), t = g->loop[i];
+
+			g->loop[i] = g->loop[j];
+			g->loop[j] = t;
+		}
+	}
+	return 0;
+}
+
+static void tg_exit(struct tracegen *g)
+{
+	free(g->loop);
+}
+
+/* The next read of the trace (zipf-scan's scan is run_scan()'s). */
+static u64 tg_next(struct tracegen *g)
+{
+	const struct options *o = g->o;
+	u64 i = g->n++, pos;
+
+	switch (o->trace) {
+	case TRACE_UNIFORM:
+		return rng_below(g->r, o->origin_blocks);
+	case TRACE_ZIPF_SCANS:
+		pos = i % (o->scan_every + o->scan_blocks);
+		if (pos < o->scan_every)
+			return zipf_next(g->z, g->r);
+		if (pos == o->scan_every)
+			g->scan_at = rng_below(g->r, o->origin_blocks);
+		return g->scan_at++ % o->origin_blocks;
+	case TRACE_SHIFT:
+		if (i && i % o->shift_every == 0)
+			g->z->shift = rng_below(g->r, o->origin_blocks);
+		return zipf_next(g->z, g->r);
+	case TRACE_LOOP_SEQ:
+		return i % o->loop_blocks;
+	case TRACE_LOOP_RAND:
+		return g->loop[i % o->loop_blocks];
+	default:
+		return zipf_next(g->z, g->r);
+	}
+}
+
+/*----------------------------------------------------------------
  * The cache: the module's read-path policy
  *--------------------------------------------------------------*/
 
@@ -285,12 +395,31 @@ struct ref_cache {
 	u32 *heap, *pos;
 };
 
+/*
+ * ARC (Megiddo and Modha, "ARC: A Self-Tuning, Low Overhead Replacement
+ * Cache", FAST 2003): T1 (seen once recently) and T2 (seen at least twice)
+ * hold the cached blocks, B1 and B2 remember the blocks recently evicted
+ * from each; p, the target size of T1, grows on a hit in B1 and shrinks on
+ * a hit in B2.  Lists are linked through origin-block-indexed arrays,
+ * head the most recently used.
+ */
+enum { ARC_NONE, ARC_T1, ARC_T2, ARC_B1, ARC_B2, ARC_LISTS };
+
+struct arc {
+	u8 *where;		/* origin block -> list */
+	u32 *prev, *next;	/* origin block -> neighbours in its list */
+	u32 head[ARC_LISTS], tail[ARC_LISTS], size[ARC_LISTS];
+	u32 c;
+	u32 p;
+};
+
 struct cache {
 	enum policy policy;
 	struct stash_map map;
 	struct stash_filter filter;
 	struct stash_seq seq;
 	struct ref_cache ref;
+	struct arc arc;
 	struct stats st;	/* of the running phase */
 	u32 *counts;		/* accesses per origin block, for the oracle */
 };
@@ -329,6 +458,130 @@ static void ref_exit(struct ref_cache *r)
 	free(r->pos);
 }
 
+static int arc_init(struct arc *a, const struct options *o)
+{
+	memset(a, 0, sizeof(*a));
+	a->c = (u32)o->cache_blocks;
+	a->where = calloc(o->origin_blocks, sizeof(*a->where));
+	a->prev = malloc(o->origin_blocks * sizeof(*a->prev));
+	a->next = malloc(o->origin_blocks * sizeof(*a->next));
+	if (!a->where || !a->prev || !a->next)
+		return -1;
+	for (int l = 0; l < ARC_LISTS; l++) {
+		a->head[l] = REF_NONE;
+		a->tail[l] = REF_NONE;
+	}
+	return 0;
+}
+
+static void arc_exit(struct arc *a)
+{
+	free(a->where);
+	free(a->prev);
+	free(a->next);
+}
+
+static void arc_unlink(struct arc *a, u32 b)
+{
+	int l = a->where[b];
+
+	if (a->prev[b] != REF_NONE)
+		a->next[a->prev[b]] = a->next[b];
+	else
+		a->head[l] = a->next[b];
+	if (a->next[b] != REF_NONE)
+		a->prev[a->next[b]] = a->prev[b];
+	else
+		a->tail[l] = a->prev[b];
+	a->size[l]--;
+	a->where[b] = ARC_NONE;
+}
+
+static void arc_push(struct arc *a, int l, u32 b)
+{
+	a->prev[b] = REF_NONE;
+	a->next[b] = a->head[l];
+	if (a->head[l] != REF_NONE)
+		a->prev[a->head[l]] = b;
+	a->head[l] = b;
+	if (a->tail[l] == REF_NONE)
+		a->tail[l] = b;
+	a->size[l]++;
+	a->where[b] = (u8)l;
+}
+
+/* Move the LRU block of list @from to the MRU end of @to (or drop it). */
+static void arc_demote(struct arc *a, int from, int to)
+{
+	u32 b = a->tail[from];
+
+	arc_unlink(a, b);
+	if (to != ARC_NONE)
+		arc_push(a, to, b);
+}
+
+/* REPLACE(x, p): evict from T1 or T2 into its ghost list. */
+static void arc_replace(struct arc *a, bool in_b2, struct stats *st)
+{
+	u32 t1 = a->size[ARC_T1];
+
+	if (t1 && ((in_b2 && t1 == a->p) || t1 > a->p || !a->size[ARC_T2]))
+		arc_demote(a, ARC_T1, ARC_B1);
+	else
+		arc_demote(a, ARC_T2, ARC_B2);
+	st->evictions++;
+}
+
+/* A read under ARC; true on a hit. */
+static bool arc_read(struct arc *a, u32 x, struct stats *st)
+{
+	u32 d, l1, all;
+
+	switch (a->where[x]) {
+	case ARC_T1:
+	case ARC_T2:
+		arc_unlink(a, x);
+		arc_push(a, ARC_T2, x);
+		return true;
+	case ARC_B1:
+		d = a->size[ARC_B1] >= a->size[ARC_B2] ? 1 :
+		    a->size[ARC_B2] / a->size[ARC_B1];
+		a->p = a->p + d < a->c ? a->p + d : a->c;
+		arc_replace(a, false, st);
+		arc_unlink(a, x);
+		arc_push(a, ARC_T2, x);
+		st->promotions++;
+		return false;
+	case ARC_B2:
+		d = a->size[ARC_B2] >= a->size[ARC_B1] ? 1 :
+		    a->size[ARC_B1] / a->size[ARC_B2];
+		a->p = a->p > d ? a->p - d : 0;
+		arc_replace(a, true, st);
+		arc_unlink(a, x);
+		arc_push(a, ARC_T2, x);
+		st->promotions++;
+		return false;
+	}
+	l1 = a->size[ARC_T1] + a->size[ARC_B1];
+	all = l1 + a->size[ARC_T2] + a->size[ARC_B2];
+	if (l1 == a->c) {
+		if (a->size[ARC_T1] < a->c) {
+			arc_demote(a, ARC_B1, ARC_NONE);
+			arc_replace(a, false, st);
+		} else {
+			arc_demote(a, ARC_T1, ARC_NONE);
+			st->evictions++;
+		}
+	} else if (all >= a->c) {
+		if (all == 2 * a->c)
+			arc_demote(a, ARC_B2, ARC_NONE);
+		arc_replace(a, false, st);
+	}
+	arc_push(a, ARC_T1, x);
+	st->promotions++;
+	return false;
+}
+
 static int cache_init(struct cache *c, const struct options *o)
 {
 	memset(c, 0, sizeof(*c));
@@ -336,7 +589,10 @@ static int cache_init(struct cache *c, const struct options *o)
 	if (stash_map_init(&c->map, (u32)o->cache_blocks) ||
 	    stash_filter_init(&c->filter, (u32)o->cache_blocks))
 		return -1;
-	if (c->policy != POLICY_STASH && ref_init(&c->ref, o))
+	if ((c->policy == POLICY_LRU || c->policy == POLICY_LFU) &&
+	    ref_init(&c->ref, o))
+		return -1;
+	if (c->policy == POLICY_ARC && arc_init(&c->arc, o))
 		return -1;
 	stash_seq_init(&c->seq, o->seq_cutoff_kb * 2);
 	c->counts = calloc(o->origin_blocks, sizeof(*c->counts));
@@ -345,8 +601,10 @@ static int cache_init(struct cache *c, const struct options *o)
 
 static void cache_exit(struct cache *c)
 {
-	if (c->policy != POLICY_STASH)
+	if (c->policy == POLICY_LRU || c->policy == POLICY_LFU)
 		ref_exit(&c->ref);
+	if (c->policy == POLICY_ARC)
+		arc_exit(&c->arc);
 	stash_filter_exit(&c->filter);
 	stash_map_exit(&c->map);
 	free(c->counts);
@@ -465,6 +723,9 @@ static bool ref_read(struct cache *c, u64 block)
 
 static bool cache_has(const struct cache *c, u64 block)
 {
+	if (c->policy == POLICY_ARC)
+		return c->arc.where[block] == ARC_T1 ||
+		       c->arc.where[block] == ARC_T2;
 	if (c->policy != POLICY_STASH)
 		return c->ref.slot_of[block] != REF_NONE;
 	return cblock_is_valid(stash_map_lookup(&c->map, to_oblock(block)));
@@ -479,6 +740,10 @@ static void cache_read(struct cache *c, u64 block)
 
 	c->st.ops++;
 	c->counts[block]++;
+	if (c->policy == POLICY_ARC) {
+		c->st.hits += arc_read(&c->arc, (u32)block, &c->st);
+		return;
+	}
 	if (c->policy != POLICY_STASH) {
 		c->st.hits += ref_read(c, block);
 		return;
@@ -491,13 +756,16 @@ static void cache_read(struct cache *c, u64 block)
 		c->st.hits++;
 		return;
 	}
-	if (sequential) {
+	switch (stash_policy_decide(&c->filter, &c->map, ob, sequential,
+				    false)) {
+	case STASH_PROMOTE_BYPASS:
 		c->st.bypassed++;
 		return;
-	}
-	if (!stash_filter_check_and_record(&c->filter, ob) &&
-	    !stash_map_has_free(&c->map))
+	case STASH_PROMOTE_NO:
 		return;
+	case STASH_PROMOTE_YES:
+		break;
+	}
 	/* Count evictions from the free count: the evicted oblock is not a
 	 * reliable signal (STASH_NO_INDEX is also a valid oblock). */
 	bool full = !c->map.nr_free;
@@ -568,10 +836,13 @@ static u64 hot_cached(const struct cache *c, const struct zipf *z, u64 n)
  * Runs and reports
  *--------------------------------------------------------------*/
 
-static const char *const trace_names[] = { "uniform", "zipf", "zipf-scan" };
+static const char *const trace_names[] = {
+	"uniform", "zipf", "zipf-scan", "zipf-scans", "shift", "loop-seq",
+	"loop-rand",
+};
 static const char *const gen_names[] = { "fio", "exact" };
 static const char *const scatter_names[] = { "fio", "perm", "none" };
-static const char *const policy_names[] = { "stash", "lru", "lfu" };
+static const char *const policy_names[] = { "stash", "lru", "lfu", "arc" };
 
 static void print_phase(const char *name, const struct stats *s)
 {
@@ -590,19 +861,17 @@ static void print_header(void)
 }
 
 static void run_steady(const struct options *o, struct cache *c,
-		       struct zipf *z, struct rng *r)
+		       struct tracegen *g)
 {
 	struct stats warm, steady;
 	double orc;
 	u64 i;
 
 	for (i = 0; i < o->warmup; i++)
-		cache_read(c, o->trace == TRACE_UNIFORM ?
-			   rng_below(r, o->origin_blocks) : zipf_next(z, r));
+		cache_read(c, tg_next(g));
 	warm = cache_phase(c, o->origin_blocks);
 	for (i = 0; i < o->ops; i++)
-		cache_read(c, o->trace == TRACE_UNIFORM ?
-			   rng_below(r, o->origin_blocks) : zipf_next(z, r));
+		cache_read(c, tg_next(g));
 	orc = oracle(c, o);
 	steady = cache_phase(c, o->origin_blocks);
 
@@ -717,6 +986,214 @@ static void run_scan(const struct options *o, struct cache *c,
 }
 
 /*----------------------------------------------------------------
+ * Belady's OPT and the policy table
+ *--------------------------------------------------------------*/
+
+#define OPT_NEVER	UINT32_MAX
+
+struct opt_heap {	/* a max-heap of cached blocks by next use */
+	u32 *heap, *pos, *key;	/* pos and key: by origin block */
+	u32 used;
+};
+
+static void opt_swap(struct opt_heap *h, u32 i, u32 j)
+{
+	u32 t = h->heap[i];
+
+	h->heap[i] = h->heap[j];
+	h->heap[j] = t;
+	h->pos[h->heap[i]] = i;
+	h->pos[h->heap[j]] = j;
+}
+
+static void opt_up(struct opt_heap *h, u32 i)
+{
+	while (i && h->key[h->heap[(i - 1) / 2]] < h->key[h->heap[i]]) {
+		opt_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void opt_down(struct opt_heap *h, u32 i)
+{
+	for (;;) {
+		u32 l = 2 * i + 1, m = i;
+
+		if (l < h->used && h->key[h->heap[l]] > h->key[h->heap[m]])
+			m = l;
+		if (l + 1 < h->used &&
+		    h->key[h->heap[l + 1]] > h->key[h->heap[m]])
+			m = l + 1;
+		if (m == i)
+			return;
+		opt_swap(h, i, m);
+		i = m;
+	}
+}
+
+/*
+ * Belady's OPT with bypass over the whole trace @t (@n reads): on a miss
+ * with the cache full, of the cached blocks and the incoming one, the one
+ * next used farthest in the future stays out (a block never used again is
+ * never brought in).  Hits among reads @warm..@n-1, and among all of them
+ * in *@all; -1 if out of memory.
+ */
+static int64_t opt_hits(const u32 *t, u64 n, u64 warm, u32 cap, u64 origin,
+			u64 *all)
+{
+	u32 *next = malloc(n * sizeof(*next));
+	struct opt_heap h = {
+		.heap = malloc((u64)cap * sizeof(u32)),
+		.pos = malloc(origin * sizeof(u32)),
+		.key = malloc(origin * sizeof(u32)),
+	};
+	int64_t hits = 0;
+	u64 i;
+
+	*all = 0;
+	if (!next || !h.heap || !h.pos || !h.key) {
+		hits = -1;
+		goto out;
+	}
+	/* Next uses, with key[] as each block's next use so far. */
+	for (i = 0; i < origin; i++) {
+		h.key[i] = OPT_NEVER;
+		h.pos[i] = REF_NONE;
+	}
+	for (i = n; i-- > 0;) {
+		next[i] = h.key[t[i]];
+		h.key[t[i]] = (u32)i;
+	}
+	for (i = 0; i < n; i++) {
+		u32 b = t[i], nu = next[i];
+
+		if (h.pos[b] != REF_NONE) {
+			hits += i >= warm;
+			(*all)++;
+			h.key[b] = nu;		/* later: move it up */
+			opt_up(&h, h.pos[b]);
+			continue;
+		}
+		if (nu == OPT_NEVER)
+			continue;
+		h.key[b] = nu;
+		if (h.used < cap) {
+			h.heap[h.used] = b;
+			h.pos[b] = h.used;
+			opt_up(&h, h.used++);
+		} else if (h.key[h.heap[0]] > nu) {
+			h.pos[h.heap[0]] = REF_NONE;
+			h.heap[0] = b;
+			h.pos[b] = 0;
+			opt_down(&h, 0);
+		}
+	}
+out:
+	free(next);
+	free(h.heap);
+	free(h.pos);
+	free(h.key);
+	return hits;
+}
+
+static void print_table_header(void)
+{
+	printf("| trace | cache blocks | stash | OPT | LRU | ARC | static | stash/OPT | stash - LRU | >= 0.95x OPT | >= LRU |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|\n");
+}
+
+/* Share of reads @warm..@n-1 that went to their @cap most read blocks. */
+static double static_best(const u32 *t, u64 n, u64 warm, u64 cap, u64 origin)
+{
+	u32 *cnt = calloc(origin, sizeof(*cnt));
+	u64 i, top = 0;
+
+	if (!cnt)
+		return NAN;
+	for (i = warm; i < n; i++)
+		cnt[t[i]]++;
+	qsort(cnt, origin, sizeof(*cnt), cmp_u32_desc);
+	for (i = 0; i < cap && i < origin; i++)
+		top += cnt[i];
+	free(cnt);
+	return n > warm ? (double)top / (n - warm) : NAN;
+}
+
+/*
+ * One row of the policy table: the trace, generated once, replayed through
+ * the module's policy, LRU, ARC, LFU and OPT; hit ratios of the reads
+ * after the warm-up.  "static" is the best static cache of those reads in
+ * hindsight: on the zipf traces, whose reads are independent, no online
+ * policy can expect more than the most probable blocks give, which it
+ * approaches (slightly above: it is chosen in hindsight).  The zipf traces (not their scan or shift variants)
+ * carry the OPT target.  Exits 3 if a policy had more hits than OPT over
+ * the whole trace (a bug: OPT is optimal over it).
+ */
+static int run_table(const struct options *o, struct tracegen *g)
+{
+	static const enum policy pols[] = {
+		POLICY_STASH, POLICY_LRU, POLICY_ARC, POLICY_LFU,
+	};
+	u64 i, n = o->warmup + o->ops;
+	double hr[NR_POLICIES], opt, rel, stat;
+	u64 all[NR_POLICIES], opt_all;
+	bool zipf = o->trace == TRACE_ZIPF;
+	int64_t oh;
+	u32 *t;
+
+	if (n >= OPT_NEVER || o->origin_blocks >= REF_NONE) {
+		fprintf(stderr, "stash-sim: --table: too many reads or blocks\n");
+		return 2;
+	}
+	t = malloc(n * sizeof(*t));
+	if (!t)
+		return 1;
+	for (i = 0; i < n; i++)
+		t[i] = (u32)tg_next(g);
+	for (unsigned int k = 0; k < sizeof(pols) / sizeof(pols[0]); k++) {
+		struct options po = *o;
+		struct cache c;
+		struct stats st, warm;
+
+		po.policy = pols[k];
+		if (cache_init(&c, &po))
+			return 1;
+		for (i = 0; i < o->warmup; i++)
+			cache_read(&c, t[i]);
+		warm = cache_phase(&c, o->origin_blocks);
+		for (; i < n; i++)
+			cache_read(&c, t[i]);
+		st = cache_phase(&c, o->origin_blocks);
+		hr[pols[k]] = ratio(&st);
+		all[pols[k]] = warm.hits + st.hits;
+		cache_exit(&c);
+	}
+	oh = opt_hits(t, n, o->warmup, (u32)o->cache_blocks, o->origin_blocks,
+		      &opt_all);
+	stat = static_best(t, n, o->warmup, o->cache_blocks, o->origin_blocks);
+	free(t);
+	if (oh < 0)
+		return 1;
+	opt = o->ops ? (double)oh / o->ops : NAN;
+	for (unsigned int k = 0; k < sizeof(pols) / sizeof(pols[0]); k++) {
+		if (all[pols[k]] > opt_all) {
+			fprintf(stderr, "stash-sim: self-check failed: %s: %s %" "llu" " hits > OPT %" "llu" "\n",
+				o->label, policy_names[pols[k]], all[pols[k]],
+				opt_all);
+			return 3;
+		}
+	}
+	rel = opt > 0 ? hr[POLICY_STASH] / opt : NAN;
+	printf("| %s | %" "llu" " | %.4f | %.4f | %.4f | %.4f | %.4f | %.3f | %+.4f | %s | %s |\n",
+	       o->label, o->cache_blocks, hr[POLICY_STASH], opt,
+	       hr[POLICY_LRU], hr[POLICY_ARC], stat, rel,
+	       hr[POLICY_STASH] - hr[POLICY_LRU],
+	       !zipf ? "-" : rel >= 0.95 ? "PASS" : "MISS",
+	       hr[POLICY_STASH] >= hr[POLICY_LRU] ? "PASS" : "MISS");
+	return 0;
+}
+
+/*----------------------------------------------------------------
  * Options
  *--------------------------------------------------------------*/
 
@@ -726,11 +1203,13 @@ static void usage(FILE *f)
 "usage: stash-sim [options]\n"
 "  --cache-blocks N     cache size in 4 KiB blocks (16384)\n"
 "  --origin-blocks N    origin size in blocks (4 x cache)\n"
-"  --trace T            uniform | zipf | zipf-scan (zipf)\n"
+"  --trace T            uniform | zipf | zipf-scan | zipf-scans | shift |\n"
+"                       loop-seq | loop-rand (zipf)\n"
 "  --zipf-theta X       Zipf exponent (1.2)\n"
 "  --zipf-gen G         fio (fio's approximation) | exact (fio)\n"
 "  --scatter S          rank to block: fio | perm | none (fio)\n"
-"  --policy P           stash (the module's) | lru | lfu: reference policies\n"
+"  --policy P           stash (the module's) | lru | lfu | arc: reference\n"
+"                       policies\n"
 "                       for comparison (stash)\n"
 "  --ops N              measured reads after warm-up; for zipf-scan, before\n"
 "                       and again after the scan (2000000)\n"
@@ -739,6 +1218,14 @@ static void usage(FILE *f)
 "  --seq-cutoff-kb K    sequential cutoff, 0 = off (4096, the target default)\n"
 "  --scan-blocks N      zipf-scan: blocks in the scan (2 x cache)\n"
 "  --window N           zipf-scan: ops per post-scan window (5000)\n"
+"  --scan-every N       zipf-scans: zipf reads between scans (8 x cache)\n"
+"  --shift-every N      shift: reads between moves of the hot set (16 x cache)\n"
+"  --loop-blocks N      loop-*: blocks in the loop (1.5 x cache; the origin\n"
+"                       defaults to the loop)\n"
+"  --table LABEL        one markdown row labelled LABEL: the module's policy,\n"
+"                       OPT, LRU and ARC on the same trace (exit 3 if a\n"
+"                       policy beats OPT)\n"
+"  --table-header       print the header of --table rows and exit\n"
 "  --brief LABEL        print one table row labelled LABEL\n"
 "  --header             print the table header for --brief rows and exit\n");
 }
@@ -772,7 +1259,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CACHE = 256, O_ORIGIN, O_TRACE, O_THETA, O_GEN, O_SCATTER,
 	       O_POLICY, O_OPS, O_WARMUP, O_SEED, O_CUTOFF, O_SCAN, O_WINDOW, O_BRIEF,
-	       O_HEADER, O_HELP };
+	       O_HEADER, O_HELP, O_SCAN_EVERY, O_SHIFT_EVERY, O_LOOP, O_TABLE,
+	       O_TABLE_HEADER };
 	static const struct option longopts[] = {
 		{ "cache-blocks", required_argument, NULL, O_CACHE },
 		{ "origin-blocks", required_argument, NULL, O_ORIGIN },
@@ -789,10 +1277,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "brief", required_argument, NULL, O_BRIEF },
 		{ "header", no_argument, NULL, O_HEADER },
+		{ "scan-every", required_argument, NULL, O_SCAN_EVERY },
+		{ "shift-every", required_argument, NULL, O_SHIFT_EVERY },
+		{ "loop-blocks", required_argument, NULL, O_LOOP },
+		{ "table", required_argument, NULL, O_TABLE },
+		{ "table-header", no_argument, NULL, O_TABLE_HEADER },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool origin_set = false, scan_set = false;
+	bool every_set = false, shift_set = false, loop_set = false;
 	char *end;
 	int c;
 
@@ -812,7 +1306,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			origin_set = true;
 			break;
 		case O_TRACE:
-			o->trace = parse_name("--trace", optarg, trace_names, 3);
+			o->trace = parse_name("--trace", optarg, trace_names,
+					      NR_TRACES);
 			break;
 		case O_THETA:
 			o->theta = strtod(optarg, &end);
@@ -829,7 +1324,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->scatter = parse_name("--scatter", optarg, scatter_names, 3);
 			break;
 		case O_POLICY:
-			o->policy = parse_name("--policy", optarg, policy_names, 3);
+			o->policy = parse_name("--policy", optarg, policy_names,
+					       NR_POLICIES);
 			break;
 		case O_OPS:
 			o->ops = parse_u64("--ops", optarg);
@@ -857,6 +1353,25 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case O_HEADER:
 			print_header();
 			exit(0);
+		case O_SCAN_EVERY:
+			o->scan_every = parse_u64("--scan-every", optarg);
+			every_set = true;
+			break;
+		case O_SHIFT_EVERY:
+			o->shift_every = parse_u64("--shift-every", optarg);
+			shift_set = true;
+			break;
+		case O_LOOP:
+			o->loop_blocks = parse_u64("--loop-blocks", optarg);
+			loop_set = true;
+			break;
+		case O_TABLE:
+			o->table = true;
+			o->label = optarg;
+			break;
+		case O_TABLE_HEADER:
+			print_table_header();
+			exit(0);
 		case O_HELP:
 		case 'h':
 			usage(stdout);
@@ -870,10 +1385,23 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		exit(2);
 	}
+	if (!loop_set)
+		o->loop_blocks = o->cache_blocks * 3 / 2;
 	if (!origin_set)
-		o->origin_blocks = 4 * o->cache_blocks;
+		o->origin_blocks = o->trace == TRACE_LOOP_SEQ ||
+				   o->trace == TRACE_LOOP_RAND ?
+				   o->loop_blocks : 4 * o->cache_blocks;
 	if (!scan_set)
 		o->scan_blocks = 2 * o->cache_blocks;
+	if (!every_set)
+		o->scan_every = 8 * o->cache_blocks;
+	if (!shift_set)
+		o->shift_every = 16 * o->cache_blocks;
+	if (!o->loop_blocks || o->loop_blocks > o->origin_blocks ||
+	    !o->shift_every || (!o->scan_every && !o->scan_blocks)) {
+		fprintf(stderr, "stash-sim: --loop-blocks: 1 to the origin; --shift-every: at least 1; --scan-every, --scan-blocks: not both 0\n");
+		exit(2);
+	}
 	if (!o->cache_blocks || o->cache_blocks > STASH_MAX_CBLOCKS) {
 		fprintf(stderr, "stash-sim: --cache-blocks: 1 to %u\n",
 			STASH_MAX_CBLOCKS);
@@ -897,18 +1425,35 @@ int main(int argc, char **argv)
 {
 	struct options o;
 	struct cache c;
+	struct tracegen g;
 	struct zipf z;
 	struct rng r;
+	int ret;
 
 	parse_options(argc, argv, &o);
 	rng_seed(&r, o.seed);
-	if (cache_init(&c, &o) || zipf_init(&z, &o, &r)) {
+	if (o.table) {
+		if (zipf_init(&z, &o, &r) || tg_init(&g, &o, &z, &r)) {
+			fprintf(stderr, "stash-sim: out of memory\n");
+			return 1;
+		}
+		ret = run_table(&o, &g);
+		if (ret == 1)
+			fprintf(stderr, "stash-sim: out of memory\n");
+		tg_exit(&g);
+		zipf_exit(&z);
+		return ret;
+	}
+	if (cache_init(&c, &o) || zipf_init(&z, &o, &r) ||
+	    tg_init(&g, &o, &z, &r)) {
 		fprintf(stderr, "stash-sim: out of memory\n");
 		return 1;
 	}
 	if (!o.brief) {
 		printf("stash-sim: %s", trace_names[o.trace]);
-		if (o.trace != TRACE_UNIFORM)
+		if (o.trace == TRACE_LOOP_SEQ || o.trace == TRACE_LOOP_RAND)
+			printf(" of %" "llu" " blocks", o.loop_blocks);
+		else if (o.trace != TRACE_UNIFORM)
 			printf(" theta %.2f (%s generator, %s scatter)", o.theta,
 			       gen_names[o.gen], scatter_names[o.scatter]);
 		printf(", cache %" "llu" " blocks, origin %" "llu"
@@ -923,7 +1468,7 @@ int main(int argc, char **argv)
 			       policy_names[o.policy]);
 		/* Ranks are in order of probability: the top ranks are the
 		 * best static choice for the distribution itself. */
-		if (o.trace != TRACE_UNIFORM && o.gen == GEN_EXACT &&
+		if (o.trace == TRACE_ZIPF && o.gen == GEN_EXACT &&
 		    o.cache_blocks < o.origin_blocks)
 			printf("  static optimum of the distribution (%" "llu"
 			       " hottest blocks): %.4f\n", o.cache_blocks,
@@ -932,7 +1477,8 @@ int main(int argc, char **argv)
 	if (o.trace == TRACE_ZIPF_SCAN)
 		run_scan(&o, &c, &z, &r);
 	else
-		run_steady(&o, &c, &z, &r);
+		run_steady(&o, &c, &g);
+	tg_exit(&g);
 	zipf_exit(&z);
 	cache_exit(&c);
 	return 0;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# desc: a cache of more than 256 metadata pages (commits split): a power cut between the commits of a clean suspend or of a resume loads neither stale clean mappings nor page copies of a torn commit; a newer clean entry overrides an older dirty one
+# desc: a cache of more than 256 metadata pages (commits split): a power cut between the commits of a clean suspend or of a resume loads neither stale clean mappings nor page copies of a torn commit; a newer clean entry overrides an older dirty one; a clean resume writes no page, and clean entries dropped after a crash are gone from disk once resumed
 #
 #   null_blk (640 MiB, write cache) -> log-writes lw (log on ram0) -> cache
 #   ram1 (64 MiB) -> linear "origin"                                 -> origin
@@ -21,7 +21,11 @@
 #     a block beats a newer clean one in another page: the older page was
 #     not written since the block left it, so no flush or FUA write
 #     completed since, and the origin may not hold the data durably (else
-#     the block is read from the origin: older than a flushed write).
+#     the block is read from the origin: older than a flushed write);
+#  D. a clean resume writes no page (every page keeps its copy and
+#     sequence), whatever the cache's size;
+#  E. the clean entries a load drops after a crash are gone from disk once
+#     it resumed (else they come back at the next clean shutdown).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-cache.sh"
 . "$(dirname "$0")/../lib-fault.sh"
@@ -177,6 +181,37 @@ pstash_create mc "$origin" "$lw" "${bopts[@]}"
 expect "C: the older dirty entry is loaded" test "$(st "$STASH_DEV" dirty)" = 1
 expect "C: block 110 reads the dirty copy" same "$STASH_DEV" 110 "$tmp/old"
 stash_remove "$STASH_DEV"
+
+log "D: a clean resume writes no metadata page, only the superblock"
+# Break caught: a resume that writes every page (as it did) changes every
+# page's copy or sequence.
+pstash_create mc "$origin" "$lw" "${bopts[@]}"
+stash_remove "$STASH_DEV"
+md_dump "$lw" "$tmp/d1"
+pstash_create mc "$origin" "$lw" "${bopts[@]}"
+stash_remove "$STASH_DEV"
+md_dump "$lw" "$tmp/d2"
+expect "D: every page keeps its copy and sequence across a clean reload" \
+	cmp -s <(jq -c '[.pages[] | [.copy, .seq]]' "$tmp/d1") \
+	<(jq -c '[.pages[] | [.copy, .seq]]' "$tmp/d2")
+expect "D: the superblock moved on" \
+	test "$(jq .superblock.seq "$tmp/d2")" -gt "$(jq .superblock.seq "$tmp/d1")"
+
+log "E: clean entries dropped after a crash are gone from disk after the resume"
+# Break caught: a load that drops them without writing their pages (they
+# come back, as current, at the next clean shutdown).
+seeded=$(stash_md seed-clean "$lw" 3 2000) || die "seed-clean failed"
+md_dump "$lw" "$tmp/e0"
+copy=$(jq .superblock.copy "$tmp/e0")
+stash_md forge-sb "$lw" "$copy" flags 0 || die "forge-sb"
+pstash_create mc "$origin" "$lw" "${bopts[@]}"
+stash_remove "$STASH_DEV"
+md_dump "$lw" "$tmp/e1"
+log "E: seeded $seeded clean entries; after the reload: $(jq -c '{valid_blocks, dirty_blocks, clean: .superblock.clean_shutdown}' "$tmp/e1")"
+expect "E: no clean entry left on disk" \
+	test "$(jq .valid_blocks "$tmp/e1")" = "$(jq .dirty_blocks "$tmp/e1")"
+expect "E: a clean shutdown" test "$(jq .superblock.clean_shutdown "$tmp/e1")" = true
+
 dm_remove_name lw
 dm_remove_name origin
 [ $failed = 0 ] || die "$failed checks failed"

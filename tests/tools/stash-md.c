@@ -224,39 +224,37 @@ static int zero_page(int fd, uint32_t p, int copy)
 static int seed_clean(int fd, uint32_t per_page, uint64_t oblock)
 {
 	static uint8_t buf[STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
-	static u64 entries[STASH_MD_ENTRIES_PER_PAGE], best[STASH_MD_ENTRIES_PER_PAGE];
-	static u32 csums[STASH_MD_ENTRIES_PER_PAGE], best_csums[STASH_MD_ENTRIES_PER_PAGE];
+	static uint8_t both[2 * STASH_MD_BLOCK_BYTES] __attribute__((aligned(4096)));
+	static u64 best[STASH_MD_ENTRIES_PER_PAGE], other[STASH_MD_ENTRIES_PER_PAGE];
+	static u32 best_csums[STASH_MD_ENTRIES_PER_PAGE];
+	static u32 other_csums[STASH_MD_ENTRIES_PER_PAGE];
 	struct stash_sb sb = { .seq = 0 };
+	struct stash_md_pick pick;
 	uint32_t epp;
-	u64 nr_oblocks, seq, best_seq, n = 0;
-	const char *why;
+	u64 nr_oblocks, best_seq, n = 0;
 	uint32_t p, k, added;
-	int copy, best_copy;
+	int best_copy;
 
 	if (newest_sb(fd, &sb) < 0)
 		fatal("%s: no valid superblock", "seed-clean");
 	nr_oblocks = sb.geo.origin_sectors / sb.geo.block_sectors;
 	epp = sb.geo.entries_per_page;
 	for (p = 0; p < sb.geo.md_pages; p++) {
-		best_copy = -1;
-		best_seq = 0;
-		for (copy = 0; copy < 2; copy++) {
-			rd(fd, buf, stash_md_page_sector(&sb.geo, p, copy));
-			if (stash_md_page_decode_geo(buf, &sb.geo, p, nr_oblocks,
-						     &seq, entries, csums, &why) ||
-			    seq > sb.seq || (best_copy >= 0 && seq <= best_seq))
-				continue;
-			best_copy = copy;
-			best_seq = seq;
-			memcpy(best, entries, sizeof(best));
-			memcpy(best_csums, csums, sizeof(best_csums));
-		}
-		if (best_copy < 0) {
+		/* Both copies at once (neighbours); the kernel's choice. */
+		if (pread(fd, both, sizeof(both),
+			  (off_t)(stash_md_page_sector(&sb.geo, p, 0) * 512)) !=
+		    (ssize_t)sizeof(both))
+			fatal("read failed: %s", strerror(errno));
+		stash_md_pick_page(both, &sb.geo, p, nr_oblocks, sb.seq, false,
+				   best, best_csums, other, other_csums, &pick);
+		if (pick.result != STASH_PICK_OK) {
 			char what[32];
 
 			snprintf(what, sizeof(what), "%u", p);
 			fatal("page %s has no usable copy", what);
 		}
+		best_copy = pick.best;
+		best_seq = pick.copy[best_copy].seq;
 		for (k = 0, added = 0; k < epp && added < per_page; k++) {
 			if ((uint64_t)p * epp + k >= sb.geo.nr_cblocks)
 				break;

@@ -4,7 +4,8 @@
  * report whether they changed the bit and keep nr_set exact;
  * stash_bitmap_next() agrees with a brute-force scan at every start
  * position, for sizes around word boundaries and random contents; copy and
- * zero carry the count along.
+ * zero carry the count along; the chunk marks (second level) never hide a
+ * set bit.
  */
 #include "unit.h"
 
@@ -99,4 +100,111 @@ TEST(bitmap_empty)
 	CHECK_EQ(stash_bitmap_next(&b, 0), 0);
 	CHECK_EQ(b.nr_set, 0);
 	stash_bitmap_exit(&b);
+}
+
+/*
+ * Every set bit's chunk is marked (else searches, copies and zeroing would
+ * skip it).
+ */
+static bool marks_cover(const struct stash_bitmap *b)
+{
+	for (u32 i = 0; i < b->nr_bits; i++) {
+		if (stash_bitmap_test(b, i) &&
+		    !test_bit(i / BITS_PER_LONG / STASH_BITMAP_CHUNK_WORDS, b->chunks))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The chunk marks: random sets, clears, searches from random starts (which
+ * drop the marks of chunks they find empty), copies over a bitmap holding
+ * other bits, and zeroing, on bitmaps of several chunks, against
+ * brute force.  Breaks caught: a search that skips a marked chunk or
+ * drops the mark of a chunk it did not search from its start, a copy or
+ * zero that leaves bits in chunks the destination marked.
+ */
+TEST(bitmap_chunk_marks)
+{
+	static const u32 big[] = { 4096, 4097, 3 * 4096 + 5, 200000 };
+	uint64_t rs = 4242;
+
+	for (unsigned int k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
+		const u32 n = big[k];
+		struct stash_bitmap b, other;
+
+		test_context("%u bits", n);
+		REQUIRE_EQ(stash_bitmap_init(&b, n), 0);
+		REQUIRE_EQ(stash_bitmap_init(&other, n), 0);
+		for (unsigned int round = 0; round < 2000; round++) {
+			u32 i = (u32)unit_rand_below(&rs, n);
+			u32 s = (u32)unit_rand_below(&rs, n + 1);
+
+			switch (unit_rand_below(&rs, 4)) {
+			case 0:
+				stash_bitmap_set(&b, i);
+				break;
+			case 1:
+			case 2: {
+				/* Clear the next set bit: chunks empty out. */
+				u32 j = brute_next(&b, i);
+
+				if (j < n)
+					stash_bitmap_clear(&b, j);
+				break;
+			}
+			default:
+				break;
+			}
+			CHECK_EQ(stash_bitmap_next(&b, s), brute_next(&b, s));
+			if (!marks_cover(&b)) {
+				CHECK(!"a set bit's chunk is not marked");
+				break;
+			}
+		}
+		/* Every start position once more, then a scan of all. */
+		for (u32 s = 0; s <= n; s += 97)
+			CHECK_EQ(stash_bitmap_next(&b, s), brute_next(&b, s));
+		{
+			u32 count = 0;
+
+			for (u32 i = stash_bitmap_next(&b, 0); i < n;
+			     i = stash_bitmap_next(&b, i + 1))
+				count++;
+			CHECK_EQ(count, b.nr_set);
+		}
+		/* A copy over other bits equals the source, marks and all. */
+		for (u32 i = 0; i < n; i += 7)
+			stash_bitmap_set(&other, i);
+		stash_bitmap_copy(&other, &b);
+		CHECK_EQ(other.nr_set, b.nr_set);
+		for (u32 i = 0; i < n; i++)
+			CHECK_EQ(stash_bitmap_test(&other, i), stash_bitmap_test(&b, i));
+		CHECK(marks_cover(&other));
+		for (u32 s = 0; s <= n; s += 101)
+			CHECK_EQ(stash_bitmap_next(&other, s), brute_next(&other, s));
+		/* A copy from a bitmap whose bits all went sheds its marks. */
+		for (u32 i = stash_bitmap_next(&b, 0); i < n; i = brute_next(&b, i + 1))
+			stash_bitmap_clear(&b, i);
+		stash_bitmap_set(&b, 0);
+		stash_bitmap_clear(&b, 0);
+		stash_bitmap_set(&b, n - 1);
+		stash_bitmap_clear(&b, n - 1);
+		stash_bitmap_copy(&other, &b);
+		for (size_t w = 0; w < BITS_TO_LONGS((n + 4095) / 4096); w++)
+			CHECK_EQ(b.chunks[w], 0);
+		CHECK_EQ(stash_bitmap_next(&other, 0), n);
+		/* Zeroing clears every bit, also in chunks marked long ago. */
+		stash_bitmap_set(&other, n - 1);
+		stash_bitmap_zero(&other);
+		CHECK_EQ(stash_bitmap_next(&other, 0), n);
+		for (u32 i = 0; i < n; i++) {
+			if (stash_bitmap_test(&other, i)) {
+				CHECK(!"a bit survived stash_bitmap_zero()");
+				break;
+			}
+		}
+		stash_bitmap_exit(&other);
+		stash_bitmap_exit(&b);
+	}
 }

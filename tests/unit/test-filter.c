@@ -8,7 +8,8 @@
  * everything; the false-positive rate on one-off keys, measured after both
  * generations are loaded, stays below 5% for several cache sizes and key
  * patterns (sequential, strided, random 48-bit, fio-scattered); and the
- * hashes reach the whole table up to the largest cache the target accepts.
+ * hashes reach the whole table up to the largest cache the target accepts;
+ * and stash_policy_decide() makes the promotion decision from them.
  */
 #include <stdio.h>
 
@@ -245,5 +246,50 @@ TEST(filter_test_records_nothing)
 	CHECK(!miss(&f, 77));
 	CHECK(stash_filter_test(&f, to_oblock(77)));
 	CHECK(miss(&f, 77));
+	stash_filter_exit(&f);
+}
+
+/*
+ * stash_policy_decide(): sequential bypasses and records nothing; blocked
+ * refuses and records nothing; while slots are free the first miss
+ * promotes (and is recorded); once full, only a second miss does.
+ */
+TEST(filter_policy_decide)
+{
+	struct stash_filter f;
+	struct stash_map m;
+	u64 evicted;
+	cblock_t c;
+
+	REQUIRE_EQ(stash_filter_init(&f, 2), 0);
+	REQUIRE_EQ(stash_map_init(&m, 2), 0);
+
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(7), true, false),
+		 STASH_PROMOTE_BYPASS);
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(7), false, true),
+		 STASH_PROMOTE_NO);
+	CHECK(!stash_filter_test(&f, to_oblock(7)));
+
+	/* Free slots: the first miss promotes, and is recorded. */
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(1), false, false),
+		 STASH_PROMOTE_YES);
+	CHECK(stash_filter_test(&f, to_oblock(1)));
+	for (u64 ob = 1; ob <= 2; ob++) {
+		c = stash_map_alloc(&m, to_oblock(ob), &evicted);
+		REQUIRE(cblock_is_valid(c));
+		stash_map_set_valid(&m, c);
+		stash_map_release(&m, c, true);
+	}
+
+	/* Full: a first miss does not promote, the second does. */
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(3), false, false),
+		 STASH_PROMOTE_NO);
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(3), false, false),
+		 STASH_PROMOTE_YES);
+	/* Sequential even so: bypass. */
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(3), true, false),
+		 STASH_PROMOTE_BYPASS);
+
+	stash_map_exit(&m);
 	stash_filter_exit(&f);
 }
