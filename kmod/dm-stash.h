@@ -460,7 +460,7 @@ bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c);
 bool stash_csum_must_open(struct stash_cache *sc, cblock_t c);
 void stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 			      u64 *entry, u32 *crc);
-u32 stash_csum_touch_open(struct stash_cache *sc);
+void stash_csum_touch_open(struct stash_cache *sc);
 void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c);
 void stash_csum_committed_locked(struct stash_cache *sc, cblock_t c, u64 entry);
 int stash_csum_create(struct stash_cache *sc);

@@ -250,24 +250,22 @@ void stash_csum_forget_locked(struct stash_cache *sc, cblock_t c)
  * write reached).  Open slots are not closed while writes go on: a block
  * rewritten again and again stays open and its writes never wait.  A slot
  * whose checksum is not known (open at a crash, not read since) cannot
- * close: its page is left alone.  Returns how many slots can close.
+ * close: its page is left alone.
  */
-u32 stash_csum_touch_open(struct stash_cache *sc)
+void stash_csum_touch_open(struct stash_cache *sc)
 {
 	unsigned long flags;
-	u32 i, n = 0;
+	u32 i;
 
 	if (!sc->csum_open || !READ_ONCE(sc->nr_csum_open))
-		return 0;
+		return;
 	spin_lock_irqsave(&sc->lock, flags);
 	for_each_set_bit(i, sc->csum_open, sc->nr_cblocks) {
 		if (test_bit(i, sc->csum_unknown))
 			continue;
 		stash_map_touch(&sc->map, to_cblock(i));
-		n++;
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
-	return n;
 }
 
 /* ---- Jobs ---- */
