@@ -1581,12 +1581,65 @@ def drain_phase(cfg, devs):
             dirty_left_when_reads_ended=left,
             read_iops_idle=idle["read"]["iops"],
             read_iops_during_flush=during["read"]["iops"],
-            ratio=during["read"]["iops"] / idle["read"]["iops"])
+            read_p99_us_idle=idle["read"]["p99_us"],
+            read_p99_us_during_flush=during["read"]["p99_us"],
+            ratio=during["read"]["iops"] / idle["read"]["iops"],
+            p99_ratio=during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]))
         log("  drain random: %d blocks in %.1f s (%.0f blocks/s, %d origin "
             "writes); read hits %.0f IOPS idle, %.0f during the flush: %.2fx"
             "%s" % (blocks, secs, blocks / secs, o["write_ios"],
                     idle["read"]["iops"], during["read"]["iops"],
                     during["read"]["iops"] / idle["read"]["iops"],
+                    "" if left else " (WARNING: drain ended before the reads)"))
+
+        # Foreground reads that need the origin (4 KiB at qd 1 over the
+        # whole device: mostly uncached blocks) beside a drain, with the
+        # writeback throttle (its default target) and without it.
+        res["throttle"] = {}
+        for label, lat in (("on", None), ("off", 0)):
+            try_sh("dmsetup remove --retry %s" % name)
+            table, dev = create()
+            if lat is not None:
+                sh("dmsetup message %s 0 set writeback_latency %d" % (name, lat))
+            fio("dirty-thr-" + label,
+                fio_dev_args(dev, "randwrite", "4k", 16, dev_bytes(dev) - hot,
+                             hot) + ["--io_size=%d" % (rand_mb * mb)],
+                os.path.join(rawdir, "dirty-thr-%s.json" % label), 600)
+            cold = fio_dev_args(dev, "randread", "4k", 1, dev_bytes(dev)) + [
+                "--time_based", "--runtime=%d" % cfg["runtime"]]
+            idle = fio("cold-idle-" + label, cold,
+                       os.path.join(rawdir, "cold-idle-%s.json" % label), 300)
+            kv = stash_kv(name)
+            blocks = int(kv["dirty"])
+            thr0 = int(kv.get("writeback_throttled", 0))
+            t = time.time()
+            sh("dmsetup message %s 0 flush" % name)
+            during = fio("cold-during-" + label, cold,
+                         os.path.join(rawdir, "cold-during-%s.json" % label),
+                         300)
+            kv = stash_kv(name)
+            left = int(kv["dirty"])
+            thr1 = int(kv.get("writeback_throttled", 0))
+            secs = time.time() - t + wait_dirty_zero(name, 900)
+            res["throttle"][label] = dict(
+                writeback_latency=lat if lat is not None else "default",
+                dirty_blocks=blocks, drain_s=secs,
+                dirty_left_when_reads_ended=left, throttled_looks=thr1 - thr0,
+                read_iops_idle=idle["read"]["iops"],
+                read_iops_during=during["read"]["iops"],
+                read_p99_us_idle=idle["read"]["p99_us"],
+                read_p99_us_during=during["read"]["p99_us"],
+                ratio=during["read"]["iops"] / idle["read"]["iops"],
+                p99_ratio=during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]))
+            log("  throttle %s: %d dirty blocks drained in %.1f s; origin reads "
+                "%.0f IOPS idle, %.0f during the drain (%.2fx), p99 %.0f us -> "
+                "%.0f us (%.2fx); %d looks throttled%s" % (
+                    label, blocks, secs, idle["read"]["iops"],
+                    during["read"]["iops"],
+                    during["read"]["iops"] / idle["read"]["iops"],
+                    idle["read"]["p99_us"], during["read"]["p99_us"],
+                    during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]),
+                    thr1 - thr0,
                     "" if left else " (WARNING: drain ended before the reads)"))
     finally:
         try_sh("dmsetup remove --retry %s" % name)

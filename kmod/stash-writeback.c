@@ -283,7 +283,7 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 	u32 slot;
 
 	wait_event(sc->wb_wait, atomic_read(&sc->wb_inflight) <
-				READ_ONCE(sc->tun.wb_inflight));
+				stash_throttle_limit(sc));
 	atomic_inc(&sc->wb_inflight);
 	for (;;) {
 		run = NULL;
@@ -414,6 +414,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 
 	run->failed = false;
 	run->reads_released = false;
+	stash_throttle_wait(sc, run->nr_blocks * block_bytes);
 	take_slots(sc, run);
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
@@ -706,6 +707,8 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return 0;
 		}
+		/* Someone waits: the throttle holds nothing back. */
+		atomic_inc(&sc->wb_urgent);
 		sc->drain_requested = true;
 		sc->wb_backoff_until = jiffies;
 		target = sc->drains_started + 1;
@@ -719,6 +722,7 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 		wait_event(sc->drain_wait,
 			   READ_ONCE(sc->drains_completed) >= target ||
 			   !READ_ONCE(sc->dirty.nr_set));
+		atomic_dec(&sc->wb_urgent);
 		spin_lock_irqsave(&sc->lock, flags);
 		failed = sc->pass_failed && sc->dirty.nr_set;
 		spin_unlock_irqrestore(&sc->lock, flags);
@@ -763,6 +767,7 @@ int stash_wb_create(struct stash_cache *sc)
 	sc->run_max_blocks = wb_buf_bytes(sc) / block_bytes;
 	stash_md_init_work(sc);
 	atomic_set(&sc->wb_inflight, 0);
+	atomic_set(&sc->wb_urgent, 0);
 	init_waitqueue_head(&sc->wb_wait);
 	init_waitqueue_head(&sc->drain_wait);
 	INIT_WORK(&sc->wb_work, wb_work_fn);
@@ -771,7 +776,8 @@ int stash_wb_create(struct stash_cache *sc)
 	bio_list_init(&sc->flush_pass);
 
 	if (stash_bitmap_init(&sc->dirty, sc->nr_cblocks) ||
-	    stash_bitmap_init(&sc->pass, sc->nr_cblocks))
+	    stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
+	    stash_throttle_init(sc))
 		goto bad;
 	sc->map.dirty = sc->dirty.words;
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
@@ -836,6 +842,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 	}
 	kvfree(sc->wb_batch);
 	sc->wb_batch = NULL;
+	stash_throttle_exit(sc);
 	stash_bitmap_exit(&sc->pass);
 	stash_bitmap_exit(&sc->dirty);
 	sc->map.dirty = NULL;

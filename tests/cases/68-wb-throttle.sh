@@ -1,0 +1,81 @@
+#!/bin/bash
+# desc: the writeback throttle: foreground reads that queue behind writeback on a one-at-a-time origin make writeback back off (writeback_throttled counts, writeback_limit drops), with writeback_latency 0 it does not, and either way every dirty block reaches the origin
+#
+# The origin is a null_blk that serves one 4 KiB request at a time, each in
+# 0.25 ms (hw_queue_depth 1, max_sectors 8, irqmode 2): foreground reads of
+# uncached blocks wait behind writeback's writes (a 1 MiB run is 256
+# requests), which is what the throttle watches for.
+# Break it catches: a throttle that never calls a look slow
+# (look() without its comparison) leaves writeback_throttled at 0.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-cache.sh"
+require_root
+require_cmd fio
+stash_load_module
+
+modprobe null_blk nr_devices=0 || skip "no null_blk"
+mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+nb=/sys/kernel/config/nullb/stthr
+mkdir "$nb" || die "cannot create a null_blk device"
+on_exit "echo 0 >$nb/power 2>/dev/null; rmdir $nb 2>/dev/null; true"
+before=$(ls /sys/block)
+{ echo 1 >"$nb/memory_backed" && echo 256 >"$nb/size" &&
+	echo 1 >"$nb/submit_queues" && echo 1 >"$nb/hw_queue_depth" &&
+	echo 8 >"$nb/max_sectors" &&
+	echo 2 >"$nb/irqmode" && echo 250000 >"$nb/completion_nsec" &&
+	echo 1 >"$nb/power"; } || die "cannot set up the origin null_blk"
+for ((i = 0; i < 50; i++)); do
+	o=$(ls /sys/block | grep -vxF "$before" | grep nullb | head -n1)
+	[ -n "$o" ] && [ -b "/dev/$o" ] && break
+	sleep 0.1
+done
+origin=/dev/$o
+[ -b "$origin" ] || die "no origin null_blk"
+brd_setup 1 65536
+cache=/dev/ram0
+tmp=$(mktemp -d)
+on_exit "rm -rf $tmp"
+
+# round LATENCY: 48 MiB of dirty blocks, reads of uncached blocks for 12 s,
+# the flush message 3 s into them; prints writeback_throttled's growth and
+# the lowest writeback_limit seen while the reads ran.
+round() {
+	local lat=$1 t0 t1 minlim=8 lim pid
+
+	stash_create thr "$origin" "$cache" writeback high_watermark 100 \
+		idle_ms 0 sequential_cutoff 0 writeback_latency "$lat"
+	vol=$STASH_DEV
+	rand_file "$tmp/d" 12288
+	put "$vol" "$tmp/d" 0
+	assert_eq 12288 "$(sf "$vol" dirty)" "dirty blocks before the flush"
+	t0=$(sf "$vol" writeback_throttled)
+	fio --name=reads --filename="$vol" --direct=1 --rw=randread --bs=4k \
+		--ioengine=psync --offset=128m --size=96m --time_based --runtime=12 \
+		--output="$tmp/fio" >/dev/null 2>&1 &
+	pid=$!
+	sleep 3
+	dmsetup message "$vol" 0 flush || die "flush failed"
+	while kill -0 $pid 2>/dev/null; do
+		lim=$(sf "$vol" writeback_limit)
+		[ "$lim" -lt "$minlim" ] && minlim=$lim
+		sleep 0.2
+	done
+	wait $pid || die "fio failed: $(cat "$tmp/fio")"
+	t1=$(sf "$vol" writeback_throttled)
+	wait_clean "$vol" 120
+	assert_ok "latency $lat: the origin holds every written block" \
+		cmp -s <(dd if="$origin" bs=1M count=48 iflag=direct status=none) "$tmp/d"
+	log "writeback_latency $lat: throttled $((t1 - t0)) looks, writeback_limit down to $minlim; $(grep -E 'IOPS|clat \(' "$tmp/fio" | head -n2 | tr -s ' ' | paste -sd' ')"
+	stash_remove "$vol"
+	wipe_sb "$cache"
+	echo "$((t1 - t0)) $minlim" >"$tmp/r$lat"
+}
+
+round 200
+read -r thr lim <"$tmp/r200"
+assert_ne 0 "$thr" "writeback_throttled with the default target (200%)"
+assert_ok "writeback_limit dropped below 8 ($lim)" test "$lim" -lt 8
+round 0
+read -r thr lim <"$tmp/r0"
+assert_eq 0 "$thr" "writeback_throttled with the throttle off"
+assert_eq 8 "$lim" "writeback_limit with the throttle off"
