@@ -137,9 +137,11 @@ static inline u32 stash_tunable_get(const struct stash_tunables *tun,
  * running or not); a look every STASH_THROTTLE_MS compares the two phases.
  */
 #define STASH_THROTTLE_MS	100
+/* Larger user I/O is not timed (a stream's I/O says nothing of queueing). */
+#define STASH_THROTTLE_MAX_SECTORS	128
 
 struct stash_lat {
-	u64 ns[2][2];		/* [origin][pass running] */
+	u64 ns[2][2];		/* [origin][writeback I/O in flight] */
 	u64 n[2][2];
 	s64 inflight;		/* started minus ended (one CPU's share) */
 };
@@ -152,6 +154,7 @@ struct stash_throttle {
 	u64 pend_ns[2];			/* during passes, since the last decision */
 	u64 pend_n[2];
 	unsigned long pend_since;	/* jiffies: the last decision */
+	u64 pass;			/* wb_passes at the last look */
 	unsigned long next_look;	/* jiffies */
 	u64 tokens;			/* rate cap: bytes that may go now */
 	u64 tokens_ns;			/* when they were counted */
@@ -247,6 +250,7 @@ struct stash_cache {
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 	u32 wb_backoff_ms;		/* the last back-off; 0 after a good pass */
 	bool wb_stopped;		/* suspended: no new writeback */
+	bool wb_suspending;		/* presuspend to resume: READ_ONCE */
 	bool need_space;		/* a write waits for a clean slot */
 	u64 wb_rate_second;		/* writeback rate: the second counted */
 	u64 wb_rate_current;		/* blocks in that second so far */
@@ -525,18 +529,27 @@ u64 stash_wb_rate(struct stash_cache *sc);
 int stash_throttle_init(struct stash_cache *sc);
 void stash_throttle_exit(struct stash_cache *sc);
 /*
- * Before a writeback run of @bytes is issued (wb_work; may sleep): wait as
- * the rate cap and the latency target say, unless a flush or a suspend
- * waits for the pass.
+ * Before writeback collects a batch (wb_work; may sleep), @bytes written
+ * back since the last call: wait as the rate cap and the latency target
+ * say, unless someone waits for the writeback.
  */
-void stash_throttle_wait(struct stash_cache *sc, u32 bytes);
+void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
 /* Runs in flight allowed now (at most tunables.wb_inflight). */
 u32 stash_throttle_limit(struct stash_cache *sc);
+/* Blocks the next batch may take: one run's worth while throttled. */
+u32 stash_throttle_batch(struct stash_cache *sc);
 
-/* A user read or write starts: its start time, for stash_throttle_end(). */
-static inline u64 stash_throttle_start(struct stash_cache *sc)
+/*
+ * A user read or write of @sectors starts: its start time, for
+ * stash_throttle_end(), or 0 if it is not timed (the throttle is off, no
+ * writeback can run, or a large I/O).
+ */
+static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
 {
-	if (!READ_ONCE(sc->tun.wb_latency_pct))
+	if (!READ_ONCE(sc->tun.wb_latency_pct) ||
+	    sectors > STASH_THROTTLE_MAX_SECTORS ||
+	    (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
+	     !READ_ONCE(sc->dirty.nr_set)))
 		return 0;
 	this_cpu_inc(sc->throttle.lat->inflight);
 	return ktime_get_ns();
@@ -549,7 +562,7 @@ static inline u64 stash_throttle_start(struct stash_cache *sc)
 static inline void stash_throttle_end(struct stash_cache *sc, bool origin,
 				      u64 start_ns, bool ok)
 {
-	bool busy = READ_ONCE(sc->pass_active);
+	bool busy = atomic_read(&sc->wb_inflight);
 
 	this_cpu_dec(sc->throttle.lat->inflight);
 	if (!ok)

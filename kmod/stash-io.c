@@ -1430,7 +1430,7 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 	pb_of(bio)->start_ns = bio_sectors(bio) &&
 			       (bio_op(bio) == REQ_OP_READ ||
 				bio_op(bio) == REQ_OP_WRITE) ?
-			       stash_throttle_start(sc) : 0;
+			       stash_throttle_start(sc, bio_sectors(bio)) : 0;
 
 	/*
 	 * Once per jiffy: the commit timer parks only when last_io is two

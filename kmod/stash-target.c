@@ -1066,8 +1066,18 @@ static void stash_presuspend(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
+	/* Writes waiting on writeback hold the suspend: no throttle now. */
+	WRITE_ONCE(sc->wb_suspending, true);
 	if (sc->is_volatile)
 		stash_wb_request_drain(sc);
+}
+
+/* The suspend was called off: the throttle may act again. */
+static void stash_presuspend_undo(struct dm_target *ti)
+{
+	struct stash_cache *sc = ti->private;
+
+	WRITE_ONCE(sc->wb_suspending, false);
 }
 
 static void stash_postsuspend(struct dm_target *ti)
@@ -1121,6 +1131,7 @@ static void stash_resume(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	/* Also after a volatile suspend stopped it (stranded blocks). */
+	WRITE_ONCE(sc->wb_suspending, false);
 	stash_wb_start(sc);
 	stash_registry_set_live(sc, true);
 }
@@ -1169,6 +1180,7 @@ static struct target_type stash_target = {
 	.map = stash_map_bio,
 	.end_io = stash_end_io,
 	.presuspend = stash_presuspend,
+	.presuspend_undo = stash_presuspend_undo,
 	.postsuspend = stash_postsuspend,
 	.preresume = stash_preresume,
 	.resume = stash_resume,

@@ -2,34 +2,45 @@
 /*
  * dm-stash writeback throttle: writeback yields to foreground I/O by itself.
  *
- * The latency of every user read and write is summed per CPU, for each
- * device it went to (cache, origin) and for each phase: a writeback pass
- * running or not (stash_throttle_start() and _end(), from the map and
- * completion paths), with a count of those in flight.  Every
- * STASH_THROTTLE_MS, before it issues a run, writeback looks at the sums
- * since the last look:
- *  - the mean latency without a pass updates each device's baseline (an
- *    average over the looks that had such I/O);
- *  - during the pass, completions gather until there are MIN_SAMPLES or a
- *    second has passed (judge()), then a decision:
+ * Measuring.  The latency of user reads and writes of at most
+ * STASH_THROTTLE_MAX_SECTORS (a bypassed stream's large I/O says nothing
+ * about queueing) is summed per CPU, for each device the I/O went to
+ * (cache, origin) and for each phase: writeback I/O in flight when it
+ * completed, or not (stash_throttle_start() and _end(), from the map and
+ * completion paths), with a count of those in flight.  Only while
+ * writeback can run at all: in write-back mode, or with dirty blocks.
+ *
+ * Deciding.  Before each batch it collects, writeback looks at the sums
+ * every STASH_THROTTLE_MS (stash_throttle_wait()):
+ *  - each device's mean latency without writeback in flight updates its
+ *    baseline (an average over the looks that had such I/O; the pauses
+ *    below give fresh ones during a long pass);
+ *  - the completions with writeback in flight gather from the start of the
+ *    pass until there are MIN_SAMPLES, or a second has passed with at least
+ *    one (judge()); then a decision:
  *  - no foreground I/O: writeback runs flat out (tunables.wb_inflight runs
- *    in flight, no pause);
- *  - foreground I/O on a device slower than tunables.wb_latency_pct
- *    percent of its baseline, or none completing in a second while some
- *    is in flight: the runs allowed in flight halve, and at one run a
- *    pause before each run doubles (1 ms up to 100 ms);
+ *    in flight, batches of STASH_WB_BATCH blocks, no pause);
+ *  - foreground I/O on a device slower than tunables.wb_latency_pct percent
+ *    of its baseline: the runs allowed in flight halve, and at one run a
+ *    pause doubles (1 ms up to 100 ms per STASH_WB_RUN_BYTES written back,
+ *    so writeback never falls below 10 MiB/s);
  *  - otherwise the pause halves, then the runs allowed grow by one.
+ * While throttled, a batch is one run's worth of blocks, so that a pause
+ * never keeps many blocks in writeback (writes to them, discards, wait).
  * An additive-increase, multiplicative-decrease loop on writeback's
- * concurrency, driven by what the foreground sees, whichever device suffers
- * (the origin from writeback's writes, the cache device from its reads and
- * from the CPU the copies take).  Without a baseline yet (writeback ran
- * from the start) nothing is throttled.
+ * concurrency, driven by what the foreground sees on whichever device
+ * suffers (the origin from writeback's writes, the cache device from its
+ * reads and from the CPU the copies take).  Without a baseline yet,
+ * nothing is judged slow.
  *
- * A rate cap (tunables.wb_rate_kib) is a token bucket on the bytes runs
- * write, with a tenth of a second of burst.
+ * A rate cap (tunables.wb_rate_kib) is a token bucket on the bytes written
+ * back, with a tenth of a second of burst.
  *
- * Passes that someone waits for are never held back: a flush (volatile
- * caches drain on a flush), a suspend, stash_wb_drain_sync().
+ * Never held back: writeback that someone waits for (a flush on a volatile
+ * cache, stash_wb_drain_sync(), a suspend from its presuspend on, a failed
+ * cache rescuing its dirty blocks), and writeback above the high watermark
+ * or with writes waiting for a clean slot.  The "flush" message and
+ * stashctl flush are throttled like any pass.
  */
 #include <linux/module.h>
 #include <linux/delay.h>
@@ -38,7 +49,7 @@
 
 #define PAUSE_MIN_US	1000
 #define PAUSE_MAX_US	100000
-/* Completions a decision wants (or a second of them). */
+/* Completions a decision wants (or a second with one at least). */
 #define MIN_SAMPLES	8
 
 int stash_throttle_init(struct stash_cache *sc)
@@ -51,6 +62,7 @@ int stash_throttle_init(struct stash_cache *sc)
 	t->limit = STASH_WB_SLOTS;
 	t->next_look = jiffies;
 	t->pend_since = jiffies;
+	t->tokens_ns = ktime_get_ns();
 	return 0;
 }
 
@@ -60,11 +72,18 @@ void stash_throttle_exit(struct stash_cache *sc)
 	sc->throttle.lat = NULL;
 }
 
+/* Writeback that must not be held back now. */
 static bool urgent(struct stash_cache *sc)
 {
-	return atomic_read(&sc->wb_urgent) || READ_ONCE(sc->wb_stopped) ||
-	       !bio_list_empty(&sc->flush_pass) ||
-	       !bio_list_empty(&sc->flush_waiting);
+	bool flushes;
+
+	/* Without the lock: a flush seen a look late waits one look more. */
+	flushes = data_race(!bio_list_empty(&sc->flush_pass) ||
+			    !bio_list_empty(&sc->flush_waiting));
+	return flushes || atomic_read(&sc->wb_urgent) ||
+	       READ_ONCE(sc->wb_stopped) || READ_ONCE(sc->wb_suspending) ||
+	       stash_cache_failed(sc) || READ_ONCE(sc->need_space) ||
+	       stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm));
 }
 
 /* The sums since the last look, into @d; the look's sums kept. */
@@ -94,15 +113,16 @@ static void take_sums(struct stash_throttle *t, struct stash_lat *d)
 
 /*
  * Is foreground I/O slowed past the target?  Judged on the completions
- * since the last decision, once there are MIN_SAMPLES of them or a second
- * has passed (slow I/O completes rarely); in that second, none completed
- * while some was in flight counts as slowed.  Returns -1 until then, else
- * 0 (fine, or no foreground I/O) or 1, and *@busy.
+ * with writeback in flight since the last decision (or the start of the
+ * pass), once there are MIN_SAMPLES of them or a second has passed with
+ * one at least.  Returns -1 for no decision yet, else 0 or 1, and *@busy
+ * (foreground I/O at all).
  */
 static int judge(struct stash_cache *sc, const struct stash_lat *d, bool *busy)
 {
 	struct stash_throttle *t = &sc->throttle;
 	u32 pct = READ_ONCE(sc->tun.wb_latency_pct);
+	bool second = time_after_eq(jiffies, t->pend_since + HZ);
 	u64 n = 0;
 	int o, slow = 0;
 
@@ -111,11 +131,10 @@ static int judge(struct stash_cache *sc, const struct stash_lat *d, bool *busy)
 		t->pend_n[o] += d->n[o][1];
 		n += t->pend_n[o];
 	}
-	if (n < MIN_SAMPLES && time_before(jiffies, t->pend_since + HZ))
-		return -1;
-	*busy = n || d->inflight > 0;
-	if (!n && d->inflight > 0)
-		slow = 1;
+	if (n < MIN_SAMPLES && !(second && n))
+		/* A second without completions: idle, or I/O stuck elsewhere. */
+		return second && d->inflight <= 0 ? (*busy = false, 0) : -1;
+	*busy = true;
 	for (o = 0; o < 2; o++) {
 		if (t->pend_n[o] && t->baseline_ns[o] &&
 		    div64_u64(t->pend_ns[o], t->pend_n[o]) * 100 >
@@ -133,12 +152,12 @@ static void look(struct stash_cache *sc)
 	struct stash_throttle *t = &sc->throttle;
 	u32 max = READ_ONCE(sc->tun.wb_inflight);
 	u32 limit = READ_ONCE(t->limit), pause = READ_ONCE(t->pause_us);
+	u64 pass = READ_ONCE(sc->wb_passes);
 	bool busy = false;
 	struct stash_lat d;
 	int o, slow;
 
 	take_sums(t, &d);
-	/* Without a pass: each device's baseline. */
 	for (o = 0; o < 2; o++) {
 		if (d.n[o][0]) {
 			u64 mean = div64_u64(d.ns[o][0], d.n[o][0]);
@@ -147,6 +166,14 @@ static void look(struct stash_cache *sc)
 				(3 * t->baseline_ns[o] + mean) / 4 : mean;
 		}
 	}
+	/* A new pass: what came before it says nothing of this one. */
+	if (pass != t->pass) {
+		t->pass = pass;
+		memset(t->pend_ns, 0, sizeof(t->pend_ns));
+		memset(t->pend_n, 0, sizeof(t->pend_n));
+		t->pend_since = jiffies;
+		return;
+	}
 	slow = judge(sc, &d, &busy);
 	if (slow < 0)
 		return;
@@ -154,7 +181,7 @@ static void look(struct stash_cache *sc)
 		limit = max;
 		pause = 0;
 	} else if (slow) {
-		t->throttled++;
+		WRITE_ONCE(t->throttled, t->throttled + 1);
 		if (limit > 1)
 			limit /= 2;
 		else
@@ -168,52 +195,66 @@ static void look(struct stash_cache *sc)
 	WRITE_ONCE(t->pause_us, pause);
 }
 
-/* Sleep up to @us, in steps that end early when the pass becomes urgent. */
-static void nap(struct stash_cache *sc, u64 us)
+/*
+ * Sleep @us, in steps that end early when the pass becomes urgent; @rate
+ * (bytes/s, 0 for none) is read again each step: a pause for the cap ends
+ * when the cap is lifted.
+ */
+static void nap(struct stash_cache *sc, u64 us, bool rate)
 {
 	while (us && !urgent(sc)) {
 		u64 step = min_t(u64, us, PAUSE_MAX_US);
 
+		if (rate && !READ_ONCE(sc->tun.wb_rate_kib))
+			return;
 		usleep_range(step, step + step / 4 + 1);
 		us -= step;
 	}
 }
 
-static void rate_wait(struct stash_cache *sc, u32 bytes)
+/* The cap: @bytes were written back since the last call. */
+static void rate_wait(struct stash_cache *sc, u64 bytes)
 {
 	struct stash_throttle *t = &sc->throttle;
 	u64 rate = (u64)READ_ONCE(sc->tun.wb_rate_kib) << 10;	/* bytes/s */
-	u64 now = ktime_get_ns(), burst;
+	u64 now = ktime_get_ns(), burst, dt;
 
+	dt = min_t(u64, now - t->tokens_ns, NSEC_PER_SEC / 10);
+	t->tokens_ns = now;
 	if (!rate) {
-		t->tokens_ns = now;
+		t->tokens = 0;
 		return;
 	}
-	burst = max_t(u64, rate / 10, bytes);
-	t->tokens = min(burst, t->tokens +
-			div64_u64(rate * (now - t->tokens_ns), NSEC_PER_SEC));
-	t->tokens_ns = now;
-	if (t->tokens < bytes) {
-		nap(sc, div64_u64((bytes - t->tokens) * USEC_PER_SEC, rate));
-		t->tokens = 0;
-		t->tokens_ns = ktime_get_ns();
-	} else {
+	burst = rate / 10;
+	t->tokens = min(burst, t->tokens + div64_u64(rate * dt, NSEC_PER_SEC));
+	if (t->tokens >= bytes) {
 		t->tokens -= bytes;
+		return;
 	}
+	nap(sc, div64_u64((bytes - t->tokens) * USEC_PER_SEC, rate), true);
+	t->tokens = 0;
+	t->tokens_ns = ktime_get_ns();
 }
 
-void stash_throttle_wait(struct stash_cache *sc, u32 bytes)
+void stash_throttle_wait(struct stash_cache *sc, u64 bytes)
 {
 	struct stash_throttle *t = &sc->throttle;
+	u32 pause;
 
 	if (time_after_eq(jiffies, t->next_look)) {
 		look(sc);
 		t->next_look = jiffies + msecs_to_jiffies(STASH_THROTTLE_MS);
 	}
-	if (urgent(sc))
+	if (urgent(sc)) {
+		t->tokens_ns = ktime_get_ns();
 		return;
+	}
 	rate_wait(sc, bytes);
-	nap(sc, READ_ONCE(t->pause_us));
+	/* The pause is per STASH_WB_RUN_BYTES written back. */
+	pause = READ_ONCE(t->pause_us);
+	if (pause && bytes)
+		nap(sc, div64_u64((u64)pause * bytes, STASH_WB_RUN_BYTES) ?: 1,
+		    false);
 }
 
 u32 stash_throttle_limit(struct stash_cache *sc)
@@ -223,4 +264,13 @@ u32 stash_throttle_limit(struct stash_cache *sc)
 	if (urgent(sc))
 		return max;
 	return min(max, READ_ONCE(sc->throttle.limit));
+}
+
+u32 stash_throttle_batch(struct stash_cache *sc)
+{
+	if (urgent(sc) || (READ_ONCE(sc->throttle.limit) >=
+			   READ_ONCE(sc->tun.wb_inflight) &&
+			   !READ_ONCE(sc->throttle.pause_us)))
+		return STASH_WB_BATCH;
+	return sc->run_max_blocks;
 }

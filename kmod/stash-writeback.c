@@ -414,7 +414,6 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 
 	run->failed = false;
 	run->reads_released = false;
-	stash_throttle_wait(sc, run->nr_blocks * block_bytes);
 	take_slots(sc, run);
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
@@ -599,7 +598,7 @@ static void release_flushes_locked(struct stash_cache *sc,
  * Pick the next dirty blocks of the pass, mark them SE_WRITEBACK and put
  * them in sc->wb_batch.  Returns how many, or a collect_result.
  */
-static int collect(struct stash_cache *sc)
+static int collect(struct stash_cache *sc, u32 max)
 {
 	u32 n = 0, i, start;
 	bool skipped = false, done;
@@ -619,7 +618,7 @@ static int collect(struct stash_cache *sc)
 
 	start = sc->pass_cursor;
 	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
-	     i < sc->nr_cblocks && n < STASH_WB_BATCH;
+	     i < sc->nr_cblocks && n < max;
 	     i = stash_bitmap_next(&sc->pass, i + 1)) {
 		struct stash_entry *e = &sc->map.entries[i];
 
@@ -670,10 +669,15 @@ static void wb_work_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(ws, struct stash_cache, wb_work);
 	unsigned int noio = memalloc_noio_save();
+	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	u64 issued = 0;
 	int n;
 
 	for (;;) {
-		n = collect(sc);
+		/* The throttle (stash-throttle.c) before a batch is taken. */
+		stash_throttle_wait(sc, issued);
+		issued = 0;
+		n = collect(sc, stash_throttle_batch(sc));
 		if (n == COLLECT_IDLE) {
 			/* Nothing to do: a drain waiter may find the cache clean. */
 			wake_up_all(&sc->drain_wait);
@@ -684,8 +688,10 @@ static void wb_work_fn(struct work_struct *ws)
 			usleep_range(100, 1000);
 			continue;
 		}
-		if (n > 0)
+		if (n > 0) {
 			issue_batch(sc, n);
+			issued = (u64)n * block_bytes;
+		}
 		cond_resched();
 	}
 	memalloc_noio_restore(noio);
