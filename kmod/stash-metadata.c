@@ -665,6 +665,15 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 }
 
 /*
+ * The load dropped the entry of slot @c: its page is written at the resume
+ * commit.  (The map itself touches no page while it loads.)
+ */
+static void load_drop(struct stash_cache *sc, u32 c)
+{
+	stash_bitmap_set(&sc->md_touched, c / sc->geo.entries_per_page);
+}
+
+/*
  * Map @c to @ob; a second mapping of @ob is resolved by
  * stash_md_dup_winner() (the newer page wins, except that after an unclean
  * shutdown a dirty entry beats a clean one: the sweeps that flushes and
@@ -693,7 +702,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 			      from_oblock(ob));
 			return -EINVAL;
 		case STASH_DUP_KEEP:
-			stash_map_touch(&sc->map, to_cblock(c));
+			load_drop(sc, c);
 			return 0;
 		case STASH_DUP_REPLACE:
 			break;
@@ -701,7 +710,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 		stash_bitmap_clear(&sc->dirty, o);
 		stash_bitmap_clear(&sc->md_cdirty, o);
 		stash_map_invalidate(&sc->map, other);
-		stash_map_touch(&sc->map, other);
+		load_drop(sc, o);
 	}
 	if (stash_map_load(&sc->map, to_cblock(c), ob))
 		return -EINVAL;
@@ -723,7 +732,7 @@ static void drop_clean(struct stash_cache *sc)
 		if ((sc->map.entries[c].flags & SE_ALLOC) &&
 		    !stash_bitmap_test(&sc->dirty, c)) {
 			stash_map_invalidate(&sc->map, to_cblock(c));
-			stash_map_touch(&sc->map, to_cblock(c));
+			load_drop(sc, c);
 		}
 }
 
@@ -786,8 +795,13 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		r = -ENOMEM;
 		goto out;
 	}
-	/* Read both copies of as many pages as md_buf holds at a time. */
+	/*
+	 * Read both copies of as many pages as md_buf holds at a time.  The
+	 * map touches no page while it loads: the pages already say what it
+	 * loads (load_drop() marks those that do not).
+	 */
 	*map_touched = true;
+	sc->map.touched = NULL;
 	chunk = max_t(u32, sc->md_buf_pages / 2, 1);
 	for (p = 0; p < pages && !r; p += chunk) {
 		u32 n = min(chunk, pages - p);
@@ -819,6 +833,7 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	if (!r && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
+	sc->map.touched = &sc->md_touched;
 	/*
 	 * The pages of the entries dropped above (clean ones after a crash,
 	 * older duplicates) are touched: the resume commit writes them from
