@@ -75,6 +75,9 @@ QUIET_S = 3
 
 # Rounds of the sequential drain figure (origin bandwidth, then a drain).
 DRAIN_ROUNDS = 3
+# The origin's bandwidth (MB/s, null_blk mbps) in the throttle's part of the
+# drain phase.
+THROTTLE_MBPS = 50
 
 SYSTEMS = ["raw-fast", "raw-slow", "linear-fast",
            "stash-wa", "stash-wt", "stash-wb",
@@ -384,7 +387,7 @@ class Devices:
             try_sh("rmmod null_blk")
         sh("sync; echo 3 >/proc/sys/vm/drop_caches")
 
-    def create(self, prefill_fast=False, reference=False):
+    def create(self, prefill_fast=False, reference=False, mbps=0):
         """Fresh, zeroed devices.  The fast device is filled with data only
         when it is itself the device under test (raw-fast, linear-fast), so
         that its reads copy data as a cache's hits do; a cache gets it
@@ -411,8 +414,12 @@ class Devices:
                      ("discard", 1), ("max_sectors", 2048),
                      ("irqmode", 2),
                      ("completion_nsec", c["delay_ms"] * 1000000),
-                     ("hw_queue_depth", 1024)):
+                     ("hw_queue_depth", 1024 if not mbps else 4)):
             write(NULLB_CFG + "/" + k, v)
+        if mbps:
+            # A disk with a bandwidth (the throttle's part of the drain
+            # phase): writes and reads share it, as on a real disk.
+            write(NULLB_CFG + "/mbps", mbps)
         write(NULLB_CFG + "/power", 1)
         # null_blk names a configfs-made disk after its directory.
         self.nullb = "/dev/" + NULLB_NAME
@@ -1479,8 +1486,8 @@ def drain_phase(cfg, devs):
     rawdir = os.path.join(RAW, "drain")
     os.makedirs(rawdir, exist_ok=True)
 
-    def create():
-        devs.create()
+    def create(mbps=0):
+        devs.create(mbps=mbps)
         opts = ["sequential_cutoff", "0", "high_watermark", "100",
                 "low_watermark", "10", "idle_ms", "0"] + cfg["stash_opts"]
         table = "0 %d stash %s %s writeback %d %s" % (
@@ -1581,12 +1588,66 @@ def drain_phase(cfg, devs):
             dirty_left_when_reads_ended=left,
             read_iops_idle=idle["read"]["iops"],
             read_iops_during_flush=during["read"]["iops"],
-            ratio=during["read"]["iops"] / idle["read"]["iops"])
+            read_p99_us_idle=idle["read"]["p99_us"],
+            read_p99_us_during_flush=during["read"]["p99_us"],
+            ratio=during["read"]["iops"] / idle["read"]["iops"],
+            p99_ratio=during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]))
         log("  drain random: %d blocks in %.1f s (%.0f blocks/s, %d origin "
             "writes); read hits %.0f IOPS idle, %.0f during the flush: %.2fx"
             "%s" % (blocks, secs, blocks / secs, o["write_ios"],
                     idle["read"]["iops"], during["read"]["iops"],
                     during["read"]["iops"] / idle["read"]["iops"],
+                    "" if left else " (WARNING: drain ended before the reads)"))
+
+        # Foreground reads that need the origin (4 KiB at qd 1 over the
+        # whole device: mostly uncached blocks) beside a drain, with the
+        # writeback throttle (its default target, set explicitly) and
+        # without it, on an origin of THROTTLE_MBPS: writeback's writes
+        # and the reads share its bandwidth, as on a real disk.
+        res["throttle"] = {}
+        for label, lat in (("on", 200), ("off", 0)):
+            try_sh("dmsetup remove --retry %s" % name)
+            table, dev = create(mbps=THROTTLE_MBPS)
+            sh("dmsetup message %s 0 set writeback_latency %d" % (name, lat))
+            fio("dirty-thr-" + label,
+                fio_dev_args(dev, "randwrite", "4k", 16, dev_bytes(dev) - hot,
+                             hot) + ["--io_size=%d" % (rand_mb * mb)],
+                os.path.join(rawdir, "dirty-thr-%s.json" % label), 600)
+            cold = fio_dev_args(dev, "randread", "4k", 1, dev_bytes(dev)) + [
+                "--time_based", "--runtime=%d" % cfg["runtime"]]
+            idle = fio("cold-idle-" + label, cold,
+                       os.path.join(rawdir, "cold-idle-%s.json" % label), 300)
+            kv = stash_kv(name)
+            blocks = int(kv["dirty"])
+            thr0 = int(kv.get("writeback_throttled", 0))
+            t = time.time()
+            sh("dmsetup message %s 0 flush" % name)
+            during = fio("cold-during-" + label, cold,
+                         os.path.join(rawdir, "cold-during-%s.json" % label),
+                         300)
+            kv = stash_kv(name)
+            left = int(kv["dirty"])
+            thr1 = int(kv.get("writeback_throttled", 0))
+            secs = time.time() - t + wait_dirty_zero(name, 900)
+            res["throttle"][label] = dict(
+                writeback_latency=lat, origin_mbps=THROTTLE_MBPS,
+                dirty_blocks=blocks, drain_s=secs,
+                dirty_left_when_reads_ended=left, throttled_looks=thr1 - thr0,
+                read_iops_idle=idle["read"]["iops"],
+                read_iops_during=during["read"]["iops"],
+                read_p99_us_idle=idle["read"]["p99_us"],
+                read_p99_us_during=during["read"]["p99_us"],
+                ratio=during["read"]["iops"] / idle["read"]["iops"],
+                p99_ratio=during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]))
+            log("  throttle %s: %d dirty blocks drained in %.1f s; origin reads "
+                "%.0f IOPS idle, %.0f during the drain (%.2fx), p99 %.0f us -> "
+                "%.0f us (%.2fx); %d looks throttled%s" % (
+                    label, blocks, secs, idle["read"]["iops"],
+                    during["read"]["iops"],
+                    during["read"]["iops"] / idle["read"]["iops"],
+                    idle["read"]["p99_us"], during["read"]["p99_us"],
+                    during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]),
+                    thr1 - thr0,
                     "" if left else " (WARNING: drain ended before the reads)"))
     finally:
         try_sh("dmsetup remove --retry %s" % name)

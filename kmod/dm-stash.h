@@ -54,6 +54,13 @@ enum stash_mode {
 #define STASH_MAX_ERROR_THRESHOLD	1000000000
 #define STASH_DEFAULT_COMMIT_MS		1000
 #define STASH_MAX_COMMIT_MS		60000
+/*
+ * Writeback throttle (stash-throttle.c): foreground latency allowed while
+ * writeback runs, in percent of its latency without; a rate cap, KiB/s.
+ */
+#define STASH_DEFAULT_WB_LATENCY_PCT	200
+#define STASH_MAX_WB_LATENCY_PCT	10000
+#define STASH_MAX_WB_RATE_KIB		0x40000000	/* 1 TiB/s */
 /* Metadata pages one commit writes at most (1 MiB of buffer). */
 #define STASH_MD_MAX_COMMIT_PAGES	256
 
@@ -87,6 +94,8 @@ struct stash_tunables {
 	u32 wb_inflight;	/* writeback runs in flight, 1..STASH_WB_SLOTS */
 	u32 commit_ms;		/* periodic metadata commit */
 	u32 error_threshold;	/* cache errors that fail the cache; 0 = never */
+	u32 wb_latency_pct;	/* throttle target (stash-throttle.c); 0 = off */
+	u32 wb_rate_kib;	/* writeback rate cap, KiB/s; 0 = none */
 };
 
 #define STASH_DEFAULT_TUNABLES {				\
@@ -97,6 +106,7 @@ struct stash_tunables {
 	.wb_inflight = STASH_WB_SLOTS,				\
 	.commit_ms = STASH_DEFAULT_COMMIT_MS,			\
 	.error_threshold = STASH_DEFAULT_ERROR_THRESHOLD,	\
+	.wb_latency_pct = STASH_DEFAULT_WB_LATENCY_PCT,		\
 }
 
 /*
@@ -111,7 +121,7 @@ struct stash_tunable_desc {
 	size_t offset;
 };
 
-#define STASH_NR_TUNABLES	7
+#define STASH_NR_TUNABLES	9
 extern const struct stash_tunable_desc stash_tunable_descs[STASH_NR_TUNABLES];
 const struct stash_tunable_desc *stash_find_tunable(const char *name);
 
@@ -120,6 +130,38 @@ static inline u32 stash_tunable_get(const struct stash_tunables *tun,
 {
 	return *(const u32 *)((const char *)tun + d->offset);
 }
+
+/*
+ * The writeback throttle (stash-throttle.c).  Foreground latency is summed
+ * per CPU, per device (cache, origin) and per phase (a writeback pass
+ * running or not); a look every STASH_THROTTLE_MS compares the two phases.
+ */
+#define STASH_THROTTLE_MS	100
+/* Larger user I/O is not timed (a stream's I/O says nothing of queueing). */
+#define STASH_THROTTLE_MAX_SECTORS	128
+
+struct stash_lat {
+	u64 ns[2][2];		/* [origin][writeback I/O in flight] */
+	u64 n[2][2];
+	s64 inflight;		/* started minus ended (one CPU's share) */
+};
+
+struct stash_throttle {
+	struct stash_lat __percpu *lat;	/* cumulative */
+	/* The rest: wb_work only (stash_throttle_wait()). */
+	struct stash_lat seen;		/* the sums at the last look */
+	u64 baseline_ns[2];		/* per device, without writeback */
+	u64 pend_ns[2];			/* during passes, since the last decision */
+	u64 pend_n[2];
+	unsigned long pend_since;	/* jiffies: the last decision */
+	u64 pass;			/* wb_passes at the last look */
+	unsigned long next_look;	/* jiffies */
+	u64 tokens;			/* rate cap: bytes that may go now */
+	u64 tokens_ns;			/* when they were counted */
+	u32 limit;			/* runs in flight allowed; READ_ONCE */
+	u32 pause_us;			/* before each run, at limit 1; READ_ONCE */
+	u64 throttled;			/* looks that found foreground I/O slowed */
+};
 
 /* One merged writeback I/O: contiguous origin blocks, any cache slots. */
 struct stash_wb_run {
@@ -208,6 +250,7 @@ struct stash_cache {
 	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
 	u32 wb_backoff_ms;		/* the last back-off; 0 after a good pass */
 	bool wb_stopped;		/* suspended: no new writeback */
+	bool wb_suspending;		/* presuspend to resume: READ_ONCE */
 	bool need_space;		/* a write waits for a clean slot */
 	u64 wb_rate_second;		/* writeback rate: the second counted */
 	u64 wb_rate_current;		/* blocks in that second so far */
@@ -285,6 +328,8 @@ struct stash_cache {
 	unsigned long wb_slots_free;		/* bit per free run slot */
 	u32 run_max_blocks;
 	atomic_t wb_inflight;
+	atomic_t wb_urgent;			/* drains someone waits for */
+	struct stash_throttle throttle;
 	wait_queue_head_t wb_wait;		/* a run finished */
 	wait_queue_head_t drain_wait;		/* a drain pass finished */
 
@@ -479,6 +524,53 @@ void stash_wb_request_drain(struct stash_cache *sc);
 int stash_wb_drain_sync(struct stash_cache *sc);
 const char *stash_wb_state(struct stash_cache *sc);
 u64 stash_wb_rate(struct stash_cache *sc);
+
+/* Writeback throttle (stash-throttle.c). */
+int stash_throttle_init(struct stash_cache *sc);
+void stash_throttle_exit(struct stash_cache *sc);
+/*
+ * Before writeback collects a batch (wb_work; may sleep), @bytes written
+ * back since the last call: wait as the rate cap and the latency target
+ * say, unless someone waits for the writeback.
+ */
+void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
+/* Runs in flight allowed now (at most tunables.wb_inflight). */
+u32 stash_throttle_limit(struct stash_cache *sc);
+/* Blocks the next batch may take: one run's worth while throttled. */
+u32 stash_throttle_batch(struct stash_cache *sc);
+
+/*
+ * A user read or write of @sectors starts: its start time, for
+ * stash_throttle_end(), or 0 if it is not timed (the throttle is off, no
+ * writeback can run, or a large I/O).
+ */
+static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
+{
+	if (!READ_ONCE(sc->tun.wb_latency_pct) ||
+	    sectors > STASH_THROTTLE_MAX_SECTORS ||
+	    (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
+	     !READ_ONCE(sc->dirty.nr_set)))
+		return 0;
+	this_cpu_inc(sc->throttle.lat->inflight);
+	return ktime_get_ns();
+}
+
+/*
+ * It ended (@ok: completed) on the origin (@origin) or the cache device.
+ * Any context.
+ */
+static inline void stash_throttle_end(struct stash_cache *sc, bool origin,
+				      u64 start_ns, bool ok)
+{
+	bool busy = atomic_read(&sc->wb_inflight);
+
+	this_cpu_dec(sc->throttle.lat->inflight);
+	if (!ok)
+		return;
+	this_cpu_add(sc->throttle.lat->ns[origin][busy],
+		     ktime_get_ns() - start_ns);
+	this_cpu_inc(sc->throttle.lat->n[origin][busy]);
+}
 
 /* stash-io.c */
 void stash_kick_worker(struct stash_cache *sc);

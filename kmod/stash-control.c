@@ -662,9 +662,13 @@ static void __init stash_ctl_check_layout(void)
 		     sizeof(struct stash_ioc_counters));
 	BUILD_BUG_ON(sizeof(struct stash_tunables) !=
 		     STASH_NR_TUNABLES * sizeof(u32));
-	/* error_threshold came later: it sits in the status itself. */
+	/*
+	 * error_threshold came later: it sits in the status itself;
+	 * writeback_latency and writeback_rate later still: only
+	 * STASH_IOC_GET_TUNABLE and SET_TUNABLE have them.
+	 */
 	BUILD_BUG_ON(sizeof(struct stash_ioc_tunables) !=
-		     (STASH_NR_TUNABLES - 1) * sizeof(__u64));
+		     (STASH_NR_TUNABLES - 3) * sizeof(__u64));
 }
 
 int __init stash_control_init(void)

@@ -60,6 +60,7 @@ struct stash_bio {
 	/* Waits for a commit that records its slot open, then goes again. */
 	bool open_wait;
 	s64 flush_covers;	/* PB_ORIGIN_FLUSH: origin_writes_done at issue */
+	u64 start_ns;		/* for the writeback throttle; 0: not measured */
 	struct bvec_iter saved_iter;
 	struct bio_list absorbed;	/* PB_WRITE_HIT: writes this one carries */
 };
@@ -1425,6 +1426,11 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 
 	pb_of(bio)->recheck = false;
 	pb_of(bio)->open_wait = false;
+	/* User reads and writes: their latency steers the throttle. */
+	pb_of(bio)->start_ns = bio_sectors(bio) &&
+			       (bio_op(bio) == REQ_OP_READ ||
+				bio_op(bio) == REQ_OP_WRITE) ?
+			       stash_throttle_start(sc, bio_sectors(bio)) : 0;
 
 	/*
 	 * Once per jiffy: the commit timer parks only when last_io is two
@@ -1500,6 +1506,10 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	unsigned long flags;
 	bool kick;
 
+	if (pb->start_ns) {
+		stash_throttle_end(sc, pb->to_origin, pb->start_ns, !*error);
+		pb->start_ns = 0;
+	}
 	/* Whatever reached the origin, a later flush must cover. */
 	if (!*error && pb->to_origin &&
 	    (bio_op(bio) == REQ_OP_DISCARD ||

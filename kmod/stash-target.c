@@ -106,6 +106,8 @@ const struct stash_tunable_desc stash_tunable_descs[] = {
 	TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
 	TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
 	TUNABLE("error_threshold", 0, STASH_MAX_ERROR_THRESHOLD, error_threshold),
+	TUNABLE("writeback_latency", 0, STASH_MAX_WB_LATENCY_PCT, wb_latency_pct),
+	TUNABLE("writeback_rate", 0, STASH_MAX_WB_RATE_KIB, wb_rate_kib),
 };
 
 const struct stash_tunable_desc *stash_find_tunable(const char *name)
@@ -163,6 +165,12 @@ static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
 
 	if (!value || kstrtouint(value, 10, &v) || v < d->min || v > d->max) {
 		*err = tunable_range_error[d - stash_tunable_descs];
+		return -EINVAL;
+	}
+	/* Below 100%, any foreground I/O would stop writeback. */
+	if (d->offset == offsetof(struct stash_tunables, wb_latency_pct) &&
+	    v && v < 100) {
+		*err = "writeback_latency must be 0 (off) or a percent in 100..10000";
 		return -EINVAL;
 	}
 	*tunable_field(&t, d) = v;
@@ -233,6 +241,10 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *     writeback_inflight <n>	writeback I/Os in flight; 1..8; 8
  *     commit_ms <ms>		periodic metadata commit; 1..60000; 1000
  *     error_threshold <n>	cache errors that fail the cache; 0 = never; 64
+ *     writeback_latency <%>	foreground latency allowed while writeback
+ *				runs, in percent of it without; 0 = off, or
+ *				100..10000; 200 (stash-throttle.c)
+ *     writeback_rate <KiB/s>	writeback rate cap; 0 = none; 0
  * Each may be given once.
  */
 static int parse_options(struct dm_arg_set *as, struct stash_args *args,
@@ -801,6 +813,10 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   checksum_errors=	cache reads whose data failed its checksum
  *   checksum_bad=	dirty blocks that failed their checksum: reads of
  *			them fail and writeback skips them
+ *   writeback_latency=, writeback_rate=	the tunables
+ *   writeback_limit=	writeback runs the throttle allows in flight now
+ *   writeback_pause_us=	its pause before each run (at one run)
+ *   writeback_throttled=	its looks that found foreground I/O slowed
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -850,6 +866,13 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" checksum=%s checksum_errors=%llu checksum_bad=%u",
 		       sc->csum ? "on" : "off", READ_ONCE(sc->checksum_errors),
 		       READ_ONCE(sc->nr_csum_bad));
+		DMEMIT(" writeback_latency=%u writeback_rate=%u",
+		       READ_ONCE(sc->tun.wb_latency_pct),
+		       READ_ONCE(sc->tun.wb_rate_kib));
+		DMEMIT(" writeback_limit=%u writeback_pause_us=%u writeback_throttled=%llu",
+		       stash_throttle_limit(sc),
+		       READ_ONCE(sc->throttle.pause_us),
+		       READ_ONCE(sc->throttle.throttled));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
@@ -943,7 +966,7 @@ void stash_invalidate_clean(struct stash_cache *sc)
 int stash_set_tunable(struct stash_cache *sc, const char *key,
 		      const char *value)
 {
-	const struct stash_tunable_desc *d = stash_find_tunable(key);
+	const struct stash_tunable_desc *d = stash_find_tunable(key), *t;
 	struct stash_tunables tun;
 	unsigned long flags;
 	char *err;
@@ -957,13 +980,11 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	tun = sc->tun;
 	r = parse_tunable(d, value, &tun, true, &err);
 	if (!r) {
-		WRITE_ONCE(sc->tun.seq_cutoff_kb, tun.seq_cutoff_kb);
-		WRITE_ONCE(sc->tun.high_wm, tun.high_wm);
-		WRITE_ONCE(sc->tun.low_wm, tun.low_wm);
-		WRITE_ONCE(sc->tun.idle_ms, tun.idle_ms);
-		WRITE_ONCE(sc->tun.wb_inflight, tun.wb_inflight);
-		WRITE_ONCE(sc->tun.commit_ms, tun.commit_ms);
-		WRITE_ONCE(sc->tun.error_threshold, tun.error_threshold);
+		/* Each field once: readers take them without the lock. */
+		for (t = stash_tunable_descs;
+		     t < stash_tunable_descs + STASH_NR_TUNABLES; t++)
+			WRITE_ONCE(*tunable_field(&sc->tun, t),
+				   *tunable_field(&tun, t));
 		stash_seq_init(&sc->seq, (u64)tun.seq_cutoff_kb * 2);
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -1045,8 +1066,18 @@ static void stash_presuspend(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
+	/* Writes waiting on writeback hold the suspend: no throttle now. */
+	WRITE_ONCE(sc->wb_suspending, true);
 	if (sc->is_volatile)
 		stash_wb_request_drain(sc);
+}
+
+/* The suspend was called off: the throttle may act again. */
+static void stash_presuspend_undo(struct dm_target *ti)
+{
+	struct stash_cache *sc = ti->private;
+
+	WRITE_ONCE(sc->wb_suspending, false);
 }
 
 static void stash_postsuspend(struct dm_target *ti)
@@ -1100,6 +1131,7 @@ static void stash_resume(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	/* Also after a volatile suspend stopped it (stranded blocks). */
+	WRITE_ONCE(sc->wb_suspending, false);
 	stash_wb_start(sc);
 	stash_registry_set_live(sc, true);
 }
@@ -1148,6 +1180,7 @@ static struct target_type stash_target = {
 	.map = stash_map_bio,
 	.end_io = stash_end_io,
 	.presuspend = stash_presuspend,
+	.presuspend_undo = stash_presuspend_undo,
 	.postsuspend = stash_postsuspend,
 	.preresume = stash_preresume,
 	.resume = stash_resume,

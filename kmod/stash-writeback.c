@@ -283,7 +283,7 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 	u32 slot;
 
 	wait_event(sc->wb_wait, atomic_read(&sc->wb_inflight) <
-				READ_ONCE(sc->tun.wb_inflight));
+				stash_throttle_limit(sc));
 	atomic_inc(&sc->wb_inflight);
 	for (;;) {
 		run = NULL;
@@ -598,7 +598,7 @@ static void release_flushes_locked(struct stash_cache *sc,
  * Pick the next dirty blocks of the pass, mark them SE_WRITEBACK and put
  * them in sc->wb_batch.  Returns how many, or a collect_result.
  */
-static int collect(struct stash_cache *sc)
+static int collect(struct stash_cache *sc, u32 max)
 {
 	u32 n = 0, i, start;
 	bool skipped = false, done;
@@ -618,7 +618,7 @@ static int collect(struct stash_cache *sc)
 
 	start = sc->pass_cursor;
 	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
-	     i < sc->nr_cblocks && n < STASH_WB_BATCH;
+	     i < sc->nr_cblocks && n < max;
 	     i = stash_bitmap_next(&sc->pass, i + 1)) {
 		struct stash_entry *e = &sc->map.entries[i];
 
@@ -669,10 +669,15 @@ static void wb_work_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(ws, struct stash_cache, wb_work);
 	unsigned int noio = memalloc_noio_save();
+	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	u64 issued = 0;
 	int n;
 
 	for (;;) {
-		n = collect(sc);
+		/* The throttle (stash-throttle.c) before a batch is taken. */
+		stash_throttle_wait(sc, issued);
+		issued = 0;
+		n = collect(sc, stash_throttle_batch(sc));
 		if (n == COLLECT_IDLE) {
 			/* Nothing to do: a drain waiter may find the cache clean. */
 			wake_up_all(&sc->drain_wait);
@@ -683,8 +688,10 @@ static void wb_work_fn(struct work_struct *ws)
 			usleep_range(100, 1000);
 			continue;
 		}
-		if (n > 0)
+		if (n > 0) {
 			issue_batch(sc, n);
+			issued = (u64)n * block_bytes;
+		}
 		cond_resched();
 	}
 	memalloc_noio_restore(noio);
@@ -706,6 +713,8 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return 0;
 		}
+		/* Someone waits: the throttle holds nothing back. */
+		atomic_inc(&sc->wb_urgent);
 		sc->drain_requested = true;
 		sc->wb_backoff_until = jiffies;
 		target = sc->drains_started + 1;
@@ -719,6 +728,7 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 		wait_event(sc->drain_wait,
 			   READ_ONCE(sc->drains_completed) >= target ||
 			   !READ_ONCE(sc->dirty.nr_set));
+		atomic_dec(&sc->wb_urgent);
 		spin_lock_irqsave(&sc->lock, flags);
 		failed = sc->pass_failed && sc->dirty.nr_set;
 		spin_unlock_irqrestore(&sc->lock, flags);
@@ -763,6 +773,7 @@ int stash_wb_create(struct stash_cache *sc)
 	sc->run_max_blocks = wb_buf_bytes(sc) / block_bytes;
 	stash_md_init_work(sc);
 	atomic_set(&sc->wb_inflight, 0);
+	atomic_set(&sc->wb_urgent, 0);
 	init_waitqueue_head(&sc->wb_wait);
 	init_waitqueue_head(&sc->drain_wait);
 	INIT_WORK(&sc->wb_work, wb_work_fn);
@@ -771,7 +782,8 @@ int stash_wb_create(struct stash_cache *sc)
 	bio_list_init(&sc->flush_pass);
 
 	if (stash_bitmap_init(&sc->dirty, sc->nr_cblocks) ||
-	    stash_bitmap_init(&sc->pass, sc->nr_cblocks))
+	    stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
+	    stash_throttle_init(sc))
 		goto bad;
 	sc->map.dirty = sc->dirty.words;
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
@@ -836,6 +848,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 	}
 	kvfree(sc->wb_batch);
 	sc->wb_batch = NULL;
+	stash_throttle_exit(sc);
 	stash_bitmap_exit(&sc->pass);
 	stash_bitmap_exit(&sc->dirty);
 	sc->map.dirty = NULL;

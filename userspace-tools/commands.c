@@ -262,6 +262,7 @@ static int block_device(const char *cmd, const char *what, const char *path,
 static const char *const tunable_names[] = {
 	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
 	"writeback_inflight", "commit_ms", "error_threshold",
+	"writeback_latency", "writeback_rate",
 };
 
 /* Index of tunable @key in tunable_names[], or -1. */

@@ -47,7 +47,8 @@ DM_BUFFER_FULL_FLAG = 1 << 8
 HDR = struct.Struct("=3IIIIiIIIQ128s129s7s")    # struct dm_ioctl, 312 bytes
 SPEC = struct.Struct("=QQiI16s")                # struct dm_target_spec
 TUNABLES = ("sequential_cutoff", "high_watermark", "low_watermark",
-            "idle_ms", "writeback_inflight", "commit_ms")
+            "idle_ms", "writeback_inflight", "commit_ms", "writeback_latency",
+            "writeback_rate")
 MODES = ("writearound", "writethrough", "writeback")
 BLOCK = 4096
 
@@ -274,7 +275,9 @@ def base_opts(r):
             ("low_watermark", lambda: str(r.choice([0, 10, 40]))),
             ("idle_ms", lambda: str(r.choice([0, 100, 2000]))),
             ("writeback_inflight", lambda: str(r.randrange(1, 9))),
-            ("commit_ms", lambda: str(r.choice([0, 10, 1000, 60000])))]
+            ("commit_ms", lambda: str(r.choice([0, 10, 1000, 60000]))),
+            ("writeback_latency", lambda: str(r.choice([0, 50, 100, 200, 10000]))),
+            ("writeback_rate", lambda: str(r.choice([0, 1, 1024, 1 << 30])))]
     for key, val in r.sample(pool, r.randrange(0, len(pool) + 1)):
         opts.append(key)
         if val:

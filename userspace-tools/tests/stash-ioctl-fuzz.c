@@ -62,13 +62,16 @@ static void on_signal(int sig)
 static const char *const tunable_names[] = {
 	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
 	"writeback_inflight", "commit_ms", "error_threshold",
+	"writeback_latency", "writeback_rate",
 };
 /*
  * Values the core takes without a word: the watermarks in bands that never
- * cross (low below 50, high from 50).
+ * cross (low below 50, high from 50); writeback_latency from 100 (0, off,
+ * is taken too, but 1..99 is not).
  */
-static const uint64_t quiet_min[] = { 0, 50, 0, 0, 1, 1, 0 };
-static const uint64_t quiet_max[] = { 4u << 20, 100, 49, 3600000, 8, 60000, 1000000 };
+static const uint64_t quiet_min[] = { 0, 50, 0, 0, 1, 1, 0, 100, 0 };
+static const uint64_t quiet_max[] = { 4u << 20, 100, 49, 3600000, 8, 60000, 1000000,
+				      10000, 1u << 30 };
 
 /* xorshift64* */
 static uint64_t rnd(void)

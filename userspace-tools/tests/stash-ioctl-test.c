@@ -479,7 +479,7 @@ static void test_tunables(void)
 		if (i + 1 >= count)
 			break;
 	}
-	result(count == 7 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
+	result(count == 9 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
 	if (!count)
 		return;
 
