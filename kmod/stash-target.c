@@ -491,6 +491,12 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		r = -ENOMEM;
 		goto bad_filter;
 	}
+	sc->pcpu = alloc_percpu(struct stash_pcpu);
+	if (!sc->pcpu) {
+		ti->error = "Cannot allocate the counters";
+		r = -ENOMEM;
+		goto bad_pcpu;
+	}
 	r = bioset_init(&sc->bs, BIO_POOL_SIZE, 0, 0);
 	if (r) {
 		ti->error = "Cannot allocate the bio set";
@@ -538,6 +544,8 @@ bad_wq:
 bad_kcopyd:
 	bioset_exit(&sc->bs);
 bad_bioset:
+	free_percpu(sc->pcpu);
+bad_pcpu:
 	stash_filter_exit(&sc->filter);
 bad_filter:
 	stash_map_exit(&sc->map);
@@ -551,6 +559,7 @@ static void destroy_runtime(struct stash_cache *sc)
 	destroy_workqueue(sc->wq);
 	dm_kcopyd_client_destroy(sc->kcopyd);
 	bioset_exit(&sc->bs);
+	free_percpu(sc->pcpu);
 	stash_filter_exit(&sc->filter);
 	stash_map_exit(&sc->map);
 }
@@ -729,6 +738,16 @@ static const char *stash_metadata_state(struct stash_cache *sc)
 	return READ_ONCE(sc->md_failed) ? "failed" : "persistent";
 }
 
+/* The counters: struct stash_stats plus the per-CPU ones. */
+static void read_stats(struct stash_cache *sc, struct stash_stats *st)
+{
+	int cpu;
+
+	*st = sc->stats;
+	for_each_possible_cpu(cpu)
+		st->read_hits += READ_ONCE(per_cpu_ptr(sc->pcpu, cpu)->read_hits);
+}
+
 void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 {
 	unsigned long flags;
@@ -741,7 +760,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->used_cblocks = stash_map_nr_allocated(&sc->map);
 	info->dirty = sc->dirty.nr_set;
 	info->writeback = sc->nr_writeback;
-	info->stats = sc->stats;
+	read_stats(sc, &info->stats);
 	info->tun = sc->tun;
 	info->wb_passes = sc->wb_passes;
 	info->drains_started = sc->drains_started;
@@ -809,8 +828,10 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 			 unsigned int maxlen)
 {
 	struct stash_cache *sc = ti->private;
-	struct stash_stats *st = &sc->stats;
+	struct stash_stats stats, *st = &stats;
 	unsigned int sz = 0;
+
+	read_stats(sc, &stats);
 
 	switch (type) {
 	case STATUSTYPE_INFO:
@@ -908,9 +929,13 @@ void stash_cache_error(struct stash_cache *sc)
 void stash_reset_counters(struct stash_cache *sc)
 {
 	unsigned long flags;
+	int cpu;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	memset(&sc->stats, 0, sizeof(sc->stats));
+	/* Racy with hits on other CPUs: one may survive, as at any reset. */
+	for_each_possible_cpu(cpu)
+		WRITE_ONCE(per_cpu_ptr(sc->pcpu, cpu)->read_hits, 0);
 	sc->writes_carried = 0;
 	sc->checksum_errors = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);
