@@ -418,7 +418,8 @@ bool stash_map_unpinned(struct stash_map *m, cblock_t c)
 u32 stash_map_bytes_per_cblock(const struct stash_map *m)
 {
 	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +
-		    (sizeof(u32) << m->hash_bits);
+		    (sizeof(u32) << m->hash_bits) +
+		    BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
 
 	return (u32)((bytes + m->nr_cblocks - 1) / m->nr_cblocks);
 }

@@ -706,7 +706,8 @@ static void stash_dtr(struct dm_target *ti)
 
 /*
  * Kernel RAM per cache block: mapping entries, buckets, promotion filter,
- * the two dirty bitmaps (live and pass snapshot) and, when persistent, the
+ * the clock's reference bits, the two dirty bitmaps (live and pass
+ * snapshot) and, when persistent, the
  * committed-dirty and written-back-but-unflushed bitmaps, and with
  * checksums a crc32c and a bad-block bit per block.  Fixed per-cache
  * buffers (writeback runs, one commit's pages) do not grow with the cache
@@ -718,7 +719,7 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 	u64 bytes = (u64)sc->map.nr_cblocks * sizeof(struct stash_entry) +
 		    (sizeof(u32) << sc->map.hash_bits) +
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
-		    (sc->is_volatile ? 2 : 4) * bitmap;
+		    (sc->is_volatile ? 3 : 5) * bitmap;
 
 	/*
 	 * Checksums; a persistent cache adds open, opening, written (2) and

@@ -1035,7 +1035,8 @@ TEST(map_ram_per_cblock_within_16_bytes)
 		per = stash_map_bytes_per_cblock(&m);
 		/* The figure must be honest: at least what was allocated. */
 		map_bytes = (u64)n * sizeof(struct stash_entry) +
-			    sizeof(u32) * (1ull << m.hash_bits);
+			    sizeof(u32) * (1ull << m.hash_bits) +
+			    BITS_TO_LONGS((u64)n) * sizeof(long);
 		CHECK_GE((u64)per * n, map_bytes);
 		CHECK_GE(per, sizeof(struct stash_entry));
 		filter_bytes = 2 * BITS_TO_LONGS(1ull << f.bits) * sizeof(long);
