@@ -488,7 +488,8 @@ bench-real:
 # Scale: large caches (256 MiB and 256 GiB of 4 KiB blocks, 256 GiB of
 # 64 KiB blocks) and many volumes, in one VM boot on the bench's virtual
 # clock (bench/scale/guest.sh); the page: docs/bench/scale.md (with
-# SCALE_CONFIGS or SCALE_VOLUMES changed: build/bench/scale/last/scale.md).
+# STASH_SCALE_CONFIGS or STASH_SCALE_VOLUMES changed (the guest sees only
+# STASH_* variables): build/bench/scale/last/scale.md).
 SCALE_VM_MEM     ?= 8192
 SCALE_VM_TIMEOUT ?= 7200
 
@@ -503,7 +504,7 @@ bench-scale:
 	d=build/bench/scale/$$(date +%Y%m%d-%H%M%S); \
 	mkdir -p "$$d" && cp -r "$$out/." "$$d/" && ln -sfn "$${d##*/}" build/bench/scale/last; \
 	page=$$d/scale.md; \
-	if [ -z "$$SCALE_CONFIGS$$SCALE_VOLUMES" ]; then page=docs/bench/scale.md; fi; \
+	if [ -z "$$STASH_SCALE_CONFIGS$$STASH_SCALE_VOLUMES" ]; then page=docs/bench/scale.md; fi; \
 	bench/scale/report.py "$$d/results.tsv" -o "$$page" \
 		--command "make bench-scale$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))"
 
