@@ -284,7 +284,7 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
 	echo "== bash -n (completion, scripts)"; \
 	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
-		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh .ci/run; do \
+		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh bench/contention/*.sh .ci/run; do \
 		bash -n "$$f" || fail+=" bash:$$f"; \
 	done; \
 	if [ -n "$$fail" ]; then echo "lint: FAILED:$$fail" >&2; exit 1; fi; \
@@ -453,6 +453,21 @@ bench-long:
 	@$(VM_ENV) BENCH_BUILD=0 BENCH_COMMAND="make bench-long$(if $(filter-out 6.1,$(KERNEL)), KERNEL=$(KERNEL))" bench/run.sh long
 
 .PHONY: bench bench-long
+
+# Lock contention under many CPUs: CONTENTION_CPUS vCPUs (multi-threaded TCG,
+# the host's clock), fio jobs of read hits and write-back write hits,
+# spinlock contentions in the module's stacks per million I/Os
+# (bench/contention/guest.sh).  STASH_CONTENTION_MODULES="label:/path/dm-stash.ko
+# ..." compares modules in one boot (default: the work tree's).
+CONTENTION_CPUS ?= 8
+
+bench-contention:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory vm-build
+	@$(VM_ENV) export STASH_VM_SMP=$(CONTENTION_CPUS); \
+	tests/vm/run-vm.sh --timeout 3600 $(VM_ARGS) -- bench/contention/guest.sh
+
+.PHONY: bench-contention
 
 # The real-clock variant of the hit and write-back workloads: two vCPUs on
 # the host's clock (what the virtual clock leaves out: I/O submitted and

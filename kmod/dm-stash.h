@@ -85,6 +85,11 @@ struct stash_stats {
 	u64 commits;		/* metadata commits */
 };
 
+/* Per-CPU counters, added to struct stash_stats when read. */
+struct stash_pcpu {
+	u64 read_hits;
+};
+
 /* Tunables: set by the table line or the "set" message, read lockless. */
 struct stash_tunables {
 	u32 seq_cutoff_kb;
@@ -216,6 +221,8 @@ struct stash_cache {
 	struct bio_list retries;	/* failed cache reads to redo on origin */
 	struct bio_list discards;	/* discards to process in process context */
 	struct stash_stats stats;
+	/* Counted without the lock: read hits that took none. */
+	struct stash_pcpu __percpu *pcpu;
 	/*
 	 * Checksums (sc->csum only): a crc32c per slot of the data it holds,
 	 * and the dirty slots found not to match it (writeback skips them).

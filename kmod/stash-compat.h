@@ -229,6 +229,19 @@ static inline void __clear_bit(unsigned long nr, unsigned long *addr)
 	addr[nr / BITS_PER_LONG] &= ~(1ul << (nr % BITS_PER_LONG));
 }
 
+/* The atomic ones, as the kernel's. */
+static inline void set_bit(unsigned long nr, unsigned long *addr)
+{
+	__atomic_fetch_or(&addr[nr / BITS_PER_LONG], 1ul << (nr % BITS_PER_LONG),
+			  __ATOMIC_RELAXED);
+}
+
+static inline void clear_bit(unsigned long nr, unsigned long *addr)
+{
+	__atomic_fetch_and(&addr[nr / BITS_PER_LONG],
+			   ~(1ul << (nr % BITS_PER_LONG)), __ATOMIC_RELAXED);
+}
+
 static inline void *stash_zalloc_array(size_t n, size_t size)
 {
 	return calloc(n ? n : 1, size);
@@ -241,8 +254,14 @@ static inline void stash_free_array(void *p)
 
 #define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-/* The kernel's full barrier, for the map's lock-free unpin. */
+/* The kernel's full barrier, for the map's reads without its lock. */
 #define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+/* And its write barrier (stash_map_alloc()). */
+#define smp_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+/* Fully ordered, as the kernel's value-returning atomics. */
+#define try_cmpxchg(p, oldp, new) \
+	__atomic_compare_exchange_n((p), (oldp), (new), false, \
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
 
 static inline u8 stash_atomic_add_u8(u8 *p, int delta)
 {

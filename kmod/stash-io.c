@@ -402,9 +402,65 @@ static bool csum_read_begin_locked(struct stash_cache *sc, struct bio *bio,
 		bio_list_add(&sc->deferred, bio);
 		return false;
 	}
-	e->flags |= SE_BUSY | SE_REF;
+	e->flags |= SE_BUSY;
+	stash_map_ref(&sc->map, c);
 	if (!pb_of(bio)->recheck)
 		sc->stats.read_hits++;
+	return true;
+}
+
+/*
+ * A read hit's pin goes (without the lock): if it was the last one that
+ * an invalidation, the clock or a waiting read cared about, finish under
+ * the lock.
+ */
+static void read_hit_unpin(struct stash_cache *sc, cblock_t c)
+{
+	unsigned long flags;
+	bool kick;
+
+	/* The common case takes no lock: see stash_map_unpin(). */
+	if (!stash_map_unpin(&sc->map, c))
+		return;
+	spin_lock_irqsave(&sc->lock, flags);
+	stash_map_unpinned(&sc->map, c);
+	/* A read may wait for a pin (STASH_MAX_PINS). */
+	kick = wake_deferred_locked(sc);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	if (kick)
+		stash_kick_worker(sc);
+}
+
+/*
+ * A read hit without the cache's lock: the slot found and pinned
+ * (stash_map_pin_lockless()), the hit counted per CPU, the clock's mark
+ * set atomically.  Not with checksums (their checks hold the block) and
+ * not for a read that continues a stream (the detector accounts it under
+ * the lock).  Returns false if the caller must take the lock.
+ */
+static bool read_hit_lockless(struct stash_cache *sc, struct bio *bio,
+			      oblock_t ob)
+{
+	struct stash_bio *pb = pb_of(bio);
+	cblock_t c;
+
+	if (sc->csum || pb->recheck ||
+	    stash_seq_continues(&sc->seq, bio->bi_iter.bi_sector))
+		return false;
+	switch (stash_map_pin_lockless(&sc->map, ob, &c)) {
+	case STASH_PIN_MISS:
+		return false;
+	case STASH_PIN_BACKOFF:
+		read_hit_unpin(sc, c);
+		return false;
+	case STASH_PIN_HIT:
+		break;
+	}
+	stash_map_ref(&sc->map, c);
+	this_cpu_inc(sc->pcpu->read_hits);
+	pb->kind = PB_READ_HIT;
+	pb->cblock = c;
+	pb->saved_iter = bio->bi_iter;
 	return true;
 }
 
@@ -417,6 +473,8 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 	bool sequential;
 	cblock_t c;
 
+	if (read_hit_lockless(sc, bio, ob))
+		return STASH_REMAP_CACHE;
 	spin_lock_irqsave(&sc->lock, flags);
 	sequential = stash_seq_is_sequential(&sc->seq, bio->bi_iter.bi_sector,
 					     bio_sectors(bio));
@@ -430,7 +488,7 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 		 * either version, as on any disk.
 		 */
 		if (!(e->flags & SE_VALID) ||
-		    READ_ONCE(e->pins) == STASH_MAX_PINS) {
+		    READ_ONCE(e->pins) >= STASH_MAX_PINS) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -446,8 +504,13 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 			stash_csum_read(sc, bio, c, csum_read_done);
 			return STASH_SUBMITTED;
 		}
-		stash_map_pin(&sc->map, c);
-		e->flags |= SE_REF;
+		/* Reads without the lock may have taken the last pins. */
+		if (!stash_map_try_pin(&sc->map, c)) {
+			bio_list_add(&sc->deferred, bio);
+			spin_unlock_irqrestore(&sc->lock, flags);
+			return STASH_DEFER;
+		}
+		stash_map_ref(&sc->map, c);
 		sc->stats.read_hits++;
 		spin_unlock_irqrestore(&sc->lock, flags);
 		pb->kind = PB_READ_HIT;
@@ -754,7 +817,8 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 				spin_unlock_irqrestore(&sc->lock, flags);
 				return csum_wait_open(sc, bio);
 			}
-			e->flags |= SE_BUSY | SE_REF;
+			e->flags |= SE_BUSY;
+			stash_map_ref(&sc->map, c);
 			sc->stats.write_hits++;
 			spin_unlock_irqrestore(&sc->lock, flags);
 			write_through_clone(sc, bio, c);
@@ -854,7 +918,8 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		}
 		if (stash_csum_open_locked(sc, c))
 			goto wait_open;
-		e->flags |= SE_BUSY | SE_REF;
+		e->flags |= SE_BUSY;
+		stash_map_ref(&sc->map, c);
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
 		pb->was_valid = e->flags & SE_VALID;
@@ -1527,16 +1592,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 				stash_csum_bio(bio, pb->saved_iter) !=
 				READ_ONCE(sc->csums[from_cblock(pb->cblock)]);
 
-			/* The common case takes no lock: see stash_map_unpin(). */
-			if (stash_map_unpin(&sc->map, pb->cblock)) {
-				spin_lock_irqsave(&sc->lock, flags);
-				stash_map_unpinned(&sc->map, pb->cblock);
-				/* A read may wait for a pin (STASH_MAX_PINS). */
-				kick = wake_deferred_locked(sc);
-				spin_unlock_irqrestore(&sc->lock, flags);
-				if (kick)
-					stash_kick_worker(sc);
-			}
+			read_hit_unpin(sc, pb->cblock);
 			if (!recheck)
 				break;
 			pb->kind = PB_DONE;

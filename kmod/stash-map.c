@@ -4,6 +4,11 @@
  */
 #include "stash-map.h"
 
+#ifndef __KERNEL__
+void (*stash_map_test_hook)(struct stash_map *m, enum stash_map_hook point,
+			    u32 i);
+#endif
+
 static u32 bucket_of(const struct stash_map *m, oblock_t ob)
 {
 	return m->hash_bits ? hash_64(from_oblock(ob), m->hash_bits) : 0;
@@ -27,7 +32,8 @@ int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 	if (!m->entries)
 		return -1;
 	m->buckets = stash_zalloc_array(nr_buckets, sizeof(*m->buckets));
-	if (!m->buckets) {
+	m->refs = stash_zalloc_array(BITS_TO_LONGS(nr_cblocks), sizeof(long));
+	if (!m->buckets || !m->refs) {
 		stash_map_exit(m);
 		return -1;
 	}
@@ -48,8 +54,10 @@ void stash_map_exit(struct stash_map *m)
 {
 	stash_free_array(m->entries);
 	stash_free_array(m->buckets);
+	stash_free_array(m->refs);
 	m->entries = NULL;
 	m->buckets = NULL;
+	m->refs = NULL;
 }
 
 cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob)
@@ -66,13 +74,51 @@ cblock_t stash_map_lookup(const struct stash_map *m, oblock_t ob)
 	return STASH_NO_CBLOCK;
 }
 
+/*
+ * Chains change under the lock while stash_map_pin_lockless() walks them:
+ * each link is written once (WRITE_ONCE), an entry's next before it joins.
+ */
+/* The entry's block, read without the lock (either half may be stale). */
+static oblock_t entry_oblock_once(const struct stash_entry *e)
+{
+	return to_oblock(((u64)READ_ONCE(e->oblock_hi) << 32) |
+			 READ_ONCE(e->oblock_lo));
+}
+
+enum stash_pin_result stash_map_pin_lockless(struct stash_map *m, oblock_t ob,
+					     cblock_t *c)
+{
+	u32 i = READ_ONCE(m->buckets[bucket_of(m, ob)]), steps;
+	struct stash_entry *e;
+
+	/* A chain changing under the walk may lead anywhere: a bounded walk. */
+	for (steps = 0; i < m->nr_cblocks && steps < 32; steps++) {
+		e = &m->entries[i];
+		if (entry_oblock_once(e) == ob)
+			break;
+		i = READ_ONCE(e->next);
+	}
+	if (i >= m->nr_cblocks || steps == 32)
+		return STASH_PIN_MISS;
+	stash_map_hook(m, STASH_HOOK_FOUND, i);
+	e = &m->entries[i];
+	*c = to_cblock(i);
+	if (!stash_map_try_pin(m, *c))
+		return STASH_PIN_MISS;
+	/* Fully ordered by the pin: the entry as it is now. */
+	if ((READ_ONCE(e->flags) & (SE_ALLOC | SE_MAPPED | SE_VALID | SE_STALE)) ==
+	    (SE_ALLOC | SE_MAPPED | SE_VALID) && entry_oblock_once(e) == ob)
+		return STASH_PIN_HIT;
+	return STASH_PIN_BACKOFF;
+}
+
 static void hash_insert(struct stash_map *m, u32 i)
 {
 	struct stash_entry *e = &m->entries[i];
 	u32 *head = &m->buckets[bucket_of(m, stash_entry_oblock(e))];
 
-	e->next = *head;
-	*head = i;
+	WRITE_ONCE(e->next, *head);
+	WRITE_ONCE(*head, i);
 	e->flags |= SE_MAPPED;
 	stash_map_touch(m, to_cblock(i));
 }
@@ -84,12 +130,12 @@ static void hash_remove(struct stash_map *m, u32 i)
 
 	while (*link != STASH_NO_INDEX) {
 		if (*link == i) {
-			*link = e->next;
+			WRITE_ONCE(*link, e->next);
 			break;
 		}
 		link = &m->entries[*link].next;
 	}
-	e->next = STASH_NO_INDEX;
+	WRITE_ONCE(e->next, STASH_NO_INDEX);
 	e->flags &= ~SE_MAPPED;
 	stash_map_touch(m, to_cblock(i));
 	stash_map_note_reusable(m);
@@ -102,18 +148,19 @@ static void free_entry(struct stash_map *m, u32 i)
 	stash_map_touch(m, to_cblock(i));
 	if (e->flags & SE_MAPPED)
 		hash_remove(m, i);
-	e->flags = 0;
-	e->pins = 0;
+	/* Not the pins: a read without the lock may hold one a moment. */
+	WRITE_ONCE(e->flags, 0);
+	clear_bit(i, m->refs);
 	if (m->cdirty && test_bit(i, m->cdirty) && m->nr_free) {
 		/*
 		 * Not reusable before the next commit: queue it behind the
 		 * slots that are, so allocation does not stall on it.
 		 */
-		e->next = STASH_NO_INDEX;
-		m->entries[m->free_tail].next = i;
+		WRITE_ONCE(e->next, STASH_NO_INDEX);
+		WRITE_ONCE(m->entries[m->free_tail].next, i);
 		m->free_tail = i;
 	} else {
-		e->next = m->free_head;
+		WRITE_ONCE(e->next, m->free_head);
 		m->free_head = i;
 		if (!m->nr_free)
 			m->free_tail = i;
@@ -183,8 +230,20 @@ static u32 clock_sweep(struct stash_map *m)
 		left--;
 		if (!evictable(m, i))
 			continue;
-		if (e->flags & SE_REF) {
-			e->flags &= ~SE_REF;
+		if (test_bit(i, m->refs)) {
+			clear_bit(i, m->refs);
+			continue;
+		}
+		stash_map_hook(m, STASH_HOOK_VICTIM, i);
+		/*
+		 * A read without the lock pins, then looks at the entry: mark
+		 * it, then look at the pins (stash_map_pin_lockless()).
+		 */
+		WRITE_ONCE(e->flags, e->flags | SE_STALE);
+		/* Pairs with the fully ordered pin in stash_map_try_pin(). */
+		smp_mb();
+		if (READ_ONCE(e->pins)) {
+			WRITE_ONCE(e->flags, e->flags & ~SE_STALE);
 			continue;
 		}
 		return i;
@@ -237,11 +296,18 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 		hash_remove(m, i);
 	}
 
+	/*
+	 * Busy (not valid) before its new block shows: a read without the
+	 * lock that finds it by the new block backs off.  Not the pins: such
+	 * a read may hold one a moment.
+	 */
 	e = &m->entries[i];
-	e->oblock_lo = (u32)from_oblock(ob);
-	e->oblock_hi = (u16)(from_oblock(ob) >> 32);
-	e->flags = SE_ALLOC | SE_BUSY;
-	e->pins = 0;
+	WRITE_ONCE(e->flags, SE_ALLOC | SE_BUSY);
+	/* The flags before the block: a reader that sees the block sees them. */
+	smp_wmb();
+	WRITE_ONCE(e->oblock_lo, (u32)from_oblock(ob));
+	WRITE_ONCE(e->oblock_hi, (u16)(from_oblock(ob) >> 32));
+	clear_bit(i, m->refs);
 	hash_insert(m, i);
 	return to_cblock(i);
 }
@@ -352,7 +418,8 @@ bool stash_map_unpinned(struct stash_map *m, cblock_t c)
 u32 stash_map_bytes_per_cblock(const struct stash_map *m)
 {
 	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +
-		    (sizeof(u32) << m->hash_bits);
+		    (sizeof(u32) << m->hash_bits) +
+		    BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
 
 	return (u32)((bytes + m->nr_cblocks - 1) / m->nr_cblocks);
 }

@@ -58,7 +58,7 @@ static inline bool cblock_is_valid(cblock_t c)
 enum {
 	SE_MAPPED = 1 << 0,	/* in the hash: lookups find it */
 	SE_VALID  = 1 << 1,	/* the cache slot holds the block's data */
-	SE_REF    = 1 << 2,	/* referenced since the clock hand last passed */
+	/* 1 << 2: free (the reference mark is in stash_map.refs). */
 	SE_BUSY   = 1 << 3,	/* an exclusive operation (fill, write) runs */
 	SE_STALE  = 1 << 4,	/* invalidated while busy or pinned: free when idle */
 	SE_ALLOC  = 1 << 5,	/* allocated (not on the free list) */
@@ -85,6 +85,12 @@ struct stash_entry {
 struct stash_map {
 	struct stash_entry *entries;
 	u32 *buckets;
+	/*
+	 * Referenced since the clock hand last passed, a bit per slot: set
+	 * with atomic bit operations, also by reads that take no lock
+	 * (stash_map_ref()).
+	 */
+	unsigned long *refs;
 	const unsigned long *dirty;	/* dirty bitmap (may be NULL): never evict */
 	/*
 	 * Committed-dirty bitmap (may be NULL): slots the on-disk metadata
@@ -182,12 +188,71 @@ bool stash_map_invalidate(struct stash_map *m, cblock_t c);
 bool stash_map_release(struct stash_map *m, cblock_t c, bool busy);
 
 /*
- * Take a read pin on a valid entry (under the lock; the caller checked
- * that it holds fewer than STASH_MAX_PINS).
+ * Take a read pin on an entry, unless it holds STASH_MAX_PINS already.
+ * Pins are taken under the lock (the entry checked valid first) and
+ * without it (stash_map_pin_lockless()): an atomic increment, never past
+ * the limit.
  */
-static inline void stash_map_pin(struct stash_map *m, cblock_t c)
+static inline bool stash_map_try_pin(struct stash_map *m, cblock_t c)
 {
-	stash_atomic_add_u8(&m->entries[from_cblock(c)].pins, 1);
+	u8 *pins = &m->entries[from_cblock(c)].pins;
+	u8 old = READ_ONCE(*pins);
+
+	do {
+		if (old >= STASH_MAX_PINS)
+			return false;
+	} while (!try_cmpxchg(pins, &old, old + 1));
+	return true;
+}
+
+/*
+ * Points where the unit tests step in to force an interleaving of a read
+ * without the lock and the clock (tests/unit/test-map.c); nothing in the
+ * module.
+ */
+enum stash_map_hook {
+	STASH_HOOK_VICTIM,	/* the clock chose slot i, before it marks it */
+	STASH_HOOK_FOUND,	/* a lockless read found slot i, before it pins */
+};
+
+#ifdef __KERNEL__
+#define stash_map_hook(m, point, i)	do { } while (0)
+#else
+extern void (*stash_map_test_hook)(struct stash_map *m,
+				   enum stash_map_hook point, u32 i);
+#define stash_map_hook(m, point, i)					\
+	do {								\
+		if (stash_map_test_hook)				\
+			stash_map_test_hook(m, point, i);		\
+	} while (0)
+#endif
+
+/* What stash_map_pin_lockless() found. */
+enum stash_pin_result {
+	STASH_PIN_MISS,		/* not found without the lock: take it */
+	STASH_PIN_HIT,		/* pinned, valid: read the slot */
+	STASH_PIN_BACKOFF,	/* pinned, then found changing: unpin, take the lock */
+};
+
+/*
+ * Without the lock: find @ob's slot and pin it for a read if it is mapped
+ * and valid (*@c: the slot, for HIT and BACKOFF).  The pin comes first and
+ * the entry is checked after it, with a full barrier between; whatever
+ * changes an entry's mapping or validity marks the entry first and looks
+ * at its pins after (stash_map_invalidate(), the clock's victim), so one
+ * of the two sees the other.  A walk that meets a chain being changed
+ * may miss: the caller then looks again under the lock.
+ */
+enum stash_pin_result stash_map_pin_lockless(struct stash_map *m, oblock_t ob,
+					     cblock_t *c);
+
+/* A read hit references @c for the clock (any context). */
+static inline void stash_map_ref(struct stash_map *m, cblock_t c)
+{
+	u32 i = (u32)from_cblock(c);
+
+	if (!test_bit(i, m->refs))
+		set_bit(i, m->refs);
 }
 
 /*
@@ -197,13 +262,12 @@ static inline void stash_map_pin(struct stash_map *m, cblock_t c)
  * entry that is stale (its last reader frees it) or the map believes
  * nothing is evictable, or the slot just fell below its pin limit.
  *
- * Why this is safe: pins only rise under the lock, so a locked reader of
- * pins may see a pin that is already gone (it then leaves the slot alone:
- * harmless) but never misses one.  The two decisions that wait for the
- * last pin - freeing a stale entry and clearing none_evictable - are made
- * on both sides: the locked side stores its flag then loads the pins, the
- * unpin stores the pins then loads the flags, each with a full barrier,
- * so at least one side acts; acting twice is harmless.
+ * Why this is safe: the decisions that wait for the last pin - freeing a
+ * stale entry, evicting an entry, clearing none_evictable - are made on
+ * both sides: the locked side stores its flag then loads the pins, the
+ * pin and unpin store the pins then load the flags, each with a full
+ * barrier, so at least one side acts; acting twice is harmless.  Nothing
+ * but these atomic increments and decrements writes the pins.
  */
 bool stash_map_unpin(struct stash_map *m, cblock_t c);
 

@@ -121,6 +121,22 @@ bool stash_seq_peek(const struct stash_seq *s, u64 sector, u32 nr_sectors)
 	return nr_sectors > s->cutoff_sectors;
 }
 
+bool stash_seq_continues(const struct stash_seq *s, u64 sector)
+{
+	unsigned int i;
+
+	if (!READ_ONCE(s->cutoff_sectors))
+		return false;
+	for (i = 0; i < STASH_NR_STREAMS; i++) {
+		const struct stash_stream *st = &s->streams[i];
+
+		if (READ_ONCE(st->next_sector) == sector &&
+		    READ_ONCE(st->last_used))
+			return true;
+	}
+	return false;
+}
+
 bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors)
 {
 	struct stash_stream *st, *lru = &s->streams[0];

@@ -63,6 +63,14 @@ bool stash_seq_is_sequential(struct stash_seq *s, u64 sector, u32 nr_sectors);
  * @sector, without accounting it.
  */
 bool stash_seq_peek(const struct stash_seq *s, u64 sector, u32 nr_sectors);
+/*
+ * Without the caller's lock: would an I/O at @sector continue a stream?
+ * A racy look (the streams may change under it): a wrong answer only
+ * accounts an I/O to the detector, or not.  Read hits that continue no
+ * stream skip the detector (and its lock): a stream then starts at its
+ * first miss.
+ */
+bool stash_seq_continues(const struct stash_seq *s, u64 sector);
 
 enum stash_promote {
 	STASH_PROMOTE_BYPASS,	/* sequential: around the cache, not recorded */

@@ -503,6 +503,12 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		r = -ENOMEM;
 		goto bad_filter;
 	}
+	sc->pcpu = alloc_percpu(struct stash_pcpu);
+	if (!sc->pcpu) {
+		ti->error = "Cannot allocate the counters";
+		r = -ENOMEM;
+		goto bad_pcpu;
+	}
 	r = bioset_init(&sc->bs, BIO_POOL_SIZE, 0, 0);
 	if (r) {
 		ti->error = "Cannot allocate the bio set";
@@ -550,6 +556,8 @@ bad_wq:
 bad_kcopyd:
 	bioset_exit(&sc->bs);
 bad_bioset:
+	free_percpu(sc->pcpu);
+bad_pcpu:
 	stash_filter_exit(&sc->filter);
 bad_filter:
 	stash_map_exit(&sc->map);
@@ -563,6 +571,7 @@ static void destroy_runtime(struct stash_cache *sc)
 	destroy_workqueue(sc->wq);
 	dm_kcopyd_client_destroy(sc->kcopyd);
 	bioset_exit(&sc->bs);
+	free_percpu(sc->pcpu);
 	stash_filter_exit(&sc->filter);
 	stash_map_exit(&sc->map);
 }
@@ -709,7 +718,8 @@ static void stash_dtr(struct dm_target *ti)
 
 /*
  * Kernel RAM per cache block: mapping entries, buckets, promotion filter,
- * the two dirty bitmaps (live and pass snapshot) and, when persistent, the
+ * the clock's reference bits, the two dirty bitmaps (live and pass
+ * snapshot) and, when persistent, the
  * committed-dirty and written-back-but-unflushed bitmaps, and with
  * checksums a crc32c and a bad-block bit per block.  Fixed per-cache
  * buffers (writeback runs, one commit's pages) do not grow with the cache
@@ -721,7 +731,7 @@ static u32 stash_ram_per_cblock(struct stash_cache *sc)
 	u64 bytes = (u64)sc->map.nr_cblocks * sizeof(struct stash_entry) +
 		    (sizeof(u32) << sc->map.hash_bits) +
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
-		    (sc->is_volatile ? 2 : 4) * bitmap;
+		    (sc->is_volatile ? 3 : 5) * bitmap;
 
 	/*
 	 * Checksums; a persistent cache adds open, opening, written (2) and
@@ -741,6 +751,16 @@ static const char *stash_metadata_state(struct stash_cache *sc)
 	return READ_ONCE(sc->md_failed) ? "failed" : "persistent";
 }
 
+/* The counters: struct stash_stats plus the per-CPU ones. */
+static void read_stats(struct stash_cache *sc, struct stash_stats *st)
+{
+	int cpu;
+
+	*st = sc->stats;
+	for_each_possible_cpu(cpu)
+		st->read_hits += READ_ONCE(per_cpu_ptr(sc->pcpu, cpu)->read_hits);
+}
+
 void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 {
 	unsigned long flags;
@@ -753,7 +773,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->used_cblocks = stash_map_nr_allocated(&sc->map);
 	info->dirty = sc->dirty.nr_set;
 	info->writeback = sc->nr_writeback;
-	info->stats = sc->stats;
+	read_stats(sc, &info->stats);
 	info->tun = sc->tun;
 	info->wb_passes = sc->wb_passes;
 	info->drains_started = sc->drains_started;
@@ -825,8 +845,10 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 			 unsigned int maxlen)
 {
 	struct stash_cache *sc = ti->private;
-	struct stash_stats *st = &sc->stats;
+	struct stash_stats stats, *st = &stats;
 	unsigned int sz = 0;
+
+	read_stats(sc, &stats);
 
 	switch (type) {
 	case STATUSTYPE_INFO:
@@ -931,9 +953,13 @@ void stash_cache_error(struct stash_cache *sc)
 void stash_reset_counters(struct stash_cache *sc)
 {
 	unsigned long flags;
+	int cpu;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	memset(&sc->stats, 0, sizeof(sc->stats));
+	/* Racy with hits on other CPUs: one may survive, as at any reset. */
+	for_each_possible_cpu(cpu)
+		WRITE_ONCE(per_cpu_ptr(sc->pcpu, cpu)->read_hits, 0);
 	sc->writes_carried = 0;
 	sc->checksum_errors = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);

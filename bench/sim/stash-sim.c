@@ -13,7 +13,7 @@
  *
  *   seq = stash_seq_is_sequential(&seq, ob * 8, 8);     4 KiB blocks
  *   c = stash_map_lookup(&map, ob);
- *   hit:  entry->flags |= SE_REF
+ *   hit:  stash_map_ref(&map, c)
  *   miss: stash_policy_decide(&filter, &map, ob, seq, false):
  *         BYPASS (sequential) or NO: nothing;
  *         YES: c = stash_map_alloc(&map, ob, &evicted);
@@ -752,7 +752,7 @@ static void cache_read(struct cache *c, u64 block)
 					     BLOCK_SECTORS);
 	cb = stash_map_lookup(&c->map, ob);
 	if (cblock_is_valid(cb)) {
-		stash_map_entry(&c->map, cb)->flags |= SE_REF;
+		stash_map_ref(&c->map, cb);
 		c->st.hits++;
 		return;
 	}

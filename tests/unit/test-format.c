@@ -1792,7 +1792,7 @@ TEST(format_map_cdirty_entry_never_evicted)
 			continue;
 		}
 		if (r < 20) {			/* a read hit */
-			ent(&m, c)->flags |= SE_REF;
+			stash_map_ref(&m, to_cblock(c));
 			continue;
 		}
 		got = stash_map_alloc(&m, to_oblock(next_ob), &ev);
@@ -1902,12 +1902,17 @@ TEST(format_map_touched_pages)
 
 	/* A refused allocation changes nothing (the clock may clear refs). */
 	test_context("refused alloc");
-	for (u32 i = 0; i < n; i++)
-		ent(&m, i)->flags |= SE_BUSY | (i & 1 ? SE_REF : 0);
+	for (u32 i = 0; i < n; i++) {
+		ent(&m, i)->flags |= SE_BUSY;
+		if (i & 1)
+			stash_map_ref(&m, to_cblock(i));
+	}
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(501), &ev), STASH_NO_CBLOCK);
 	check_touched(&t, -1);
-	for (u32 i = 0; i < n; i++)
-		ent(&m, i)->flags &= ~(SE_BUSY | SE_REF);
+	for (u32 i = 0; i < n; i++) {
+		ent(&m, i)->flags &= ~SE_BUSY;
+		clear_bit(i, m.refs);
+	}
 
 	/* Pins come and go without a trace. */
 	test_context("pins");

@@ -188,7 +188,8 @@ TEST(map_evicts_only_clean_idle_valid)
 	__set_bit(3, dirty);			/* dirty: never evicted */
 	E(&m, 4)->flags &= ~SE_VALID;		/* not valid */
 	E(&m, 5)->pins = STASH_MAX_PINS;	/* many readers */
-	E(&m, 6)->flags |= SE_BUSY | SE_REF;	/* busy and referenced */
+	E(&m, 6)->flags |= SE_BUSY;
+	stash_map_ref(&m, to_cblock(6));	/* busy and referenced */
 	/* 7: the only clean, idle, valid entry */
 
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(200), &ev), 7);
@@ -206,7 +207,7 @@ TEST(map_evicts_only_clean_idle_valid)
 		if (i != 2)
 			CHECK_EQ(lookup(&m, 100 + i), i);
 	}
-	CHECK(E(&m, 6)->flags & SE_REF);	/* not touched: not a candidate */
+	CHECK(test_bit(6, m.refs));	/* not touched: not a candidate */
 
 	/* Lift each condition in turn: exactly that entry becomes the victim
 	 * (the new entries stay busy, so they never qualify). */
@@ -280,7 +281,7 @@ TEST(map_nothing_evictable)
 	CHECK(!stash_map_known_full(&m));	/* no longer known */
 	for (u32 i = 0; i < 16; i++) {
 		E(&m, i)->pins = 1;
-		E(&m, i)->flags |= SE_REF;
+		stash_map_ref(&m, to_cblock(i));
 	}
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), STASH_NO_CBLOCK);
 	CHECK_EQ(ev, no_eviction());
@@ -317,15 +318,15 @@ TEST(map_sweep_skips_dirty_runs)
 	/* Clean: 130 (referenced) and 700 (not); the hand starts at 100. */
 	__clear_bit(130, dirty);
 	__clear_bit(700, dirty);
-	E(&m, 130)->flags |= SE_REF;
-	E(&m, 700)->flags &= ~SE_REF;
-	E(&m, 999)->flags |= SE_REF;	/* dirty: its mark must stay */
+	stash_map_ref(&m, to_cblock(130));
+	clear_bit(700, m.refs);
+	stash_map_ref(&m, to_cblock(999));	/* dirty: its mark must stay */
 	m.clock_hand = 100;
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), to_cblock(700));
 	CHECK_EQ(ev, 10700);
 	CHECK_EQ(m.clock_hand, 701);
-	CHECK(!(E(&m, 130)->flags & SE_REF));	/* passed over once */
-	CHECK(E(&m, 999)->flags & SE_REF);
+	CHECK(!test_bit(130, m.refs));	/* passed over once */
+	CHECK(test_bit(999, m.refs));
 	/* 130 is next, at the end of a run that wraps past the map's end. */
 	__set_bit(700, dirty);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(2), &ev), to_cblock(130));
@@ -350,11 +351,11 @@ TEST(map_second_chance)
 	for (u64 i = 0; i < 4; i++)
 		REQUIRE_EQ(fill(&m, 10 + i), i);
 	for (u32 i = 0; i < 3; i++)
-		E(&m, i)->flags |= SE_REF;
+		stash_map_ref(&m, to_cblock(i));
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(20), &ev), 3);
 	CHECK_EQ(ev, 13);
 	for (u32 i = 0; i < 3; i++)
-		CHECK(!(E(&m, i)->flags & SE_REF));	/* the hand cleared it */
+		CHECK(!test_bit(i, m.refs));	/* the hand cleared it */
 	stash_map_release(&m, to_cblock(3), true);	/* failed fill: idle */
 	E(&m, 3)->flags |= SE_VALID;
 	stash_map_note_reusable(&m);
@@ -368,11 +369,11 @@ TEST(map_second_chance)
 	for (u64 i = 0; i < 8; i++)
 		REQUIRE_EQ(fill(&m, 30 + i), i);
 	for (u32 i = 0; i < 8; i++)
-		E(&m, i)->flags |= SE_REF;
+		stash_map_ref(&m, to_cblock(i));
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(40), &ev), 0);
 	CHECK_EQ(ev, 30);
 	for (u32 i = 1; i < 8; i++)
-		CHECK(!(E(&m, i)->flags & SE_REF));
+		CHECK(!test_bit(i, m.refs));
 	stash_map_exit(&m);
 
 	/* A block referenced between every two allocations is never evicted,
@@ -383,7 +384,7 @@ TEST(map_second_chance)
 	hot = lookup(&m, 105);
 	for (u64 i = 0; i < 1000; i++) {
 		test_context("round %llu", (unsigned long long)i);
-		E(&m, hot)->flags |= SE_REF;
+		stash_map_ref(&m, to_cblock(hot));
 		cblock_t c = stash_map_alloc(&m, to_oblock(1000 + i), &ev);
 
 		REQUIRE(cblock_is_valid(c));
@@ -490,7 +491,7 @@ TEST(map_invalidate_counts_cdirty_drops)
 	CHECK(stash_map_invalidate(&m, to_cblock(3)));
 	CHECK_EQ(m.cdirty_drops, 1);
 	CHECK(stash_bitmap_test(&touched, 1));
-	stash_map_pin(&m, to_cblock(6));
+	CHECK(stash_map_try_pin(&m, to_cblock(6)));
 	CHECK(!stash_map_invalidate(&m, to_cblock(6)));	/* pinned: freed later */
 	CHECK_EQ(m.cdirty_drops, 2);
 	CHECK(stash_bitmap_test(&touched, 3));
@@ -597,8 +598,8 @@ TEST(map_unpin_lockfree)
 	c = to_cblock(1);
 
 	/* A live entry: no lock needed, last pin or not. */
-	stash_map_pin(&m, c);
-	stash_map_pin(&m, c);
+	CHECK(stash_map_try_pin(&m, c));
+	CHECK(stash_map_try_pin(&m, c));
 	CHECK_EQ(E(&m, 1)->pins, 2);
 	CHECK(!stash_map_unpin(&m, c));
 	CHECK(!stash_map_unpin(&m, c));
@@ -606,8 +607,8 @@ TEST(map_unpin_lockfree)
 	CHECK_EQ(lookup(&m, 21), c);
 
 	/* Invalidated while read: the last reader frees it, under the lock. */
-	stash_map_pin(&m, c);
-	stash_map_pin(&m, c);
+	CHECK(stash_map_try_pin(&m, c));
+	CHECK(stash_map_try_pin(&m, c));
 	CHECK(!stash_map_invalidate(&m, c));
 	CHECK_EQ(m.nr_free, 0);
 	CHECK(!stash_map_unpin(&m, c));		/* one reader left */
@@ -624,7 +625,7 @@ TEST(map_unpin_lockfree)
 
 	/* Every entry pinned: the map says none is evictable ... */
 	for (u64 i = 0; i < 4; i++)
-		stash_map_pin(&m, to_cblock(i));
+		CHECK(stash_map_try_pin(&m, to_cblock(i)));
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(40), &ev), STASH_NO_CBLOCK);
 	CHECK(m.none_evictable);
 	/* ... so the unpin that makes one evictable must come back to say so. */
@@ -863,7 +864,7 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 				if (e->flags & SE_BUSY || e->pins == STASH_MAX_PINS)
 					continue;	/* the bio would wait */
 				e->pins++;
-				e->flags |= SE_REF;
+				stash_map_ref(&m, c);
 				md.s[want].pins++;
 				mstats.hits++;
 				continue;
@@ -875,7 +876,7 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 			u64 ev;
 
 			for (u32 j = 0; j < n; j++) {
-				bool ref = stash_map_entry(&m, to_cblock(j))->flags & SE_REF;
+				bool ref = test_bit(j, m.refs);
 
 				if (!model_evictable(&md, j))
 					continue;
@@ -958,7 +959,8 @@ static void model_run(u32 n, unsigned int nr_ops, uint64_t seed)
 			i = model_pick(&md, &rs, is_hit_writable);
 			if (i < 0)
 				continue;
-			stash_map_entry(&m, to_cblock(i))->flags |= SE_BUSY | SE_REF;
+			stash_map_entry(&m, to_cblock(i))->flags |= SE_BUSY;
+			stash_map_ref(&m, to_cblock(i));
 			md.s[i].busy = true;
 		} else if (r < 93) {
 			/* The dirty bitmap changes. */
@@ -1033,7 +1035,8 @@ TEST(map_ram_per_cblock_within_16_bytes)
 		per = stash_map_bytes_per_cblock(&m);
 		/* The figure must be honest: at least what was allocated. */
 		map_bytes = (u64)n * sizeof(struct stash_entry) +
-			    sizeof(u32) * (1ull << m.hash_bits);
+			    sizeof(u32) * (1ull << m.hash_bits) +
+			    BITS_TO_LONGS((u64)n) * sizeof(long);
 		CHECK_GE((u64)per * n, map_bytes);
 		CHECK_GE(per, sizeof(struct stash_entry));
 		filter_bytes = 2 * BITS_TO_LONGS(1ull << f.bits) * sizeof(long);
@@ -1042,4 +1045,202 @@ TEST(map_ram_per_cblock_within_16_bytes)
 		stash_filter_exit(&f);
 		stash_map_exit(&m);
 	}
+}
+
+/*
+ * Reads that take no lock (stash_map_pin_lockless()) against a writer that
+ * maps, fills, invalidates and evicts under a lock, on two threads each:
+ * a read that got a pin finds its entry mapping its block for as long as
+ * it holds the pin (nothing reuses a pinned slot), and every pin comes
+ * back (no slot stays pinned at the end).  Breaks it catches (seen
+ * failing): the clock evicting without marking its victim before it looks
+ * at the pins, and a lockless pin that does not look at the entry again
+ * after it took the pin.
+ */
+#include <pthread.h>
+
+struct race {
+	struct stash_map m;
+	pthread_mutex_t lock;
+	volatile int stop;
+	u32 nr_ob;
+	unsigned long hits, backoffs, bad;
+};
+
+static void race_unpin(struct race *r, cblock_t c)
+{
+	if (stash_map_unpin(&r->m, c)) {
+		pthread_mutex_lock(&r->lock);
+		stash_map_unpinned(&r->m, c);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	uint64_t rs = (uint64_t)(uintptr_t)&rs;
+
+	while (!r->stop) {
+		oblock_t ob = to_oblock(unit_rand_below(&rs, r->nr_ob));
+		cblock_t c;
+
+		switch (stash_map_pin_lockless(&r->m, ob, &c)) {
+		case STASH_PIN_MISS:
+			break;
+		case STASH_PIN_BACKOFF:
+			__atomic_fetch_add(&r->backoffs, 1, __ATOMIC_RELAXED);
+			race_unpin(r, c);
+			break;
+		case STASH_PIN_HIT:
+			__atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
+			for (int k = 0; k < 50; k++) {
+				const struct stash_entry *e = stash_map_entry(&r->m, c);
+
+				if (to_oblock(((u64)READ_ONCE(e->oblock_hi) << 32) |
+					      READ_ONCE(e->oblock_lo)) != ob)
+					__atomic_fetch_add(&r->bad, 1, __ATOMIC_RELAXED);
+			}
+			race_unpin(r, c);
+			break;
+		}
+	}
+	return NULL;
+}
+
+TEST(map_lockless_pins_race)
+{
+	struct race r = { .nr_ob = 24 };
+	pthread_t th[2];
+	uint64_t rs = 99;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&r.m, 16), 0);
+	pthread_mutex_init(&r.lock, NULL);
+	for (int i = 0; i < 2; i++)
+		REQUIRE_EQ(pthread_create(&th[i], NULL, race_reader, &r), 0);
+	for (int op = 0; op < 3000000; op++) {
+		oblock_t ob = to_oblock(unit_rand_below(&rs, r.nr_ob));
+		cblock_t c;
+
+		pthread_mutex_lock(&r.lock);
+		c = stash_map_lookup(&r.m, ob);
+		if (!cblock_is_valid(c)) {
+			/* Map and fill it (evicting, once full). */
+			c = stash_map_alloc(&r.m, ob, &ev);
+			if (cblock_is_valid(c)) {
+				stash_map_set_valid(&r.m, c);
+				stash_map_release(&r.m, c, true);
+			}
+		} else if (unit_rand_below(&rs, 4) == 0) {
+			stash_map_invalidate(&r.m, c);
+		} else if (stash_map_entry(&r.m, c)->flags & SE_VALID) {
+			stash_map_ref(&r.m, c);
+		}
+		pthread_mutex_unlock(&r.lock);
+	}
+	r.stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	test_context("%lu hits, %lu back-offs", r.hits, r.backoffs);
+	if (getenv("RACE_VERBOSE"))
+		fprintf(stderr, "race: %lu hits, %lu back-offs, %lu bad\n",
+			r.hits, r.backoffs, r.bad);
+	CHECK_EQ(r.bad, 0);
+	CHECK_GT(r.hits, 0);
+	for (u32 i = 0; i < 16; i++)
+		CHECK_EQ(stash_map_entry(&r.m, to_cblock(i))->pins, 0);
+	pthread_mutex_destroy(&r.lock);
+	stash_map_exit(&r.m);
+}
+
+/*
+ * The same two interleavings, forced (stash_map_test_hook): a read pins
+ * the very slot the clock has just chosen, before the clock marks it; and
+ * the clock evicts and reuses the very slot a read has just found, before
+ * the read pins it.  Breaks they catch (seen failing): the clock not
+ * marking its victim and looking at the pins again (the pinned slot is
+ * reused), and the read not looking at the entry again after its pin (it
+ * reads another block's data).
+ */
+static struct {
+	oblock_t ob;		/* what the forced read looks for */
+	cblock_t pinned;
+	enum stash_pin_result got;
+	bool done;
+	u64 evict_ob;		/* the forced eviction maps this */
+	cblock_t reused;
+} forced;
+
+static void hook_pin_victim(struct stash_map *m, enum stash_map_hook point, u32 i)
+{
+	if (point != STASH_HOOK_VICTIM || forced.done)
+		return;
+	forced.done = true;
+	forced.ob = stash_entry_oblock(&m->entries[i]);
+	forced.got = stash_map_pin_lockless(m, forced.ob, &forced.pinned);
+}
+
+static void hook_evict_found(struct stash_map *m, enum stash_map_hook point, u32 i)
+{
+	u64 ev;
+
+	if (point != STASH_HOOK_FOUND || forced.done)
+		return;
+	forced.done = true;
+	forced.reused = stash_map_alloc(m, to_oblock(forced.evict_ob), &ev);
+	(void)i;
+}
+
+/* Four slots mapping blocks 100..103, valid and idle. */
+static void four_slots(struct stash_map *m)
+{
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(m, 4), 0);
+	for (u32 b = 0; b < 4; b++) {
+		cblock_t c = stash_map_alloc(m, to_oblock(100 + b), &ev);
+
+		stash_map_set_valid(m, c);
+		stash_map_release(m, c, true);
+	}
+}
+
+TEST(map_lockless_pin_forced_interleavings)
+{
+	struct stash_map m;
+	cblock_t c;
+	u64 ev;
+
+	test_context("a read pins the clock's victim before it is marked");
+	four_slots(&m);
+	memset(&forced, 0, sizeof(forced));
+	stash_map_test_hook = hook_pin_victim;
+	c = stash_map_alloc(&m, to_oblock(200), &ev);
+	stash_map_test_hook = NULL;
+	REQUIRE(forced.done);
+	CHECK_EQ(forced.got, STASH_PIN_HIT);
+	CHECK(cblock_is_valid(c));
+	CHECK(from_cblock(c) != from_cblock(forced.pinned));
+	CHECK_EQ(from_oblock(stash_entry_oblock(stash_map_entry(&m, forced.pinned))),
+		 from_oblock(forced.ob));
+	stash_map_unpin(&m, forced.pinned);
+	stash_map_exit(&m);
+
+	test_context("the clock reuses the slot a read found before it pins");
+	four_slots(&m);
+	memset(&forced, 0, sizeof(forced));
+	forced.evict_ob = 300;
+	/* Only block 102's slot is evictable: the others are busy. */
+	for (u32 b = 0; b < 4; b++)
+		if (b != 2)
+			stash_map_entry(&m, stash_map_lookup(&m, to_oblock(100 + b)))->flags |= SE_BUSY;
+	stash_map_test_hook = hook_evict_found;
+	CHECK(stash_map_pin_lockless(&m, to_oblock(102), &c) != STASH_PIN_HIT);
+	stash_map_test_hook = NULL;
+	REQUIRE(forced.done);
+	CHECK_EQ(from_cblock(forced.reused), from_cblock(c));
+	stash_map_unpin(&m, c);
+	CHECK_EQ(stash_map_entry(&m, c)->pins, 0);
+	stash_map_exit(&m);
 }
