@@ -81,9 +81,9 @@ bad "low_watermark above the default high_watermark" "must be below high_waterma
 bad "too many arguments" "Too many arguments" "$s writeback 1 volatile extra"
 bad "too many arguments after an empty option group" "Too many arguments" "$s writeback 0 extra"
 bad "checksum given twice" "given twice" "$s writeback 3 volatile checksum checksum"
-# The most a line can hold: 6 flags and option words, 7 tunables with values.
-bad "option count above the maximum (20)" "Invalid number of optional arguments" \
-	"$s writeback 21$(printf ' volatile%.0s' $(seq 21))"
+# The most a line can hold: 6 flags and option words, 9 tunables with values.
+bad "option count above the maximum (24)" "Invalid number of optional arguments" \
+	"$s writeback 25$(printf ' volatile%.0s' $(seq 25))"
 bad "option count above the arguments" "Invalid number of optional arguments" "$s writeback 3 volatile"
 bad "volatile cache device too small (15 blocks)" "Cache device too small" \
 	"0 $len stash $o $small15 writethrough 1 volatile"
