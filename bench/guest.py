@@ -83,6 +83,9 @@ THROTTLE_MBPS = 50
 # about 28 MiB/s, a drain's reads and writes at about 20), so that the
 # disk, not the CPU, is what the drain is measured against.
 DRAIN_DISK_MBPS = 10
+# The drain's random part also runs with this writeback_latency (percent):
+# what a tight foreground target costs the drain and buys the read hits.
+RANDOM_TIGHT_LATENCY = 110
 
 
 def nullb_max_sectors(mbps):
@@ -1502,8 +1505,11 @@ def drain_phase(cfg, devs):
         "warmed to read hits and its 4 KiB qd 16 "
         "random-read IOPS measured idle; then RAND_MB of 4 KiB writes at "
         "random blocks of the rest of the origin are made dirty, the flush "
-        "starts and the same read job runs while it drains.") % (
-            DRAIN_DISK_MBPS, nullb_max_sectors(DRAIN_DISK_MBPS) // 2))
+        "starts and the same read job runs while it drains; three times, "
+        "on fresh devices: writeback_latency at its default (the "
+        "target's figure), 0 (no throttle) and %d.") % (
+            DRAIN_DISK_MBPS, nullb_max_sectors(DRAIN_DISK_MBPS) // 2,
+            RANDOM_TIGHT_LATENCY))
     name = "bench-stash"
     mb = 1 << 20
     seq_mb = cfg["cache_mb"] // 2
@@ -1597,45 +1603,74 @@ def drain_phase(cfg, devs):
         res["sequential"] = sequential(0)
         res["sequential_disk"] = sequential(DRAIN_DISK_MBPS)
 
-        # Random dirty blocks, with read hits running during the drain.
-        table, dev = create()
-        sysm = Stash("stash-wb", cfg, devs)
-        sysm.dev, sysm.rawdir = dev, rawdir
-        sysm.warm(hot)
-        rd = fio_dev_args(dev, "randread", "4k", 16, hot) + [
-            "--time_based", "--runtime=%d" % cfg["runtime"]]
-        idle = fio("read-idle", rd, os.path.join(rawdir, "read-idle.json"), 300)
-        fio("dirty-rand", fio_dev_args(dev, "randwrite", "4k", 16,
-                                       dev_bytes(dev) - hot, hot) +
-            ["--io_size=%d" % (rand_mb * mb)],
-            os.path.join(rawdir, "dirty-rand.json"), 600)
-        kv = stash_kv(name)
-        blocks = int(kv["dirty"])
-        before = disk_stat(SLOW)
-        t = time.time()
-        sh("dmsetup message %s 0 flush" % name)
-        during = fio("read-during-flush", rd,
-                     os.path.join(rawdir, "read-during-flush.json"), 300)
-        left = int(stash_kv(name)["dirty"])
-        secs = time.time() - t + wait_dirty_zero(name, 900)
-        o = delta(disk_stat(SLOW), before)
-        res["random"] = dict(
-            dirty_blocks=blocks, drain_s=secs, blocks_per_s=blocks / secs,
-            origin_write_ios=o["write_ios"],
-            blocks_per_origin_write=blocks / max(1, o["write_ios"]),
-            dirty_left_when_reads_ended=left,
-            read_iops_idle=idle["read"]["iops"],
-            read_iops_during_flush=during["read"]["iops"],
-            read_p99_us_idle=idle["read"]["p99_us"],
-            read_p99_us_during_flush=during["read"]["p99_us"],
-            ratio=during["read"]["iops"] / idle["read"]["iops"],
-            p99_ratio=during["read"]["p99_us"] / max(1, idle["read"]["p99_us"]))
-        log("  drain random: %d blocks in %.1f s (%.0f blocks/s, %d origin "
-            "writes); read hits %.0f IOPS idle, %.0f during the flush: %.2fx"
-            "%s" % (blocks, secs, blocks / secs, o["write_ios"],
-                    idle["read"]["iops"], during["read"]["iops"],
-                    during["read"]["iops"] / idle["read"]["iops"],
-                    "" if left else " (WARNING: drain ended before the reads)"))
+        # Random dirty blocks, with read hits running during the drain:
+        # with the writeback throttle at its default (the target's
+        # figure), off, and at a tight target, each on fresh devices.
+        res["random_by_latency"] = {}
+        for label, lat in (("default", None), ("off", 0),
+                           ("tight", RANDOM_TIGHT_LATENCY)):
+            try_sh("dmsetup remove --retry %s" % name)
+            table, dev = create()
+            if lat is not None:
+                sh("dmsetup message %s 0 set writeback_latency %d" % (
+                    name, lat))
+            sysm = Stash("stash-wb", cfg, devs)
+            sysm.dev, sysm.rawdir = dev, rawdir
+            sysm.warm(hot)
+            rd = fio_dev_args(dev, "randread", "4k", 16, hot) + [
+                "--time_based", "--runtime=%d" % cfg["runtime"]]
+            idle = fio("read-idle-" + label, rd,
+                       os.path.join(rawdir, "read-idle-%s.json" % label), 300)
+            fio("dirty-rand-" + label,
+                fio_dev_args(dev, "randwrite", "4k", 16,
+                             dev_bytes(dev) - hot, hot) +
+                ["--io_size=%d" % (rand_mb * mb)],
+                os.path.join(rawdir, "dirty-rand-%s.json" % label), 600)
+            kv = stash_kv(name)
+            blocks = int(kv["dirty"])
+            thr0 = int(kv.get("writeback_throttled", 0))
+            before = disk_stat(SLOW)
+            t = time.time()
+            sh("dmsetup message %s 0 flush" % name)
+            during = fio("read-during-flush-" + label, rd,
+                         os.path.join(rawdir,
+                                      "read-during-flush-%s.json" % label),
+                         300)
+            kv = stash_kv(name)
+            left = int(kv["dirty"])
+            thr1 = int(kv.get("writeback_throttled", 0))
+            secs = time.time() - t + wait_dirty_zero(name, 900)
+            o = delta(disk_stat(SLOW), before)
+            x = dict(
+                writeback_latency=int(stash_kv(name).get(
+                    "writeback_latency", -1)),
+                dirty_blocks=blocks, drain_s=secs,
+                blocks_per_s=blocks / secs,
+                origin_write_ios=o["write_ios"],
+                blocks_per_origin_write=blocks / max(1, o["write_ios"]),
+                dirty_left_when_reads_ended=left,
+                throttled_looks=thr1 - thr0,
+                read_iops_idle=idle["read"]["iops"],
+                read_iops_during_flush=during["read"]["iops"],
+                read_p99_us_idle=idle["read"]["p99_us"],
+                read_p99_us_during_flush=during["read"]["p99_us"],
+                ratio=during["read"]["iops"] / idle["read"]["iops"],
+                p99_ratio=during["read"]["p99_us"] /
+                max(1, idle["read"]["p99_us"]))
+            res["random_by_latency"][label] = x
+            if label == "default":
+                res["random"] = x
+            log("  drain random, writeback_latency %s (%s): %d blocks in "
+                "%.1f s (%.0f blocks/s, %d origin writes); read hits %.0f "
+                "IOPS idle, %.0f during the flush: %.2fx, p99 %.0f -> %.0f "
+                "us (%.2fx); %d looks throttled%s" % (
+                    x["writeback_latency"], label, blocks, secs,
+                    blocks / secs, o["write_ios"], idle["read"]["iops"],
+                    during["read"]["iops"], x["ratio"],
+                    x["read_p99_us_idle"], x["read_p99_us_during_flush"],
+                    x["p99_ratio"], thr1 - thr0,
+                    "" if left else
+                    " (WARNING: drain ended before the reads)"))
 
         # Foreground reads that need the origin (4 KiB at qd 1 over the
         # whole device: mostly uncached blocks) beside a drain, with the

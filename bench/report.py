@@ -329,6 +329,19 @@ class Report:
                     "; their p99 %.0f us idle, %.0f us during it (%.2fx)." % (
                         r["read_p99_us_idle"], r["read_p99_us_during_flush"],
                         r["p99_ratio"]))
+        for label, x in sorted((d.get("random_by_latency") or {}).items()):
+            lines.append(
+                "- Random, `writeback_latency` %s (%s): drained in %.1f s "
+                "(%.0f blocks/s, %d looks throttled it); read hits %.0f IOPS "
+                "idle, %.0f during the flush (**%.2fx**), p99 %.0f us -> "
+                "%.0f us (%.2fx)%s." % (
+                    x["writeback_latency"], label, x["drain_s"],
+                    x["blocks_per_s"], x["throttled_looks"],
+                    x["read_iops_idle"], x["read_iops_during_flush"],
+                    x["ratio"], x["read_p99_us_idle"],
+                    x["read_p99_us_during_flush"], x["p99_ratio"],
+                    "" if x["dirty_left_when_reads_ended"] else
+                    " (the drain ended before the read job)"))
         for label, t in sorted((d.get("throttle") or {}).items()):
             lines.append(
                 "- Throttle %s (`writeback_latency` %s): 4 KiB reads at qd 1 "
