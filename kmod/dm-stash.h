@@ -21,6 +21,7 @@
 #include "stash-policy.h"
 #include "stash-bitmap.h"
 #include "stash-format.h"
+#include "linux/dm-stash.h"
 
 #define DM_MSG_PREFIX "stash"
 
@@ -30,37 +31,24 @@ enum stash_mode {
 	STASH_MODE_WRITEBACK,
 };
 
-/* Tunable defaults and limits. */
+/* Limits and defaults (the tunables' are in linux/dm-stash-tunables.h). */
 #define STASH_DEFAULT_BLOCK_SECTORS	8	/* 4 KiB */
 #define STASH_MIN_BLOCK_SECTORS		8	/* 4 KiB */
 #define STASH_MAX_BLOCK_SECTORS		2048	/* 1 MiB */
-#define STASH_DEFAULT_SEQ_CUTOFF_KB	4096
-#define STASH_MAX_SEQ_CUTOFF_KB		(4u << 20)	/* 4 GiB */
 #define STASH_MIN_CBLOCKS		16
 /* Slots of the in-flight-write table (power of two). */
 #define STASH_WIP_SLOTS			1024
-/* Writeback: runs in flight at most, and the bytes one run may merge. */
+/*
+ * Writeback: runs in flight at most (writeback_inflight's max in
+ * linux/dm-stash-tunables.h: a build check keeps them equal), and the
+ * bytes one run may merge.
+ */
 #define STASH_WB_SLOTS			8
 #define STASH_WB_RUN_BYTES		(1024u * 1024)
 #define STASH_WB_BATCH			4096	/* candidates sorted per round */
-#define STASH_DEFAULT_HIGH_WM		50	/* percent dirty */
-#define STASH_DEFAULT_LOW_WM		10
-#define STASH_DEFAULT_IDLE_MS		2000
-#define STASH_MAX_IDLE_MS		3600000
 /* Writeback retry after a failed pass: doubles from the first to the last. */
 #define STASH_WB_BACKOFF_MIN_MS		100
 #define STASH_WB_BACKOFF_MAX_MS		10000
-#define STASH_DEFAULT_ERROR_THRESHOLD	64
-#define STASH_MAX_ERROR_THRESHOLD	1000000000
-#define STASH_DEFAULT_COMMIT_MS		1000
-#define STASH_MAX_COMMIT_MS		60000
-/*
- * Writeback throttle (stash-throttle.c): foreground latency allowed while
- * writeback runs, in percent of its latency without; a rate cap, KiB/s.
- */
-#define STASH_DEFAULT_WB_LATENCY_PCT	200
-#define STASH_MAX_WB_LATENCY_PCT	10000
-#define STASH_MAX_WB_RATE_KIB		0x40000000	/* 1 TiB/s */
 /* Metadata pages one commit writes at most (1 MiB of buffer). */
 #define STASH_MD_MAX_COMMIT_PAGES	256
 
@@ -90,7 +78,11 @@ struct stash_pcpu {
 	u64 read_hits;
 };
 
-/* Tunables: set by the table line or the "set" message, read lockless. */
+/*
+ * Tunables: set by the table line or the "set" message, read lockless.
+ * One u32 per row of linux/dm-stash-tunables.h (its field column), which
+ * gives their names, ranges, defaults and meaning.
+ */
 struct stash_tunables {
 	u32 seq_cutoff_kb;
 	u32 high_wm;		/* start writeback above this percent dirty */
@@ -103,21 +95,14 @@ struct stash_tunables {
 	u32 wb_rate_kib;	/* writeback rate cap, KiB/s; 0 = none */
 };
 
-#define STASH_DEFAULT_TUNABLES {				\
-	.seq_cutoff_kb = STASH_DEFAULT_SEQ_CUTOFF_KB,		\
-	.high_wm = STASH_DEFAULT_HIGH_WM,			\
-	.low_wm = STASH_DEFAULT_LOW_WM,				\
-	.idle_ms = STASH_DEFAULT_IDLE_MS,			\
-	.wb_inflight = STASH_WB_SLOTS,				\
-	.commit_ms = STASH_DEFAULT_COMMIT_MS,			\
-	.error_threshold = STASH_DEFAULT_ERROR_THRESHOLD,	\
-	.wb_latency_pct = STASH_DEFAULT_WB_LATENCY_PCT,		\
-}
+/* The defaults, from the def column. */
+extern const struct stash_tunables stash_tunable_defaults;
 
 /*
  * A tunable: its name in table lines, messages and ioctls, its range, and
  * where it lives in struct stash_tunables.  stash_tunable_descs (in
- * stash-target.c) is the one list of them.
+ * stash-target.c) is built from linux/dm-stash-tunables.h, indexed by
+ * enum stash_tunable_index (STASH_TUN_<name>).
  */
 struct stash_tunable_desc {
 	const char *name;
@@ -126,7 +111,6 @@ struct stash_tunable_desc {
 	size_t offset;
 };
 
-#define STASH_NR_TUNABLES	9
 extern const struct stash_tunable_desc stash_tunable_descs[STASH_NR_TUNABLES];
 const struct stash_tunable_desc *stash_find_tunable(const char *name);
 

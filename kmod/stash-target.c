@@ -94,21 +94,24 @@ struct stash_args {
 	bool csum;
 };
 
-#define TUNABLE(n, lo, hi, field) \
-	{ n, lo, hi, offsetof(struct stash_tunables, field) }
-
-/* The declaration in dm-stash.h fixes the count: a mismatch won't build. */
-const struct stash_tunable_desc stash_tunable_descs[] = {
-	TUNABLE("sequential_cutoff", 0, STASH_MAX_SEQ_CUTOFF_KB, seq_cutoff_kb),
-	TUNABLE("high_watermark", 1, 100, high_wm),
-	TUNABLE("low_watermark", 0, 99, low_wm),
-	TUNABLE("idle_ms", 0, STASH_MAX_IDLE_MS, idle_ms),
-	TUNABLE("writeback_inflight", 1, STASH_WB_SLOTS, wb_inflight),
-	TUNABLE("commit_ms", 1, STASH_MAX_COMMIT_MS, commit_ms),
-	TUNABLE("error_threshold", 0, STASH_MAX_ERROR_THRESHOLD, error_threshold),
-	TUNABLE("writeback_latency", 0, STASH_MAX_WB_LATENCY_PCT, wb_latency_pct),
-	TUNABLE("writeback_rate", 0, STASH_MAX_WB_RATE_KIB, wb_rate_kib),
+/* The tunables, from their rows (linux/dm-stash-tunables.h). */
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	[STASH_TUN_##name] = { #name, min, max, offsetof(struct stash_tunables, field) },
+const struct stash_tunable_desc stash_tunable_descs[STASH_NR_TUNABLES] = {
+#include <linux/dm-stash-tunables.h>
 };
+
+#undef STASH_TUNABLE
+
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) .field = def,
+const struct stash_tunables stash_tunable_defaults = {
+#include <linux/dm-stash-tunables.h>
+};
+
+#undef STASH_TUNABLE
+
+/* parse_options() gives each option a bit of an unsigned int. */
+static_assert(5 + STASH_NR_TUNABLES <= 32);
 
 const struct stash_tunable_desc *stash_find_tunable(const char *name)
 {
@@ -138,6 +141,9 @@ static void init_tunable_errors(void)
 {
 	unsigned int i;
 
+	/* writeback_inflight's range ends at the run slots there are. */
+	BUILD_BUG_ON(stash_tunable_descs[STASH_TUN_writeback_inflight].max !=
+		     STASH_WB_SLOTS);
 	for (i = 0; i < STASH_NR_TUNABLES; i++)
 		snprintf(tunable_range_error[i], sizeof(tunable_range_error[i]),
 			 "%s must be a number in %u..%u",
@@ -168,8 +174,8 @@ static int parse_tunable(const struct stash_tunable_desc *d, const char *value,
 		return -EINVAL;
 	}
 	/* Below 100%, any foreground I/O would stop writeback. */
-	if (d->offset == offsetof(struct stash_tunables, wb_latency_pct) &&
-	    v && v < 100) {
+	if (d == &stash_tunable_descs[STASH_TUN_writeback_latency] &&
+	    v && v < STASH_WB_LATENCY_MIN_ON) {
 		*err = "writeback_latency must be 0 (off) or a percent in 100..10000";
 		return -EINVAL;
 	}
@@ -233,18 +239,10 @@ static int parse_u32_arg(struct dm_arg_set *as, u32 min, u32 max, u32 *value,
  *				it on each cache read (stash-csum.c); a
  *				persistent cache keeps them in its metadata
  *				(format version 2)
- *   <tunable> <value>		any tunable of stash_tunable_descs:
- *     sequential_cutoff <KiB>	bypass streams longer than this; 0 = off; 4096
- *     high_watermark <%>	start writeback above this; 1..100; 50
- *     low_watermark <%>	stop watermark writeback here; 0..99; 10
- *     idle_ms <ms>		drain after this long idle; 0 = never; 2000
- *     writeback_inflight <n>	writeback I/Os in flight; 1..8; 8
- *     commit_ms <ms>		periodic metadata commit; 1..60000; 1000
- *     error_threshold <n>	cache errors that fail the cache; 0 = never; 64
- *     writeback_latency <%>	foreground latency allowed while writeback
- *				runs, in percent of it without; 0 = off, or
- *				100..10000; 200 (stash-throttle.c)
- *     writeback_rate <KiB/s>	writeback rate cap; 0 = none; 0
+ *   <tunable> <value>		any tunable: linux/dm-stash-tunables.h has
+ *				their names, ranges, defaults, units and
+ *				meaning; parse_tunable() the rules beyond
+ *				the ranges
  * Each may be given once.
  */
 static int parse_options(struct dm_arg_set *as, struct stash_args *args,
@@ -353,7 +351,6 @@ static char *join_args(unsigned int argc, char **argv)
 static int record_identity(struct stash_cache *sc, const struct stash_args *args,
 			   const char *origin)
 {
-	static const struct stash_tunables defaults = STASH_DEFAULT_TUNABLES;
 	const struct stash_tunable_desc *d;
 	struct stash_sb_ident *id;
 	size_t n = 0, len;
@@ -378,7 +375,7 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 		n += scnprintf(id->options + n, len - n, " checksum");
 	for (d = stash_tunable_descs; d < stash_tunable_descs + STASH_NR_TUNABLES; d++) {
 		v = stash_tunable_get(&args->tun, d);
-		if (v != stash_tunable_get(&defaults, d))
+		if (v != stash_tunable_get(&stash_tunable_defaults, d))
 			n += scnprintf(id->options + n, len - n, " %s %u",
 				       d->name, v);
 	}
@@ -586,7 +583,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct stash_args args = {
 		.block_sectors = STASH_DEFAULT_BLOCK_SECTORS,
-		.tun = STASH_DEFAULT_TUNABLES,
+		.tun = stash_tunable_defaults,
 		.discard_passdown = true,
 	};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };

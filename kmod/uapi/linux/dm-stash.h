@@ -163,6 +163,22 @@ struct stash_ioc_mode {
 };
 
 /*
+ * The tunables: their rows are in <linux/dm-stash-tunables.h>.  Here their
+ * indexes, STASH_TUN_<name> (GET_TUNABLE's @index for a module built from
+ * the same rows; its @count is the module's number).
+ */
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) STASH_TUN_##name,
+enum stash_tunable_index {
+#include <linux/dm-stash-tunables.h>
+	STASH_NR_TUNABLES
+};
+
+#undef STASH_TUNABLE
+
+/* writeback_latency is 0 (off) or at least this (percent). */
+#define STASH_WB_LATENCY_MIN_ON	100
+
+/*
  * STASH_IOC_GET_TUNABLE and STASH_IOC_SET_TUNABLE.
  *
  * GET: by @name, or, with an empty @name, by @index (0..count-1), which
