@@ -789,6 +789,24 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->cache_dev = sc->cache_dev->bdev->bd_dev;
 }
 
+/* The groups of tunables in the status below cover every row once, in order. */
+static_assert(STASH_TUN_sequential_cutoff == 0);
+static_assert(STASH_TUN_commit_ms == STASH_TUN_writeback_inflight + 1);
+static_assert(STASH_TUN_error_threshold == STASH_TUN_commit_ms + 1);
+static_assert(STASH_TUN_writeback_latency == STASH_TUN_error_threshold + 1);
+
+/* " name=value" for tunables @first to @last, at @sz; the new @sz. */
+static unsigned int emit_tunables(struct stash_cache *sc, unsigned int first,
+				  unsigned int last, char *result,
+				  unsigned int maxlen, unsigned int sz)
+{
+	const struct stash_tunable_desc *d;
+
+	for (d = &stash_tunable_descs[first]; d <= &stash_tunable_descs[last]; d++)
+		DMEMIT(" %s=%u", d->name, READ_ONCE(*tunable_field(&sc->tun, d)));
+	return sz;
+}
+
 /*
  * INFO status: space-separated key=value fields, in this order:
  *   mode=		writearound | writethrough | writeback
@@ -814,8 +832,9 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   origin_errors=	failed origin I/Os
  *   writeback_errors=	blocks whose writeback failed (they stay dirty)
  *   sequential_cutoff= high_watermark= low_watermark= idle_ms=
- *   writeback_inflight=	the tunables
- *   commit_ms=	the periodic metadata commit interval
+ *   writeback_inflight=	tunables (linux/dm-stash-tunables.h), a group
+ *			of rows in their order (emit_tunables())
+ *   commit_ms=	the tunable
  *   commits=		metadata commits done
  *   ram_per_block=	bytes of kernel RAM per cache block
  *   metadata=		volatile (nothing kept on the cache device) |
@@ -830,7 +849,8 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
  *   checksum_errors=	cache reads whose data failed its checksum
  *   checksum_bad=	dirty blocks that failed their checksum: reads of
  *			them fail and writeback skips them
- *   writeback_latency=, writeback_rate=	the tunables
+ *   writeback_latency= writeback_rate=	the tunables from there to the
+ *			last row (a new tunable shows here)
  *   writeback_limit=	writeback runs the throttle allows in flight now
  *   writeback_pause_us=	its pause before each run (at one run)
  *   writeback_throttled=	its looks that found foreground I/O slowed
@@ -869,25 +889,23 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		DMEMIT(" origin_errors=%llu writeback_errors=%llu",
 		       READ_ONCE(st->origin_errors),
 		       READ_ONCE(st->writeback_errors));
-		DMEMIT(" sequential_cutoff=%u high_watermark=%u low_watermark=%u",
-		       READ_ONCE(sc->tun.seq_cutoff_kb),
-		       READ_ONCE(sc->tun.high_wm), READ_ONCE(sc->tun.low_wm));
-		DMEMIT(" idle_ms=%u writeback_inflight=%u",
-		       READ_ONCE(sc->tun.idle_ms),
-		       READ_ONCE(sc->tun.wb_inflight));
-		DMEMIT(" commit_ms=%u commits=%llu ram_per_block=%u metadata=%s",
-		       READ_ONCE(sc->tun.commit_ms), READ_ONCE(st->commits),
-		       stash_ram_per_cblock(sc), stash_metadata_state(sc));
-		DMEMIT(" error_threshold=%u writeback_retry_ms=%u cache_state=%s",
-		       READ_ONCE(sc->tun.error_threshold),
+		sz = emit_tunables(sc, STASH_TUN_sequential_cutoff,
+				   STASH_TUN_writeback_inflight, result, maxlen, sz);
+		sz = emit_tunables(sc, STASH_TUN_commit_ms, STASH_TUN_commit_ms,
+				   result, maxlen, sz);
+		DMEMIT(" commits=%llu ram_per_block=%u metadata=%s",
+		       READ_ONCE(st->commits), stash_ram_per_cblock(sc),
+		       stash_metadata_state(sc));
+		sz = emit_tunables(sc, STASH_TUN_error_threshold,
+				   STASH_TUN_error_threshold, result, maxlen, sz);
+		DMEMIT(" writeback_retry_ms=%u cache_state=%s",
 		       READ_ONCE(sc->wb_backoff_ms),
 		       stash_cache_failed(sc) ? "failed" : "ok");
 		DMEMIT(" checksum=%s checksum_errors=%llu checksum_bad=%u",
 		       sc->csum ? "on" : "off", READ_ONCE(sc->checksum_errors),
 		       READ_ONCE(sc->nr_csum_bad));
-		DMEMIT(" writeback_latency=%u writeback_rate=%u",
-		       READ_ONCE(sc->tun.wb_latency_pct),
-		       READ_ONCE(sc->tun.wb_rate_kib));
+		sz = emit_tunables(sc, STASH_TUN_writeback_latency,
+				   STASH_NR_TUNABLES - 1, result, maxlen, sz);
 		DMEMIT(" writeback_limit=%u writeback_pause_us=%u writeback_throttled=%llu",
 		       stash_throttle_limit(sc),
 		       READ_ONCE(sc->throttle.pause_us),

@@ -30,6 +30,8 @@
  * Two rules go beyond the ranges; the module's parse_tunable() applies
  * them: writeback_latency is 0 (off) or at least
  * STASH_WB_LATENCY_MIN_ON, and low_watermark stays below high_watermark.
+ * The status line shows the tunables in groups between other fields
+ * (stash_status()); a new one shows after writeback_rate.
  */
 STASH_TUNABLE(sequential_cutoff, seq_cutoff_kb, 0, 4194304, 4096, "KiB", tunables,
 	      "streams longer than this bypass the cache; 0 = off")
