@@ -340,10 +340,37 @@ static long ioc_list(void __user *uarg)
 	return copy_to_user(uarg, &l, sizeof(l)) ? -EFAULT : 0;
 }
 
+/*
+ * Where STASH_IOC_STATUS has each tunable (the ioc column of its row): an
+ * offset in struct stash_ioc_status, 0 for none.
+ */
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	[STASH_TUN_##name] = STASH_IOC_STATUS_AT(ioc, name),
+static const size_t tunable_status_at[STASH_NR_TUNABLES] = {
+#include <linux/dm-stash-tunables.h>
+};
+
+#undef STASH_TUNABLE
+
+/* The rows whose ioc column is "tunables", counted: STASH_IOC_NR_TUNABLES. */
+#define STASH_IOC_ROW_tunables(name)	STASH_IOC_TUN_##name,
+#define STASH_IOC_ROW_status(name)
+#define STASH_IOC_ROW_none(name)
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	STASH_IOC_ROW_##ioc(name)
+enum {
+#include <linux/dm-stash-tunables.h>
+	STASH_IOC_NR_TUNABLES
+};
+
+#undef STASH_TUNABLE
+
 static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 {
 	struct stash_info info;
 	dev_t devt = stash_devt(sc);
+	unsigned int i;
+	__u64 v;
 
 	stash_get_info(sc, &info);
 	strscpy_pad(s->name, stash_name_buf, sizeof(s->name));
@@ -379,18 +406,17 @@ static void fill_status(struct stash_ioc_status *s, struct stash_cache *sc)
 	s->counters.writeback_errors = info.stats.writeback_errors;
 	s->counters.commits = info.stats.commits;
 
-	s->tunables.sequential_cutoff = info.tun.seq_cutoff_kb;
-	s->tunables.high_watermark = info.tun.high_wm;
-	s->tunables.low_watermark = info.tun.low_wm;
-	s->tunables.idle_ms = info.tun.idle_ms;
-	s->tunables.writeback_inflight = info.tun.wb_inflight;
-	s->tunables.commit_ms = info.tun.commit_ms;
+	for (i = 0; i < STASH_NR_TUNABLES; i++) {
+		if (!tunable_status_at[i])
+			continue;
+		v = stash_tunable_get(&info.tun, &stash_tunable_descs[i]);
+		memcpy((char *)s + tunable_status_at[i], &v, sizeof(v));
+	}
 
 	s->writeback_passes = info.wb_passes;
 	s->drains_started = info.drains_started;
 	s->drains_completed = info.drains_completed;
 	s->metadata_seq = info.md_seq;
-	s->error_threshold = info.tun.error_threshold;
 	s->writeback_retry_ms = info.wb_backoff_ms;
 	s->checksum_errors = info.checksum_errors;
 	s->checksum_bad = info.checksum_bad;
@@ -655,20 +681,21 @@ static void __init stash_ctl_check_layout(void)
 	BUILD_BUG_ON(offsetof(struct stash_ioc_status, checksum_bad) + sizeof(__u64) !=
 		     STASH_IOC_STATUS_SIZE);
 	/*
-	 * A counter or tunable added to the core must be added to the uapi
-	 * structs, fill_status() and stash_tunable_descs[] as well.
+	 * A counter added to the core must be added to the uapi struct and
+	 * fill_status() as well.  A tunable is a row of
+	 * linux/dm-stash-tunables.h and a field of struct stash_tunables.
 	 */
 	BUILD_BUG_ON(sizeof(struct stash_stats) !=
 		     sizeof(struct stash_ioc_counters));
 	BUILD_BUG_ON(sizeof(struct stash_tunables) !=
 		     STASH_NR_TUNABLES * sizeof(u32));
 	/*
-	 * error_threshold came later: it sits in the status itself;
-	 * writeback_latency and writeback_rate later still: only
-	 * STASH_IOC_GET_TUNABLE and SET_TUNABLE have them.
+	 * The rows with ioc "tunables" fill struct stash_ioc_tunables, one
+	 * member each (error_threshold came later: it sits in the status
+	 * itself; the later ones are in STASH_IOC_GET_TUNABLE only).
 	 */
 	BUILD_BUG_ON(sizeof(struct stash_ioc_tunables) !=
-		     (STASH_NR_TUNABLES - 3) * sizeof(__u64));
+		     STASH_IOC_NR_TUNABLES * sizeof(__u64));
 }
 
 int __init stash_control_init(void)

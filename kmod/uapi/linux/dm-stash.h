@@ -179,6 +179,18 @@ enum stash_tunable_index {
 #define STASH_WB_LATENCY_MIN_ON	100
 
 /*
+ * Where STASH_IOC_STATUS reports a tunable, from the ioc column of its row:
+ * its offset in struct stash_ioc_status (a __u64), or 0 if only
+ * GET_TUNABLE has it.  The user supplies offsetof().
+ */
+#define STASH_IOC_STATUS_AT(ioc, name)	__STASH_IOC_STATUS_AT_##ioc(name)
+#define __STASH_IOC_STATUS_AT_tunables(name) \
+	offsetof(struct stash_ioc_status, tunables.name)
+#define __STASH_IOC_STATUS_AT_status(name) \
+	offsetof(struct stash_ioc_status, name)
+#define __STASH_IOC_STATUS_AT_none(name)	0
+
+/*
  * STASH_IOC_GET_TUNABLE and STASH_IOC_SET_TUNABLE.
  *
  * GET: by @name, or, with an empty @name, by @index (0..count-1), which
