@@ -259,22 +259,12 @@ static int block_device(const char *cmd, const char *what, const char *path,
 	return 0;
 }
 
-static const char *const tunable_names[] = {
-	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
-	"writeback_inflight", "commit_ms", "error_threshold",
-	"writeback_latency", "writeback_rate",
-};
-
-/* Index of tunable @key in tunable_names[], or -1. */
-static int known_tunable(const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(tunable_names); i++)
-		if (!strcmp(key, tunable_names[i]))
-			return (int)i;
-	return -1;
-}
+/* The names of the tunables built in, for messages: " name name ...". */
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) " " #name
+static const char tunable_list[] =
+#include <linux/dm-stash-tunables.h>
+	;
+#undef STASH_TUNABLE
 
 static void append(char *buf, size_t len, const char *s)
 {
@@ -301,6 +291,7 @@ int cmd_create(int argc, char **argv)
 	bool is_volatile = false, format = false, checksum = false;
 	uint64_t block = 0, origin_sectors, cache_sectors, v;
 	char opts[1024] = "", params[4096], num[32], *eq, stable[512];
+	const struct tunable *tun;
 	struct stash_ioc_status st;
 	struct dm_dev_info di;
 	struct stat so, sc;
@@ -343,13 +334,12 @@ int cmd_create(int argc, char **argv)
 				return usage_error(o.cmd, "--set takes KEY=VALUE, "
 						   "not '%s'", optarg);
 			*eq = '\0';
-			t = known_tunable(optarg);
-			if (t < 0)
+			tun = find_tunable(optarg);
+			if (!tun)
 				return usage_error(o.cmd, "unknown tunable '%s' "
-						   "(sequential_cutoff, high_watermark, "
-						   "low_watermark, idle_ms, "
-						   "writeback_inflight, commit_ms, "
-						   "error_threshold)", optarg);
+						   "(one of:%s)", optarg,
+						   tunable_list);
+			t = (int)(tun - tunables);
 			if (parse_u64(eq + 1, &v) || v > UINT32_MAX)
 				return usage_error(o.cmd, "bad value '%s' for %s: "
 						   "a whole number", eq + 1, optarg);
@@ -861,17 +851,6 @@ int cmd_invalidate(int argc, char **argv)
  * ------------------------------------------------------------------
  */
 
-static const char *tunable_unit(const char *key)
-{
-	if (!strcmp(key, "sequential_cutoff"))
-		return "KiB";
-	if (!strcmp(key, "high_watermark") || !strcmp(key, "low_watermark"))
-		return "%";
-	if (!strcmp(key, "idle_ms") || !strcmp(key, "commit_ms"))
-		return "ms";
-	return "";
-}
-
 /* List the tunable names to stderr, from the module. */
 static void list_tunables(const char *name)
 {
@@ -932,6 +911,12 @@ int cmd_set(int argc, char **argv)
 	if (v < t.min || v > t.max) {
 		errorf("bad value %" PRIu64 " for %s: allowed %" PRIu64 "..%" PRIu64
 		       " %s", v, t.name, (uint64_t)t.min, (uint64_t)t.max,
+		       tunable_unit(t.name));
+		return EXIT_USAGE;
+	}
+	if (!strcmp(t.name, "writeback_latency") && v && v < STASH_WB_LATENCY_MIN_ON) {
+		errorf("bad value %" PRIu64 " for %s: 0 (off) or %u..%" PRIu64 " %s",
+		       v, t.name, STASH_WB_LATENCY_MIN_ON, (uint64_t)t.max,
 		       tunable_unit(t.name));
 		return EXIT_USAGE;
 	}

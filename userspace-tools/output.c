@@ -133,29 +133,13 @@ static uint64_t counter(const struct stash_ioc_counters *c,
 	return v;
 }
 
-struct tunable_desc {
-	const char *key;
-	const char *unit;
-	size_t offset;
-};
-
-#define TUNABLE(k, u) { #k, u, offsetof(struct stash_ioc_tunables, k) }
-
-static const struct tunable_desc tunable_descs[] = {
-	TUNABLE(sequential_cutoff, "KiB"),
-	TUNABLE(high_watermark, "%"),
-	TUNABLE(low_watermark, "%"),
-	TUNABLE(idle_ms, "ms"),
-	TUNABLE(writeback_inflight, ""),
-	TUNABLE(commit_ms, "ms"),
-};
-
-static uint64_t tunable(const struct stash_ioc_tunables *t,
-			const struct tunable_desc *d)
+/* A tunable that STASH_IOC_STATUS has (tunable->status_at): its value. */
+static uint64_t status_tunable(const struct stash_ioc_status *st,
+			       const struct tunable *t)
 {
 	uint64_t v;
 
-	memcpy(&v, (const char *)t + d->offset, sizeof(v));
+	memcpy(&v, (const char *)st + t->status_at, sizeof(v));
 	return v;
 }
 
@@ -182,22 +166,20 @@ void print_counters_json_body(FILE *f, const struct stash_ioc_counters *c,
 			counter_descs[i].key, counter(c, &counter_descs[i]));
 }
 
-void print_tunables_json_body(FILE *f, const struct stash_ioc_tunables *t,
+/* The tunables that STASH_IOC_STATUS has, in the rows' order. */
+void print_tunables_json_body(FILE *f, const struct stash_ioc_status *st,
 			      const char *indent)
 {
+	const char *sep = "";
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(tunable_descs); i++)
-		fprintf(f, "%s%s\"%s\": %" PRIu64, i ? "," : "", indent,
-			tunable_descs[i].key, tunable(t, &tunable_descs[i]));
-}
-
-/* error_threshold: a tunable kept outside struct stash_ioc_tunables. */
-static void error_threshold_json(FILE *f, const struct stash_ioc_status *st,
-				 const char *indent)
-{
-	fprintf(f, ",%s\"error_threshold\": %llu", indent,
-		(unsigned long long)st->error_threshold);
+	for (i = 0; i < ARRAY_SIZE(tunables); i++) {
+		if (!tunables[i].status_at)
+			continue;
+		fprintf(f, "%s%s\"%s\": %" PRIu64, sep, indent, tunables[i].name,
+			status_tunable(st, &tunables[i]));
+		sep = ",";
+	}
 }
 
 /* The JSON form: pretty, or all on one line. */
@@ -250,8 +232,7 @@ static void status_json(FILE *f, const struct stash_ioc_status *st, bool pretty)
 	print_counters_json_body(f, &st->counters, nl2);
 	fprintf(f, "%s}", nl);
 	fprintf(f, ",%s\"tunables\": {", nl);
-	print_tunables_json_body(f, &st->tunables, nl2);
-	error_threshold_json(f, st, nl2);
+	print_tunables_json_body(f, st, nl2);
 	fprintf(f, "%s}", nl);
 	fprintf(f, "%s}\n", pretty ? "\n" : " ");
 }
@@ -294,14 +275,17 @@ static void counter_lines(FILE *f, const struct stash_ioc_status *st,
 	}
 }
 
-static void tunable_lines(FILE *f, const struct stash_ioc_tunables *t)
+static void tunable_lines(FILE *f, const struct stash_ioc_status *st)
 {
+	const struct tunable *t;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(tunable_descs); i++)
-		fprintf(f, "  %-18s %14" PRIu64 "%s%s\n", tunable_descs[i].key,
-			tunable(t, &tunable_descs[i]),
-			*tunable_descs[i].unit ? " " : "", tunable_descs[i].unit);
+	for (i = 0; i < ARRAY_SIZE(tunables); i++) {
+		t = &tunables[i];
+		if (t->status_at)
+			fprintf(f, "  %-18s %14" PRIu64 "%s%s\n", t->name,
+				status_tunable(st, t), *t->unit ? " " : "", t->unit);
+	}
 }
 
 /*
@@ -371,9 +355,7 @@ void print_status(FILE *f, const struct stash_ioc_status *st,
 		fprintf(f, "counters\n");
 	counter_lines(f, st, prev, interval);
 	fprintf(f, "tunables\n");
-	tunable_lines(f, &st->tunables);
-	fprintf(f, "  %-18s %14llu\n", "error_threshold",
-		(unsigned long long)st->error_threshold);
+	tunable_lines(f, st);
 }
 
 void print_counters(FILE *f, const struct stash_ioc_status *st)

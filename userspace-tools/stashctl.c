@@ -6,6 +6,8 @@
  * one-line summary, a usage line, a help text and a handler taking the
  * arguments after its name (argv[0] is the command name, for getopt).
  * Add new ones there, in stashctl.8 and in stashctl.bash-completion.
+ * The tunables are not listed here: they come from the module's table
+ * (tunables.c).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -51,7 +53,8 @@ static const struct command commands[] = {
 	  "                     holds no dm-stash cache (its data is lost; an\n"
 	  "                     existing dm-stash cache is loaded, not wiped);\n"
 	  "                     not with --volatile\n"
-	  "  --set KEY=VALUE    set a tunable from the start (see 'get')\n"
+	  "  --set KEY=VALUE    set a tunable from the start ('stashctl tunables'\n"
+	  "                     lists them)\n"
 	  "The device covers the whole origin and appears as /dev/mapper/NAME.",
 	  cmd_create },
 	{ "remove", "write back dirty blocks, then remove a stash device",
@@ -89,7 +92,8 @@ static const struct command commands[] = {
 	  "Dirty blocks stay cached until they are written back.",
 	  cmd_invalidate },
 	{ "set", "set a tunable", "NAME KEY VALUE",
-	  "'stashctl get NAME' lists the tunables with their ranges.",
+	  "'stashctl get NAME' lists the module's tunables with their values\n"
+	  "and ranges; these are the ones this stashctl knows:",
 	  cmd_set },
 	{ "get", "show tunables, or one tunable's value", "NAME [KEY] [--json]",
 	  "  --json  one JSON object KEY: VALUE (without KEY)\n"
@@ -140,6 +144,15 @@ static const struct command commands[] = {
 	  "  --export  print STASH_CACHE=1 and STASH_CACHE_UUID=... (for udev)\n"
 	  "Exit status 0 if DEVICE holds a valid dm-stash superblock.",
 	  cmd_probe },
+	{ "tunables", "list the tunables: range, default, unit, meaning",
+	  "[--names | --json]",
+	  "  --names  only the names, one a line\n"
+	  "  --json   one JSON array of objects: name, min, max, default, unit,\n"
+	  "           description\n"
+	  "The tunables this stashctl was built with (the module's own table);\n"
+	  "needs neither root nor the module.  'stashctl get NAME' shows a\n"
+	  "cache's values.",
+	  cmd_tunables },
 	{ "version", "print the tool's and the loaded module's versions", "",
 	  NULL, cmd_version },
 	{ "help", "show this help, or the help of one command", "[COMMAND]",
@@ -179,6 +192,11 @@ void print_command_help(FILE *f, const struct command *c)
 		c->summary + 1);
 	if (c->help)
 		fprintf(f, "\n%s\n", c->help);
+	/* set's KEY: the tunables built in. */
+	if (c->run == cmd_set) {
+		fputc('\n', f);
+		print_tunables(f);
+	}
 }
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap)

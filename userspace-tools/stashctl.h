@@ -10,6 +10,7 @@
  *   offline.c	dump and check: a cache device's metadata, read directly
  *   md-format.c	the module's on-disk format code (kmod/stash-format.c)
  *   assemble.c	probe, assemble: volumes found by their cache's superblock
+ *   tunables.c	the tunables built in (linux/dm-stash-tunables.h), "tunables"
  */
 #ifndef STASHCTL_H
 #define STASHCTL_H
@@ -61,6 +62,26 @@ void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void notef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_u64(const char *s, uint64_t *v);
 
+/*
+ * tunables.c: the rows of linux/dm-stash-tunables.h, indexed by
+ * STASH_TUN_<name>.  status_at: where struct stash_ioc_status has the
+ * value (an offset; 0: only GET_TUNABLE has it).
+ */
+struct tunable {
+	const char *name;
+	uint64_t min;
+	uint64_t max;
+	uint64_t def;
+	const char *unit;	/* "" for a count */
+	const char *doc;
+	size_t status_at;
+};
+
+extern const struct tunable tunables[STASH_NR_TUNABLES];
+const struct tunable *find_tunable(const char *name);
+const char *tunable_unit(const char *name);
+void print_tunables(FILE *f);
+
 /* ctl.c: every function returns 0 or an exit code, having said why. */
 extern bool ctl_quiet;
 const char *mode_name(uint32_t mode);
@@ -108,7 +129,7 @@ void print_counters(FILE *f, const struct stash_ioc_status *st);
 void print_counters_json(FILE *f, const struct stash_ioc_status *st);
 void print_counters_json_body(FILE *f, const struct stash_ioc_counters *c,
 			      const char *indent);
-void print_tunables_json_body(FILE *f, const struct stash_ioc_tunables *t,
+void print_tunables_json_body(FILE *f, const struct stash_ioc_status *st,
 			      const char *indent);
 
 struct progress {
@@ -138,6 +159,7 @@ int cmd_get(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_tunables(int argc, char **argv);
 
 /* offline.c */
 int cmd_dump(int argc, char **argv);
