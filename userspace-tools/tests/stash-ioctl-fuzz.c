@@ -59,19 +59,40 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static const char *const tunable_names[] = {
-	"sequential_cutoff", "high_watermark", "low_watermark", "idle_ms",
-	"writeback_inflight", "commit_ms", "error_threshold",
-	"writeback_latency", "writeback_rate",
+/* The tunables, from their rows (linux/dm-stash-tunables.h). */
+struct tunable {
+	const char *name;
+	uint64_t min, max, def;
 };
+
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	[STASH_TUN_##name] = { #name, min, max, def },
+static const struct tunable tunables[STASH_NR_TUNABLES] = {
+#include <linux/dm-stash-tunables.h>
+};
+#undef STASH_TUNABLE
+
 /*
- * Values the core takes without a word: the watermarks in bands that never
- * cross (low below 50, high from 50); writeback_latency from 100 (0, off,
- * is taken too, but 1..99 is not).
+ * Values the core takes without a word: the range, but the watermarks in
+ * bands that never cross (low below high_watermark's default, high from
+ * it), and writeback_latency from STASH_WB_LATENCY_MIN_ON (0, off, is
+ * taken too, but the values between are not).
  */
-static const uint64_t quiet_min[] = { 0, 50, 0, 0, 1, 1, 0, 100, 0 };
-static const uint64_t quiet_max[] = { 4u << 20, 100, 49, 3600000, 8, 60000, 1000000,
-				      10000, 1u << 30 };
+static uint64_t quiet_min(unsigned int i)
+{
+	if (i == STASH_TUN_high_watermark)
+		return tunables[STASH_TUN_high_watermark].def;
+	if (i == STASH_TUN_writeback_latency)
+		return STASH_WB_LATENCY_MIN_ON;
+	return tunables[i].min;
+}
+
+static uint64_t quiet_max(unsigned int i)
+{
+	if (i == STASH_TUN_low_watermark)
+		return tunables[STASH_TUN_high_watermark].def - 1;
+	return tunables[i].max;
+}
 
 /* xorshift64* */
 static uint64_t rnd(void)
@@ -167,20 +188,20 @@ static void build(const struct ioc *io, void *arg, bool *must_work,
 		struct stash_ioc_tunable *t = arg;
 
 		if (chance(50))
-			strcpy(t->name, tunable_names[below(ARRAY_SIZE(tunable_names))]);
+			strcpy(t->name, tunables[below(STASH_NR_TUNABLES)].name);
 		else
-			t->index = (__u32)below(ARRAY_SIZE(tunable_names));
+			t->index = (__u32)below(STASH_NR_TUNABLES);
 		break;
 	}
 	case STASH_IOC_SET_TUNABLE: {
 		struct stash_ioc_tunable *t = arg;
-		unsigned int i = (unsigned int)below(ARRAY_SIZE(tunable_names));
+		unsigned int i = (unsigned int)below(STASH_NR_TUNABLES);
 
-		strcpy(t->name, tunable_names[i]);
-		t->value = quiet_min[i] + below(quiet_max[i] - quiet_min[i] + 1);
+		strcpy(t->name, tunables[i].name);
+		t->value = quiet_min(i) + below(quiet_max(i) - quiet_min(i) + 1);
 		/* Small values mostly: huge idle times and cutoffs are dull. */
-		if (chance(80) && t->value > quiet_min[i] + 64)
-			t->value = quiet_min[i] + below(64);
+		if (chance(80) && t->value > quiet_min(i) + 64)
+			t->value = quiet_min(i) + below(64);
 		break;
 	}
 	default:
@@ -261,17 +282,17 @@ static void tame_set_tunable(struct stash_ioc_tunable *t)
 	    t->index || t->count || t->min || t->max || t->reserved[0] ||
 	    t->reserved[1] || !memchr(t->name, 0, sizeof(t->name)))
 		return;
-	for (i = 0; i < ARRAY_SIZE(tunable_names); i++)
-		if (!strcasecmp(t->name, tunable_names[i]))
+	for (i = 0; i < STASH_NR_TUNABLES; i++)
+		if (!strcasecmp(t->name, tunables[i].name))
 			break;
-	if (i == ARRAY_SIZE(tunable_names) ||
-	    (t->value >= quiet_min[i] && t->value <= quiet_max[i]))
+	if (i == STASH_NR_TUNABLES ||
+	    (t->value >= quiet_min(i) && t->value <= quiet_max(i)))
 		return;
 	if (core_rejects < 150) {
 		core_rejects++;
 		return;
 	}
-	t->value = quiet_min[i];
+	t->value = quiet_min(i);
 }
 
 /*
@@ -315,15 +336,23 @@ static void check_output(unsigned long cmd, const void *arg)
 		    s->dirty_blocks > s->cache_blocks ||
 		    !memchr(s->state, 0, sizeof(s->state)) ||
 		    s->tunables.low_watermark >= s->tunables.high_watermark ||
-		    s->tunables.writeback_inflight < 1 ||
-		    s->tunables.writeback_inflight > 8)
+		    s->tunables.writeback_inflight <
+			tunables[STASH_TUN_writeback_inflight].min ||
+		    s->tunables.writeback_inflight >
+			tunables[STASH_TUN_writeback_inflight].max)
 			report("STATUS: inconsistent result", 0, s->name);
 	} else if (cmd == STASH_IOC_GET_TUNABLE) {
 		const struct stash_ioc_tunable *t = arg;
 
 		if (t->value < t->min || t->value > t->max ||
-		    t->count != ARRAY_SIZE(tunable_names))
+		    t->count != STASH_NR_TUNABLES)
 			report("GET_TUNABLE: value out of range", 0, t->name);
+		else if (t->index >= STASH_NR_TUNABLES ||
+			 strcmp(t->name, tunables[t->index].name) ||
+			 t->min != tunables[t->index].min ||
+			 t->max != tunables[t->index].max)
+			report("GET_TUNABLE: not the row of dm-stash-tunables.h",
+			       0, t->name);
 	}
 }
 

@@ -459,6 +459,19 @@ static void test_set_mode(void)
 	}
 }
 
+/* The tunables, from their rows (linux/dm-stash-tunables.h). */
+struct row {
+	const char *name;
+	__u64 min, max;
+};
+
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	[STASH_TUN_##name] = { #name, min, max },
+static const struct row rows[STASH_NR_TUNABLES] = {
+#include <linux/dm-stash-tunables.h>
+};
+#undef STASH_TUNABLE
+
 static void test_tunables(void)
 {
 	struct stash_ioc_tunable t, g, all[16];
@@ -479,9 +492,17 @@ static void test_tunables(void)
 		if (i + 1 >= count)
 			break;
 	}
-	result(count == 9 && i + 1 == count, "GET_TUNABLE lists %u tunables", count);
+	result(count == STASH_NR_TUNABLES && i + 1 == count,
+	       "GET_TUNABLE lists %u tunables", count);
 	if (!count)
 		return;
+	/* The module's rows are those of the header this was built with. */
+	for (i = 0; i < count && i < STASH_NR_TUNABLES; i++)
+		result(!strcmp(all[i].name, rows[i].name) &&
+		       all[i].min == rows[i].min && all[i].max == rows[i].max,
+		       "GET_TUNABLE %u: %s %llu..%llu", i, all[i].name,
+		       (unsigned long long)all[i].min,
+		       (unsigned long long)all[i].max);
 
 	init_hdr(&g, sizeof(g));
 	sel_name(&g.cache, cache_name);
@@ -519,6 +540,8 @@ static void test_tunables(void)
 		bad[nbad++] = ~0ull;
 		if (d->min)
 			bad[nbad++] = d->min - 1;
+		if (i == STASH_TUN_writeback_latency)	/* 0 (off) or from 100 */
+			bad[nbad++] = STASH_WB_LATENCY_MIN_ON - 1;
 		for (j = 0; j < nbad; j++) {
 			init_hdr(&t, sizeof(t));
 			sel_name(&t.cache, cache_name);
