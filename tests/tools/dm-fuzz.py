@@ -26,14 +26,21 @@ and messages is made to fail in turn (/proc/thread-self/fail-nth).
 Each line goes to the kernel log ("dm-fuzz: N ...") before it is tried, so
 that a splat follows the line that caused it; the seed and the failing line
 are printed on failure.  Exit status 0 when every line behaved.
+
+The tunables (names, ranges, defaults) come from "stashctl tunables --json"
+($STASH_STASHCTL, the repository's userspace-tools/stashctl, or the one on
+PATH) or else from kmod/uapi/linux/dm-stash-tunables.h itself.
 """
 import argparse
+import collections
 import fcntl
+import json
 import mmap
 import os
 import random
 import re
 import struct
+import subprocess
 import sys
 import time
 
@@ -46,11 +53,47 @@ DM_INACTIVE_PRESENT_FLAG = 1 << 6
 DM_BUFFER_FULL_FLAG = 1 << 8
 HDR = struct.Struct("=3IIIIiIIIQ128s129s7s")    # struct dm_ioctl, 312 bytes
 SPEC = struct.Struct("=QQiI16s")                # struct dm_target_spec
-TUNABLES = ("sequential_cutoff", "high_watermark", "low_watermark",
-            "idle_ms", "writeback_inflight", "commit_ms", "writeback_latency",
-            "writeback_rate")
 MODES = ("writearound", "writethrough", "writeback")
 BLOCK = 4096
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TUNABLES_H = os.path.join(REPO, "kmod", "uapi", "linux", "dm-stash-tunables.h")
+
+Tunable = collections.namedtuple("Tunable", "name min max default")
+
+
+def tunables_from_stashctl():
+    """The tunables "stashctl tunables --json" lists, or None."""
+    for prog in (os.environ.get("STASH_STASHCTL"),
+                 os.path.join(REPO, "userspace-tools", "stashctl"), "stashctl"):
+        if not prog:
+            continue
+        try:
+            out = subprocess.run([prog, "tunables", "--json"], capture_output=True,
+                                 text=True, timeout=30)
+            if out.returncode == 0:
+                return [Tunable(t["name"], int(t["min"]), int(t["max"]),
+                                int(t["default"])) for t in json.loads(out.stdout)]
+        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+            pass
+    return None
+
+
+def tunables_from_header(path=TUNABLES_H):
+    """The rows of dm-stash-tunables.h: STASH_TUNABLE(name, field, min, max,
+    def, unit, ioc, doc), numbers as plain integer literals."""
+    with open(path) as f:
+        text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+    row = re.compile(r'STASH_TUNABLE\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,\s*(\w+)\s*,'
+                     r'\s*(\w+)\s*,\s*"[^"]*"\s*,\s*\w+\s*,\s*"(?:[^"\\]|\\.)*"\s*\)')
+    rows = [Tunable(m[1], int(m[2], 0), int(m[3], 0), int(m[4], 0))
+            for m in row.finditer(text)]
+    if not rows or len(rows) != text.count("STASH_TUNABLE("):
+        raise SystemExit(f"dm-fuzz: cannot read the tunables in {path}")
+    return rows
+
+
+TUNS = {t.name: t for t in tunables_from_stashctl() or tunables_from_header()}
+TUNABLES = tuple(TUNS)
 
 
 class DmError(Exception):
@@ -265,19 +308,40 @@ def weird_token(r, ctx):
     return weird_number(r)
 
 
+# The values a table line gives each tunable: "min", "max", "default" and
+# "min+1"/"min-1" are taken from the tunable's row; numbers are deliberate
+# picks in the middle of the range, or refused ones: commit_ms below its
+# minimum (0, which other tunables take as "off"), writeback_latency 50
+# (0 is off, else it starts at 100, STASH_WB_LATENCY_MIN_ON).  The
+# watermarks stay in bands that never cross: high_watermark from its
+# default, low_watermark below it.  A tunable not listed gets its minimum,
+# default and maximum; one with at most 16 values, any of them.
+TABLE_PICKS = {
+    "sequential_cutoff": ("min", 64, "default", 1 << 20),
+    "high_watermark": ("default", 90, "max"),
+    "low_watermark": ("min", "default", 40),
+    "idle_ms": ("min", 100, "default"),
+    "commit_ms": ("min-1", 10, "default", "max"),
+    "writeback_latency": ("min", 50, 100, "default", "max"),
+    "writeback_rate": ("min", "min+1", 1024, "max"),
+}
+
+
+def table_values(t):
+    """The values table lines give tunable @t."""
+    if t.name not in TABLE_PICKS and t.max - t.min < 16:
+        return list(range(t.min, t.max + 1))
+    sym = {"min": t.min, "max": t.max, "default": t.default,
+           "min+1": t.min + 1, "min-1": t.min - 1}
+    return [sym.get(v, v) for v in TABLE_PICKS.get(t.name, ("min", "default", "max"))]
+
+
 def base_opts(r):
     opts = []
     pool = [("block_size", lambda: r.choice(["8", "16", "32", "64", "128", "256", "2048"])),
             ("volatile", None), ("format", None), ("no_discard_passdown", None),
-            ("checksum", None),
-            ("sequential_cutoff", lambda: str(r.choice([0, 64, 4096, 1 << 20]))),
-            ("high_watermark", lambda: str(r.choice([50, 90, 100]))),
-            ("low_watermark", lambda: str(r.choice([0, 10, 40]))),
-            ("idle_ms", lambda: str(r.choice([0, 100, 2000]))),
-            ("writeback_inflight", lambda: str(r.randrange(1, 9))),
-            ("commit_ms", lambda: str(r.choice([0, 10, 1000, 60000]))),
-            ("writeback_latency", lambda: str(r.choice([0, 50, 100, 200, 10000]))),
-            ("writeback_rate", lambda: str(r.choice([0, 1, 1024, 1 << 30])))]
+            ("checksum", None)]
+    pool += [(t.name, lambda t=t: str(r.choice(table_values(t)))) for t in TUNS.values()]
     for key, val in r.sample(pool, r.randrange(0, len(pool) + 1)):
         opts.append(key)
         if val:
@@ -336,12 +400,29 @@ def gen_table(r):
     return start, length, " ".join(args)
 
 
+# Valid messages: every tunable set to its default, and picks of values a
+# write-back volume under test takes without trouble (inside their ranges).
+MSG_PICKS = [("sequential_cutoff", 0), ("high_watermark", 90), ("low_watermark", 5),
+             ("idle_ms", 0), ("idle_ms", 500), ("writeback_inflight", 4),
+             ("commit_ms", 100)]
 VALID_MSGS = [["mode", "writearound"], ["mode", "writethrough"], ["mode", "writeback"],
-              ["flush"], ["invalidate"], ["reset_counters"],
-              ["set", "sequential_cutoff", "0"], ["set", "sequential_cutoff", "4096"],
-              ["set", "high_watermark", "90"], ["set", "low_watermark", "5"],
-              ["set", "idle_ms", "0"], ["set", "idle_ms", "500"],
-              ["set", "writeback_inflight", "4"], ["set", "commit_ms", "100"]]
+              ["flush"], ["invalidate"], ["reset_counters"]]
+VALID_MSGS += [["set", t.name, str(t.default)] for t in TUNS.values()]
+VALID_MSGS += [["set", k, str(v)] for k, v in MSG_PICKS
+               if k in TUNS and TUNS[k].min <= v <= TUNS[k].max]
+
+
+def set_defaults(dm, name):
+    """Every tunable back to its default (the watermarks in an order that
+    keeps low below high whatever they are now)."""
+    low = TUNS.get("low_watermark")
+    if low:
+        dm.message(name, f"set low_watermark {low.min}")
+    for t in TUNS.values():
+        if t is not low:
+            dm.message(name, f"set {t.name} {t.default}")
+    if low:
+        dm.message(name, f"set low_watermark {low.default}")
 
 
 def gen_message(r):
@@ -500,8 +581,7 @@ def run_messages(dm, args, r):
             if b.get(blk) != data:
                 raise Failure(f"end: block {blk} reads back wrong through the volume")
         b.close()
-        dm.message(name, "set high_watermark 50")
-        dm.message(name, "set low_watermark 10")
+        set_defaults(dm, name)      # no rate cap or idle writeback left set
         dm.message(name, "flush")
         end = time.time() + 300
         while status_of(dm, name).get("dirty") != "0":
