@@ -11,9 +11,19 @@
 #include "unit.h"
 
 #include "stash-policy.h"
+#include <linux/dm-stash.h>
+
+/* The tunables' defaults (linux/dm-stash-tunables.h), as constants. */
+#define STASH_TUNABLE(name, field, min, max, def, unit, ioc, doc) \
+	DEFAULT_##name = def,
+enum {
+#include <linux/dm-stash-tunables.h>
+};
+#undef STASH_TUNABLE
 
 #define BLOCK_SECTORS	8	/* 4 KiB blocks */
-#define DEFAULT_CUTOFF	(4096 * 2)	/* STASH_DEFAULT_SEQ_CUTOFF_KB in sectors */
+/* The target's default sequential_cutoff, in sectors. */
+#define DEFAULT_CUTOFF	(DEFAULT_sequential_cutoff * 2)
 
 static bool io(struct stash_seq *s, u64 sector, u32 nr)
 {
