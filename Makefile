@@ -25,7 +25,8 @@
 #                      bench-real: two vCPUs on the real clock, bench-scale:
 #                      large caches and many volumes; make -C bench/sim
 #                      policy: the policy against OPT, LRU and ARC)
-#   make lint          checkpatch, sparse, strict userspace build
+#   make lint          checkpatch, sparse, strict userspace build, the
+#                      tunables' documentation against their table
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
 #                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
 #                      installed are unpacked into build/k612)
@@ -282,9 +283,11 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	echo "== userspace (-Wall -Wextra -Werror)"; \
 	$(MAKE) --no-print-directory -C userspace-tools -B stashctl || fail+=" stashctl"; \
 	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
+	echo "== tunables documented (stashctl.8, docs/table.md)"; \
+	tests/build/check-tunables-docs.sh || fail+=" tunables-docs"; \
 	echo "== bash -n (completion, scripts)"; \
 	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
-		tests/cases/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh bench/contention/*.sh .ci/run; do \
+		tests/cases/*.sh tests/build/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh bench/contention/*.sh .ci/run; do \
 		bash -n "$$f" || fail+=" bash:$$f"; \
 	done; \
 	if [ -n "$$fail" ]; then echo "lint: FAILED:$$fail" >&2; exit 1; fi; \
