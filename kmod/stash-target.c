@@ -849,7 +849,7 @@ static unsigned int emit_tunables(struct stash_cache *sc, unsigned int first,
  *   checksum_errors=	cache reads whose data failed its checksum
  *   checksum_bad=	dirty blocks that failed their checksum: reads of
  *			them fail and writeback skips them
- *   writeback_latency= writeback_rate=	the tunables from there to the
+ *   writeback_latency= writeback_rate_cap=	the tunables from there to the
  *			last row (a new tunable shows here)
  *   writeback_limit=	writeback runs the throttle allows in flight now
  *   writeback_pause_us=	its pause before each run (at one run)

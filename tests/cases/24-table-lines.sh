@@ -68,7 +68,7 @@ bad "commit_ms 0" "commit_ms must be a number in 1..60000" "$s writeback 2 commi
 bad "commit_ms above a minute" "commit_ms must be a number in 1..60000" "$s writeback 2 commit_ms 60001"
 bad "writeback_latency below 100%" "writeback_latency must be 0 \\(off\\) or a percent in 100..10000" "$s writeback 2 writeback_latency 50"
 bad "writeback_latency above 10000%" "writeback_latency must be a number in 0..10000" "$s writeback 2 writeback_latency 10001"
-bad "writeback_rate above 1 TiB/s" "writeback_rate must be a number in 0..1073741824" "$s writeback 2 writeback_rate 1073741825"
+bad "writeback_rate_cap above 1 TiB/s" "writeback_rate_cap must be a number in 0..1073741824" "$s writeback 2 writeback_rate_cap 1073741825"
 bad "format given twice" "given twice" "$s writeback 2 format format"
 bad "negative tunable" "idle_ms must be a number" "$s writeback 2 idle_ms -1"
 bad "tunable not a number" "idle_ms must be a number" "$s writeback 2 idle_ms 1s"
@@ -135,8 +135,8 @@ good writeback 7 high_watermark 90 low_watermark 5 volatile idle_ms 500
 good writearound 7 writeback_inflight 1 block_size 2048 volatile sequential_cutoff 4194304
 good writeback 19 block_size 8 volatile no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0
 good writeback 20 block_size 8 volatile checksum no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0
-good writeback 24 block_size 8 volatile checksum no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0 writeback_latency 10000 writeback_rate 1073741824
-good writeback 4 writeback_latency 0 writeback_rate 0
+good writeback 24 block_size 8 volatile checksum no_discard_passdown format sequential_cutoff 1 high_watermark 100 low_watermark 99 idle_ms 3600000 writeback_inflight 8 commit_ms 60000 error_threshold 0 writeback_latency 10000 writeback_rate_cap 1073741824
+good writeback 4 writeback_latency 0 writeback_rate_cap 0
 good writethrough 2 writeback_latency 100
 good writethrough 2 checksum volatile
 good writeback 1 checksum

@@ -68,8 +68,8 @@ bad set error_threshold -1
 bad set writeback_latency 99
 bad set writeback_latency 1
 bad set writeback_latency 10001
-bad set writeback_rate 1073741825
-bad set writeback_rate -1
+bad set writeback_rate_cap 1073741825
+bad set writeback_rate_cap -1
 bad set metadata volatile
 assert_eq 0 "$failures" "bad messages that succeeded or changed something"
 
@@ -99,8 +99,8 @@ setok writeback_latency 0
 setok writeback_latency 100
 setok writeback_latency 10000
 setok writeback_latency 200
-setok writeback_rate 1073741824
-setok writeback_rate 0
+setok writeback_rate_cap 1073741824
+setok writeback_rate_cap 0
 assert_eq 0 "$(delta "$st0" "$(status_line "$vol")" written_back)" "writeback caused by the set messages"
 assert_eq "$table0" "$(dmsetup table "$dev")" "the table after set (it keeps the constructor's options)"
 

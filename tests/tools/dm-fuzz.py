@@ -323,7 +323,7 @@ TABLE_PICKS = {
     "idle_ms": ("min", 100, "default"),
     "commit_ms": ("min-1", 10, "default", "max"),
     "writeback_latency": ("min", 50, 100, "default", "max"),
-    "writeback_rate": ("min", "min+1", 1024, "max"),
+    "writeback_rate_cap": ("min", "min+1", 1024, "max"),
 }
 
 

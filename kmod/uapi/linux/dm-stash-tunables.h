@@ -31,7 +31,7 @@
  * them: writeback_latency is 0 (off) or at least
  * STASH_WB_LATENCY_MIN_ON, and low_watermark stays below high_watermark.
  * The status line shows the tunables in groups between other fields
- * (stash_status()); a new one shows after writeback_rate.
+ * (stash_status()); a new one shows after writeback_rate_cap.
  */
 STASH_TUNABLE(sequential_cutoff, seq_cutoff_kb, 0, 4194304, 4096, "KiB", tunables,
 	      "streams longer than this bypass the cache; 0 = off")
@@ -49,5 +49,5 @@ STASH_TUNABLE(error_threshold, error_threshold, 0, 1000000000, 64, "", status,
 	      "cache-device errors that fail the cache; 0 = never")
 STASH_TUNABLE(writeback_latency, wb_latency_pct, 0, 10000, 200, "%", none,
 	      "foreground latency allowed during writeback, % of it without; 0 = off, else >= 100")
-STASH_TUNABLE(writeback_rate, wb_rate_kib, 0, 1073741824, 0, "KiB/s", none,
+STASH_TUNABLE(writeback_rate_cap, wb_rate_kib, 0, 1073741824, 0, "KiB/s", none,
 	      "a cap on the writeback rate; 0 = none")
