@@ -21,6 +21,10 @@ st0=$(status_stable "$vol")
 log "before: $st0"
 assert_eq 64 "$(field_of "$st0" dirty)" "dirty blocks before the messages"
 assert_eq 128 "$(used_blocks "$vol")" "cache blocks used before the messages"
+# Every status key once: a reader takes the first (a second writeback_rate=,
+# the rate cap, once hid behind the measured rate).
+assert_eq "" "$(status_line "$vol" | tr ' ' '\n' | grep = | cut -d= -f1 |
+	sort | uniq -d | paste -sd' ')" "status keys that appear twice"
 failures=0
 
 # bad MSG...: the message must fail and leave status and table as they were.
