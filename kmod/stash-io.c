@@ -366,17 +366,15 @@ static void csum_read_done(struct stash_cjob *job)
 		stash_kick_worker(sc);
 	stash_cache_error(sc);
 	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on %s block %llu (cache block %llu)%s",
-			    dm_device_name(stash_md(sc)),
-			    dirty ? "dirty" : "clean",
-			    (unsigned long long)(dm_target_offset(sc->ti,
-					job->iter.bi_sector) >> sc->block_shift),
-			    (unsigned long long)from_cblock(c),
-			    dirty ? ": I/O error" : ": reading the origin instead");
+		stash_err_ratelimited(sc, "checksum mismatch on %s block %llu (cache block %llu)%s",
+				      dirty ? "dirty" : "clean",
+				      (unsigned long long)(dm_target_offset(sc->ti,
+						  job->iter.bi_sector) >> sc->block_shift),
+				      (unsigned long long)from_cblock(c),
+				      dirty ? ": I/O error" : ": reading the origin instead");
 	else
-		DMERR_LIMIT("%s: cache read error on a %s block",
-			    dm_device_name(stash_md(sc)),
-			    dirty ? "dirty" : "clean");
+		stash_err_ratelimited(sc, "cache read error on a %s block",
+				      dirty ? "dirty" : "clean");
 	if (dirty) {
 		/* The data exists nowhere else: the user sees the error. */
 		bio->bi_status = BLK_STS_IOERR;
@@ -688,9 +686,8 @@ static bool csum_write_ended(struct stash_cjob *job)
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
-			    dm_device_name(stash_md(sc)),
-			    (unsigned long long)from_cblock(job->cblock));
+		stash_err_ratelimited(sc, "checksum mismatch on cache block %llu under a partial write",
+				      (unsigned long long)from_cblock(job->cblock));
 	return job->cache_error || job->mismatch;
 }
 

@@ -925,10 +925,9 @@ static void fail_cache(struct stash_cache *sc, const char *why)
 	 * must reach it, for writeback writes that only a commit covered.
 	 */
 	atomic64_inc(&sc->origin_writes_done);
-	DMERR("%s: cache device %s failed (%s); I/O goes to the origin",
-	      dm_device_name(stash_md(sc)), sc->cache_dev->name, why);
-	DMERR("%s: writing back %u dirty blocks",
-	      dm_device_name(stash_md(sc)), READ_ONCE(sc->dirty.nr_set));
+	stash_err(sc, "cache device %s failed (%s); I/O goes to the origin",
+		  sc->cache_dev->name, why);
+	stash_err(sc, "writing back %u dirty blocks", READ_ONCE(sc->dirty.nr_set));
 	stash_wb_request_drain(sc);
 	stash_kick_worker(sc);
 }
@@ -1015,8 +1014,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (r) {
-		DMWARN_LIMIT("%s: %s %s: %s", dm_device_name(stash_md(sc)),
-			     key, value ?: "", err);
+		stash_warn_ratelimited(sc, "%s %s: %s", key, value ?: "", err);
 		return r;
 	}
 	/* A lower error_threshold may be reached already. */
