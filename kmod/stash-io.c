@@ -892,7 +892,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	if (sc->is_volatile && (bio->bi_opf & REQ_FUA))
 		return stash_write_through(sc, bio, ob);
 	if (READ_ONCE(sc->md_failed)) {
-		DMERR_LIMIT("metadata failed: refusing a write-back write");
+		stash_err_ratelimited(sc, "metadata failed: refusing a write-back write");
 		return STASH_KILL;
 	}
 
@@ -1605,8 +1605,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			stash_map_release(&sc->map, pb->cblock, false);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			stash_cache_error(sc);
-			DMERR_LIMIT("cache read error %d on a dirty block",
-				    blk_status_to_errno(*error));
+			stash_err_ratelimited(sc, "cache read error %d on a dirty block",
+					      blk_status_to_errno(*error));
 			break;
 		}
 		/* A clean block: read it from the origin instead. */
@@ -1615,8 +1615,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		stash_map_release(&sc->map, pb->cblock, false);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		stash_cache_error(sc);
-		DMERR_LIMIT("cache read error %d: reading the origin instead",
-			    blk_status_to_errno(*error));
+		stash_err_ratelimited(sc, "cache read error %d: reading the origin instead",
+				      blk_status_to_errno(*error));
 		pb->kind = PB_DONE;
 		bio->bi_iter = pb->saved_iter;
 		bio->bi_status = BLK_STS_OK;
@@ -1697,8 +1697,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 
 			write_origin_locked(sc, bio, stash_oblock_of(sc, sector));
 			spin_unlock_irqrestore(&sc->lock, flags);
-			DMERR_LIMIT("cache write error %d: writing to the origin instead",
-				    blk_status_to_errno(*error));
+			stash_err_ratelimited(sc, "cache write error %d: writing to the origin instead",
+					      blk_status_to_errno(*error));
 			bio->bi_iter = pb->saved_iter;
 			bio->bi_status = BLK_STS_OK;
 			queue_bio(sc, &sc->retries, bio);
@@ -1725,7 +1725,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
-		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+		stash_err_ratelimited(sc, "origin read error %d", blk_status_to_errno(*error));
 	}
 	/*
 	 * A FUA write that reached the origin (write-around, write-through,

@@ -198,8 +198,8 @@ static void run_finish(struct stash_wb_run *run)
 	spin_unlock_irqrestore(&sc->lock, flags);
 
 	if (run->failed)
-		DMERR_LIMIT("writeback of %u blocks at origin block %llu failed; they stay dirty",
-			    run->nr_blocks, run->first_oblock);
+		stash_err_ratelimited(sc, "writeback of %u blocks at origin block %llu failed; they stay dirty",
+				      run->nr_blocks, run->first_oblock);
 	if (kick)
 		stash_kick_worker(sc);
 	/*
