@@ -366,7 +366,7 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 	if (stash_sb_path_ok(origin))
 		strscpy(id->origin_path, origin, sizeof(id->origin_path));
 	else
-		DMWARN("origin path not recordable: 'stashctl assemble' cannot find the origin");
+		stash_warn(sc, "origin path not recordable: 'stashctl assemble' cannot find the origin");
 
 	len = sizeof(id->options);
 	if (args->block_sectors != STASH_DEFAULT_BLOCK_SECTORS)
@@ -700,8 +700,8 @@ static void stash_dtr(struct dm_target *ti)
 
 	stash_registry_remove(sc);
 	if (!stash_stranded_forget(sc) && sc->is_volatile && sc->dirty.nr_set)
-		DMERR("%u dirty blocks could not be written back and are lost",
-		      sc->dirty.nr_set);
+		stash_err(sc, "%u dirty blocks could not be written back and are lost",
+			  sc->dirty.nr_set);
 	stash_wait_for_jobs(sc);
 	destroy_runtime(sc);
 	stash_md_destroy(sc);
@@ -998,7 +998,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	int r;
 
 	if (!d) {
-		DMWARN_LIMIT("unknown tunable '%s'", key);
+		stash_warn_ratelimited(sc, "unknown tunable '%s'", key);
 		return -EINVAL;
 	}
 	spin_lock_irqsave(&sc->lock, flags);
@@ -1032,7 +1032,7 @@ int stash_set_mode(struct stash_cache *sc, const char *name)
 	char *err = NULL;
 
 	if (parse_mode(name, &mode, &err)) {
-		DMWARN_LIMIT("%s", err);
+		stash_warn_ratelimited(sc, "%s", err);
 		return -EINVAL;
 	}
 	WRITE_ONCE(sc->mode, mode);
@@ -1072,8 +1072,8 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 	if (argc == 3 && !strcasecmp(argv[0], "set"))
 		return stash_set_tunable(sc, argv[1], argv[2]);
 
-	DMWARN_LIMIT("unrecognised message '%s' with %u arguments",
-		     argc ? argv[0] : "", argc);
+	stash_warn_ratelimited(sc, "unrecognised message '%s' with %u arguments",
+			       argc ? argv[0] : "", argc);
 	return -EINVAL;
 }
 
@@ -1115,10 +1115,10 @@ static void stash_postsuspend(struct dm_target *ti)
 		 * blocks over (stash-stranded.c); a resume starts it again.
 		 */
 		stash_wb_stop(sc);
-		DMERR("suspend: %u dirty blocks could not be written back",
-		      READ_ONCE(sc->dirty.nr_set));
+		stash_err(sc, "suspend: %u dirty blocks could not be written back",
+			  READ_ONCE(sc->dirty.nr_set));
 		if (stash_stranded_add(sc))
-			DMERR("suspend: no memory to keep them for the next table");
+			stash_err(sc, "suspend: no memory to keep them for the next table");
 	} else if (!sc->is_volatile) {
 		stash_wb_stop(sc);
 	}
