@@ -409,6 +409,30 @@ static inline struct mapped_device *stash_md(struct stash_cache *sc)
 	return dm_table_get_md(sc->ti->table);
 }
 
+/* The dm name of @sc's device (set from the constructor on), for messages. */
+static inline const char *stash_dev_name(struct stash_cache *sc)
+{
+	return dm_device_name(stash_md(sc));
+}
+
+/*
+ * Kernel messages about @sc's device: "device-mapper: stash: <dm name>:
+ * <message>".  Anything that can fire per I/O (per bio, run, completion or
+ * commit) uses a _ratelimited form (one rate limit per call site).
+ * stash_note() logs at KERN_INFO, as DMINFO() does (stash_info is the
+ * struct above).
+ */
+#define stash_err(sc, fmt, ...) \
+	DMERR("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
+#define stash_err_ratelimited(sc, fmt, ...) \
+	DMERR_LIMIT("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
+#define stash_warn(sc, fmt, ...) \
+	DMWARN("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
+#define stash_warn_ratelimited(sc, fmt, ...) \
+	DMWARN_LIMIT("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
+#define stash_note(sc, fmt, ...) \
+	DMINFO("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
+
 /* stash-control.c: the registry of caches and /dev/stash-control. */
 int stash_registry_add(struct stash_cache *sc);
 void stash_registry_remove(struct stash_cache *sc);

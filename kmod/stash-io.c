@@ -366,17 +366,15 @@ static void csum_read_done(struct stash_cjob *job)
 		stash_kick_worker(sc);
 	stash_cache_error(sc);
 	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on %s block %llu (cache block %llu)%s",
-			    dm_device_name(stash_md(sc)),
-			    dirty ? "dirty" : "clean",
-			    (unsigned long long)(dm_target_offset(sc->ti,
-					job->iter.bi_sector) >> sc->block_shift),
-			    (unsigned long long)from_cblock(c),
-			    dirty ? ": I/O error" : ": reading the origin instead");
+		stash_err_ratelimited(sc, "checksum mismatch on %s block %llu (cache block %llu)%s",
+				      dirty ? "dirty" : "clean",
+				      (unsigned long long)(dm_target_offset(sc->ti,
+						  job->iter.bi_sector) >> sc->block_shift),
+				      (unsigned long long)from_cblock(c),
+				      dirty ? ": I/O error" : ": reading the origin instead");
 	else
-		DMERR_LIMIT("%s: cache read error on a %s block",
-			    dm_device_name(stash_md(sc)),
-			    dirty ? "dirty" : "clean");
+		stash_err_ratelimited(sc, "cache read error on a %s block",
+				      dirty ? "dirty" : "clean");
 	if (dirty) {
 		/* The data exists nowhere else: the user sees the error. */
 		bio->bi_status = BLK_STS_IOERR;
@@ -688,9 +686,8 @@ static bool csum_write_ended(struct stash_cjob *job)
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (job->mismatch)
-		DMERR_LIMIT("%s: checksum mismatch on cache block %llu under a partial write",
-			    dm_device_name(stash_md(sc)),
-			    (unsigned long long)from_cblock(job->cblock));
+		stash_err_ratelimited(sc, "checksum mismatch on cache block %llu under a partial write",
+				      (unsigned long long)from_cblock(job->cblock));
 	return job->cache_error || job->mismatch;
 }
 
@@ -895,7 +892,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 	if (sc->is_volatile && (bio->bi_opf & REQ_FUA))
 		return stash_write_through(sc, bio, ob);
 	if (READ_ONCE(sc->md_failed)) {
-		DMERR_LIMIT("metadata failed: refusing a write-back write");
+		stash_err_ratelimited(sc, "metadata failed: refusing a write-back write");
 		return STASH_KILL;
 	}
 
@@ -1608,8 +1605,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 			stash_map_release(&sc->map, pb->cblock, false);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			stash_cache_error(sc);
-			DMERR_LIMIT("cache read error %d on a dirty block",
-				    blk_status_to_errno(*error));
+			stash_err_ratelimited(sc, "cache read error %d on a dirty block",
+					      blk_status_to_errno(*error));
 			break;
 		}
 		/* A clean block: read it from the origin instead. */
@@ -1618,8 +1615,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		stash_map_release(&sc->map, pb->cblock, false);
 		spin_unlock_irqrestore(&sc->lock, flags);
 		stash_cache_error(sc);
-		DMERR_LIMIT("cache read error %d: reading the origin instead",
-			    blk_status_to_errno(*error));
+		stash_err_ratelimited(sc, "cache read error %d: reading the origin instead",
+				      blk_status_to_errno(*error));
 		pb->kind = PB_DONE;
 		bio->bi_iter = pb->saved_iter;
 		bio->bi_status = BLK_STS_OK;
@@ -1700,8 +1697,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 
 			write_origin_locked(sc, bio, stash_oblock_of(sc, sector));
 			spin_unlock_irqrestore(&sc->lock, flags);
-			DMERR_LIMIT("cache write error %d: writing to the origin instead",
-				    blk_status_to_errno(*error));
+			stash_err_ratelimited(sc, "cache write error %d: writing to the origin instead",
+					      blk_status_to_errno(*error));
 			bio->bi_iter = pb->saved_iter;
 			bio->bi_status = BLK_STS_OK;
 			queue_bio(sc, &sc->retries, bio);
@@ -1728,7 +1725,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		spin_lock_irqsave(&sc->lock, flags);
 		sc->stats.origin_errors++;
 		spin_unlock_irqrestore(&sc->lock, flags);
-		DMERR_LIMIT("origin read error %d", blk_status_to_errno(*error));
+		stash_err_ratelimited(sc, "origin read error %d", blk_status_to_errno(*error));
 	}
 	/*
 	 * A FUA write that reached the origin (write-around, write-through,

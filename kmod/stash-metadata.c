@@ -132,11 +132,11 @@ static void mark_needs_check(struct stash_cache *sc)
 
 	sb.flags = (sb.flags & ~STASH_SB_FLAG_CLEAN) | STASH_SB_FLAG_NEEDS_CHECK;
 	if (write_superblock_copy(sc, &sb, (sb.seq + 1) % 2))
-		DMERR("cannot mark the cache device 'needs check' either: %s",
-		      "do not load it again before 'stashctl check'");
+		stash_err(sc, "cannot mark the cache device 'needs check' either: %s",
+			  "do not load it again before 'stashctl check'");
 	else
-		DMERR("the cache device is marked 'needs check': %s",
-		      "'stashctl check' before it is loaded again");
+		stash_err(sc, "the cache device is marked 'needs check': %s",
+			  "'stashctl check' before it is loaded again");
 }
 
 /* Write an empty cache: every page, copy 0, sequence 1; then superblock. */
@@ -247,35 +247,35 @@ static int may_format(struct stash_cache *sc, const struct sb_copies *c,
 		if (format || (c->kind[0] == STASH_SB_BLANK &&
 			       c->kind[1] == STASH_SB_BLANK))
 			return 0;
-		DMERR("cache device: %s", c->why[c->kind[0] == STASH_SB_BLANK]);
+		stash_err(sc, "cache device: %s", c->why[c->kind[0] == STASH_SB_BLANK]);
 		ti->error = "Cache device not blank, not dm-stash: 'format' overwrites it";
 		return -EINVAL;
 	}
 
 	for (i = 0; i < 2; i++) {
 		if (c->kind[i] == STASH_SB_VERSION)
-			DMERR("cache device: superblock copy %d: format version %u, not %u or %u",
-			      i, c->version[i], STASH_FORMAT_VERSION,
-			      STASH_FORMAT_VERSION_CSUM);
+			stash_err(sc, "cache device: superblock copy %d: format version %u, not %u or %u",
+				  i, c->version[i], STASH_FORMAT_VERSION,
+				  STASH_FORMAT_VERSION_CSUM);
 		else
-			DMERR("cache device: superblock copy %d: %s", i, c->why[i]);
+			stash_err(sc, "cache device: superblock copy %d: %s", i, c->why[i]);
 	}
 	if (format) {
-		DMWARN("cache device: 'format': re-formatting a dm-stash cache (%s superblock)",
-		       damaged ? "damaged" : "other version");
-		DMWARN("cache device: its cached and dirty blocks are discarded");
+		stash_warn(sc, "cache device: 'format': re-formatting a dm-stash cache (%s superblock)",
+			   damaged ? "damaged" : "other version");
+		stash_warn(sc, "cache device: its cached and dirty blocks are discarded");
 		return 0;
 	}
 	if (!damaged) {
-		DMERR("cache device: written by a dm-stash of another on-disk format:");
-		DMERR("cache device: flush it with that version; nothing was changed");
+		stash_err(sc, "cache device: written by a dm-stash of another on-disk format:");
+		stash_err(sc, "cache device: flush it with that version; nothing was changed");
 		ti->error = "Cache device holds a dm-stash cache of another format version";
 		return -EINVAL;
 	}
-	DMERR("cache device: both dm-stash superblock copies are damaged; nothing was changed");
-	DMERR("cache device: dirty blocks it holds are not on the origin yet;");
-	DMERR("cache device: 'stashctl check' on the cache device shows the damage;");
-	DMERR("cache device: only to give up its cached data, add 'format' to the table");
+	stash_err(sc, "cache device: both dm-stash superblock copies are damaged; nothing was changed");
+	stash_err(sc, "cache device: dirty blocks it holds are not on the origin yet;");
+	stash_err(sc, "cache device: 'stashctl check' on the cache device shows the damage;");
+	stash_err(sc, "cache device: only to give up its cached data, add 'format' to the table");
 	ti->error = "Damaged dm-stash superblock (both copies): see the kernel log";
 	return -EINVAL;
 }
@@ -347,33 +347,33 @@ static int check_origin(struct stash_cache *sc, int copy, bool format)
 	if (was->origin_path[0] &&
 	    strcmp(was->origin_path, sc->md_ident->origin_path)) {
 		if (devt_of(was->origin_path, &dev))
-			DMWARN("cache device: origin %s names no device now: taking %s",
-			       was->origin_path, sc->origin_dev->name);
+			stash_warn(sc, "cache device: origin %s names no device now: taking %s",
+				   was->origin_path, sc->origin_dev->name);
 		else if (dev != origin->bd_dev) {
-			DMERR("cache device: belongs to origin %s (%u:%u), not %s (%u:%u)",
-			      was->origin_path, MAJOR(dev), MINOR(dev),
-			      sc->origin_dev->name, MAJOR(origin->bd_dev),
-			      MINOR(origin->bd_dev));
-			DMERR("cache device: its dirty blocks would go to the wrong device");
+			stash_err(sc, "cache device: belongs to origin %s (%u:%u), not %s (%u:%u)",
+				  was->origin_path, MAJOR(dev), MINOR(dev),
+				  sc->origin_dev->name, MAJOR(origin->bd_dev),
+				  MINOR(origin->bd_dev));
+			stash_err(sc, "cache device: its dirty blocks would go to the wrong device");
 			ti->error = "Cache belongs to another origin device: see the kernel log";
 			r = -EINVAL;
 		}
 	}
 	if (!r && was->origin_dev_sectors &&
 	    was->origin_dev_sectors != bdev_nr_sectors(origin)) {
-		DMERR("cache device: made for an origin of %llu sectors; %s has %llu",
-		      was->origin_dev_sectors, sc->origin_dev->name,
-		      (u64)bdev_nr_sectors(origin));
+		stash_err(sc, "cache device: made for an origin of %llu sectors; %s has %llu",
+			  was->origin_dev_sectors, sc->origin_dev->name,
+			  (u64)bdev_nr_sectors(origin));
 		ti->error = "Cache belongs to an origin of another size: see the kernel log";
 		r = -EINVAL;
 	}
 	if (r == -EINVAL) {
 		if (format) {
-			DMWARN("cache device: 'format': its cached and dirty blocks are discarded");
+			stash_warn(sc, "cache device: 'format': its cached and dirty blocks are discarded");
 			ti->error = NULL;
 			r = -ENOENT;
 		} else {
-			DMERR("cache device: load it with its origin, or 'format' to discard it");
+			stash_err(sc, "cache device: load it with its origin, or 'format' to discard it");
 		}
 	}
 out:
@@ -407,10 +407,10 @@ int stash_md_check_volatile(struct stash_cache *sc, bool format)
 	if (!ours)
 		goto out;
 	if (!format) {
-		DMERR("cache device: holds a dm-stash cache%s; a volatile table would overwrite it",
-		      copies.best >= 0 && !(sb.flags & STASH_SB_FLAG_CLEAN) ?
-		      " (not shut down cleanly: it may hold dirty blocks)" : "");
-		DMERR("cache device: load it without 'volatile', or add 'format' to discard it");
+		stash_err(sc, "cache device: holds a dm-stash cache%s; a volatile table would overwrite it",
+			  copies.best >= 0 && !(sb.flags & STASH_SB_FLAG_CLEAN) ?
+			  " (not shut down cleanly: it may hold dirty blocks)" : "");
+		stash_err(sc, "cache device: load it without 'volatile', or add 'format' to discard it");
 		ti->error = "Cache device holds a dm-stash cache: see the kernel log";
 		r = -EINVAL;
 		goto out;
@@ -468,16 +468,16 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 	if (r == -ENOMEM || r == -EIO)
 		return r;
 	if (!r && (sb.flags & STASH_SB_FLAG_NEEDS_CHECK)) {
-		DMERR("cache device: a metadata commit failed while it was in use");
-		DMERR("cache device: superblock copy %d says 'needs check'",
-		      copies.best);
+		stash_err(sc, "cache device: a metadata commit failed while it was in use");
+		stash_err(sc, "cache device: superblock copy %d says 'needs check'",
+			  copies.best);
 		if (!format) {
-			DMERR("cache device: 'stashctl check DEV' shows its state,");
-			DMERR("cache device: 'stashctl check --clear-needs-check DEV' accepts it");
+			stash_err(sc, "cache device: 'stashctl check DEV' shows its state,");
+			stash_err(sc, "cache device: 'stashctl check --clear-needs-check DEV' accepts it");
 			ti->error = "Cache metadata needs a check: see the kernel log";
 			return -EINVAL;
 		}
-		DMWARN("cache device: 'format': its cached and dirty blocks are discarded");
+		stash_warn(sc, "cache device: 'format': its cached and dirty blocks are discarded");
 		r = -ENOENT;
 	}
 	if (!r) {
@@ -507,8 +507,8 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		/* Format leaves copy 0 blank; anything else is damage. */
 		if (copies.kind[other] != STASH_SB_BLANK &&
 		    copies.kind[other] != STASH_SB_VALID)
-			DMWARN("cache device: superblock copy %d is damaged (%s): using copy %d",
-			       other, copies.why[other], copies.best);
+			stash_warn(sc, "cache device: superblock copy %d is damaged (%s): using copy %d",
+				   other, copies.why[other], copies.best);
 	}
 	sc->sb = sb;
 	sc->geo = sb.geo;
@@ -538,10 +538,10 @@ int stash_md_prepare(struct stash_cache *sc)
 			sc->ti->error = "Cannot format the cache device";
 			break;
 		}
-		DMINFO("formatted a cache of %u blocks", sc->sb.geo.nr_cblocks);
+		stash_note(sc, "formatted a cache of %u blocks", sc->sb.geo.nr_cblocks);
 		break;
 	case STASH_MD_ERASE:
-		DMWARN("cache device: 'format': the dm-stash cache on it is discarded");
+		stash_warn(sc, "cache device: 'format': the dm-stash cache on it is discarded");
 		memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
 		for (i = 0; i < 2 && !r; i++)
 			r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA,
@@ -636,14 +636,14 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 	case STASH_PICK_OK:
 		break;
 	case STASH_PICK_NO_COPY:
-		DMERR("metadata page %u: no valid copy (%s)", p,
-		      stash_md_pick_why(&pick));
+		stash_err(sc, "metadata page %u: no valid copy (%s)", p,
+			  stash_md_pick_why(&pick));
 		return -EINVAL;
 	case STASH_PICK_NEWEST_DAMAGED:
-		DMERR("metadata page %u: its newest copy (sequence %llu) is damaged",
-		      p, pick.copy[1 - best].raw_seq);
-		DMERR("metadata page %u: the older copy (sequence %llu) may map slots reused since",
-		      p, pick.copy[best].seq);
+		stash_err(sc, "metadata page %u: its newest copy (sequence %llu) is damaged",
+			  p, pick.copy[1 - best].raw_seq);
+		stash_err(sc, "metadata page %u: the older copy (sequence %llu) may map slots reused since",
+			  p, pick.copy[best].seq);
 		return -EINVAL;
 	}
 	other = 1 - best;
@@ -654,7 +654,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 			      STASH_MD_BLOCK_SECTORS);
 
 		if (r) {
-			DMERR("metadata page %u: cannot erase an uncommitted copy", p);
+			stash_err(sc, "metadata page %u: cannot erase an uncommitted copy", p);
 			return r;
 		}
 	}
@@ -698,8 +698,8 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 					    stash_bitmap_test(&sc->dirty, o),
 					    seq, dirty)) {
 		case STASH_DUP_CORRUPT:
-			DMERR("metadata maps origin block %llu twice in one commit",
-			      from_oblock(ob));
+			stash_err(sc, "metadata maps origin block %llu twice in one commit",
+				  from_oblock(ob));
 			return -EINVAL;
 		case STASH_DUP_KEEP:
 			load_drop(sc, c);
@@ -752,9 +752,9 @@ static int reread_superblock(struct stash_cache *sc)
 
 	r = read_superblock(sc, &sb, &copies);
 	if (r) {
-		DMERR("cannot read the superblock again: %s",
-		      r == -ENOENT ? "no valid copy" :
-		      r == -ENOMEM ? "out of memory" : "I/O error");
+		stash_err(sc, "cannot read the superblock again: %s",
+			  r == -ENOENT ? "no valid copy" :
+			  r == -ENOMEM ? "out of memory" : "I/O error");
 		return r == -ENOENT ? -EINVAL : r;
 	}
 	if (sb.geo.origin_sectors != g->origin_sectors ||
@@ -762,7 +762,7 @@ static int reread_superblock(struct stash_cache *sc)
 	    sb.geo.md_start != g->md_start || sb.geo.data_start != g->data_start ||
 	    sb.geo.block_sectors != g->block_sectors ||
 	    sb.geo.nr_cblocks != g->nr_cblocks || sb.geo.md_pages != g->md_pages) {
-		DMERR("the superblock's geometry changed since the table was loaded");
+		stash_err(sc, "the superblock's geometry changed since the table was loaded");
 		return -EINVAL;
 	}
 	sc->sb = sb;
@@ -810,7 +810,7 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			  stash_md_page_sector(&sc->geo, p, 0),
 			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
 		if (r) {
-			DMERR("cannot read metadata pages %u..%u", p, p + n - 1);
+			stash_err(sc, "cannot read metadata pages %u..%u", p, p + n - 1);
 			break;
 		}
 		for (i = 0; i < n && !r; i++) {
@@ -1096,8 +1096,8 @@ static int flush_origin_for_clean(struct stash_cache *sc)
 		stash_origin_flushed(sc, done);
 		return 0;
 	}
-	DMERR_LIMIT("commit: origin flush failed %d: %s", r,
-		    "no clean shutdown recorded");
+	stash_err_ratelimited(sc, "commit: origin flush failed %d: %s", r,
+			      "no clean shutdown recorded");
 	spin_lock_irqsave(&sc->lock, flags);
 	sc->stats.origin_errors++;
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -1254,8 +1254,8 @@ encode:
 			 * An origin error, not a metadata one: this commit
 			 * records no cleaned block, and a later one retries.
 			 */
-			DMERR_LIMIT("commit: origin flush failed %d: %s", r,
-				    "cleaned blocks stay recorded dirty");
+			stash_err_ratelimited(sc, "commit: origin flush failed %d: %s", r,
+					      "cleaned blocks stay recorded dirty");
 			origin_flush_failed(sc, n, &waiters);
 			origin_flushed = false;
 			clean = false;
@@ -1289,13 +1289,13 @@ encode:
 			complete_waiters(sc, &waiters, round_failed);
 			return more ? -EAGAIN : 0;
 		}
-		DMERR("commit: cache device flush failed %d", r);
+		stash_err(sc, "commit: cache device flush failed %d", r);
 	} else {
 		r = write_pages(sc, n);
 		if (!r)
 			r = write_superblock(sc, &sb);
 		if (r)
-			DMERR("commit %llu failed %d", sb.seq, r);
+			stash_err(sc, "commit %llu failed %d", sb.seq, r);
 	}
 	if (r) {
 		spin_lock_irqsave(&sc->lock, flags);
@@ -1319,8 +1319,8 @@ encode:
 	 * flushes and FUA writes waiting for this commit fail.
 	 */
 	if (round_failed)
-		DMERR_LIMIT("commit: %u metadata pages wait for an origin flush: %s",
-			    round_failed, "flushes waiting for them fail");
+		stash_err_ratelimited(sc, "commit: %u metadata pages wait for an origin flush: %s",
+				      round_failed, "flushes waiting for them fail");
 	complete_waiters(sc, &waiters, round_failed);
 	/* Slots may be reusable now. */
 	stash_kick_worker(sc);
@@ -1328,7 +1328,7 @@ encode:
 
 failed:
 	WRITE_ONCE(sc->md_failed, true);
-	DMERR("metadata commit failed: writes that need a commit are refused");
+	stash_err(sc, "metadata commit failed: writes that need a commit are refused");
 	mark_needs_check(sc);
 	r = -EIO;
 fail_waiters:
@@ -1477,7 +1477,7 @@ int stash_md_resume(struct stash_cache *sc)
 	int r;
 
 	if (READ_ONCE(sc->md_failed)) {
-		DMERR("metadata failed earlier: refusing to resume; check the cache device");
+		stash_err(sc, "metadata failed earlier: refusing to resume; check the cache device");
 		return -EIO;
 	}
 	if (!sc->md_loaded) {
@@ -1493,13 +1493,13 @@ int stash_md_resume(struct stash_cache *sc)
 			 */
 			if (map_touched)
 				WRITE_ONCE(sc->md_failed, true);
-			DMERR("cannot load the cache metadata (%d): refusing to resume", r);
+			stash_err(sc, "cannot load the cache metadata (%d): refusing to resume", r);
 			return r;
 		}
 		sc->md_loaded = true;
-		DMINFO("loaded %u blocks (%u dirty) after a%s shutdown",
-		       stash_map_nr_allocated(&sc->map), sc->dirty.nr_set,
-		       sc->sb.flags & STASH_SB_FLAG_CLEAN ? " clean" : "n unclean");
+		stash_note(sc, "loaded %u blocks (%u dirty) after a%s shutdown",
+			   stash_map_nr_allocated(&sc->map), sc->dirty.nr_set,
+			   sc->sb.flags & STASH_SB_FLAG_CLEAN ? " clean" : "n unclean");
 	}
 	r = stash_md_commit(sc, false);
 	while (r == -EAGAIN)

@@ -119,10 +119,10 @@ int stash_stranded_add(struct stash_cache *sc)
 	__module_get(THIS_MODULE);
 	list_add_tail(&s->list, &stash_stranded_list);
 	mutex_unlock(&stash_stranded_lock);
-	DMERR("%u dirty blocks could not be written back: stranded on cache device %u:%u",
-	      n, MAJOR(s->cache_dev), MINOR(s->cache_dev));
-	DMERR("a volatile table on that cache device and origin %u:%u takes them over",
-	      MAJOR(s->origin_dev), MINOR(s->origin_dev));
+	stash_err(sc, "%u dirty blocks could not be written back: stranded on cache device %u:%u",
+		  n, MAJOR(s->cache_dev), MINOR(s->cache_dev));
+	stash_err(sc, "a volatile table on that cache device and origin %u:%u takes them over",
+		  MAJOR(s->origin_dev), MINOR(s->origin_dev));
 	return 0;
 }
 
@@ -192,11 +192,11 @@ int stash_stranded_check(struct stash_cache *sc, bool format)
 	s = foreign_locked(sc);
 	if (!s || format)
 		goto out;
-	DMERR("cache device: holds %u stranded dirty blocks of origin %u:%u",
-	      s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
-	DMERR("cache device: (a volatile cache could not write them back)");
-	DMERR("cache device: a volatile table with that origin and block size takes them over;");
-	DMERR("cache device: 'format' drops them");
+	stash_err(sc, "cache device: holds %u stranded dirty blocks of origin %u:%u",
+		  s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
+	stash_err(sc, "cache device: (a volatile cache could not write them back)");
+	stash_err(sc, "cache device: a volatile table with that origin and block size takes them over;");
+	stash_err(sc, "cache device: 'format' drops them");
 	sc->ti->error = "Cache device holds stranded dirty blocks: see the kernel log";
 	r = -EINVAL;
 out:
@@ -212,8 +212,8 @@ void stash_stranded_drop(struct stash_cache *sc)
 	mutex_lock(&stash_stranded_lock);
 	s = foreign_locked(sc);
 	if (s) {
-		DMWARN("cache device: 'format': %u stranded blocks of origin %u:%u dropped",
-		       s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
+		stash_warn(sc, "cache device: 'format': %u stranded blocks of origin %u:%u dropped",
+			   s->nr, MAJOR(s->origin_dev), MINOR(s->origin_dev));
 		free_stranded(s);
 	}
 	mutex_unlock(&stash_stranded_lock);
@@ -250,9 +250,9 @@ void stash_stranded_adopt(struct stash_cache *sc)
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (s->owner)
 		s->owner->stranded_taken = true;
-	DMINFO("took over %u stranded dirty blocks", n);
+	stash_note(sc, "took over %u stranded dirty blocks", n);
 	if (n != s->nr)
-		DMERR("%u stranded blocks clashed with each other: not taken", s->nr - n);
+		stash_err(sc, "%u stranded blocks clashed with each other: not taken", s->nr - n);
 	free_stranded(s);
 	mutex_unlock(&stash_stranded_lock);
 	stash_wb_arm_waker(sc);

@@ -363,7 +363,7 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 	if (stash_sb_path_ok(origin))
 		strscpy(id->origin_path, origin, sizeof(id->origin_path));
 	else
-		DMWARN("origin path not recordable: 'stashctl assemble' cannot find the origin");
+		stash_warn(sc, "origin path not recordable: 'stashctl assemble' cannot find the origin");
 
 	len = sizeof(id->options);
 	if (args->block_sectors != STASH_DEFAULT_BLOCK_SECTORS)
@@ -697,8 +697,8 @@ static void stash_dtr(struct dm_target *ti)
 
 	stash_registry_remove(sc);
 	if (!stash_stranded_forget(sc) && sc->is_volatile && sc->dirty.nr_set)
-		DMERR("%u dirty blocks could not be written back and are lost",
-		      sc->dirty.nr_set);
+		stash_err(sc, "%u dirty blocks could not be written back and are lost",
+			  sc->dirty.nr_set);
 	stash_wait_for_jobs(sc);
 	destroy_runtime(sc);
 	stash_md_destroy(sc);
@@ -940,10 +940,9 @@ static void fail_cache(struct stash_cache *sc, const char *why)
 	 * must reach it, for writeback writes that only a commit covered.
 	 */
 	atomic64_inc(&sc->origin_writes_done);
-	DMERR("%s: cache device %s failed (%s); I/O goes to the origin",
-	      dm_device_name(stash_md(sc)), sc->cache_dev->name, why);
-	DMERR("%s: writing back %u dirty blocks",
-	      dm_device_name(stash_md(sc)), READ_ONCE(sc->dirty.nr_set));
+	stash_err(sc, "cache device %s failed (%s); I/O goes to the origin",
+		  sc->cache_dev->name, why);
+	stash_err(sc, "writing back %u dirty blocks", READ_ONCE(sc->dirty.nr_set));
 	stash_wb_request_drain(sc);
 	stash_kick_worker(sc);
 }
@@ -1014,7 +1013,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	int r;
 
 	if (!d) {
-		DMWARN_LIMIT("unknown tunable '%s'", key);
+		stash_warn_ratelimited(sc, "unknown tunable '%s'", key);
 		return -EINVAL;
 	}
 	spin_lock_irqsave(&sc->lock, flags);
@@ -1030,8 +1029,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (r) {
-		DMWARN_LIMIT("%s: %s %s: %s", dm_device_name(stash_md(sc)),
-			     key, value ?: "", err);
+		stash_warn_ratelimited(sc, "%s %s: %s", key, value ?: "", err);
 		return r;
 	}
 	/* A lower error_threshold may be reached already. */
@@ -1049,7 +1047,7 @@ int stash_set_mode(struct stash_cache *sc, const char *name)
 	char *err = NULL;
 
 	if (parse_mode(name, &mode, &err)) {
-		DMWARN_LIMIT("%s", err);
+		stash_warn_ratelimited(sc, "%s", err);
 		return -EINVAL;
 	}
 	WRITE_ONCE(sc->mode, mode);
@@ -1089,8 +1087,8 @@ static int stash_message(struct dm_target *ti, unsigned int argc, char **argv,
 	if (argc == 3 && !strcasecmp(argv[0], "set"))
 		return stash_set_tunable(sc, argv[1], argv[2]);
 
-	DMWARN_LIMIT("unrecognised message '%s' with %u arguments",
-		     argc ? argv[0] : "", argc);
+	stash_warn_ratelimited(sc, "unrecognised message '%s' with %u arguments",
+			       argc ? argv[0] : "", argc);
 	return -EINVAL;
 }
 
@@ -1132,10 +1130,10 @@ static void stash_postsuspend(struct dm_target *ti)
 		 * blocks over (stash-stranded.c); a resume starts it again.
 		 */
 		stash_wb_stop(sc);
-		DMERR("suspend: %u dirty blocks could not be written back",
-		      READ_ONCE(sc->dirty.nr_set));
+		stash_err(sc, "suspend: %u dirty blocks could not be written back",
+			  READ_ONCE(sc->dirty.nr_set));
 		if (stash_stranded_add(sc))
-			DMERR("suspend: no memory to keep them for the next table");
+			stash_err(sc, "suspend: no memory to keep them for the next table");
 	} else if (!sc->is_volatile) {
 		stash_wb_stop(sc);
 	}

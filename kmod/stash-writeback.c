@@ -198,8 +198,8 @@ static void run_finish(struct stash_wb_run *run)
 	spin_unlock_irqrestore(&sc->lock, flags);
 
 	if (run->failed)
-		DMERR_LIMIT("writeback of %u blocks at origin block %llu failed; they stay dirty",
-			    run->nr_blocks, run->first_oblock);
+		stash_err_ratelimited(sc, "writeback of %u blocks at origin block %llu failed; they stay dirty",
+				      run->nr_blocks, run->first_oblock);
 	if (kick)
 		stash_kick_worker(sc);
 	/*
@@ -390,9 +390,8 @@ static void run_check(struct stash_cache *sc, struct stash_wb_run *run)
 		sc->stats.cache_errors++;
 		stash_csum_mark_bad_locked(sc, to_cblock(c));
 		spin_unlock_irqrestore(&sc->lock, flags);
-		DMERR_LIMIT("%s: checksum mismatch on dirty block %llu (cache block %u)",
-			    dm_device_name(stash_md(sc)),
-			    run->first_oblock + i, c);
+		stash_err_ratelimited(sc, "checksum mismatch on dirty block %llu (cache block %u)",
+				      run->first_oblock + i, c);
 		stash_cache_error(sc);
 		run->failed = true;
 	}

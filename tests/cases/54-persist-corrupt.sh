@@ -26,6 +26,8 @@ tmp=$(mktemp -d)
 on_exit "rm -rf $tmp"
 before=$(dm_names)
 opts=(writeback high_watermark 100 idle_ms 0)
+# The start of the kernel's messages about the device under test.
+km="stash: ${STASH_DM_PREFIX}cor: "
 
 # fresh: a cache with 150 durable writes, removed cleanly.
 fresh() {
@@ -109,14 +111,14 @@ fresh
 flip_bit "$cache" $((sb_copy * 8)) 8
 md_check "$cache" 6 "damaged: superblock copy $sb_copy: .*the kernel uses copy $((1 - sb_copy))"
 recovered "superblock copy $sb_copy flipped" \
-	--kmsg "stash: cache device: superblock copy $sb_copy is damaged \(.*\): using copy $((1 - sb_copy))"
+	--kmsg "${km}cache device: superblock copy $sb_copy is damaged \(.*\): using copy $((1 - sb_copy))"
 
 log "=== the other superblock copy with a flipped bit"
 fresh
 flip_bit "$cache" $(((1 - sb_copy) * 8)) 8
 md_check "$cache" 6 "damaged: superblock copy $((1 - sb_copy)): "
 recovered "superblock copy $((1 - sb_copy)) flipped" \
-	--kmsg "stash: cache device: superblock copy $((1 - sb_copy)) is damaged"
+	--kmsg "${km}cache device: superblock copy $((1 - sb_copy)) is damaged"
 
 log "=== both superblock copies with a flipped bit outside the magic: refused as damaged"
 fresh
@@ -124,7 +126,7 @@ flip_bit "$cache" 1 7
 flip_bit "$cache" 9 7
 md_check "$cache" 7 "corrupt: superblock copy 1: superblock checksum mismatch \(a damaged dm-stash superblock\)"
 refused "both superblocks flipped" \
-	"stash: cache device: superblock copy 0: superblock checksum mismatch"
+	"${km}cache device: superblock copy 0: superblock checksum mismatch"
 out=$(kmsg_since)
 assert_match "Damaged dm-stash superblock \(both copies\)" "$out" "damaged superblocks: table error"
 assert_match "stashctl check" "$out" "damaged superblocks: what to do"
@@ -141,16 +143,16 @@ for f in "version 3" "flags 6" "nr_cblocks 17" "data_start 24" "block_sectors 12
 	case $f in
 	version*)
 		md_check "$cache" 7 "superblock copy 0: on-disk format version 3"
-		refused "superblocks with $f" 'stash: cache device: superblock copy 0: format version 3, not 1 or 2'
+		refused "superblocks with $f" "${km}cache device: superblock copy 0: format version 3, not 1 or 2"
 		assert_match "dm-stash cache of another format version" "$(kmsg_since)" "$f: table error"
 		;;
 	magic*)
 		md_check "$cache" 8 "no dm-stash superblock"
-		refused "superblocks with $f" "stash: cache device: no dm-stash superblock.*|not blank, not dm-stash"
+		refused "superblocks with $f" "${km}cache device: no dm-stash superblock.*|not blank, not dm-stash"
 		;;
 	*)
 		md_check "$cache" 7 "corrupt: superblock copy 0: superblock (has unknown flags or fields|geometry is inconsistent)"
-		refused "superblocks with $f" 'stash: cache device: superblock copy 0: superblock '
+		refused "superblocks with $f" "${km}cache device: superblock copy 0: superblock "
 		assert_match "Damaged dm-stash superblock" "$(kmsg_since)" "$f: table error"
 		;;
 	esac
@@ -180,7 +182,7 @@ new=$(newest_page 0)
 seq=$(jq ".pages[0].seq" "$tmp/md")
 flip_bit "$cache" $((16 + new * 8 + 1)) 7
 md_check "$cache" 7 "corrupt: metadata page 0: its newest copy \(copy $new, sequence $seq, .*\) is damaged: metadata page checksum mismatch"
-refused "page 0 copy $new (newest) flipped" "stash: metadata page 0: its newest copy \(sequence $seq\) is damaged"
+refused "page 0 copy $new (newest) flipped" "${km}metadata page 0: its newest copy \(sequence $seq\) is damaged"
 
 log "=== the newest copy of page 0 with an out-of-range entry (valid checksum): refused"
 fresh
@@ -188,20 +190,20 @@ new=$(newest_page 0)
 seq=$(jq ".pages[0].seq" "$tmp/md")
 stash_md forge-page "$cache" 0 "$new" entry3 $(((1 << 63) | (1 << 40)))
 md_check "$cache" 7 "corrupt: metadata page 0: its newest copy \(copy $new, sequence $seq, .*\) is damaged: metadata entry out of range"
-refused "page 0 copy $new (newest) out of range" "stash: metadata page 0: its newest copy \(sequence $seq\) is damaged"
+refused "page 0 copy $new (newest) out of range" "${km}metadata page 0: its newest copy \(sequence $seq\) is damaged"
 
 log "=== both copies of page 0 zeroed: refused"
 fresh
 zero_range "$cache" 16 16
 md_check "$cache" 7 "corrupt: metadata page 0: no valid copy \(copy 0: all zero; copy 1: all zero\)"
-refused "page 0 both copies zeroed" 'stash: metadata page 0: no valid copy'
+refused "page 0 both copies zeroed" "${km}metadata page 0: no valid copy"
 
 log "=== both copies of page 0 with a bad index: refused"
 fresh
 stash_md forge-page "$cache" 0 0 index 5
 stash_md forge-page "$cache" 0 1 index 5
 md_check "$cache" 7 "corrupt: metadata page 0: no valid copy \(copy 0: metadata page in the wrong place"
-refused "page 0 misplaced" 'stash: metadata page 0: no valid copy \(metadata page in the wrong place\)'
+refused "page 0 misplaced" "${km}metadata page 0: no valid copy \(metadata page in the wrong place\)"
 
 log "=== the newest page 0 maps one origin block twice: refused"
 fresh
@@ -211,7 +213,7 @@ e=$(dd if="$cache" bs=512 skip=$((16 + new * 8)) count=1 iflag=direct status=non
 [ "$e" != 0 ] || die "slot 0 of page 0 is empty"
 stash_md forge-page "$cache" 0 "$new" entry509 "$e"
 md_check "$cache" 7 "corrupt: origin block [0-9]+ is mapped by slots 0 and 509 in one commit"
-refused "one origin block in two slots" 'stash: metadata maps origin block [0-9]+ twice'
+refused "one origin block in two slots" "${km}metadata maps origin block [0-9]+ twice"
 
 log "=== a cache device smaller than formatted (truncated): refused"
 fresh
@@ -252,7 +254,7 @@ refused "random data, no format" \
 	"$(stash_table "$origin" "$spare" "${opts[@]}")"
 kmsg_mark
 pstash_create cor "$origin" "$spare" "${opts[@]}" format
-assert_match 'stash: formatted a cache of [0-9]+ blocks' "$(kmsg_since)" "format message"
+assert_match "${km}formatted a cache of [0-9]+ blocks" "$(kmsg_since)" "format message"
 stash_remove "$STASH_DEV"
 pstash_create cor "$origin" "$spare" "${opts[@]}"
 stash_remove "$STASH_DEV"
