@@ -308,6 +308,36 @@ stash_status_field() {
 }
 
 # ---------------------------------------------------------------------------
+# stashctl
+# ---------------------------------------------------------------------------
+# stashctl_setup: set stashctl to the stashctl under test and die if it is
+# not built (STASH_STASHCTL=.../stashctl-asan runs the tests with the
+# sanitizer build); the output file of expect_exit is removed on exit.
+stashctl_setup() {
+	stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
+	[ -x "$stashctl" ] || die "$stashctl not built (make tools)"
+	on_exit 'rm -f /tmp/out.$$'
+}
+
+# expect_exit CODE MESSAGE CMD...: CMD must exit with CODE; its output is
+# logged and kept in /tmp/out.$$ (for out_has).
+expect_exit() {
+	local want=$1 msg=$2 rc
+
+	shift 2
+	"$@" >/tmp/out.$$ 2>&1
+	rc=$?
+	sed 's/^/    | /' /tmp/out.$$
+	[ "$rc" = "$want" ] || die "$msg: '$*' exited $rc, want $want"
+}
+
+# out_has REGEX MESSAGE: the output of the last expect_exit matches REGEX
+# (extended regex, grep -E).
+out_has() {
+	grep -qE -- "$1" /tmp/out.$$ || die "$2: output lacks /$1/"
+}
+
+# ---------------------------------------------------------------------------
 # I/O
 # ---------------------------------------------------------------------------
 # dev_stat DEV FIELD: a counter from /sys/block/X/stat, FIELD one of
