@@ -120,6 +120,16 @@ kmsg_since() {
 	dmesg | awk -v m="$_STASH_KMSG_MARK" 'found { print } index($0, m) { found = 1 }'
 }
 
+# kmsg_unlimited: no rate limit on lines written to /dev/kmsg until the
+# test exits (printk_devkmsg on; on_exit puts the old value back).
+kmsg_unlimited() {
+	local old
+
+	old=$(cat /proc/sys/kernel/printk_devkmsg)
+	echo on >/proc/sys/kernel/printk_devkmsg
+	on_exit "echo $old >/proc/sys/kernel/printk_devkmsg"
+}
+
 # ---------------------------------------------------------------------------
 # The module
 # ---------------------------------------------------------------------------
@@ -384,4 +394,20 @@ fio_check() {
 	fio --name=check --filename="$1" --rw=read --bs=4k --direct=1 \
 		--ioengine=libaio --iodepth=8 --size="$2" --verify=crc32c \
 		--verify_only --verify_fatal=1 --verify_state_save=0 "${@:3}"
+}
+
+# ---------------------------------------------------------------------------
+# Fuzz tests (tests/tools/dm-fuzz.py)
+# ---------------------------------------------------------------------------
+# fuzz_setup: sets count (1,000 inputs; 10,000 with STASH_LONG=1) and seed
+# ($STASH_FUZZ_SEED, default 8585), makes two 32 MiB RAM disks (/dev/ram0,
+# /dev/ram1) and lifts the kernel log's rate limit: every input goes to
+# the kernel log before it is tried.
+# shellcheck disable=SC2034 # count, seed: for the test that calls it
+fuzz_setup() {
+	count=1000
+	[ "${STASH_LONG:-0}" = 1 ] && count=10000
+	seed=${STASH_FUZZ_SEED:-8585}
+	brd_setup 2 32768
+	kmsg_unlimited
 }
