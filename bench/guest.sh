@@ -3,9 +3,10 @@
 # this script as its command.  It runs in the repo directory as root, with
 # the results share in $STASH_OUT; everything lands in $STASH_OUT/bench.
 #
-# The work is done by bench/guest.py (device plumbing, fio, counters, JSON);
-# this wrapper only pins the environment.  Settings arrive as STASH_BENCH_*
-# variables (run-vm.sh passes STASH_* through): see bench/guest.py.
+# The work is done by bench/guest.py and its modules in bench/guestlib/
+# (device plumbing, fio, counters, JSON); this wrapper only pins the
+# environment.  Settings arrive as STASH_BENCH_* variables (run-vm.sh
+# passes STASH_* through): see bench/guest.py.
 set -uo pipefail
 export DM_DISABLE_UDEV=1
 export LC_ALL=C

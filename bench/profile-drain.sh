@@ -10,9 +10,10 @@
 #	STASH_VM_ICOUNT=shift=3 tests/vm/run-vm.sh --mem 3584 -- \
 #		bench/profile-drain.sh
 #
-# Devices as in the bench (bench/guest.py, Devices.create): the origin a
-# memory-backed null_blk of 1 GiB with an 8 ms completion delay and a
-# 64 MiB volatile write cache, under a dm-linear; the cache a 256 MiB brd.
+# Devices as in the bench (bench/guestlib/devices.py, Devices.create): the
+# origin a memory-backed null_blk of 1 GiB with an 8 ms completion delay
+# and a 64 MiB volatile write cache, under a dm-linear; the cache a 256 MiB
+# brd.
 # Phase 1 writes 128 MiB sequentially to the origin (1 MiB, qd 4); phase 2,
 # on fresh devices, writes the same to a persistent write-back cache with
 # writeback held off and drains it with the "flush" message.  Each phase

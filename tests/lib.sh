@@ -120,6 +120,16 @@ kmsg_since() {
 	dmesg | awk -v m="$_STASH_KMSG_MARK" 'found { print } index($0, m) { found = 1 }'
 }
 
+# kmsg_unlimited: no rate limit on lines written to /dev/kmsg until the
+# test exits (printk_devkmsg on; on_exit puts the old value back).
+kmsg_unlimited() {
+	local old
+
+	old=$(cat /proc/sys/kernel/printk_devkmsg)
+	echo on >/proc/sys/kernel/printk_devkmsg
+	on_exit "echo $old >/proc/sys/kernel/printk_devkmsg"
+}
+
 # ---------------------------------------------------------------------------
 # The module
 # ---------------------------------------------------------------------------
@@ -308,6 +318,36 @@ stash_status_field() {
 }
 
 # ---------------------------------------------------------------------------
+# stashctl
+# ---------------------------------------------------------------------------
+# stashctl_setup: set stashctl to the stashctl under test and die if it is
+# not built (STASH_STASHCTL=.../stashctl-asan runs the tests with the
+# sanitizer build); the output file of expect_exit is removed on exit.
+stashctl_setup() {
+	stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
+	[ -x "$stashctl" ] || die "$stashctl not built (make tools)"
+	on_exit 'rm -f /tmp/out.$$'
+}
+
+# expect_exit CODE MESSAGE CMD...: CMD must exit with CODE; its output is
+# logged and kept in /tmp/out.$$ (for out_has).
+expect_exit() {
+	local want=$1 msg=$2 rc
+
+	shift 2
+	"$@" >/tmp/out.$$ 2>&1
+	rc=$?
+	sed 's/^/    | /' /tmp/out.$$
+	[ "$rc" = "$want" ] || die "$msg: '$*' exited $rc, want $want"
+}
+
+# out_has REGEX MESSAGE: the output of the last expect_exit matches REGEX
+# (extended regex, grep -E).
+out_has() {
+	grep -qE -- "$1" /tmp/out.$$ || die "$2: output lacks /$1/"
+}
+
+# ---------------------------------------------------------------------------
 # I/O
 # ---------------------------------------------------------------------------
 # dev_stat DEV FIELD: a counter from /sys/block/X/stat, FIELD one of
@@ -354,4 +394,20 @@ fio_check() {
 	fio --name=check --filename="$1" --rw=read --bs=4k --direct=1 \
 		--ioengine=libaio --iodepth=8 --size="$2" --verify=crc32c \
 		--verify_only --verify_fatal=1 --verify_state_save=0 "${@:3}"
+}
+
+# ---------------------------------------------------------------------------
+# Fuzz tests (tests/tools/dm-fuzz.py)
+# ---------------------------------------------------------------------------
+# fuzz_setup: sets count (1,000 inputs; 10,000 with STASH_LONG=1) and seed
+# ($STASH_FUZZ_SEED, default 8585), makes two 32 MiB RAM disks (/dev/ram0,
+# /dev/ram1) and lifts the kernel log's rate limit: every input goes to
+# the kernel log before it is tried.
+# shellcheck disable=SC2034 # count, seed: for the test that calls it
+fuzz_setup() {
+	count=1000
+	[ "${STASH_LONG:-0}" = 1 ] && count=10000
+	seed=${STASH_FUZZ_SEED:-8585}
+	brd_setup 2 32768
+	kmsg_unlimited
 }

@@ -2,25 +2,9 @@
 # desc: stashctl create/remove/list: tables, /dev/mapper nodes, flush on remove, errors change nothing
 . "$(dirname "$0")/../lib.sh"
 require_root
-# STASH_STASHCTL=.../stashctl-asan runs these with the sanitizer build.
-stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
-[ -x "$stashctl" ] || die "$stashctl not built (make tools)"
+stashctl_setup
 stash_load_module
-
-# expect_exit CODE MESSAGE CMD...: CMD must exit with CODE; its output is logged.
-expect_exit() {
-	local want=$1 msg=$2 rc
-
-	shift 2
-	"$@" >/tmp/out.$$ 2>&1
-	rc=$?
-	sed 's/^/    | /' /tmp/out.$$
-	[ "$rc" = "$want" ] || die "$msg: '$*' exited $rc, want $want"
-}
-out_has() {
-	grep -qE -- "$1" /tmp/out.$$ || die "$2: output lacks /$1/"
-}
-on_exit 'rm -f /tmp/out.$$ /tmp/pattern.$$'
+on_exit 'rm -f /tmp/pattern.$$'
 
 brd_setup 3 65536
 origin=/dev/ram1 cache=/dev/ram0

@@ -3,9 +3,7 @@
 . "$(dirname "$0")/../lib.sh"
 require_root
 require_cmd python3
-# STASH_STASHCTL=.../stashctl-asan runs these with the sanitizer build.
-stashctl=${STASH_STASHCTL:-$STASH_REPO/userspace-tools/stashctl}
-[ -x "$stashctl" ] || die "$stashctl not built (make tools)"
+stashctl_setup
 stash_load_module
 
 brd_setup 2 65536

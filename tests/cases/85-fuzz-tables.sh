@@ -6,14 +6,9 @@ require_root
 require_cmd python3
 stash_load_module
 
-count=1000
-[ "${STASH_LONG:-0}" = 1 ] && count=10000
-seed=${STASH_FUZZ_SEED:-8585}
-brd_setup 2 32768
-# Every line goes to the kernel log before it is tried: no rate limit.
-old=$(cat /proc/sys/kernel/printk_devkmsg)
-echo on >/proc/sys/kernel/printk_devkmsg
-on_exit "echo $old >/proc/sys/kernel/printk_devkmsg"
+# count, seed, /dev/ram0 and /dev/ram1; every line goes to the kernel log
+# before it is tried, with no rate limit.
+fuzz_setup
 # A persistent cache whose map fits one metadata page (32 blocks of 1 MiB)
 # reloads: the load reads both copies of a page into a buffer that must
 # hold two (it once held one, and the load wrote past it).

@@ -5,14 +5,9 @@ require_root
 require_cmd python3
 stash_load_module
 
-count=1000
-[ "${STASH_LONG:-0}" = 1 ] && count=10000
-seed=${STASH_FUZZ_SEED:-8585}
-brd_setup 2 32768
-# Every line goes to the kernel log before it is tried: no rate limit.
-old=$(cat /proc/sys/kernel/printk_devkmsg)
-echo on >/proc/sys/kernel/printk_devkmsg
-on_exit "echo $old >/proc/sys/kernel/printk_devkmsg"
+# count, seed, /dev/ram0 and /dev/ram1; every line goes to the kernel log
+# before it is tried, with no rate limit.
+fuzz_setup
 log "messages: $count, seed $seed (STASH_FUZZ_SEED=N for another)"
 assert_ok "fuzzing messages" python3 "$STASH_REPO/tests/tools/dm-fuzz.py" messages \
 	--origin /dev/ram0 --cache /dev/ram1 --count "$count" --seed "$seed"
