@@ -321,7 +321,11 @@ struct stash_cache {
 	atomic_t wb_inflight;
 	atomic_t wb_urgent;			/* drains someone waits for */
 	struct stash_throttle throttle;
-	wait_queue_head_t wb_wait;		/* a run finished */
+	/* A run finished, or a busy block writeback waits for went. */
+	wait_queue_head_t wb_wait;
+	bool wb_busy_waits;	/* writeback waits for a busy block (lock) */
+	u32 wb_events;		/* runs ended, busy blocks released (lock) */
+	u32 wb_events_seen;	/* wb_work only */
 	wait_queue_head_t drain_wait;		/* a drain pass finished */
 
 	/* --- Persistent metadata (stash-metadata.c); unused if volatile. --- */

@@ -121,9 +121,18 @@ void stash_kick_worker(struct stash_cache *sc)
 	queue_work(sc->wq, &sc->worker);
 }
 
-/* Called under sc->lock after a block stopped being busy. */
+/*
+ * Called under sc->lock after a block stopped being busy: wakes writeback
+ * if it waits for one (stash-writeback.c, take_slots() and a pass left
+ * with busy blocks only).  Returns true if the worker has deferred bios.
+ */
 static bool wake_deferred_locked(struct stash_cache *sc)
 {
+	if (unlikely(sc->wb_busy_waits)) {
+		sc->wb_busy_waits = false;
+		sc->wb_events++;
+		wake_up(&sc->wb_wait);
+	}
 	return !bio_list_empty(&sc->deferred);
 }
 

@@ -31,7 +31,6 @@
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/sort.h>
-#include <linux/delay.h>
 #include <linux/vmalloc.h>
 
 #include "dm-stash.h"
@@ -194,6 +193,8 @@ static void run_finish(struct stash_wb_run *run)
 		sc->pass_failed = true;
 	else
 		account_rate_locked(sc, run->nr_blocks);
+	/* A pass left with busy blocks only waits for this (wb_work_fn()). */
+	sc->wb_events++;
 	kick = !bio_list_empty(&sc->deferred);
 	spin_unlock_irqrestore(&sc->lock, flags);
 
@@ -339,30 +340,29 @@ static void release_slots(struct stash_cache *sc, struct stash_wb_run *run)
 }
 
 /*
- * Make the run's blocks SE_BUSY for its read, once no user write is in
- * flight to any of them (such a write holds SE_BUSY briefly: the cache
- * device write).  All at once, so that the run never holds some blocks
- * while it waits for others.
+ * Make the run's blocks SE_BUSY for its read if no user write is in flight
+ * to any of them (such a write holds SE_BUSY briefly: the cache device
+ * write); otherwise ask to be woken when a busy block is released
+ * (wake_deferred_locked() in stash-io.c).  All at once, so that the run
+ * never holds some blocks while it waits for others.
  */
-static void take_slots(struct stash_cache *sc, struct stash_wb_run *run)
+static bool try_take_slots(struct stash_cache *sc, struct stash_wb_run *run)
 {
 	unsigned long flags;
 	u32 i;
 
-	for (;;) {
-		spin_lock_irqsave(&sc->lock, flags);
-		for (i = 0; i < run->nr_blocks; i++)
-			if (sc->map.entries[run->cblocks[i]].flags & SE_BUSY)
-				break;
-		if (i == run->nr_blocks) {
-			for (i = 0; i < run->nr_blocks; i++)
-				sc->map.entries[run->cblocks[i]].flags |= SE_BUSY;
+	spin_lock_irqsave(&sc->lock, flags);
+	for (i = 0; i < run->nr_blocks; i++) {
+		if (sc->map.entries[run->cblocks[i]].flags & SE_BUSY) {
+			sc->wb_busy_waits = true;
 			spin_unlock_irqrestore(&sc->lock, flags);
-			return;
+			return false;
 		}
-		spin_unlock_irqrestore(&sc->lock, flags);
-		usleep_range(50, 200);
 	}
+	for (i = 0; i < run->nr_blocks; i++)
+		sc->map.entries[run->cblocks[i]].flags |= SE_BUSY;
+	spin_unlock_irqrestore(&sc->lock, flags);
+	return true;
 }
 
 /*
@@ -413,7 +413,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 
 	run->failed = false;
 	run->reads_released = false;
-	take_slots(sc, run);
+	wait_event(sc->wb_wait, try_take_slots(sc, run));
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
 	atomic_set(&run->reads_pending, 1);
@@ -656,8 +656,17 @@ static int collect(struct stash_cache *sc, u32 max)
 		}
 		end_pass_locked(sc, &flags);
 		r = COLLECT_AGAIN;
+	} else if (start || !skipped) {
+		r = COLLECT_AGAIN;
 	} else {
-		r = (start || !skipped) ? COLLECT_AGAIN : COLLECT_BUSY;
+		/*
+		 * Only blocks that a user write or a run holds are left: wait
+		 * for one to be released (wake_deferred_locked()) or a run
+		 * to end (run_finish()), whichever comes first.
+		 */
+		sc->wb_busy_waits = true;
+		sc->wb_events_seen = sc->wb_events;
+		r = COLLECT_BUSY;
 	}
 out:
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -683,8 +692,9 @@ static void wb_work_fn(struct work_struct *ws)
 			break;
 		}
 		if (n == COLLECT_BUSY) {
-			/* Blocks with a user write in flight: it ends soon. */
-			usleep_range(100, 1000);
+			wait_event(sc->wb_wait,
+				   READ_ONCE(sc->wb_events) != sc->wb_events_seen ||
+				   READ_ONCE(sc->wb_stopped));
 			continue;
 		}
 		if (n > 0) {
@@ -744,6 +754,8 @@ void stash_wb_stop(struct stash_cache *sc)
 	spin_lock_irqsave(&sc->lock, flags);
 	sc->wb_stopped = true;
 	spin_unlock_irqrestore(&sc->lock, flags);
+	/* A pass waiting for busy blocks stops waiting (wb_work_fn()). */
+	wake_up(&sc->wb_wait);
 	cancel_delayed_work_sync(&sc->waker);
 	flush_work(&sc->wb_work);
 	wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
