@@ -1612,7 +1612,11 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		if (stash_bitmap_test(&sc->dirty, from_cblock(pb->cblock))) {
 			/* The data exists nowhere else: the user sees the error. */
 			stash_map_release(&sc->map, pb->cblock, false);
+			/* A read may wait for a pin (STASH_MAX_PINS). */
+			kick = wake_deferred_locked(sc);
 			spin_unlock_irqrestore(&sc->lock, flags);
+			if (kick)
+				stash_kick_worker(sc);
 			stash_cache_error(sc);
 			stash_err_ratelimited(sc, "cache read error %d on a dirty block",
 					      blk_status_to_errno(*error));
@@ -1622,7 +1626,10 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		stash_map_invalidate(&sc->map, pb->cblock);
 		sc->stats.invalidations++;
 		stash_map_release(&sc->map, pb->cblock, false);
+		kick = wake_deferred_locked(sc);
 		spin_unlock_irqrestore(&sc->lock, flags);
+		if (kick)
+			stash_kick_worker(sc);
 		stash_cache_error(sc);
 		stash_err_ratelimited(sc, "cache read error %d: reading the origin instead",
 				      blk_status_to_errno(*error));

@@ -90,6 +90,7 @@ enum stash_pin_result stash_map_pin_lockless(struct stash_map *m, oblock_t ob,
 {
 	u32 i = READ_ONCE(m->buckets[bucket_of(m, ob)]), steps;
 	struct stash_entry *e;
+	u8 flags;
 
 	/* A chain changing under the walk may lead anywhere: a bounded walk. */
 	for (steps = 0; i < m->nr_cblocks && steps < 32; steps++) {
@@ -106,7 +107,16 @@ enum stash_pin_result stash_map_pin_lockless(struct stash_map *m, oblock_t ob,
 	if (!stash_map_try_pin(m, *c))
 		return STASH_PIN_MISS;
 	/* Fully ordered by the pin: the entry as it is now. */
-	if ((READ_ONCE(e->flags) & (SE_ALLOC | SE_MAPPED | SE_VALID | SE_STALE)) ==
+	flags = READ_ONCE(e->flags);
+	/*
+	 * The flags before the block: an entry freed and taken again while
+	 * this read held no pin yet becomes valid only after its new block
+	 * is written (stash_map_alloc(), then the fill's I/O).  Without the
+	 * barrier a weakly ordered CPU may load the old block first and the
+	 * new entry's SE_VALID after it, and read another block's data.
+	 */
+	smp_rmb();
+	if ((flags & (SE_ALLOC | SE_MAPPED | SE_VALID | SE_STALE)) ==
 	    (SE_ALLOC | SE_MAPPED | SE_VALID) && entry_oblock_once(e) == ob)
 		return STASH_PIN_HIT;
 	return STASH_PIN_BACKOFF;
@@ -118,6 +128,8 @@ static void hash_insert(struct stash_map *m, u32 i)
 	u32 *head = &m->buckets[bucket_of(m, stash_entry_oblock(e))];
 
 	WRITE_ONCE(e->next, *head);
+	/* Its block and next before it joins (stash_map_pin_lockless()). */
+	smp_wmb();
 	WRITE_ONCE(*head, i);
 	e->flags |= SE_MAPPED;
 	stash_map_touch(m, to_cblock(i));
