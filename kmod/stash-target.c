@@ -60,12 +60,14 @@
  * the policy state, the in-flight-write table, the dirty bitmaps, the
  * writeback pass state, the bio lists and the counters.  It is taken with
  * irqsave from any context (map, end_io, kcopyd and dm-io callbacks, the
- * workers) and nothing is ever taken inside it: no other lock, no
+ * workers) and nothing is taken inside it but a wait queue's own lock (the
+ * wake_up() of sc->wb_wait in wake_deferred_locked()): no other lock, no
  * allocation, no I/O submission.
  *
- * One thing it guards is changed without it: a read hit drops its pin
- * (stash_entry.pins) in end_io with an atomic decrement, and takes the
- * lock only when a decision waits for that pin (stash_map_unpin()).
+ * Read hits take and drop their pins (stash_entry.pins) without it, with
+ * bounded atomic increments and decrements (stash_map_pin_lockless(),
+ * stash_map_unpin()), and take the lock only when a decision waits for a
+ * pin; stash-map.c gives the barrier argument.
  *
  * sc->registry is guarded by the control device's registry mutex, which is
  * taken before sc->commit_lock and sc->lock.
