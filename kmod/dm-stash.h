@@ -601,6 +601,7 @@ bool stash_commit_waiter_done(struct stash_cache *sc, struct bio *bio,
 int stash_map_bio(struct dm_target *ti, struct bio *bio);
 int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 void stash_do_work(struct work_struct *ws);
+void stash_job_done(struct stash_cache *sc);
 void stash_wait_for_jobs(struct stash_cache *sc);
 size_t stash_per_bio_data_size(void);
 int stash_io_init(void);

@@ -324,8 +324,7 @@ static void cjob_free(struct stash_cjob *job)
 
 	mempool_free(job->buf, &sc->cbuf_pool);
 	mempool_free(job, &sc->cjob_pool);
-	if (atomic_dec_and_test(&sc->nr_jobs))
-		wake_up(&sc->jobs_wait);
+	stash_job_done(sc);
 }
 
 static unsigned int block_bytes(struct stash_cache *sc)

@@ -230,8 +230,7 @@ static void fill_copy_done(int read_err, unsigned long write_err, void *context)
 	}
 	fill_complete(sc, job->cblock, !read_err && !write_err);
 	kmem_cache_free(stash_job_cache, job);
-	if (atomic_dec_and_test(&sc->nr_jobs))
-		wake_up(&sc->jobs_wait);
+	stash_job_done(sc);
 }
 
 /* A read that covers only part of the block: copy the whole block. */
@@ -1832,9 +1831,26 @@ void stash_do_work(struct work_struct *ws)
 	}
 }
 
+/*
+ * An internal copy ended.  The count drops under the wait queue's lock, and
+ * stash_wait_for_jobs() takes that lock once it sees 0: the waiter cannot
+ * go on (to suspend, to free the table) while this wake-up still uses @sc.
+ */
+void stash_job_done(struct stash_cache *sc)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->jobs_wait.lock, flags);
+	if (atomic_dec_and_test(&sc->nr_jobs))
+		wake_up_locked(&sc->jobs_wait);
+	spin_unlock_irqrestore(&sc->jobs_wait.lock, flags);
+}
+
 void stash_wait_for_jobs(struct stash_cache *sc)
 {
 	wait_event(sc->jobs_wait, !atomic_read(&sc->nr_jobs));
+	spin_lock_irq(&sc->jobs_wait.lock);
+	spin_unlock_irq(&sc->jobs_wait.lock);
 	flush_workqueue(sc->wq);
 }
 
