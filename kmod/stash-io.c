@@ -1335,7 +1335,8 @@ static u64 read_run_locked(struct stash_cache *sc, struct bio *bio,
 	for (ob = first; ob < end; ob++) {
 		if (cblock_is_valid(stash_map_lookup(&sc->map, to_oblock(ob))))
 			break;
-		if (!sequential && stash_filter_test(&sc->filter, to_oblock(ob)))
+		if (!stash_policy_run_may_pass(&sc->filter, to_oblock(ob),
+					       sequential))
 			break;
 	}
 	/* Blocks past the last whole block are never cached. */
@@ -1344,10 +1345,9 @@ static u64 read_run_locked(struct stash_cache *sc, struct bio *bio,
 	/* Record only now: one block's bits must not stop the next one. */
 	for (ob = first; ob < first + run && ob < end; ob++) {
 		sc->stats.read_misses++;
-		if (sequential)
+		if (stash_policy_run_record(&sc->filter, to_oblock(ob),
+					    sequential) == STASH_PROMOTE_BYPASS)
 			sc->stats.bypassed++;
-		else
-			stash_filter_check_and_record(&sc->filter, to_oblock(ob));
 	}
 	return run;
 }

@@ -100,6 +100,21 @@ enum stash_promote stash_policy_decide(struct stash_filter *f,
 	return STASH_PROMOTE_NO;
 }
 
+bool stash_policy_run_may_pass(const struct stash_filter *f, oblock_t ob,
+			       bool sequential)
+{
+	return sequential || !stash_filter_test(f, ob);
+}
+
+enum stash_promote stash_policy_run_record(struct stash_filter *f,
+					   oblock_t ob, bool sequential)
+{
+	if (sequential)
+		return STASH_PROMOTE_BYPASS;
+	stash_filter_check_and_record(f, ob);
+	return STASH_PROMOTE_NO;
+}
+
 void stash_seq_init(struct stash_seq *s, u64 cutoff_sectors)
 {
 	memset(s, 0, sizeof(*s));

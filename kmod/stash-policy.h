@@ -92,4 +92,23 @@ enum stash_promote stash_policy_decide(struct stash_filter *f,
 				       const struct stash_map *m, oblock_t ob,
 				       bool sequential, bool blocked);
 
+/*
+ * A read that spans blocks goes to the origin in one piece over its
+ * uncached blocks that would not be promoted (stash-io.c,
+ * cut_or_pass_run()).  May uncached block @ob join such a run?  Yes if the
+ * read is @sequential, or if the block has not missed recently.  Unlike
+ * stash_policy_decide(), a free slot does not make the first miss promote:
+ * a read this large is more likely a stream than a hot block.  Nothing is
+ * recorded (one block's miss must not stop the next one joining).
+ */
+bool stash_policy_run_may_pass(const struct stash_filter *f, oblock_t ob,
+			       bool sequential);
+/*
+ * Then each block of the run, as the one-block path records a miss it does
+ * not promote: returns STASH_PROMOTE_BYPASS (@sequential: not recorded) or
+ * STASH_PROMOTE_NO (recorded in the filter).
+ */
+enum stash_promote stash_policy_run_record(struct stash_filter *f,
+					   oblock_t ob, bool sequential);
+
 #endif /* STASH_POLICY_H */

@@ -293,3 +293,39 @@ TEST(filter_policy_decide)
 	stash_map_exit(&m);
 	stash_filter_exit(&f);
 }
+
+/*
+ * A multi-block read's run (stash_policy_run_may_pass(), _run_record()):
+ * an unseen block may pass even while slots are free (stash_policy_decide()
+ * would promote it), a block that missed recently may not; passing records
+ * nothing, recording a run's block makes its next miss a second one; a
+ * sequential read passes and is recorded as a bypass, not in the filter.
+ */
+TEST(filter_policy_run)
+{
+	struct stash_filter f;
+	struct stash_map m;
+
+	REQUIRE_EQ(stash_filter_init(&f, 64), 0);
+	REQUIRE_EQ(stash_map_init(&m, 64), 0);
+
+	CHECK(stash_map_has_free(&m));
+	CHECK(stash_policy_run_may_pass(&f, to_oblock(9), false));
+	CHECK(stash_policy_run_may_pass(&f, to_oblock(9), false));
+	CHECK_EQ(f.inserted, 0);
+	CHECK_EQ(stash_policy_run_record(&f, to_oblock(9), false),
+		 STASH_PROMOTE_NO);
+	CHECK(!stash_policy_run_may_pass(&f, to_oblock(9), false));
+	CHECK(stash_policy_run_may_pass(&f, to_oblock(9), true));
+	/* The one-block path now promotes it: its second miss. */
+	CHECK_EQ(stash_policy_decide(&f, &m, to_oblock(9), false, false),
+		 STASH_PROMOTE_YES);
+
+	CHECK_EQ(stash_policy_run_record(&f, to_oblock(11), true),
+		 STASH_PROMOTE_BYPASS);
+	CHECK(!stash_filter_test(&f, to_oblock(11)));
+	CHECK(stash_policy_run_may_pass(&f, to_oblock(11), false));
+
+	stash_map_exit(&m);
+	stash_filter_exit(&f);
+}
