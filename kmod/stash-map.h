@@ -126,6 +126,7 @@ struct stash_map {
 int stash_map_init(struct stash_map *m, u32 nr_cblocks);
 void stash_map_exit(struct stash_map *m);
 
+/* Slot @c's entry: for this header's functions and the unit tests only. */
 static inline struct stash_entry *stash_map_entry(const struct stash_map *m,
 						  cblock_t c)
 {
@@ -309,6 +310,109 @@ static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
 		stash_map_touch(m, c);
 	}
 	stash_map_note_reusable(m);
+}
+
+/*
+ * ---- A slot's state ----
+ *
+ * Under the map's lock, for an allocated slot (@c from a lookup, an
+ * allocation, or a busy or pinned slot the caller holds), unless said
+ * otherwise.
+ */
+
+/* The origin block slot @c holds or last held. */
+static inline oblock_t stash_map_oblock(const struct stash_map *m, cblock_t c)
+{
+	return stash_entry_oblock(stash_map_entry(m, c));
+}
+
+/* Taken from the free list (any slot @c < nr_cblocks: free ones say no). */
+static inline bool stash_map_is_allocated(const struct stash_map *m,
+					  cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_ALLOC;
+}
+
+/* Lookups find it (any slot @c < nr_cblocks: free ones say no). */
+static inline bool stash_map_is_mapped(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_MAPPED;
+}
+
+/*
+ * The slot holds its block's data.  The holder of SE_BUSY may also look
+ * without the lock: only an invalidation changes it then, and takes it away.
+ */
+static inline bool stash_map_is_valid(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_VALID;
+}
+
+/* An exclusive operation (fill, write, checked read, writeback read) runs. */
+static inline bool stash_map_is_busy(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_BUSY;
+}
+
+/* Invalidated while busy or pinned: the last user frees it. */
+static inline bool stash_map_is_stale(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_STALE;
+}
+
+/* Picked by writeback, until its origin write is done. */
+static inline bool stash_map_in_writeback(const struct stash_map *m,
+					  cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_WRITEBACK;
+}
+
+/* Busy, or picked by writeback: neither writeback nor a discard may take it. */
+static inline bool stash_map_is_held(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & (SE_BUSY | SE_WRITEBACK);
+}
+
+/* Mapped, valid and not stale: a lookup finds the block's data here. */
+static inline bool stash_map_is_live(const struct stash_map *m, cblock_t c)
+{
+	return (stash_map_entry(m, c)->flags &
+		(SE_MAPPED | SE_VALID | SE_STALE)) == (SE_MAPPED | SE_VALID);
+}
+
+/*
+ * A read of mapped slot @c waits: no valid data yet (a fill or a first
+ * write runs), or STASH_MAX_PINS readers already.
+ */
+static inline bool stash_map_read_must_wait(const struct stash_map *m,
+					    cblock_t c)
+{
+	const struct stash_entry *e = stash_map_entry(m, c);
+
+	return !(e->flags & SE_VALID) || READ_ONCE(e->pins) >= STASH_MAX_PINS;
+}
+
+/*
+ * Start an exclusive operation on slot @c, which is not busy (a write, or
+ * a read through a checksum buffer): SE_BUSY, and a reference for the
+ * clock.  stash_map_release(m, c, true) ends it.
+ */
+static inline void stash_map_set_busy(struct stash_map *m, cblock_t c)
+{
+	stash_map_entry(m, c)->flags |= SE_BUSY;
+	stash_map_ref(m, c);
+}
+
+/*
+ * A write is about to change slot @c's data: if writeback has picked the
+ * block, it stays dirty when its writeback ends (SE_REDIRTY).
+ */
+static inline void stash_map_note_write(struct stash_map *m, cblock_t c)
+{
+	struct stash_entry *e = stash_map_entry(m, c);
+
+	if (e->flags & SE_WRITEBACK)
+		e->flags |= SE_REDIRTY;
 }
 
 /*

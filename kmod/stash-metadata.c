@@ -729,7 +729,7 @@ static void drop_clean(struct stash_cache *sc)
 	u32 c;
 
 	for (c = 0; c < sc->nr_cblocks; c++)
-		if ((sc->map.entries[c].flags & SE_ALLOC) &&
+		if (stash_map_is_allocated(&sc->map, to_cblock(c)) &&
 		    !stash_bitmap_test(&sc->dirty, c)) {
 			stash_map_invalidate(&sc->map, to_cblock(c));
 			load_drop(sc, c);
@@ -945,17 +945,15 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 	u32 k, c;
 
 	for (k = 0; k < sc->geo.entries_per_page; k++) {
-		struct stash_entry *e;
 		bool valid, dirty;
+		oblock_t ob;
 
 		c = p * sc->geo.entries_per_page + k;
 		if (c >= sc->nr_cblocks) {
 			entries[k] = 0;
 			continue;
 		}
-		e = &sc->map.entries[c];
-		valid = (e->flags & (SE_MAPPED | SE_VALID | SE_STALE)) ==
-			(SE_MAPPED | SE_VALID);
+		valid = stash_map_is_live(&sc->map, to_cblock(c));
 		dirty = valid && stash_bitmap_test(&sc->dirty, c);
 		if (!dirty && stash_bitmap_test(&sc->md_unflushed, c)) {
 			if (how == MD_RECORD_CLEAN ||
@@ -969,8 +967,8 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 				return PAGE_STUCK;
 			}
 		}
-		entries[k] = stash_md_entry(valid, dirty,
-					    from_oblock(stash_entry_oblock(e)));
+		ob = stash_map_oblock(&sc->map, to_cblock(c));
+		entries[k] = stash_md_entry(valid, dirty, from_oblock(ob));
 		if (sc->csum && valid)
 			stash_csum_encode_locked(sc, to_cblock(c), clean,
 						 &entries[k], &sc->md_csums[k]);

@@ -64,8 +64,8 @@
  * allocation, no I/O submission.
  *
  * One thing it guards is changed without it: a read hit drops its pin
- * (stash_entry.pins) in end_io with an atomic decrement, and takes the
- * lock only when a decision waits for that pin (stash_map_unpin()).
+ * (stash_map_unpin()) in end_io with an atomic decrement, and takes the
+ * lock only when a decision waits for that pin.
  *
  * sc->registry is guarded by the control device's registry mutex, which is
  * taken before sc->commit_lock and sc->lock.
@@ -987,9 +987,8 @@ void stash_invalidate_clean(struct stash_cache *sc)
 
 	spin_lock_irqsave(&sc->lock, flags);
 	for (i = 0; i < sc->nr_cblocks; i++) {
-		struct stash_entry *e = &sc->map.entries[i];
-
-		if ((e->flags & SE_MAPPED) && !stash_bitmap_test(&sc->dirty, i)) {
+		if (stash_map_is_mapped(&sc->map, to_cblock(i)) &&
+		    !stash_bitmap_test(&sc->dirty, i)) {
 			stash_map_invalidate(&sc->map, to_cblock(i));
 			sc->stats.invalidations++;
 		}

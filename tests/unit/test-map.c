@@ -6,7 +6,8 @@
  * are mapped, valid, idle (not busy, not pinned), not stale and not dirty,
  * gives referenced entries a second chance and reports the victim's oblock;
  * invalidation frees an idle entry at once and defers a busy or pinned one
- * (stale, unhashed) to its release; 48-bit oblocks round-trip; a randomized
+ * (stale, unhashed) to its release; the slot-state functions say what the
+ * flags say through a slot's life; 48-bit oblocks round-trip; a randomized
  * run of ~1e5 operations agrees with a brute-force reference model on
  * lookups, flags, pins and free counts; and the kernel RAM per cache block
  * (map plus promotion filter) stays within the 16-byte project budget.
@@ -640,6 +641,88 @@ TEST(map_unpin_lockfree)
 	CHECK(stash_map_unpin(&m, to_cblock(3)));
 	CHECK_EQ(E(&m, 3)->pins, STASH_MAX_PINS - 1);
 	CHECK(!stash_map_unpin(&m, to_cblock(3)));
+	stash_map_exit(&m);
+}
+
+/*
+ * The slot-state functions the module uses instead of the flags: each
+ * says what the flags say, through a slot's life (fill, read, write,
+ * invalidation while busy, free).
+ */
+TEST(map_slot_state)
+{
+	struct stash_map m;
+	cblock_t c;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 4), 0);
+	c = to_cblock(2);
+	test_context("free");
+	CHECK(!stash_map_is_allocated(&m, c));
+	CHECK(!stash_map_is_mapped(&m, c));
+	CHECK(!stash_map_is_live(&m, c));
+
+	for (u64 i = 0; i < 2; i++)
+		REQUIRE_EQ(fill(&m, 10 + i), i);
+	test_context("a fill in flight");
+	REQUIRE_EQ(stash_map_alloc(&m, to_oblock((1ull << 40) + 7), &ev), c);
+	CHECK(stash_map_is_allocated(&m, c));
+	CHECK(stash_map_is_mapped(&m, c));
+	CHECK(!stash_map_is_valid(&m, c));
+	CHECK(stash_map_is_busy(&m, c));
+	CHECK(stash_map_is_held(&m, c));
+	CHECK(!stash_map_is_stale(&m, c));
+	CHECK(!stash_map_in_writeback(&m, c));
+	CHECK(!stash_map_is_live(&m, c));
+	CHECK(stash_map_read_must_wait(&m, c));
+	CHECK_EQ(from_oblock(stash_map_oblock(&m, c)), (1ull << 40) + 7);
+
+	test_context("filled");
+	stash_map_set_valid(&m, c);
+	CHECK(stash_map_is_live(&m, c));
+	CHECK(!stash_map_read_must_wait(&m, c));	/* busy: reads go on */
+	CHECK(!stash_map_release(&m, c, true));
+	CHECK(!stash_map_is_busy(&m, c));
+	CHECK(!stash_map_is_held(&m, c));
+	CHECK(stash_map_is_live(&m, c));
+	CHECK(!stash_map_read_must_wait(&m, c));
+
+	test_context("at the pin limit");
+	E(&m, 2)->pins = STASH_MAX_PINS - 1;
+	CHECK(!stash_map_read_must_wait(&m, c));
+	CHECK(stash_map_try_pin(&m, c));
+	CHECK(stash_map_read_must_wait(&m, c));
+	CHECK(stash_map_unpin(&m, c));
+	CHECK(!stash_map_read_must_wait(&m, c));
+	E(&m, 2)->pins = 0;
+
+	test_context("a write");
+	clear_bit(2, m.refs);
+	stash_map_set_busy(&m, c);
+	CHECK(stash_map_is_busy(&m, c));
+	CHECK(stash_map_is_held(&m, c));
+	CHECK(test_bit(2, m.refs));		/* referenced for the clock */
+	CHECK_EQ(E(&m, 2)->flags & ENTRY_STATE,
+		 SE_ALLOC | SE_MAPPED | SE_VALID | SE_BUSY);
+
+	test_context("invalidated while busy");
+	CHECK(!stash_map_invalidate(&m, c));
+	CHECK(stash_map_is_allocated(&m, c));
+	CHECK(!stash_map_is_mapped(&m, c));
+	CHECK(!stash_map_is_valid(&m, c));
+	CHECK(stash_map_is_stale(&m, c));
+	CHECK(!stash_map_is_live(&m, c));
+	CHECK(stash_map_read_must_wait(&m, c));
+	CHECK(stash_map_release(&m, c, true));
+	CHECK(!stash_map_is_allocated(&m, c));
+	CHECK(!stash_map_is_stale(&m, c));
+
+	test_context("others untouched");
+	for (u64 i = 0; i < 2; i++) {
+		CHECK(stash_map_is_live(&m, to_cblock(i)));
+		CHECK(!stash_map_is_held(&m, to_cblock(i)));
+		CHECK_EQ(from_oblock(stash_map_oblock(&m, to_cblock(i))), 10 + i);
+	}
 	stash_map_exit(&m);
 }
 
