@@ -415,6 +415,27 @@ bool stash_map_unpinned(struct stash_map *m, cblock_t c)
 	return false;
 }
 
+bool stash_map_writeback_take(struct stash_map *m, const u32 *cblocks, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (m->entries[cblocks[i]].flags & SE_BUSY)
+			return false;
+	for (i = 0; i < n; i++)
+		m->entries[cblocks[i]].flags |= SE_BUSY;
+	return true;
+}
+
+void stash_map_writeback_release(struct stash_map *m, const u32 *cblocks,
+				 u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		m->entries[cblocks[i]].flags &= ~SE_BUSY;
+}
+
 u32 stash_map_bytes_per_cblock(const struct stash_map *m)
 {
 	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +

@@ -416,6 +416,50 @@ static inline void stash_map_note_write(struct stash_map *m, cblock_t c)
 }
 
 /*
+ * ---- Writeback (stash-writeback.c) ----
+ *
+ * A block is picked (SE_WRITEBACK) until its origin write is done, and is
+ * busy only while its run reads the slot.  Under the map's lock.
+ */
+
+/* Pick slot @c, which is not held (stash_map_is_held()). */
+static inline void stash_map_writeback_begin(struct stash_map *m, cblock_t c)
+{
+	stash_map_entry(m, c)->flags |= SE_WRITEBACK;
+}
+
+/*
+ * Make the @n slots @cblocks of a run busy for its read, all or none:
+ * returns false, and changes nothing, if one of them is busy already.
+ */
+bool stash_map_writeback_take(struct stash_map *m, const u32 *cblocks, u32 n);
+
+/*
+ * The run has read its slots: they are no longer busy (writes to them
+ * mark them SE_REDIRTY instead of waiting).
+ */
+void stash_map_writeback_release(struct stash_map *m, const u32 *cblocks,
+				 u32 n);
+
+/*
+ * The writeback of slot @c ended (its origin write done or failed), and
+ * with it the busy flag if the run still holds it (@busy).  Returns true
+ * if a write changed the slot after the run picked it: the origin has the
+ * older data, the block stays dirty.
+ */
+static inline bool stash_map_writeback_end(struct stash_map *m, cblock_t c,
+					   bool busy)
+{
+	struct stash_entry *e = stash_map_entry(m, c);
+	bool rewritten = e->flags & SE_REDIRTY;
+
+	e->flags &= ~(SE_WRITEBACK | SE_REDIRTY);
+	if (busy)
+		e->flags &= ~SE_BUSY;
+	return rewritten;
+}
+
+/*
  * Loading a cache from disk: map @ob to slot @c as a valid, idle entry.
  * Returns -1 if @c is taken or @ob is already mapped.  Call
  * stash_map_rebuild_free() when every entry is loaded.
