@@ -91,21 +91,25 @@ struct stash_map {
 	 * (stash_map_ref()).
 	 */
 	unsigned long *refs;
-	const unsigned long *dirty;	/* dirty bitmap (may be NULL): never evict */
+	/* Dirty bitmap (may be NULL): never evict (stash_map_attach_dirty()). */
+	const unsigned long *dirty;
 	/*
 	 * Committed-dirty bitmap (may be NULL): slots the on-disk metadata
 	 * says are dirty.  They are not reused, even when free or clean in
 	 * RAM, until a commit says otherwise: after a crash, recovery would
-	 * take the new data for the old block.
+	 * take the new data for the old block (stash_map_attach_cdirty()).
 	 */
 	const unsigned long *cdirty;
 	/*
 	 * Mapped slots invalidated while committed-dirty: until a commit
 	 * records them empty, recovery would bring their data back, over
-	 * anything the origin got since (stash_md_drops_covered()).
+	 * anything the origin got since (stash_map_cdirty_drops()).
 	 */
 	u64 cdirty_drops;
-	/* Metadata pages changed since the last commit (may be NULL). */
+	/*
+	 * Groups of entries_per_page slots changed since the last commit:
+	 * the metadata pages (may be NULL; stash_map_attach_pages()).
+	 */
 	struct stash_bitmap *touched;
 	u32 entries_per_page;
 	u32 nr_cblocks;
@@ -279,12 +283,64 @@ bool stash_map_unpin(struct stash_map *m, cblock_t c);
  */
 bool stash_map_unpinned(struct stash_map *m, cblock_t c);
 
+/*
+ * ---- The bitmaps of other objects ----
+ *
+ * The map reads the dirty and committed-dirty bitmaps (never evict or
+ * reuse such a slot) and marks the metadata page of each slot it changes.
+ * Their owners (writeback, metadata) attach them once they exist and
+ * detach them (NULL) before they go; NULL is also the state after
+ * stash_map_init().  Under the map's lock, or before any I/O.
+ *
+ * Why the map marks pages itself: every change the metadata records goes
+ * through the map under the lock, and marking is one division and one bit,
+ * inline.  A "slot changed" hook into stash-metadata.c would be an indirect
+ * call (a retpoline) on each, or a call into another file that the unit
+ * tests and the simulator would have to provide.  The map knows of the
+ * layout only that a page holds @entries_per_page consecutive slots.
+ */
+static inline void stash_map_attach_dirty(struct stash_map *m,
+					  const struct stash_bitmap *dirty)
+{
+	m->dirty = dirty ? dirty->words : NULL;
+}
+
+static inline void stash_map_attach_cdirty(struct stash_map *m,
+					   const struct stash_bitmap *cdirty)
+{
+	m->cdirty = cdirty ? cdirty->words : NULL;
+}
+
+/*
+ * Mark in @touched the page (@entries_per_page slots) of every slot the
+ * map changes from now on.  NULL stops it (a load, whose pages already say
+ * what it loads) and leaves the page size as it was.
+ */
+static inline void stash_map_attach_pages(struct stash_map *m,
+					  struct stash_bitmap *touched,
+					  u32 entries_per_page)
+{
+	if (touched)
+		m->entries_per_page = entries_per_page;
+	m->touched = touched;
+}
+
 /* Record that slot @c changed, for the next metadata commit. */
 static inline void stash_map_touch(struct stash_map *m, cblock_t c)
 {
 	if (m->touched)
 		stash_bitmap_set(m->touched,
 				 (u32)from_cblock(c) / m->entries_per_page);
+}
+
+/*
+ * How many mapped slots were invalidated while committed-dirty, ever (see
+ * struct stash_map).  Any context: read without the lock by
+ * stash_md_drops_covered().
+ */
+static inline u64 stash_map_cdirty_drops(const struct stash_map *m)
+{
+	return READ_ONCE(m->cdirty_drops);
 }
 
 /*

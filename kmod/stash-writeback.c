@@ -785,7 +785,7 @@ int stash_wb_create(struct stash_cache *sc)
 	    stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
 	    stash_throttle_init(sc))
 		goto bad;
-	sc->map.dirty = sc->dirty.words;
+	stash_map_attach_dirty(&sc->map, &sc->dirty);
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
 				STASH_GFP_TABLE);
 	if (!sc->wb_batch)
@@ -851,5 +851,5 @@ void stash_wb_destroy(struct stash_cache *sc)
 	stash_throttle_exit(sc);
 	stash_bitmap_exit(&sc->pass);
 	stash_bitmap_exit(&sc->dirty);
-	sc->map.dirty = NULL;
+	stash_map_attach_dirty(&sc->map, NULL);
 }

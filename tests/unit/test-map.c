@@ -9,10 +9,12 @@
  * (stale, unhashed) to its release; the slot-state functions say what the
  * flags say through a slot's life; writeback picks, takes a run's blocks
  * busy all or none, releases them, and ends keeping a block rewritten in
- * between dirty; 48-bit oblocks round-trip; a randomized run of ~1e5
- * operations agrees with a brute-force reference model on lookups, flags,
- * pins and free counts; and the kernel RAM per cache block (map plus
- * promotion filter) stays within the 16-byte project budget.
+ * between dirty; the dirty, committed-dirty and page bitmaps of other
+ * objects act once attached and not once detached; 48-bit oblocks
+ * round-trip; a randomized run of ~1e5 operations agrees with a
+ * brute-force reference model on lookups, flags, pins and free counts; and
+ * the kernel RAM per cache block (map plus promotion filter) stays within
+ * the 16-byte project budget.
  */
 #include <stdio.h>
 
@@ -490,16 +492,16 @@ TEST(map_invalidate_counts_cdirty_drops)
 	__set_bit(3, cdirty);
 	__set_bit(6, cdirty);
 	CHECK(stash_map_invalidate(&m, to_cblock(0)));	/* not cdirty */
-	CHECK_EQ(m.cdirty_drops, 0);
+	CHECK_EQ(stash_map_cdirty_drops(&m), 0);
 	CHECK(stash_map_invalidate(&m, to_cblock(3)));
-	CHECK_EQ(m.cdirty_drops, 1);
+	CHECK_EQ(stash_map_cdirty_drops(&m), 1);
 	CHECK(stash_bitmap_test(&touched, 1));
 	CHECK(stash_map_try_pin(&m, to_cblock(6)));
 	CHECK(!stash_map_invalidate(&m, to_cblock(6)));	/* pinned: freed later */
-	CHECK_EQ(m.cdirty_drops, 2);
+	CHECK_EQ(stash_map_cdirty_drops(&m), 2);
 	CHECK(stash_bitmap_test(&touched, 3));
 	CHECK(!stash_map_invalidate(&m, to_cblock(6)));	/* once only */
-	CHECK_EQ(m.cdirty_drops, 2);
+	CHECK_EQ(stash_map_cdirty_drops(&m), 2);
 	stash_bitmap_exit(&touched);
 	stash_map_exit(&m);
 }
@@ -804,6 +806,79 @@ TEST(map_writeback_flags)
 	CHECK_EQ(E(&m, 6)->flags & SE_REDIRTY, 0);
 	for (u64 i = 0; i < 8; i++)
 		CHECK(!stash_map_is_held(&m, to_cblock(i)));
+	stash_map_exit(&m);
+}
+
+/*
+ * The other objects' bitmaps, attached and detached: dirty slots are not
+ * evicted, a committed-dirty free slot is not taken first, pages are
+ * marked at the size given, and a detached bitmap is no longer looked at.
+ */
+TEST(map_attach_bitmaps)
+{
+	struct stash_bitmap dirty, cdirty, touched;
+	struct stash_map m;
+	u64 ev;
+
+	REQUIRE_EQ(stash_map_init(&m, 8), 0);
+	REQUIRE_EQ(stash_bitmap_init(&dirty, 8), 0);
+	REQUIRE_EQ(stash_bitmap_init(&cdirty, 8), 0);
+	REQUIRE_EQ(stash_bitmap_init(&touched, 3), 0);
+
+	test_context("pages");
+	stash_map_attach_pages(&m, &touched, 3);
+	for (u64 i = 0; i < 7; i++)
+		REQUIRE_EQ(fill(&m, 100 + i), i);
+	CHECK_EQ(touched.nr_set, 3);
+	stash_bitmap_zero(&touched);
+	stash_map_touch(&m, to_cblock(5));
+	CHECK_EQ(stash_bitmap_next(&touched, 0), 1);
+	stash_bitmap_zero(&touched);
+	/*
+	 * Stopped while a load runs: nothing marked, the page size stays;
+	 * then as before.
+	 */
+	stash_map_attach_pages(&m, NULL, 0);
+	CHECK_EQ(m.entries_per_page, 3);
+	CHECK(stash_map_invalidate(&m, to_cblock(6)));
+	stash_map_touch(&m, to_cblock(4));
+	CHECK_EQ(touched.nr_set, 0);
+	stash_map_attach_pages(&m, &touched, 3);
+	stash_map_touch(&m, to_cblock(7));
+	CHECK_EQ(stash_bitmap_next(&touched, 0), 2);
+	CHECK_EQ(touched.nr_set, 1);
+	stash_map_attach_pages(&m, NULL, 0);
+	REQUIRE_EQ(fill(&m, 106), 6);
+
+	test_context("committed-dirty");
+	REQUIRE_EQ(fill(&m, 107), 7);
+	CHECK(stash_map_invalidate(&m, to_cblock(7)));
+	stash_bitmap_set(&cdirty, 7);
+	CHECK(stash_map_has_free(&m));		/* not attached yet */
+	stash_map_attach_cdirty(&m, &cdirty);
+	CHECK(!stash_map_has_free(&m));
+	stash_map_attach_cdirty(&m, NULL);
+	CHECK(stash_map_has_free(&m));
+	REQUIRE_EQ(fill(&m, 107), 7);
+
+	test_context("dirty");
+	for (u32 i = 0; i < 8; i++)
+		if (i != 4)
+			stash_bitmap_set(&dirty, i);
+	stash_map_attach_dirty(&m, &dirty);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(200), &ev), to_cblock(4));
+	CHECK_EQ(ev, 104);
+	stash_map_set_valid(&m, to_cblock(4));
+	stash_map_release(&m, to_cblock(4), true);
+	stash_bitmap_set(&dirty, 4);
+	CHECK_EQ(stash_map_alloc(&m, to_oblock(201), &ev), STASH_NO_CBLOCK);
+	stash_map_attach_dirty(&m, NULL);
+	stash_map_note_reusable(&m);
+	CHECK(cblock_is_valid(stash_map_alloc(&m, to_oblock(201), &ev)));
+
+	stash_bitmap_exit(&touched);
+	stash_bitmap_exit(&cdirty);
+	stash_bitmap_exit(&dirty);
 	stash_map_exit(&m);
 }
 
