@@ -436,11 +436,16 @@ void stash_map_writeback_release(struct stash_map *m, const u32 *cblocks,
 		m->entries[cblocks[i]].flags &= ~SE_BUSY;
 }
 
+u64 stash_map_bytes(const struct stash_map *m)
+{
+	return (u64)m->nr_cblocks * sizeof(struct stash_entry) +
+	       (sizeof(u32) << m->hash_bits) +
+	       BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
+}
+
 u32 stash_map_bytes_per_cblock(const struct stash_map *m)
 {
-	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +
-		    (sizeof(u32) << m->hash_bits) +
-		    BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
+	u64 bytes = stash_map_bytes(m);
 
 	return (u32)((bytes + m->nr_cblocks - 1) / m->nr_cblocks);
 }

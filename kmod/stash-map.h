@@ -523,7 +523,9 @@ static inline bool stash_map_writeback_end(struct stash_map *m, cblock_t c,
 int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob);
 void stash_map_rebuild_free(struct stash_map *m);
 
-/* Bytes of mapping RAM per cache block, rounded up. */
+/* Bytes of RAM the map takes: entries, hash buckets, reference bits. */
+u64 stash_map_bytes(const struct stash_map *m);
+/* The same per cache block, rounded up. */
 u32 stash_map_bytes_per_cblock(const struct stash_map *m);
 
 #endif /* STASH_MAP_H */
