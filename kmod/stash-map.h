@@ -5,6 +5,13 @@
  *
  * Pure logic: no locking, no I/O, no kernel dependency beyond stash-compat.h.
  * The caller serialises every call (the cache's map lock in the module).
+ * None of these calls sleeps.
+ *
+ * An object of its own: the rest of the module uses the functions below,
+ * never the fields of struct stash_map or struct stash_entry, nor the SE_*
+ * flags (tests/build/check-map-private.sh, run by "make lint", checks it).
+ * Those stay in this header only for its inline functions and for the
+ * white-box unit tests (tests/unit).
  *
  * RAM per cache block: one 12-byte entry, at most two bytes of hash buckets
  * (rounddown_pow_of_two(nr_cblocks) / 2 buckets of 4 bytes), plus what the
@@ -54,7 +61,7 @@ static inline bool cblock_is_valid(cblock_t c)
 	return from_cblock(c) != STASH_NO_INDEX;
 }
 
-/* Entry flags. */
+/* Entry flags: the map's own (see the top of this file). */
 enum {
 	SE_MAPPED = 1 << 0,	/* in the hash: lookups find it */
 	SE_VALID  = 1 << 1,	/* the cache slot holds the block's data */
