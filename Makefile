@@ -26,7 +26,8 @@
 #                      large caches and many volumes; make -C bench/sim
 #                      policy: the policy against OPT, LRU and ARC)
 #   make lint          checkpatch, sparse, strict userspace build, the
-#                      tunables' documentation against their table
+#                      tunables' documentation against their table, no
+#                      file but kmod/stash-map.[ch] inside the map
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
 #                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
 #                      installed are unpacked into build/k612)
@@ -285,6 +286,8 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	$(MAKE) --no-print-directory -C userspace-tools lint || fail+=" stashctl-lint"; \
 	echo "== tunables documented (stashctl.8, docs/table.md)"; \
 	tests/build/check-tunables-docs.sh || fail+=" tunables-docs"; \
+	echo "== the map's fields only in kmod/stash-map.[ch]"; \
+	tests/build/check-map-private.sh || fail+=" map-private"; \
 	echo "== bash -n (completion, scripts)"; \
 	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
 		tests/cases/*.sh tests/build/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh bench/contention/*.sh .ci/run; do \

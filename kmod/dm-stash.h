@@ -262,11 +262,11 @@ struct stash_cache {
 	u32 md_cursor;			/* the page the next commit starts at */
 	u32 md_round_left;		/* pages the sweep has yet to pass; 0: none */
 	u32 md_round_stuck;		/* pages the sweep could not write */
-	u64 md_round_drops;		/* map.cdirty_drops when it started */
+	u64 md_round_drops;		/* stash_map_cdirty_drops() then */
 	/*
-	 * map.cdirty_drops when the last sweep that wrote every page it had
-	 * to started (READ_ONCE without the lock): slots invalidated up to
-	 * then are recorded empty on disk.
+	 * stash_map_cdirty_drops() when the last sweep that wrote every
+	 * page it had to started (READ_ONCE without the lock): slots
+	 * invalidated up to then are recorded empty on disk.
 	 */
 	u64 md_drops_covered;
 	struct stash_bitmap md_touched;	/* metadata pages changed */

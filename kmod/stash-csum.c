@@ -211,7 +211,7 @@ void stash_csum_encode_locked(struct stash_cache *sc, cblock_t c, bool clean,
 			      u64 *entry, u32 *crc)
 {
 	u32 i = from_cblock(c);
-	bool busy = stash_map_entry(&sc->map, c)->flags & SE_BUSY;
+	bool busy = stash_map_is_busy(&sc->map, c);
 	/*
 	 * Written since the encoding before the last one: a write that
 	 * waited for the last commit to record the slot open may not have

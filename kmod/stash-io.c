@@ -192,13 +192,11 @@ static cblock_t promote_decide_locked(struct stash_cache *sc, oblock_t ob,
  */
 static void fill_complete(struct stash_cache *sc, cblock_t c, bool ok)
 {
-	struct stash_entry *e;
 	unsigned long flags;
 	bool kick;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	e = stash_map_entry(&sc->map, c);
-	if (ok && !(e->flags & SE_STALE)) {
+	if (ok && !stash_map_is_stale(&sc->map, c)) {
 		stash_map_set_valid(&sc->map, c);
 		sc->stats.promotions++;
 	} else {
@@ -402,14 +400,11 @@ static void csum_read_done(struct stash_cjob *job)
 static bool csum_read_begin_locked(struct stash_cache *sc, struct bio *bio,
 				   cblock_t c)
 {
-	struct stash_entry *e = stash_map_entry(&sc->map, c);
-
-	if (e->flags & SE_BUSY) {
+	if (stash_map_is_busy(&sc->map, c)) {
 		bio_list_add(&sc->deferred, bio);
 		return false;
 	}
-	e->flags |= SE_BUSY;
-	stash_map_ref(&sc->map, c);
+	stash_map_set_busy(&sc->map, c);
 	if (!pb_of(bio)->recheck)
 		sc->stats.read_hits++;
 	return true;
@@ -474,7 +469,6 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 				    oblock_t ob)
 {
 	struct stash_bio *pb = pb_of(bio);
-	struct stash_entry *e;
 	unsigned long flags;
 	bool sequential;
 	cblock_t c;
@@ -486,15 +480,13 @@ static enum stash_action stash_read(struct stash_cache *sc, struct bio *bio,
 					     bio_sectors(bio));
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
-		e = stash_map_entry(&sc->map, c);
 		/*
 		 * Only a slot without valid data (being filled or taking its
 		 * first write) makes a read wait.  A write in flight to a
 		 * valid slot does not: the read overlaps it and may see
 		 * either version, as on any disk.
 		 */
-		if (!(e->flags & SE_VALID) ||
-		    READ_ONCE(e->pins) >= STASH_MAX_PINS) {
+		if (stash_map_read_must_wait(&sc->map, c)) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -748,7 +740,7 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
 	pb->cblock = c;
 	pb->cache_failed = false;
 	if (sc->csum) {
-		bool valid = stash_map_entry(&sc->map, c)->flags & SE_VALID;
+		bool valid = stash_map_is_valid(&sc->map, c);
 
 		pb->saved_iter = bio->bi_iter;
 		bio_inc_remaining(bio);
@@ -776,10 +768,11 @@ static void write_through_clone(struct stash_cache *sc, struct bio *bio,
  * mean a write-through write), not a FUA one: its carrier may lack FUA.
  */
 static bool wt_can_park_locked(struct stash_cache *sc, struct bio *bio,
-			       cblock_t c, struct stash_entry *e)
+			       cblock_t c)
 {
-	return (e->flags & (SE_VALID | SE_BUSY | SE_WRITEBACK)) ==
-		(SE_VALID | SE_BUSY) &&
+	return stash_map_is_valid(&sc->map, c) &&
+	       stash_map_is_busy(&sc->map, c) &&
+	       !stash_map_in_writeback(&sc->map, c) &&
 	       !stash_bitmap_test(&sc->dirty, from_cblock(c)) &&
 	       !stash_csum_must_open(sc, c) &&
 	       bio_sectors(bio) == sc->block_sectors &&
@@ -790,15 +783,14 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 					     struct bio *bio, oblock_t ob)
 {
 	enum stash_action action;
-	struct stash_entry *e;
 	unsigned long flags;
+	bool valid;
 	cblock_t c;
 
 	spin_lock_irqsave(&sc->lock, flags);
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
-		e = stash_map_entry(&sc->map, c);
-		if (wt_can_park_locked(sc, bio, c, e)) {
+		if (wt_can_park_locked(sc, bio, c)) {
 			pb_of(bio)->cblock = c;
 			bio_list_add(&sc->wt_parked, bio);
 			sc->stats.write_hits++;
@@ -810,20 +802,19 @@ static enum stash_action stash_write_through(struct stash_cache *sc,
 		 * a write-back write filling a new slot (not valid yet, but
 		 * dirty: unlike a fill, it holds data the origin lacks).
 		 */
-		if ((e->flags & SE_VALID && e->flags & (SE_BUSY | SE_WRITEBACK)) ||
-		    (!(e->flags & SE_VALID) &&
-		     stash_bitmap_test(&sc->dirty, from_cblock(c)))) {
+		valid = stash_map_is_valid(&sc->map, c);
+		if ((valid && stash_map_is_held(&sc->map, c)) ||
+		    (!valid && stash_bitmap_test(&sc->dirty, from_cblock(c)))) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
 		}
-		if (e->flags & SE_VALID) {
+		if (valid) {
 			if (stash_csum_open_locked(sc, c)) {
 				spin_unlock_irqrestore(&sc->lock, flags);
 				return csum_wait_open(sc, bio);
 			}
-			e->flags |= SE_BUSY;
-			stash_map_ref(&sc->map, c);
+			stash_map_set_busy(&sc->map, c);
 			sc->stats.write_hits++;
 			spin_unlock_irqrestore(&sc->lock, flags);
 			write_through_clone(sc, bio, c);
@@ -891,7 +882,6 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 					  struct bio *bio, oblock_t ob)
 {
 	struct stash_bio *pb = pb_of(bio);
-	struct stash_entry *e;
 	unsigned long flags;
 	bool sequential, newly_dirty, dirty, full;
 	u64 evicted;
@@ -909,12 +899,10 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 					     bio_sectors(bio));
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
-		e = stash_map_entry(&sc->map, c);
-		if (e->flags & SE_BUSY)
+		if (stash_map_is_busy(&sc->map, c))
 			goto defer;
 		/* Writeback has read the slot: it must not clean the block. */
-		if (e->flags & SE_WRITEBACK)
-			e->flags |= SE_REDIRTY;
+		stash_map_note_write(&sc->map, c);
 		dirty = stash_bitmap_test(&sc->dirty, from_cblock(c));
 		if (sequential && !dirty) {
 			sc->stats.bypassed++;
@@ -923,11 +911,10 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 		}
 		if (stash_csum_open_locked(sc, c))
 			goto wait_open;
-		e->flags |= SE_BUSY;
-		stash_map_ref(&sc->map, c);
+		stash_map_set_busy(&sc->map, c);
 		sc->stats.write_hits++;
 		pb->was_dirty = dirty;
-		pb->was_valid = e->flags & SE_VALID;
+		pb->was_valid = stash_map_is_valid(&sc->map, c);
 	} else {
 		if (!wb_miss_goes_around_locked(sc, sequential, &full) &&
 		    bio_sectors(bio) == sc->block_sectors) {
@@ -1091,14 +1078,14 @@ void stash_submit_flushes(struct stash_cache *sc, struct bio_list *flushes,
 static bool discard_block_locked(struct stash_cache *sc, cblock_t c,
 				 sector_t start, sector_t end)
 {
-	struct stash_entry *e = stash_map_entry(&sc->map, c);
-	sector_t first = from_oblock(stash_entry_oblock(e)) << sc->block_shift;
+	sector_t first = from_oblock(stash_map_oblock(&sc->map, c)) <<
+			 sc->block_shift;
 	u32 i = from_cblock(c);
 
 	if (stash_bitmap_test(&sc->dirty, i)) {
 		if (first < start || first + sc->block_sectors > end)
 			return true;
-		if (e->flags & (SE_BUSY | SE_WRITEBACK))
+		if (stash_map_is_held(&sc->map, c))
 			return false;
 		stash_clear_dirty(sc, i);
 	}
@@ -1128,11 +1115,11 @@ static bool discard_invalidate(struct stash_cache *sc, struct bio *bio)
 	for (i = 0; i < n; i++) {
 		if (walk_slots) {
 			/* A huge range: walking the slots is cheaper. */
-			struct stash_entry *e = &sc->map.entries[i];
-			u64 ob = from_oblock(stash_entry_oblock(e));
+			cblock_t slot = to_cblock(i);
+			u64 ob = from_oblock(stash_map_oblock(&sc->map, slot));
 
-			c = (e->flags & SE_MAPPED) && ob >= first && ob <= last ?
-			    to_cblock(i) : STASH_NO_CBLOCK;
+			c = stash_map_is_mapped(&sc->map, slot) &&
+			    ob >= first && ob <= last ? slot : STASH_NO_CBLOCK;
 		} else {
 			c = stash_map_lookup(&sc->map, to_oblock(first + i));
 		}
@@ -1162,7 +1149,6 @@ static enum stash_action failed_write(struct stash_cache *sc, struct bio *bio,
 				      oblock_t ob)
 {
 	enum stash_action action;
-	struct stash_entry *e;
 	unsigned long flags;
 	cblock_t c;
 
@@ -1171,8 +1157,7 @@ static enum stash_action failed_write(struct stash_cache *sc, struct bio *bio,
 	spin_lock_irqsave(&sc->lock, flags);
 	c = stash_map_lookup(&sc->map, ob);
 	if (cblock_is_valid(c)) {
-		e = stash_map_entry(&sc->map, c);
-		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+		if (stash_map_is_held(&sc->map, c)) {
 			bio_list_add(&sc->deferred, bio);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			return STASH_DEFER;
@@ -1531,7 +1516,6 @@ int stash_map_bio(struct dm_target *ti, struct bio *bio)
 static bool wt_next_carrier_locked(struct stash_cache *sc, cblock_t c)
 {
 	struct bio_list mine = BIO_EMPTY_LIST, rest = BIO_EMPTY_LIST;
-	struct stash_entry *e = stash_map_entry(&sc->map, c);
 	struct bio *bio, *carrier;
 
 	while ((bio = bio_list_pop(&sc->wt_parked)))
@@ -1539,8 +1523,7 @@ static bool wt_next_carrier_locked(struct stash_cache *sc, cblock_t c)
 	bio_list_merge(&sc->wt_parked, &rest);
 	if (bio_list_empty(&mine))
 		return false;
-	if ((e->flags & (SE_VALID | SE_STALE | SE_MAPPED)) !=
-	    (SE_VALID | SE_MAPPED)) {
+	if (!stash_map_is_live(&sc->map, c)) {
 		bio_list_merge(&sc->deferred, &mine);
 		return false;
 	}
@@ -1675,8 +1658,8 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		} else if (*error || pb->cache_failed) {
 			stash_map_invalidate(&sc->map, pb->cblock);
 			sc->stats.invalidations++;
-		} else if (!(stash_map_entry(&sc->map, pb->cblock)->flags &
-			     (SE_VALID | SE_STALE))) {
+		} else if (!stash_map_is_valid(&sc->map, pb->cblock) &&
+			   !stash_map_is_stale(&sc->map, pb->cblock)) {
 			/* A miss that took a slot: both copies now hold it. */
 			stash_map_set_valid(&sc->map, pb->cblock);
 		}

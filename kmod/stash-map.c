@@ -427,11 +427,37 @@ bool stash_map_unpinned(struct stash_map *m, cblock_t c)
 	return false;
 }
 
+bool stash_map_writeback_take(struct stash_map *m, const u32 *cblocks, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (m->entries[cblocks[i]].flags & SE_BUSY)
+			return false;
+	for (i = 0; i < n; i++)
+		m->entries[cblocks[i]].flags |= SE_BUSY;
+	return true;
+}
+
+void stash_map_writeback_release(struct stash_map *m, const u32 *cblocks,
+				 u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		m->entries[cblocks[i]].flags &= ~SE_BUSY;
+}
+
+u64 stash_map_bytes(const struct stash_map *m)
+{
+	return (u64)m->nr_cblocks * sizeof(struct stash_entry) +
+	       (sizeof(u32) << m->hash_bits) +
+	       BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
+}
+
 u32 stash_map_bytes_per_cblock(const struct stash_map *m)
 {
-	u64 bytes = (u64)m->nr_cblocks * sizeof(struct stash_entry) +
-		    (sizeof(u32) << m->hash_bits) +
-		    BITS_TO_LONGS((u64)m->nr_cblocks) * sizeof(long);
+	u64 bytes = stash_map_bytes(m);
 
 	return (u32)((bytes + m->nr_cblocks - 1) / m->nr_cblocks);
 }

@@ -5,6 +5,13 @@
  *
  * Pure logic: no locking, no I/O, no kernel dependency beyond stash-compat.h.
  * The caller serialises every call (the cache's map lock in the module).
+ * None of these calls sleeps.
+ *
+ * An object of its own: the rest of the module uses the functions below,
+ * never the fields of struct stash_map or struct stash_entry, nor the SE_*
+ * flags (tests/build/check-map-private.sh, run by "make lint", checks it).
+ * Those stay in this header only for its inline functions and for the
+ * white-box unit tests (tests/unit).
  *
  * RAM per cache block: one 12-byte entry, at most two bytes of hash buckets
  * (rounddown_pow_of_two(nr_cblocks) / 2 buckets of 4 bytes), plus what the
@@ -54,7 +61,7 @@ static inline bool cblock_is_valid(cblock_t c)
 	return from_cblock(c) != STASH_NO_INDEX;
 }
 
-/* Entry flags. */
+/* Entry flags: the map's own (see the top of this file). */
 enum {
 	SE_MAPPED = 1 << 0,	/* in the hash: lookups find it */
 	SE_VALID  = 1 << 1,	/* the cache slot holds the block's data */
@@ -91,21 +98,25 @@ struct stash_map {
 	 * (stash_map_ref()).
 	 */
 	unsigned long *refs;
-	const unsigned long *dirty;	/* dirty bitmap (may be NULL): never evict */
+	/* Dirty bitmap (may be NULL): never evict (stash_map_attach_dirty()). */
+	const unsigned long *dirty;
 	/*
 	 * Committed-dirty bitmap (may be NULL): slots the on-disk metadata
 	 * says are dirty.  They are not reused, even when free or clean in
 	 * RAM, until a commit says otherwise: after a crash, recovery would
-	 * take the new data for the old block.
+	 * take the new data for the old block (stash_map_attach_cdirty()).
 	 */
 	const unsigned long *cdirty;
 	/*
 	 * Mapped slots invalidated while committed-dirty: until a commit
 	 * records them empty, recovery would bring their data back, over
-	 * anything the origin got since (stash_md_drops_covered()).
+	 * anything the origin got since (stash_map_cdirty_drops()).
 	 */
 	u64 cdirty_drops;
-	/* Metadata pages changed since the last commit (may be NULL). */
+	/*
+	 * Groups of entries_per_page slots changed since the last commit:
+	 * the metadata pages (may be NULL; stash_map_attach_pages()).
+	 */
 	struct stash_bitmap *touched;
 	u32 entries_per_page;
 	u32 nr_cblocks;
@@ -126,6 +137,7 @@ struct stash_map {
 int stash_map_init(struct stash_map *m, u32 nr_cblocks);
 void stash_map_exit(struct stash_map *m);
 
+/* Slot @c's entry: for this header's functions and the unit tests only. */
 static inline struct stash_entry *stash_map_entry(const struct stash_map *m,
 						  cblock_t c)
 {
@@ -278,12 +290,64 @@ bool stash_map_unpin(struct stash_map *m, cblock_t c);
  */
 bool stash_map_unpinned(struct stash_map *m, cblock_t c);
 
+/*
+ * ---- The bitmaps of other objects ----
+ *
+ * The map reads the dirty and committed-dirty bitmaps (never evict or
+ * reuse such a slot) and marks the metadata page of each slot it changes.
+ * Their owners (writeback, metadata) attach them once they exist and
+ * detach them (NULL) before they go; NULL is also the state after
+ * stash_map_init().  Under the map's lock, or before any I/O.
+ *
+ * Why the map marks pages itself: every change the metadata records goes
+ * through the map under the lock, and marking is one division and one bit,
+ * inline.  A "slot changed" hook into stash-metadata.c would be an indirect
+ * call (a retpoline) on each, or a call into another file that the unit
+ * tests and the simulator would have to provide.  The map knows of the
+ * layout only that a page holds @entries_per_page consecutive slots.
+ */
+static inline void stash_map_attach_dirty(struct stash_map *m,
+					  const struct stash_bitmap *dirty)
+{
+	m->dirty = dirty ? dirty->words : NULL;
+}
+
+static inline void stash_map_attach_cdirty(struct stash_map *m,
+					   const struct stash_bitmap *cdirty)
+{
+	m->cdirty = cdirty ? cdirty->words : NULL;
+}
+
+/*
+ * Mark in @touched the page (@entries_per_page slots) of every slot the
+ * map changes from now on.  NULL stops it (a load, whose pages already say
+ * what it loads) and leaves the page size as it was.
+ */
+static inline void stash_map_attach_pages(struct stash_map *m,
+					  struct stash_bitmap *touched,
+					  u32 entries_per_page)
+{
+	if (touched)
+		m->entries_per_page = entries_per_page;
+	m->touched = touched;
+}
+
 /* Record that slot @c changed, for the next metadata commit. */
 static inline void stash_map_touch(struct stash_map *m, cblock_t c)
 {
 	if (m->touched)
 		stash_bitmap_set(m->touched,
 				 (u32)from_cblock(c) / m->entries_per_page);
+}
+
+/*
+ * How many mapped slots were invalidated while committed-dirty, ever (see
+ * struct stash_map).  Any context: read without the lock by
+ * stash_md_drops_covered().
+ */
+static inline u64 stash_map_cdirty_drops(const struct stash_map *m)
+{
+	return READ_ONCE(m->cdirty_drops);
 }
 
 /*
@@ -312,6 +376,153 @@ static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
 }
 
 /*
+ * ---- A slot's state ----
+ *
+ * Under the map's lock, for an allocated slot (@c from a lookup, an
+ * allocation, or a busy or pinned slot the caller holds), unless said
+ * otherwise.
+ */
+
+/* The origin block slot @c holds or last held. */
+static inline oblock_t stash_map_oblock(const struct stash_map *m, cblock_t c)
+{
+	return stash_entry_oblock(stash_map_entry(m, c));
+}
+
+/* Taken from the free list (any slot @c < nr_cblocks: free ones say no). */
+static inline bool stash_map_is_allocated(const struct stash_map *m,
+					  cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_ALLOC;
+}
+
+/* Lookups find it (any slot @c < nr_cblocks: free ones say no). */
+static inline bool stash_map_is_mapped(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_MAPPED;
+}
+
+/*
+ * The slot holds its block's data.  The holder of SE_BUSY may also look
+ * without the lock: only an invalidation changes it then, and takes it away.
+ */
+static inline bool stash_map_is_valid(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_VALID;
+}
+
+/* An exclusive operation (fill, write, checked read, writeback read) runs. */
+static inline bool stash_map_is_busy(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_BUSY;
+}
+
+/* Invalidated while busy or pinned: the last user frees it. */
+static inline bool stash_map_is_stale(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_STALE;
+}
+
+/* Picked by writeback, until its origin write is done. */
+static inline bool stash_map_in_writeback(const struct stash_map *m,
+					  cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & SE_WRITEBACK;
+}
+
+/* Busy, or picked by writeback: neither writeback nor a discard may take it. */
+static inline bool stash_map_is_held(const struct stash_map *m, cblock_t c)
+{
+	return stash_map_entry(m, c)->flags & (SE_BUSY | SE_WRITEBACK);
+}
+
+/* Mapped, valid and not stale: a lookup finds the block's data here. */
+static inline bool stash_map_is_live(const struct stash_map *m, cblock_t c)
+{
+	return (stash_map_entry(m, c)->flags &
+		(SE_MAPPED | SE_VALID | SE_STALE)) == (SE_MAPPED | SE_VALID);
+}
+
+/*
+ * A read of mapped slot @c waits: no valid data yet (a fill or a first
+ * write runs), or STASH_MAX_PINS readers already.
+ */
+static inline bool stash_map_read_must_wait(const struct stash_map *m,
+					    cblock_t c)
+{
+	const struct stash_entry *e = stash_map_entry(m, c);
+
+	return !(e->flags & SE_VALID) || READ_ONCE(e->pins) >= STASH_MAX_PINS;
+}
+
+/*
+ * Start an exclusive operation on slot @c, which is not busy (a write, or
+ * a read through a checksum buffer): SE_BUSY, and a reference for the
+ * clock.  stash_map_release(m, c, true) ends it.
+ */
+static inline void stash_map_set_busy(struct stash_map *m, cblock_t c)
+{
+	stash_map_entry(m, c)->flags |= SE_BUSY;
+	stash_map_ref(m, c);
+}
+
+/*
+ * A write is about to change slot @c's data: if writeback has picked the
+ * block, it stays dirty when its writeback ends (SE_REDIRTY).
+ */
+static inline void stash_map_note_write(struct stash_map *m, cblock_t c)
+{
+	struct stash_entry *e = stash_map_entry(m, c);
+
+	if (e->flags & SE_WRITEBACK)
+		e->flags |= SE_REDIRTY;
+}
+
+/*
+ * ---- Writeback (stash-writeback.c) ----
+ *
+ * A block is picked (SE_WRITEBACK) until its origin write is done, and is
+ * busy only while its run reads the slot.  Under the map's lock.
+ */
+
+/* Pick slot @c, which is not held (stash_map_is_held()). */
+static inline void stash_map_writeback_begin(struct stash_map *m, cblock_t c)
+{
+	stash_map_entry(m, c)->flags |= SE_WRITEBACK;
+}
+
+/*
+ * Make the @n slots @cblocks of a run busy for its read, all or none:
+ * returns false, and changes nothing, if one of them is busy already.
+ */
+bool stash_map_writeback_take(struct stash_map *m, const u32 *cblocks, u32 n);
+
+/*
+ * The run has read its slots: they are no longer busy (writes to them
+ * mark them SE_REDIRTY instead of waiting).
+ */
+void stash_map_writeback_release(struct stash_map *m, const u32 *cblocks,
+				 u32 n);
+
+/*
+ * The writeback of slot @c ended (its origin write done or failed), and
+ * with it the busy flag if the run still holds it (@busy).  Returns true
+ * if a write changed the slot after the run picked it: the origin has the
+ * older data, the block stays dirty.
+ */
+static inline bool stash_map_writeback_end(struct stash_map *m, cblock_t c,
+					   bool busy)
+{
+	struct stash_entry *e = stash_map_entry(m, c);
+	bool rewritten = e->flags & SE_REDIRTY;
+
+	e->flags &= ~(SE_WRITEBACK | SE_REDIRTY);
+	if (busy)
+		e->flags &= ~SE_BUSY;
+	return rewritten;
+}
+
+/*
  * Loading a cache from disk: map @ob to slot @c as a valid, idle entry.
  * Returns -1 if @c is taken or @ob is already mapped.  Call
  * stash_map_rebuild_free() when every entry is loaded.
@@ -319,7 +530,9 @@ static inline void stash_map_set_valid(struct stash_map *m, cblock_t c)
 int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob);
 void stash_map_rebuild_free(struct stash_map *m);
 
-/* Bytes of mapping RAM per cache block, rounded up. */
+/* Bytes of RAM the map takes: entries, hash buckets, reference bits. */
+u64 stash_map_bytes(const struct stash_map *m);
+/* The same per cache block, rounded up. */
 u32 stash_map_bytes_per_cblock(const struct stash_map *m);
 
 #endif /* STASH_MAP_H */

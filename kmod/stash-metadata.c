@@ -583,16 +583,16 @@ int stash_md_create(struct stash_cache *sc)
 	    stash_bitmap_init(&sc->md_cdirty, sc->nr_cblocks) ||
 	    stash_bitmap_init(&sc->md_unflushed, sc->nr_cblocks))
 		return -ENOMEM;
-	sc->map.touched = &sc->md_touched;
-	sc->map.entries_per_page = sc->geo.entries_per_page;
-	sc->map.cdirty = sc->md_cdirty.words;
+	stash_map_attach_pages(&sc->map, &sc->md_touched,
+			       sc->geo.entries_per_page);
+	stash_map_attach_cdirty(&sc->map, &sc->md_cdirty);
 	return 0;
 }
 
 void stash_md_destroy(struct stash_cache *sc)
 {
-	sc->map.touched = NULL;
-	sc->map.cdirty = NULL;
+	stash_map_attach_pages(&sc->map, NULL, 0);
+	stash_map_attach_cdirty(&sc->map, NULL);
 	stash_bitmap_exit(&sc->md_unflushed);
 	stash_bitmap_exit(&sc->md_cdirty);
 	stash_bitmap_exit(&sc->md_touched);
@@ -729,7 +729,7 @@ static void drop_clean(struct stash_cache *sc)
 	u32 c;
 
 	for (c = 0; c < sc->nr_cblocks; c++)
-		if ((sc->map.entries[c].flags & SE_ALLOC) &&
+		if (stash_map_is_allocated(&sc->map, to_cblock(c)) &&
 		    !stash_bitmap_test(&sc->dirty, c)) {
 			stash_map_invalidate(&sc->map, to_cblock(c));
 			load_drop(sc, c);
@@ -801,7 +801,7 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	 * loads (load_drop() marks those that do not).
 	 */
 	*map_touched = true;
-	sc->map.touched = NULL;
+	stash_map_attach_pages(&sc->map, NULL, 0);
 	chunk = max_t(u32, sc->md_buf_pages / 2, 1);
 	for (p = 0; p < pages && !r; p += chunk) {
 		u32 n = min(chunk, pages - p);
@@ -833,7 +833,8 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	if (!r && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
-	sc->map.touched = &sc->md_touched;
+	stash_map_attach_pages(&sc->map, &sc->md_touched,
+			       sc->geo.entries_per_page);
 	/*
 	 * The pages of the entries dropped above (clean ones after a crash,
 	 * older duplicates) are touched: the resume commit writes them from
@@ -945,17 +946,15 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 	u32 k, c;
 
 	for (k = 0; k < sc->geo.entries_per_page; k++) {
-		struct stash_entry *e;
 		bool valid, dirty;
+		oblock_t ob;
 
 		c = p * sc->geo.entries_per_page + k;
 		if (c >= sc->nr_cblocks) {
 			entries[k] = 0;
 			continue;
 		}
-		e = &sc->map.entries[c];
-		valid = (e->flags & (SE_MAPPED | SE_VALID | SE_STALE)) ==
-			(SE_MAPPED | SE_VALID);
+		valid = stash_map_is_live(&sc->map, to_cblock(c));
 		dirty = valid && stash_bitmap_test(&sc->dirty, c);
 		if (!dirty && stash_bitmap_test(&sc->md_unflushed, c)) {
 			if (how == MD_RECORD_CLEAN ||
@@ -969,8 +968,8 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 				return PAGE_STUCK;
 			}
 		}
-		entries[k] = stash_md_entry(valid, dirty,
-					    from_oblock(stash_entry_oblock(e)));
+		ob = stash_map_oblock(&sc->map, to_cblock(c));
+		entries[k] = stash_md_entry(valid, dirty, from_oblock(ob));
 		if (sc->csum && valid)
 			stash_csum_encode_locked(sc, to_cblock(c), clean,
 						 &entries[k], &sc->md_csums[k]);
@@ -1196,7 +1195,7 @@ encode:
 		bio_list_init(&sc->commit_waiting);
 		sc->md_round_left = sc->geo.md_pages;
 		sc->md_round_stuck = 0;
-		sc->md_round_drops = sc->map.cdirty_drops;
+		sc->md_round_drops = stash_map_cdirty_drops(&sc->map);
 	}
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
@@ -1377,7 +1376,7 @@ static void commit_work_fn(struct work_struct *ws)
 bool stash_md_drops_covered(struct stash_cache *sc)
 {
 	return sc->is_volatile ||
-	       READ_ONCE(sc->map.cdirty_drops) == READ_ONCE(sc->md_drops_covered);
+	       stash_map_cdirty_drops(&sc->map) == READ_ONCE(sc->md_drops_covered);
 }
 
 /* A bio that completes only after the next commit (flush, FUA write). */

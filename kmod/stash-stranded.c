@@ -102,7 +102,7 @@ int stash_stranded_add(struct stash_cache *sc)
 	     c = stash_bitmap_next(&sc->dirty, c + 1)) {
 		s->blocks[n].cblock = c;
 		s->blocks[n].oblock =
-			from_oblock(stash_entry_oblock(&sc->map.entries[c]));
+			from_oblock(stash_map_oblock(&sc->map, to_cblock(c)));
 		n++;
 	}
 	spin_unlock_irqrestore(&sc->lock, flags);

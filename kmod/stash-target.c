@@ -716,8 +716,8 @@ static void stash_dtr(struct dm_target *ti)
  */
 
 /*
- * Kernel RAM per cache block: mapping entries, buckets, promotion filter,
- * the clock's reference bits, the two dirty bitmaps (live and pass
+ * Kernel RAM per cache block: the map (entries, buckets, the clock's
+ * reference bits), promotion filter, the two dirty bitmaps (live and pass
  * snapshot) and, when persistent, the
  * committed-dirty and written-back-but-unflushed bitmaps, and with
  * checksums a crc32c and a bad-block bit per block.  Fixed per-cache
@@ -727,10 +727,9 @@ static void stash_dtr(struct dm_target *ti)
 static u32 stash_ram_per_cblock(struct stash_cache *sc)
 {
 	u64 bitmap = BITS_TO_LONGS(sc->nr_cblocks) * sizeof(long);
-	u64 bytes = (u64)sc->map.nr_cblocks * sizeof(struct stash_entry) +
-		    (sizeof(u32) << sc->map.hash_bits) +
+	u64 bytes = stash_map_bytes(&sc->map) +
 		    2 * BITS_TO_LONGS(1ull << sc->filter.bits) * sizeof(long) +
-		    (sc->is_volatile ? 3 : 5) * bitmap;
+		    (sc->is_volatile ? 2 : 4) * bitmap;
 
 	/*
 	 * Checksums; a persistent cache adds open, opening, written (2) and
@@ -989,9 +988,8 @@ void stash_invalidate_clean(struct stash_cache *sc)
 
 	spin_lock_irqsave(&sc->lock, flags);
 	for (i = 0; i < sc->nr_cblocks; i++) {
-		struct stash_entry *e = &sc->map.entries[i];
-
-		if ((e->flags & SE_MAPPED) && !stash_bitmap_test(&sc->dirty, i)) {
+		if (stash_map_is_mapped(&sc->map, to_cblock(i)) &&
+		    !stash_bitmap_test(&sc->dirty, i)) {
 			stash_map_invalidate(&sc->map, to_cblock(i));
 			sc->stats.invalidations++;
 		}

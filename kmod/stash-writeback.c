@@ -174,12 +174,9 @@ static void run_finish(struct stash_wb_run *run)
 	spin_lock_irqsave(&sc->lock, flags);
 	for (i = 0; i < run->nr_blocks; i++) {
 		u32 c = run->cblocks[i];
-		struct stash_entry *e = &sc->map.entries[c];
-		bool rewritten = e->flags & SE_REDIRTY;
+		bool rewritten = stash_map_writeback_end(&sc->map, to_cblock(c),
+							 !run->reads_released);
 
-		e->flags &= ~(SE_WRITEBACK | SE_REDIRTY);
-		if (!run->reads_released)
-			e->flags &= ~SE_BUSY;
 		sc->nr_writeback--;
 		if (run->failed) {
 			sc->stats.writeback_errors++;
@@ -355,11 +352,9 @@ static void release_slots(struct stash_cache *sc, struct stash_wb_run *run)
 {
 	unsigned long flags;
 	bool kick;
-	u32 i;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	for (i = 0; i < run->nr_blocks; i++)
-		sc->map.entries[run->cblocks[i]].flags &= ~SE_BUSY;
+	stash_map_writeback_release(&sc->map, run->cblocks, run->nr_blocks);
 	run->reads_released = true;
 	kick = !bio_list_empty(&sc->deferred);
 	spin_unlock_irqrestore(&sc->lock, flags);
@@ -377,20 +372,14 @@ static void release_slots(struct stash_cache *sc, struct stash_wb_run *run)
 static bool try_take_slots(struct stash_cache *sc, struct stash_wb_run *run)
 {
 	unsigned long flags;
-	u32 i;
+	bool taken;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	for (i = 0; i < run->nr_blocks; i++) {
-		if (sc->map.entries[run->cblocks[i]].flags & SE_BUSY) {
-			sc->wb_busy_waits = true;
-			spin_unlock_irqrestore(&sc->lock, flags);
-			return false;
-		}
-	}
-	for (i = 0; i < run->nr_blocks; i++)
-		sc->map.entries[run->cblocks[i]].flags |= SE_BUSY;
+	taken = stash_map_writeback_take(&sc->map, run->cblocks, run->nr_blocks);
+	if (!taken)
+		sc->wb_busy_waits = true;
 	spin_unlock_irqrestore(&sc->lock, flags);
-	return true;
+	return taken;
 }
 
 /*
@@ -647,13 +636,13 @@ static int collect(struct stash_cache *sc, u32 max)
 	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
 	     i < sc->nr_cblocks && n < max;
 	     i = stash_bitmap_next(&sc->pass, i + 1)) {
-		struct stash_entry *e = &sc->map.entries[i];
+		cblock_t c = to_cblock(i);
 
 		if (!stash_bitmap_test(&sc->dirty, i)) {
 			stash_bitmap_clear(&sc->pass, i);
 			continue;
 		}
-		if (e->flags & (SE_BUSY | SE_WRITEBACK)) {
+		if (stash_map_is_held(&sc->map, c)) {
 			skipped = true;
 			continue;
 		}
@@ -664,10 +653,10 @@ static int collect(struct stash_cache *sc, u32 max)
 			sc->stats.writeback_errors++;
 			continue;
 		}
-		e->flags |= SE_WRITEBACK;
+		stash_map_writeback_begin(&sc->map, c);
 		stash_bitmap_clear(&sc->pass, i);
 		sc->nr_writeback++;
-		sc->wb_batch[n].oblock = from_oblock(stash_entry_oblock(e));
+		sc->wb_batch[n].oblock = from_oblock(stash_map_oblock(&sc->map, c));
 		sc->wb_batch[n].cblock = i;
 		n++;
 	}
@@ -824,7 +813,7 @@ int stash_wb_create(struct stash_cache *sc)
 	    stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
 	    stash_throttle_init(sc))
 		goto bad;
-	sc->map.dirty = sc->dirty.words;
+	stash_map_attach_dirty(&sc->map, &sc->dirty);
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
 				STASH_GFP_TABLE);
 	if (!sc->wb_batch)
@@ -892,5 +881,5 @@ void stash_wb_destroy(struct stash_cache *sc)
 	stash_throttle_exit(sc);
 	stash_bitmap_exit(&sc->pass);
 	stash_bitmap_exit(&sc->dirty);
-	sc->map.dirty = NULL;
+	stash_map_attach_dirty(&sc->map, NULL);
 }

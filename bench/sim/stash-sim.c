@@ -17,7 +17,7 @@
  *   miss: stash_policy_decide(&filter, &map, ob, seq, false):
  *         BYPASS (sequential) or NO: nothing;
  *         YES: c = stash_map_alloc(&map, ob, &evicted);
- *              entry->flags |= SE_VALID; stash_map_release(&map, c, true);
+ *              stash_map_set_valid(&map, c); stash_map_release(&map, c, true);
  *
  * (The module's "blocked" input, a failed cache or a write in flight to
  * the block, is always false here: the traces are reads.)
@@ -768,14 +768,14 @@ static void cache_read(struct cache *c, u64 block)
 	}
 	/* Count evictions from the free count: the evicted oblock is not a
 	 * reliable signal (STASH_NO_INDEX is also a valid oblock). */
-	bool full = !c->map.nr_free;
+	bool full = !stash_map_has_free(&c->map);
 
 	cb = stash_map_alloc(&c->map, ob, &evicted);
 	if (!cblock_is_valid(cb)) {
 		c->st.alloc_failed++;
 		return;
 	}
-	stash_map_entry(&c->map, cb)->flags |= SE_VALID;
+	stash_map_set_valid(&c->map, cb);
 	stash_map_release(&c->map, cb, true);
 	c->st.promotions++;
 	c->st.evictions += full;

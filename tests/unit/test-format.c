@@ -1595,7 +1595,7 @@ TEST(format_map_cdirty_free_head_fresh_table)
 
 	REQUIRE_EQ(stash_map_init(&m, 4), 0);
 	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
-	m.cdirty = cd.words;
+	stash_map_attach_cdirty(&m, &cd);
 
 	stash_bitmap_set(&cd, 0);
 	/* Slot 0 heads the free list; nothing is mapped, so nothing to evict. */
@@ -1636,7 +1636,7 @@ TEST(format_map_cdirty_free_head_evicts_instead)
 
 	REQUIRE_EQ(stash_map_init(&m, 8), 0);
 	REQUIRE_EQ(stash_bitmap_init(&cd, 8), 0);
-	m.cdirty = cd.words;
+	stash_map_attach_cdirty(&m, &cd);
 	for (u32 i = 0; i < 4; i++) {
 		REQUIRE_EQ(load(&m, i, 100 + i), 0);
 		used[i] = true;
@@ -1694,8 +1694,8 @@ TEST(format_map_cdirty_invalidated_dirty_slot)
 	REQUIRE_EQ(stash_map_init(&m, 4), 0);
 	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
 	REQUIRE_EQ(stash_bitmap_init(&dirty, 4), 0);
-	m.cdirty = cd.words;
-	m.dirty = dirty.words;
+	stash_map_attach_cdirty(&m, &cd);
+	stash_map_attach_dirty(&m, &dirty);
 	for (u64 i = 0; i < 4; i++)
 		REQUIRE_EQ(fill(&m, 10 + i), i);
 	stash_bitmap_set(&dirty, 2);
@@ -1733,8 +1733,8 @@ TEST(format_map_ram_dirty_free_slot_is_used)
 	REQUIRE_EQ(stash_map_init(&m, 4), 0);
 	REQUIRE_EQ(stash_bitmap_init(&cd, 4), 0);
 	REQUIRE_EQ(stash_bitmap_init(&dirty, 4), 0);
-	m.cdirty = cd.words;
-	m.dirty = dirty.words;
+	stash_map_attach_cdirty(&m, &cd);
+	stash_map_attach_dirty(&m, &dirty);
 	stash_bitmap_set(&dirty, 0);
 	CHECK_EQ(stash_map_alloc(&m, to_oblock(1), &ev), 0);
 	CHECK_EQ(ev, STASH_NO_OBLOCK);
@@ -1760,8 +1760,8 @@ TEST(format_map_cdirty_entry_never_evicted)
 	REQUIRE_EQ(stash_map_init(&m, n), 0);
 	REQUIRE_EQ(stash_bitmap_init(&cd, n), 0);
 	REQUIRE_EQ(stash_bitmap_init(&dirty, n), 0);
-	m.cdirty = cd.words;
-	m.dirty = dirty.words;
+	stash_map_attach_cdirty(&m, &cd);
+	stash_map_attach_dirty(&m, &dirty);
 	for (u32 c = 0; c < n; c++) {
 		owner[c] = 7 * c + 3;
 		REQUIRE_EQ(load(&m, c, owner[c]), 0);
@@ -1868,8 +1868,7 @@ TEST(format_map_touched_pages)
 
 	REQUIRE_EQ(stash_map_init(&m, n), 0);
 	REQUIRE_EQ(stash_bitmap_init(&t, 4), 0);
-	m.touched = &t;
-	m.entries_per_page = epp;
+	stash_map_attach_pages(&m, &t, epp);
 
 	/* Allocation from the free list: the slot's page. */
 	for (u32 i = 0; i < n; i++) {
@@ -1985,8 +1984,7 @@ TEST(format_map_touched_real_pages)
 
 	REQUIRE_EQ(stash_map_init(&m, n), 0);
 	REQUIRE_EQ(stash_bitmap_init(&t, 3), 0);
-	m.touched = &t;
-	m.entries_per_page = EPP;
+	stash_map_attach_pages(&m, &t, EPP);
 	for (u32 i = 0; i < n; i++) {
 		cblock_t c = stash_map_alloc(&m, to_oblock(i), &ev);
 
