@@ -256,8 +256,9 @@ static inline void stash_free_array(void *p)
 #define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 /* The kernel's full barrier, for the map's reads without its lock. */
 #define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-/* And its write and read barriers (stash_map_alloc(), the lockless pin). */
+/* Its write barrier (stash_map_alloc(), hash_insert()). */
 #define smp_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+/* Its read barrier (stash_map_pin_lockless()). */
 #define smp_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 /* Fully ordered, as the kernel's value-returning atomics. */
 #define try_cmpxchg(p, oldp, new) \
