@@ -21,6 +21,7 @@
 #include "stash-policy.h"
 #include "stash-bitmap.h"
 #include "stash-format.h"
+#include "stash-writeback.h"
 #include "linux/dm-stash.h"
 
 #define DM_MSG_PREFIX "stash"
@@ -38,17 +39,6 @@ enum stash_mode {
 #define STASH_MIN_CBLOCKS		16
 /* Slots of the in-flight-write table (power of two). */
 #define STASH_WIP_SLOTS			1024
-/*
- * Writeback: runs in flight at most (writeback_inflight's max in
- * linux/dm-stash-tunables.h: a build check keeps them equal), and the
- * bytes one run may merge.
- */
-#define STASH_WB_SLOTS			8
-#define STASH_WB_RUN_BYTES		(1024u * 1024)
-#define STASH_WB_BATCH			4096	/* candidates sorted per round */
-/* Writeback retry after a failed pass: doubles from the first to the last. */
-#define STASH_WB_BACKOFF_MIN_MS		100
-#define STASH_WB_BACKOFF_MAX_MS		10000
 /* Metadata pages one commit writes at most (1 MiB of buffer). */
 #define STASH_MD_MAX_COMMIT_PAGES	256
 
@@ -119,58 +109,6 @@ static inline u32 stash_tunable_get(const struct stash_tunables *tun,
 {
 	return *(const u32 *)((const char *)tun + d->offset);
 }
-
-/*
- * The writeback throttle (stash-throttle.c).  Foreground latency is summed
- * per CPU, per device (cache, origin) and per phase (a writeback pass
- * running or not); a look every STASH_THROTTLE_MS compares the two phases.
- */
-#define STASH_THROTTLE_MS	100
-/* Larger user I/O is not timed (a stream's I/O says nothing of queueing). */
-#define STASH_THROTTLE_MAX_SECTORS	128
-
-struct stash_lat {
-	u64 ns[2][2];		/* [origin][writeback I/O in flight] */
-	u64 n[2][2];
-	s64 inflight;		/* started minus ended (one CPU's share) */
-};
-
-struct stash_throttle {
-	struct stash_lat __percpu *lat;	/* cumulative */
-	/* The rest: wb_work only (stash_throttle_wait()). */
-	struct stash_lat seen;		/* the sums at the last look */
-	u64 baseline_ns[2];		/* per device, without writeback */
-	u64 pend_ns[2];			/* during passes, since the last decision */
-	u64 pend_n[2];
-	unsigned long pend_since;	/* jiffies: the last decision */
-	u64 pass;			/* wb_passes at the last look */
-	unsigned long next_look;	/* jiffies */
-	u64 tokens;			/* rate cap: bytes that may go now */
-	u64 tokens_ns;			/* when they were counted */
-	u32 limit;			/* runs in flight allowed; READ_ONCE */
-	u32 pause_us;			/* before each run, at limit 1; READ_ONCE */
-	u64 throttled;			/* looks that found foreground I/O slowed */
-};
-
-/* One merged writeback I/O: contiguous origin blocks, any cache slots. */
-struct stash_wb_run {
-	struct stash_cache *sc;
-	void *buf;			/* STASH_WB_RUN_BYTES or one block */
-	u64 first_oblock;
-	u32 nr_blocks;
-	u32 slot;
-	atomic_t reads_pending;
-	bool failed;
-	bool reads_released;		/* its slots are no longer SE_BUSY */
-	struct completion reads_done;
-	u32 cblocks[];			/* up to run_max_blocks entries */
-};
-
-/* A dirty block picked for writeback. */
-struct stash_wb_candidate {
-	u64 oblock;
-	u32 cblock;
-};
 
 struct stash_cache {
 	struct dm_target *ti;
@@ -373,7 +311,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 		      const char *value);
 void stash_reset_counters(struct stash_cache *sc);
 void stash_invalidate_clean(struct stash_cache *sc);
-/* stash_wb_request_drain() (below) starts a flush of all dirty blocks. */
+/* stash_wb_request_drain() (stash-writeback.h) starts a flush of all dirty blocks. */
 
 /* A consistent-enough snapshot of a cache for the control device. */
 struct stash_info {
@@ -532,34 +470,10 @@ void stash_csum_destroy(struct stash_cache *sc);
 int stash_csum_init(void);
 void stash_csum_exit(void);
 
-/* stash-writeback.c */
-void stash_wb_stop(struct stash_cache *sc);
-void stash_wb_start(struct stash_cache *sc);
-int stash_wb_create(struct stash_cache *sc);
-void stash_wb_destroy(struct stash_cache *sc);
-void stash_wb_kick(struct stash_cache *sc);
-void stash_wb_arm_waker(struct stash_cache *sc);
-void stash_wb_request_drain(struct stash_cache *sc);
-int stash_wb_drain_sync(struct stash_cache *sc);
-const char *stash_wb_state(struct stash_cache *sc);
-u64 stash_wb_rate(struct stash_cache *sc);
-
-/* Writeback throttle (stash-throttle.c). */
-int stash_throttle_init(struct stash_cache *sc);
-void stash_throttle_exit(struct stash_cache *sc);
 /*
- * Before writeback collects a batch (wb_work; may sleep), @bytes written
- * back since the last call: wait as the rate cap and the latency target
- * say, unless someone waits for the writeback.
- */
-void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
-/* Runs in flight allowed now (at most tunables.wb_inflight). */
-u32 stash_throttle_limit(struct stash_cache *sc);
-/* Blocks the next batch may take: one run's worth while throttled. */
-u32 stash_throttle_batch(struct stash_cache *sc);
-
-/*
- * A user read or write of @sectors starts: its start time, for
+ * The writeback throttle's timing of user I/O (stash-io.c; the rest of
+ * writeback's API is in stash-writeback.h).  A user read or write of
+ * @sectors starts: its start time, for
  * stash_throttle_end(), or 0 if it is not timed (the throttle is off, no
  * writeback can run, or a large I/O).
  */

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Writeback (stash-writeback.c) and its throttle (stash-throttle.c): copies
+ * dirty blocks from the cache device to the origin, in passes, in origin
+ * order.  The top of stash-writeback.c describes passes and runs, the top
+ * of stash-throttle.c how writeback yields to foreground I/O.
+ *
+ * Context: "any context" means hard or soft IRQ too (bio and dm-io
+ * completions); such a call does not sleep.  sc->lock is the cache's one
+ * spinlock; a call documented "not under sc->lock" takes it itself.
+ */
+#ifndef STASH_WRITEBACK_H
+#define STASH_WRITEBACK_H
+
+#include <linux/types.h>
+#include <linux/atomic.h>
+#include <linux/completion.h>
+#include <linux/percpu.h>
+
+struct stash_cache;
+
+/*
+ * Runs in flight at most (writeback_inflight's max in
+ * linux/dm-stash-tunables.h: a build check keeps them equal), and the
+ * bytes one run may merge.
+ */
+#define STASH_WB_SLOTS			8
+#define STASH_WB_RUN_BYTES		(1024u * 1024)
+#define STASH_WB_BATCH			4096	/* candidates sorted per round */
+/* Writeback retry after a failed pass: doubles from the first to the last. */
+#define STASH_WB_BACKOFF_MIN_MS		100
+#define STASH_WB_BACKOFF_MAX_MS		10000
+
+/*
+ * The writeback throttle (stash-throttle.c).  Foreground latency is summed
+ * per CPU, per device (cache, origin) and per phase (a writeback pass
+ * running or not); a look every STASH_THROTTLE_MS compares the two phases.
+ */
+#define STASH_THROTTLE_MS	100
+/* Larger user I/O is not timed (a stream's I/O says nothing of queueing). */
+#define STASH_THROTTLE_MAX_SECTORS	128
+
+struct stash_lat {
+	u64 ns[2][2];		/* [origin][writeback I/O in flight] */
+	u64 n[2][2];
+	s64 inflight;		/* started minus ended (one CPU's share) */
+};
+
+struct stash_throttle {
+	struct stash_lat __percpu *lat;	/* cumulative */
+	/* The rest: wb_work only (stash_throttle_wait()). */
+	struct stash_lat seen;		/* the sums at the last look */
+	u64 baseline_ns[2];		/* per device, without writeback */
+	u64 pend_ns[2];			/* during passes, since the last decision */
+	u64 pend_n[2];
+	unsigned long pend_since;	/* jiffies: the last decision */
+	u64 pass;			/* wb_passes at the last look */
+	unsigned long next_look;	/* jiffies */
+	u64 tokens;			/* rate cap: bytes that may go now */
+	u64 tokens_ns;			/* when they were counted */
+	u32 limit;			/* runs in flight allowed; READ_ONCE */
+	u32 pause_us;			/* before each run, at limit 1; READ_ONCE */
+	u64 throttled;			/* looks that found foreground I/O slowed */
+};
+
+/* One merged writeback I/O: contiguous origin blocks, any cache slots. */
+struct stash_wb_run {
+	struct stash_cache *sc;
+	void *buf;			/* STASH_WB_RUN_BYTES or one block */
+	u64 first_oblock;
+	u32 nr_blocks;
+	u32 slot;
+	atomic_t reads_pending;
+	bool failed;
+	bool reads_released;		/* its slots are no longer SE_BUSY */
+	struct completion reads_done;
+	u32 cblocks[];			/* up to run_max_blocks entries */
+};
+
+/* A dirty block picked for writeback (also stash-stranded.c's pair). */
+struct stash_wb_candidate {
+	u64 oblock;
+	u32 cblock;
+};
+
+/*
+ * ---- Life cycle (the target glue, stash-target.c) ----
+ */
+
+/*
+ * Constructor, after the map: allocate and set up writeback.  Returns 0 or
+ * -ENOMEM (what was set up is undone).  Process context, may sleep.
+ */
+int stash_wb_create(struct stash_cache *sc);
+
+/*
+ * Destructor (or a failed constructor): stop the work and the waker, wait
+ * for runs in flight, free everything.  Process context, may sleep.
+ */
+void stash_wb_destroy(struct stash_cache *sc);
+
+/*
+ * Suspend: finish the runs in flight and start none until
+ * stash_wb_start().  Process context, sleeps until no run is in flight;
+ * not under sc->lock.
+ */
+void stash_wb_stop(struct stash_cache *sc);
+
+/* Resume: writeback may run again.  Does not sleep; not under sc->lock. */
+void stash_wb_start(struct stash_cache *sc);
+
+/*
+ * ---- Making writeback act ----
+ */
+
+/*
+ * Writeback's work should look at the state again (blocks dirty, a mode
+ * or tunable changed, a flush queued, a write wanting space).  Any
+ * context.
+ */
+void stash_wb_kick(struct stash_cache *sc);
+
+/*
+ * A block became dirty: the waker watches for idleness (an idle drain).
+ * Any context.
+ */
+void stash_wb_arm_waker(struct stash_cache *sc);
+
+/*
+ * Start a drain of every dirty block (the "flush" message, a failed cache,
+ * a volatile suspend) without waiting for it.  Any context; not under
+ * sc->lock.
+ */
+void stash_wb_request_drain(struct stash_cache *sc);
+
+/*
+ * Write back every dirty block and wait.  Returns 0, or -EIO if blocks
+ * stay dirty because the origin or the cache device failed.  Process
+ * context, sleeps; not under sc->lock.
+ */
+int stash_wb_drain_sync(struct stash_cache *sc);
+
+/*
+ * ---- Status ----
+ */
+
+/*
+ * "idle", "writeback", "flushing" or "draining" (see stash_status()).  Any
+ * context, under sc->lock or not.
+ */
+const char *stash_wb_state(struct stash_cache *sc);
+
+/* Blocks written back during the last complete second.  Any context. */
+u64 stash_wb_rate(struct stash_cache *sc);
+
+/*
+ * ---- The throttle (stash-throttle.c) ----
+ */
+
+/* Runs in flight allowed now (at most tunables.wb_inflight).  Any context. */
+u32 stash_throttle_limit(struct stash_cache *sc);
+
+/* For stash-writeback.c only: set up and free (create and destroy). */
+int stash_throttle_init(struct stash_cache *sc);
+void stash_throttle_exit(struct stash_cache *sc);
+/*
+ * Before writeback collects a batch (wb_work; may sleep), @bytes written
+ * back since the last call: wait as the rate cap and the latency target
+ * say, unless someone waits for the writeback.
+ */
+void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
+/* Blocks the next batch may take: one run's worth while throttled (wb_work). */
+u32 stash_throttle_batch(struct stash_cache *sc);
+
+#endif /* STASH_WRITEBACK_H */
