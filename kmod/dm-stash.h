@@ -163,7 +163,13 @@ struct stash_cache {
 	unsigned long *csum_unknown;
 	unsigned long *csum_opening;	/* open in RAM, not yet on disk */
 	u32 nr_csum_open;
-	struct stash_bitmap dirty;	/* blocks newer on the cache than on the origin */
+	/*
+	 * Blocks newer on the cache than on the origin.  The cache's, not
+	 * writeback's (stash-writeback.h says why): the constructor
+	 * allocates it and attaches it to the map (never evict a dirty
+	 * block); change it with stash_set_dirty() and stash_clear_dirty().
+	 */
+	struct stash_bitmap dirty;
 	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
 	struct bio_list flush_waiting;	/* flushes for the next drain pass */
 	struct bio_list flush_pass;	/* flushes the current drain pass completes */

@@ -497,6 +497,13 @@ static int create_runtime(struct dm_target *ti, struct stash_cache *sc,
 		ti->error = "Cannot allocate the mapping table";
 		return -ENOMEM;
 	}
+	/* The cache's, not writeback's: see struct stash_cache. */
+	if (stash_bitmap_init(&sc->dirty, sc->nr_cblocks)) {
+		ti->error = "Cannot allocate the dirty bitmap";
+		r = -ENOMEM;
+		goto bad_dirty;
+	}
+	stash_map_attach_dirty(&sc->map, &sc->dirty);
 	if (stash_filter_init(&sc->filter, sc->nr_cblocks)) {
 		ti->error = "Cannot allocate the promotion filter";
 		r = -ENOMEM;
@@ -559,6 +566,9 @@ bad_bioset:
 bad_pcpu:
 	stash_filter_exit(&sc->filter);
 bad_filter:
+	stash_map_attach_dirty(&sc->map, NULL);
+	stash_bitmap_exit(&sc->dirty);
+bad_dirty:
 	stash_map_exit(&sc->map);
 	return r;
 }
@@ -572,6 +582,8 @@ static void destroy_runtime(struct stash_cache *sc)
 	bioset_exit(&sc->bs);
 	free_percpu(sc->pcpu);
 	stash_filter_exit(&sc->filter);
+	stash_map_attach_dirty(&sc->map, NULL);
+	stash_bitmap_exit(&sc->dirty);
 	stash_map_exit(&sc->map);
 }
 

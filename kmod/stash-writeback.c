@@ -809,11 +809,9 @@ int stash_wb_create(struct stash_cache *sc)
 	bio_list_init(&sc->flush_waiting);
 	bio_list_init(&sc->flush_pass);
 
-	if (stash_bitmap_init(&sc->dirty, sc->nr_cblocks) ||
-	    stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
+	if (stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
 	    stash_throttle_init(sc))
 		goto bad;
-	stash_map_attach_dirty(&sc->map, &sc->dirty);
 	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
 				STASH_GFP_TABLE);
 	if (!sc->wb_batch)
@@ -880,6 +878,4 @@ void stash_wb_destroy(struct stash_cache *sc)
 	sc->wb_batch = NULL;
 	stash_throttle_exit(sc);
 	stash_bitmap_exit(&sc->pass);
-	stash_bitmap_exit(&sc->dirty);
-	stash_map_attach_dirty(&sc->map, NULL);
 }

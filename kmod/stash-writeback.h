@@ -5,6 +5,14 @@
  * order.  The top of stash-writeback.c describes passes and runs, the top
  * of stash-throttle.c how writeback yields to foreground I/O.
  *
+ * The dirty bitmap (sc->dirty) is not writeback's but the cache's, as
+ * dm-cache's dirty bitset is its target's: the I/O path sets bits (write-back
+ * writes) and clears them (discards, failed writes), the metadata loads and
+ * records them, the map reads them on each eviction, the status counts them;
+ * writeback reads them and clears a block's bit once its origin write is
+ * done, through stash_clear_dirty() as everyone else.  Writeback owns only
+ * the snapshot its pass cleans.
+ *
  * Context: "any context" means hard or soft IRQ too (bio and dm-io
  * completions); such a call does not sleep.  sc->lock is the cache's one
  * spinlock; a call documented "not under sc->lock" takes it itself.
