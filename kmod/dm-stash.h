@@ -170,26 +170,6 @@ struct stash_cache {
 	 * block); change it with stash_set_dirty() and stash_clear_dirty().
 	 */
 	struct stash_bitmap dirty;
-	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
-	struct bio_list flush_waiting;	/* flushes for the next drain pass */
-	struct bio_list flush_pass;	/* flushes the current drain pass completes */
-	bool drain_requested;		/* a full drain is wanted */
-	bool pass_active;
-	bool pass_is_drain;		/* cleans the whole snapshot, then completes */
-	bool pass_failed;
-	u32 pass_cursor;
-	u32 nr_writeback;		/* blocks in writeback runs */
-	u64 wb_passes;			/* writeback passes started */
-	u64 drains_started;
-	u64 drains_completed;
-	unsigned long wb_backoff_until;	/* jiffies: no pass before this */
-	u32 wb_backoff_ms;		/* the last back-off; 0 after a good pass */
-	bool wb_stopped;		/* suspended: no new writeback */
-	bool wb_suspending;		/* presuspend to resume: READ_ONCE */
-	bool need_space;		/* a write waits for a clean slot */
-	u64 wb_rate_second;		/* writeback rate: the second counted */
-	u64 wb_rate_current;		/* blocks in that second so far */
-	u64 wb_rate_last;		/* blocks in the second before it */
 	/* Blocks written back whose origin copy no commit has flushed yet. */
 	struct stash_bitmap md_unflushed;
 	unsigned long md_clean_due;	/* jiffies: record cleaned blocks by then */
@@ -249,28 +229,8 @@ struct stash_cache {
 	mempool_t cjob_pool;		/* checksummed copies (stash-csum.c) */
 	mempool_t cbuf_pool;		/* their one-block buffers */
 
-	/* --- Writeback (stash-writeback.c). --- */
-	struct workqueue_struct *wb_wq;
-	/*
-	 * Commits: per-CPU (bound), so that the commit a flush waits for
-	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
-	 */
-	struct workqueue_struct *commit_wq;
-	struct work_struct wb_work;
-	struct delayed_work waker;
-	struct stash_wb_candidate *wb_batch;	/* used by wb_work only */
-	struct stash_wb_run *wb_runs[STASH_WB_SLOTS];
-	unsigned long wb_slots_free;		/* bit per free run slot */
-	u32 run_max_blocks;
-	atomic_t wb_inflight;
-	atomic_t wb_urgent;			/* drains someone waits for */
-	struct stash_throttle throttle;
-	/* A run finished, or a busy block writeback waits for went. */
-	wait_queue_head_t wb_wait;
-	bool wb_busy_waits;	/* writeback waits for a busy block (lock) */
-	u32 wb_events;		/* runs ended, busy blocks released (lock) */
-	u32 wb_events_seen;	/* wb_work only */
-	wait_queue_head_t drain_wait;		/* a drain pass finished */
+	/* --- Writeback (stash-writeback.h). --- */
+	struct stash_wb wb;
 
 	/* --- Persistent metadata (stash-metadata.c); unused if volatile. --- */
 	struct mutex commit_lock;	/* one commit at a time; outside sc->lock */
@@ -291,6 +251,13 @@ struct stash_cache {
 	bool stranded_taken;		/* under stash_stranded_lock */
 	bool md_loaded;
 	bool md_failed;			/* READ_ONCE: a commit failed */
+	/*
+	 * Commits: per-CPU (bound), so that the commit a flush waits for
+	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
+	 * Created and destroyed with writeback's queue (stash_wb_create(),
+	 * whose queue runs commit_timer), also on volatile caches.
+	 */
+	struct workqueue_struct *commit_wq;
 	struct work_struct commit_work;
 	struct delayed_work commit_timer;
 	/*
@@ -490,7 +457,7 @@ static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
 	    (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
 	     !READ_ONCE(sc->dirty.nr_set)))
 		return 0;
-	this_cpu_inc(sc->throttle.lat->inflight);
+	this_cpu_inc(sc->wb.throttle.lat->inflight);
 	return ktime_get_ns();
 }
 
@@ -501,14 +468,14 @@ static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
 static inline void stash_throttle_end(struct stash_cache *sc, bool origin,
 				      u64 start_ns, bool ok)
 {
-	bool busy = atomic_read(&sc->wb_inflight);
+	bool busy = atomic_read(&sc->wb.inflight);
 
-	this_cpu_dec(sc->throttle.lat->inflight);
+	this_cpu_dec(sc->wb.throttle.lat->inflight);
 	if (!ok)
 		return;
-	this_cpu_add(sc->throttle.lat->ns[origin][busy],
+	this_cpu_add(sc->wb.throttle.lat->ns[origin][busy],
 		     ktime_get_ns() - start_ns);
-	this_cpu_inc(sc->throttle.lat->n[origin][busy]);
+	this_cpu_inc(sc->wb.throttle.lat->n[origin][busy]);
 }
 
 /* stash-io.c */

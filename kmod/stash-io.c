@@ -128,10 +128,10 @@ void stash_kick_worker(struct stash_cache *sc)
  */
 static bool wake_deferred_locked(struct stash_cache *sc)
 {
-	if (unlikely(sc->wb_busy_waits)) {
-		sc->wb_busy_waits = false;
-		sc->wb_events++;
-		wake_up(&sc->wb_wait);
+	if (unlikely(sc->wb.busy_waits)) {
+		sc->wb.busy_waits = false;
+		sc->wb.events++;
+		wake_up(&sc->wb.wait);
 	}
 	return !bio_list_empty(&sc->deferred);
 }
@@ -932,7 +932,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 			if (sequential || full)
 				sc->stats.bypassed++;
 			if (full)
-				sc->need_space = true;
+				sc->wb.need_space = true;
 			spin_unlock_irqrestore(&sc->lock, flags);
 			if (full)
 				stash_wb_kick(sc);
@@ -1011,7 +1011,7 @@ static enum stash_action flush_after_drain(struct stash_cache *sc,
 		spin_unlock_irqrestore(&sc->lock, flags);
 		return origin_flush(sc, bio);
 	}
-	bio_list_add(&sc->flush_waiting, bio);
+	bio_list_add(&sc->wb.flush_waiting, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	stash_wb_kick(sc);
 	return STASH_QUEUED;
@@ -1414,7 +1414,7 @@ static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
 		wip_begin_locked(sc, bio, to_oblock(first), n);
 	seq_advance_by_run_locked(sc, bio, first_sectors, run, nr);
 	if (map_full)
-		sc->need_space = true;
+		sc->wb.need_space = true;
 	*full = map_full;
 	return run;
 }

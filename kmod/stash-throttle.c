@@ -54,7 +54,7 @@
 
 int stash_throttle_init(struct stash_cache *sc)
 {
-	struct stash_throttle *t = &sc->throttle;
+	struct stash_throttle *t = &sc->wb.throttle;
 
 	t->lat = alloc_percpu(struct stash_lat);
 	if (!t->lat)
@@ -68,8 +68,8 @@ int stash_throttle_init(struct stash_cache *sc)
 
 void stash_throttle_exit(struct stash_cache *sc)
 {
-	free_percpu(sc->throttle.lat);
-	sc->throttle.lat = NULL;
+	free_percpu(sc->wb.throttle.lat);
+	sc->wb.throttle.lat = NULL;
 }
 
 /* Writeback that must not be held back now. */
@@ -78,11 +78,11 @@ static bool urgent(struct stash_cache *sc)
 	bool flushes;
 
 	/* Without the lock: a flush seen a look late waits one look more. */
-	flushes = data_race(!bio_list_empty(&sc->flush_pass) ||
-			    !bio_list_empty(&sc->flush_waiting));
-	return flushes || atomic_read(&sc->wb_urgent) ||
-	       READ_ONCE(sc->wb_stopped) || READ_ONCE(sc->wb_suspending) ||
-	       stash_cache_failed(sc) || READ_ONCE(sc->need_space) ||
+	flushes = data_race(!bio_list_empty(&sc->wb.flush_pass) ||
+			    !bio_list_empty(&sc->wb.flush_waiting));
+	return flushes || atomic_read(&sc->wb.urgent) ||
+	       READ_ONCE(sc->wb.stopped) || READ_ONCE(sc->wb.suspending) ||
+	       stash_cache_failed(sc) || READ_ONCE(sc->wb.need_space) ||
 	       stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm));
 }
 
@@ -120,7 +120,7 @@ static void take_sums(struct stash_throttle *t, struct stash_lat *d)
  */
 static int judge(struct stash_cache *sc, const struct stash_lat *d, bool *busy)
 {
-	struct stash_throttle *t = &sc->throttle;
+	struct stash_throttle *t = &sc->wb.throttle;
 	u32 pct = READ_ONCE(sc->tun.wb_latency_pct);
 	bool second = time_after_eq(jiffies, t->pend_since + HZ);
 	u64 n = 0;
@@ -149,10 +149,10 @@ static int judge(struct stash_cache *sc, const struct stash_lat *d, bool *busy)
 
 static void look(struct stash_cache *sc)
 {
-	struct stash_throttle *t = &sc->throttle;
+	struct stash_throttle *t = &sc->wb.throttle;
 	u32 max = READ_ONCE(sc->tun.wb_inflight);
 	u32 limit = READ_ONCE(t->limit), pause = READ_ONCE(t->pause_us);
-	u64 pass = READ_ONCE(sc->wb_passes);
+	u64 pass = READ_ONCE(sc->wb.passes);
 	bool busy = false;
 	struct stash_lat d;
 	int o, slow;
@@ -215,7 +215,7 @@ static void nap(struct stash_cache *sc, u64 us, bool rate)
 /* The cap: @bytes were written back since the last call. */
 static void rate_wait(struct stash_cache *sc, u64 bytes)
 {
-	struct stash_throttle *t = &sc->throttle;
+	struct stash_throttle *t = &sc->wb.throttle;
 	u64 rate = (u64)READ_ONCE(sc->tun.wb_rate_kib) << 10;	/* bytes/s */
 	u64 now = ktime_get_ns(), burst, dt;
 
@@ -238,7 +238,7 @@ static void rate_wait(struct stash_cache *sc, u64 bytes)
 
 void stash_throttle_wait(struct stash_cache *sc, u64 bytes)
 {
-	struct stash_throttle *t = &sc->throttle;
+	struct stash_throttle *t = &sc->wb.throttle;
 	u32 pause;
 
 	if (time_after_eq(jiffies, t->next_look)) {
@@ -263,14 +263,14 @@ u32 stash_throttle_limit(struct stash_cache *sc)
 
 	if (urgent(sc))
 		return max;
-	return min(max, READ_ONCE(sc->throttle.limit));
+	return min(max, READ_ONCE(sc->wb.throttle.limit));
 }
 
 u32 stash_throttle_batch(struct stash_cache *sc)
 {
-	if (urgent(sc) || (READ_ONCE(sc->throttle.limit) >=
+	if (urgent(sc) || (READ_ONCE(sc->wb.throttle.limit) >=
 			   READ_ONCE(sc->tun.wb_inflight) &&
-			   !READ_ONCE(sc->throttle.pause_us)))
+			   !READ_ONCE(sc->wb.throttle.pause_us)))
 		return STASH_WB_BATCH;
-	return sc->run_max_blocks;
+	return sc->wb.run_max_blocks;
 }

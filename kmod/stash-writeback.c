@@ -6,7 +6,7 @@
  * Passes
  * ------
  * All writeback happens in passes.  A pass starts from a snapshot of the
- * dirty bitmap (sc->pass) and writes back the blocks in it:
+ * dirty bitmap (sc->wb.pass) and writes back the blocks in it:
  *  - a watermark pass starts when more than high_watermark percent of the
  *    cache is dirty and stops once low_watermark is reached;
  *  - a drain pass cleans every block of its snapshot, then completes the
@@ -49,7 +49,7 @@
 
 void stash_wb_kick(struct stash_cache *sc)
 {
-	queue_work(sc->wb_wq, &sc->wb_work);
+	queue_work(sc->wb.wq, &sc->wb.work);
 }
 
 static unsigned long waker_period(struct stash_cache *sc)
@@ -62,8 +62,8 @@ static unsigned long waker_period(struct stash_cache *sc)
 /* Called after a block became dirty: the waker watches for idleness. */
 void stash_wb_arm_waker(struct stash_cache *sc)
 {
-	if (!delayed_work_pending(&sc->waker))
-		queue_delayed_work(sc->wb_wq, &sc->waker, waker_period(sc));
+	if (!delayed_work_pending(&sc->wb.waker))
+		queue_delayed_work(sc->wb.wq, &sc->wb.waker, waker_period(sc));
 }
 
 void stash_wb_request_drain(struct stash_cache *sc)
@@ -71,7 +71,7 @@ void stash_wb_request_drain(struct stash_cache *sc)
 	unsigned long flags;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	sc->drain_requested = true;
+	sc->wb.drain_requested = true;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	stash_wb_kick(sc);
 }
@@ -85,17 +85,17 @@ static void trim_run_buffers(struct stash_cache *sc)
 	u32 slot;
 
 	for (slot = 1; slot < STASH_WB_SLOTS; slot++) {
-		struct stash_wb_run *run = sc->wb_runs[slot];
+		struct stash_wb_run *run = sc->wb.runs[slot];
 
 		if (!READ_ONCE(run->buf) ||
-		    !test_and_clear_bit(slot, &sc->wb_slots_free))
+		    !test_and_clear_bit(slot, &sc->wb.slots_free))
 			continue;
 		vfree(run->buf);
 		WRITE_ONCE(run->buf, NULL);
 		/* The slot is released after its buffer is gone. */
 		smp_mb__before_atomic();
-		set_bit(slot, &sc->wb_slots_free);
-		wake_up(&sc->wb_wait);
+		set_bit(slot, &sc->wb.slots_free);
+		wake_up(&sc->wb.wait);
 	}
 }
 
@@ -103,7 +103,7 @@ static void trim_run_buffers(struct stash_cache *sc)
 static void waker_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
-					      struct stash_cache, waker);
+					      struct stash_cache, wb.waker);
 	u32 idle = READ_ONCE(sc->tun.idle_ms);
 	unsigned long flags;
 	bool dirty, flushes;
@@ -112,8 +112,8 @@ static void waker_fn(struct work_struct *ws)
 	dirty = sc->dirty.nr_set;
 	if (dirty && idle &&
 	    time_after_eq(jiffies, READ_ONCE(sc->last_io) + msecs_to_jiffies(idle)))
-		sc->drain_requested = true;
-	flushes = !bio_list_empty(&sc->flush_waiting);
+		sc->wb.drain_requested = true;
+	flushes = !bio_list_empty(&sc->wb.flush_waiting);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	if (!dirty) {
 		/* A flush parked while a back-off held the pass back. */
@@ -123,7 +123,7 @@ static void waker_fn(struct work_struct *ws)
 		return;
 	}
 	stash_wb_kick(sc);
-	queue_delayed_work(sc->wb_wq, &sc->waker, waker_period(sc));
+	queue_delayed_work(sc->wb.wq, &sc->wb.waker, waker_period(sc));
 }
 
 const char *stash_wb_state(struct stash_cache *sc)
@@ -131,9 +131,9 @@ const char *stash_wb_state(struct stash_cache *sc)
 	if (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
 	    READ_ONCE(sc->dirty.nr_set))
 		return "draining";
-	if (!READ_ONCE(sc->pass_active))
+	if (!READ_ONCE(sc->wb.pass_active))
 		return "idle";
-	return READ_ONCE(sc->pass_is_drain) ? "flushing" : "writeback";
+	return READ_ONCE(sc->wb.pass_is_drain) ? "flushing" : "writeback";
 }
 
 /*
@@ -145,23 +145,23 @@ static void account_rate_locked(struct stash_cache *sc, u32 blocks)
 {
 	u64 now = ktime_get_seconds();
 
-	if (now != sc->wb_rate_second) {
-		sc->wb_rate_last = now == sc->wb_rate_second + 1 ?
-				   sc->wb_rate_current : 0;
-		sc->wb_rate_current = 0;
-		sc->wb_rate_second = now;
+	if (now != sc->wb.rate_second) {
+		sc->wb.rate_last = now == sc->wb.rate_second + 1 ?
+				   sc->wb.rate_current : 0;
+		sc->wb.rate_current = 0;
+		sc->wb.rate_second = now;
 	}
-	sc->wb_rate_current += blocks;
+	sc->wb.rate_current += blocks;
 }
 
 /* Blocks written back during the last complete second. */
 u64 stash_wb_rate(struct stash_cache *sc)
 {
-	u64 now = ktime_get_seconds(), second = READ_ONCE(sc->wb_rate_second);
+	u64 now = ktime_get_seconds(), second = READ_ONCE(sc->wb.rate_second);
 
 	if (now == second)
-		return READ_ONCE(sc->wb_rate_last);
-	return now == second + 1 ? READ_ONCE(sc->wb_rate_current) : 0;
+		return READ_ONCE(sc->wb.rate_last);
+	return now == second + 1 ? READ_ONCE(sc->wb.rate_current) : 0;
 }
 
 static void run_finish(struct stash_wb_run *run)
@@ -177,7 +177,7 @@ static void run_finish(struct stash_wb_run *run)
 		bool rewritten = stash_map_writeback_end(&sc->map, to_cblock(c),
 							 !run->reads_released);
 
-		sc->nr_writeback--;
+		sc->wb.nr_writeback--;
 		if (run->failed) {
 			sc->stats.writeback_errors++;
 			continue;
@@ -199,11 +199,11 @@ static void run_finish(struct stash_wb_run *run)
 		}
 	}
 	if (run->failed)
-		sc->pass_failed = true;
+		sc->wb.pass_failed = true;
 	else
 		account_rate_locked(sc, run->nr_blocks);
 	/* A pass left with busy blocks only waits for this (wb_work_fn()). */
-	sc->wb_events++;
+	sc->wb.events++;
 	kick = !bio_list_empty(&sc->deferred);
 	spin_unlock_irqrestore(&sc->lock, flags);
 
@@ -226,25 +226,25 @@ static void run_finish(struct stash_wb_run *run)
 	 * stops the commits.  The reads of @run above come first.
 	 */
 	smp_mb__before_atomic();
-	set_bit(run->slot, &sc->wb_slots_free);
+	set_bit(run->slot, &sc->wb.slots_free);
 	/*
 	 * The count drops under the wait queue's lock, and whoever goes on
 	 * to free the table once it is 0 takes that lock first
 	 * (wb_runs_gone()): a waiter that sees 0 cannot go on while this
 	 * wake-up still uses @sc.
 	 */
-	spin_lock_irqsave(&sc->wb_wait.lock, flags);
-	atomic_dec(&sc->wb_inflight);
-	wake_up_locked(&sc->wb_wait);
-	spin_unlock_irqrestore(&sc->wb_wait.lock, flags);
+	spin_lock_irqsave(&sc->wb.wait.lock, flags);
+	atomic_dec(&sc->wb.inflight);
+	wake_up_locked(&sc->wb.wait);
+	spin_unlock_irqrestore(&sc->wb.wait.lock, flags);
 }
 
 /* Wait for no run in flight, and for the last run_finish() to be out. */
 static void wb_runs_gone(struct stash_cache *sc)
 {
-	wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
-	spin_lock_irq(&sc->wb_wait.lock);
-	spin_unlock_irq(&sc->wb_wait.lock);
+	wait_event(sc->wb.wait, !atomic_read(&sc->wb.inflight));
+	spin_lock_irq(&sc->wb.wait.lock);
+	spin_unlock_irq(&sc->wb.wait.lock);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -288,8 +288,8 @@ static bool wb_buffered_slot_free(struct stash_cache *sc)
 {
 	u32 slot;
 
-	for_each_set_bit(slot, &sc->wb_slots_free, STASH_WB_SLOTS)
-		if (READ_ONCE(sc->wb_runs[slot]->buf))
+	for_each_set_bit(slot, &sc->wb.slots_free, STASH_WB_SLOTS)
+		if (READ_ONCE(sc->wb.runs[slot]->buf))
 			return true;
 	return false;
 }
@@ -308,28 +308,28 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 	struct stash_wb_run *run;
 	u32 slot;
 
-	wait_event(sc->wb_wait, atomic_read(&sc->wb_inflight) <
+	wait_event(sc->wb.wait, atomic_read(&sc->wb.inflight) <
 				stash_throttle_limit(sc));
-	atomic_inc(&sc->wb_inflight);
+	atomic_inc(&sc->wb.inflight);
 	for (;;) {
 		run = NULL;
-		for_each_set_bit(slot, &sc->wb_slots_free, STASH_WB_SLOTS) {
-			if (READ_ONCE(sc->wb_runs[slot]->buf) &&
-			    test_and_clear_bit(slot, &sc->wb_slots_free)) {
-				run = sc->wb_runs[slot];
+		for_each_set_bit(slot, &sc->wb.slots_free, STASH_WB_SLOTS) {
+			if (READ_ONCE(sc->wb.runs[slot]->buf) &&
+			    test_and_clear_bit(slot, &sc->wb.slots_free)) {
+				run = sc->wb.runs[slot];
 				break;
 			}
 		}
 		if (!run) {
-			slot = find_first_bit(&sc->wb_slots_free, STASH_WB_SLOTS);
+			slot = find_first_bit(&sc->wb.slots_free, STASH_WB_SLOTS);
 			if (slot >= STASH_WB_SLOTS) {
 				/* trim_run_buffers() holds the free one a moment. */
-				wait_event(sc->wb_wait, READ_ONCE(sc->wb_slots_free));
+				wait_event(sc->wb.wait, READ_ONCE(sc->wb.slots_free));
 				continue;
 			}
-			if (!test_and_clear_bit(slot, &sc->wb_slots_free))
+			if (!test_and_clear_bit(slot, &sc->wb.slots_free))
 				continue;
-			run = sc->wb_runs[slot];
+			run = sc->wb.runs[slot];
 		}
 		if (run->buf)
 			return run;
@@ -339,8 +339,8 @@ static struct stash_wb_run *get_run_slot(struct stash_cache *sc)
 			return run;
 		/* Released as it was claimed, without a buffer. */
 		smp_mb__before_atomic();
-		set_bit(slot, &sc->wb_slots_free);
-		wait_event(sc->wb_wait, wb_buffered_slot_free(sc));
+		set_bit(slot, &sc->wb.slots_free);
+		wait_event(sc->wb.wait, wb_buffered_slot_free(sc));
 	}
 }
 
@@ -377,7 +377,7 @@ static bool try_take_slots(struct stash_cache *sc, struct stash_wb_run *run)
 	spin_lock_irqsave(&sc->lock, flags);
 	taken = stash_map_writeback_take(&sc->map, run->cblocks, run->nr_blocks);
 	if (!taken)
-		sc->wb_busy_waits = true;
+		sc->wb.busy_waits = true;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	return taken;
 }
@@ -430,7 +430,7 @@ static void run_issue(struct stash_cache *sc, struct stash_wb_run *run)
 
 	run->failed = false;
 	run->reads_released = false;
-	wait_event(sc->wb_wait, try_take_slots(sc, run));
+	wait_event(sc->wb.wait, try_take_slots(sc, run));
 	init_completion(&run->reads_done);
 	/* One read per stretch of neighbouring slots; one count for setup. */
 	atomic_set(&run->reads_pending, 1);
@@ -479,14 +479,14 @@ static int cmp_candidate(const void *a, const void *b)
 /* Sort the batch by origin block and issue it as merged runs. */
 static void issue_batch(struct stash_cache *sc, u32 n)
 {
-	struct stash_wb_candidate *b = sc->wb_batch;
+	struct stash_wb_candidate *b = sc->wb.batch;
 	struct stash_wb_run *run = NULL;
 	u32 i;
 
 	sort(b, n, sizeof(*b), cmp_candidate, NULL);
 	for (i = 0; i < n; i++) {
 		if (run && (b[i].oblock != run->first_oblock + run->nr_blocks ||
-			    run->nr_blocks == sc->run_max_blocks)) {
+			    run->nr_blocks == sc->wb.run_max_blocks)) {
 			run_issue(sc, run);
 			run = NULL;
 		}
@@ -517,34 +517,34 @@ static bool start_pass_locked(struct stash_cache *sc)
 	bool drain;
 
 	if (!sc->dirty.nr_set) {
-		sc->drain_requested = false;
+		sc->wb.drain_requested = false;
 		return false;
 	}
-	if (sc->wb_stopped)
+	if (sc->wb.stopped)
 		return false;
-	if (time_before(jiffies, sc->wb_backoff_until))
+	if (time_before(jiffies, sc->wb.backoff_until))
 		return false;
-	drain = sc->drain_requested || !bio_list_empty(&sc->flush_waiting) ||
+	drain = sc->wb.drain_requested || !bio_list_empty(&sc->wb.flush_waiting) ||
 		READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK ||
 		stash_cache_failed(sc);
 	/* Writes waiting for a slot start writeback whatever the watermark. */
-	if (!drain && !sc->need_space &&
+	if (!drain && !sc->wb.need_space &&
 	    !stash_dirty_above(sc, READ_ONCE(sc->tun.high_wm)))
 		return false;
-	sc->need_space = false;
+	sc->wb.need_space = false;
 
-	sc->pass_active = true;
-	sc->wb_passes++;
-	sc->pass_is_drain = drain;
-	sc->pass_failed = false;
-	sc->pass_cursor = 0;
-	sc->drain_requested = false;
+	sc->wb.pass_active = true;
+	sc->wb.passes++;
+	sc->wb.pass_is_drain = drain;
+	sc->wb.pass_failed = false;
+	sc->wb.pass_cursor = 0;
+	sc->wb.drain_requested = false;
 	if (drain) {
-		sc->drains_started++;
-		bio_list_merge(&sc->flush_pass, &sc->flush_waiting);
-		bio_list_init(&sc->flush_waiting);
+		sc->wb.drains_started++;
+		bio_list_merge(&sc->wb.flush_pass, &sc->wb.flush_waiting);
+		bio_list_init(&sc->wb.flush_waiting);
 	}
-	stash_bitmap_copy(&sc->pass, &sc->dirty);
+	stash_bitmap_copy(&sc->wb.pass, &sc->dirty);
 	return true;
 }
 
@@ -556,13 +556,13 @@ static bool start_pass_locked(struct stash_cache *sc)
 static void backoff_locked(struct stash_cache *sc, bool failed)
 {
 	if (!failed) {
-		sc->wb_backoff_ms = 0;
+		sc->wb.backoff_ms = 0;
 		return;
 	}
-	sc->wb_backoff_ms = clamp_t(u32, sc->wb_backoff_ms * 2,
+	sc->wb.backoff_ms = clamp_t(u32, sc->wb.backoff_ms * 2,
 				    STASH_WB_BACKOFF_MIN_MS,
 				    STASH_WB_BACKOFF_MAX_MS);
-	sc->wb_backoff_until = jiffies + msecs_to_jiffies(sc->wb_backoff_ms);
+	sc->wb.backoff_until = jiffies + msecs_to_jiffies(sc->wb.backoff_ms);
 }
 
 /* Under sc->lock; the lock is dropped and taken again. */
@@ -570,23 +570,23 @@ static void end_pass_locked(struct stash_cache *sc, unsigned long *flags)
 	__must_hold(&sc->lock)
 {
 	struct bio_list flushes = BIO_EMPTY_LIST;
-	bool failed = sc->pass_failed;
+	bool failed = sc->wb.pass_failed;
 
-	sc->pass_active = false;
-	stash_bitmap_zero(&sc->pass);
+	sc->wb.pass_active = false;
+	stash_bitmap_zero(&sc->wb.pass);
 	backoff_locked(sc, failed);
 	/* A drain that left blocks dirty is still wanted: retry it. */
-	if (failed && sc->pass_is_drain)
-		sc->drain_requested = true;
-	if (sc->pass_is_drain) {
-		sc->drains_completed++;
-		bio_list_merge(&flushes, &sc->flush_pass);
-		bio_list_init(&sc->flush_pass);
+	if (failed && sc->wb.pass_is_drain)
+		sc->wb.drain_requested = true;
+	if (sc->wb.pass_is_drain) {
+		sc->wb.drains_completed++;
+		bio_list_merge(&flushes, &sc->wb.flush_pass);
+		bio_list_init(&sc->wb.flush_pass);
 	}
 	spin_unlock_irqrestore(&sc->lock, *flags);
 
 	stash_submit_flushes(sc, &flushes, failed);
-	wake_up_all(&sc->drain_wait);
+	wake_up_all(&sc->wb.drain_wait);
 	if (failed)
 		stash_wb_arm_waker(sc);
 	spin_lock_irqsave(&sc->lock, *flags);
@@ -603,8 +603,8 @@ static void release_flushes_locked(struct stash_cache *sc,
 {
 	struct bio_list flushes = BIO_EMPTY_LIST;
 
-	bio_list_merge(&flushes, &sc->flush_waiting);
-	bio_list_init(&sc->flush_waiting);
+	bio_list_merge(&flushes, &sc->wb.flush_waiting);
+	bio_list_init(&sc->wb.flush_waiting);
 	spin_unlock_irqrestore(&sc->lock, *flags);
 	stash_submit_flushes(sc, &flushes, false);
 	spin_lock_irqsave(&sc->lock, *flags);
@@ -612,7 +612,7 @@ static void release_flushes_locked(struct stash_cache *sc,
 
 /*
  * Pick the next dirty blocks of the pass, mark them SE_WRITEBACK and put
- * them in sc->wb_batch.  Returns how many, or a collect_result.
+ * them in sc->wb.batch.  Returns how many, or a collect_result.
  */
 static int collect(struct stash_cache *sc, u32 max)
 {
@@ -622,24 +622,24 @@ static int collect(struct stash_cache *sc, u32 max)
 	int r;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	if (!sc->pass_active && !start_pass_locked(sc)) {
+	if (!sc->wb.pass_active && !start_pass_locked(sc)) {
 		r = COLLECT_IDLE;
-		if (!sc->dirty.nr_set && !bio_list_empty(&sc->flush_waiting))
+		if (!sc->dirty.nr_set && !bio_list_empty(&sc->wb.flush_waiting))
 			release_flushes_locked(sc, &flags);
 		goto out;
 	}
 	/* A watermark pass stops at the low watermark; any pass at suspend. */
-	done = sc->wb_stopped || (!sc->pass_is_drain &&
+	done = sc->wb.stopped || (!sc->wb.pass_is_drain &&
 		!stash_dirty_above(sc, READ_ONCE(sc->tun.low_wm)));
 
-	start = sc->pass_cursor;
-	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->pass, start);
+	start = sc->wb.pass_cursor;
+	for (i = done ? sc->nr_cblocks : stash_bitmap_next(&sc->wb.pass, start);
 	     i < sc->nr_cblocks && n < max;
-	     i = stash_bitmap_next(&sc->pass, i + 1)) {
+	     i = stash_bitmap_next(&sc->wb.pass, i + 1)) {
 		cblock_t c = to_cblock(i);
 
 		if (!stash_bitmap_test(&sc->dirty, i)) {
-			stash_bitmap_clear(&sc->pass, i);
+			stash_bitmap_clear(&sc->wb.pass, i);
 			continue;
 		}
 		if (stash_map_is_held(&sc->map, c)) {
@@ -648,27 +648,27 @@ static int collect(struct stash_cache *sc, u32 max)
 		}
 		/* Failed its checksum: the pass fails rather than copy it. */
 		if (sc->csum_bad && test_bit(i, sc->csum_bad)) {
-			stash_bitmap_clear(&sc->pass, i);
-			sc->pass_failed = true;
+			stash_bitmap_clear(&sc->wb.pass, i);
+			sc->wb.pass_failed = true;
 			sc->stats.writeback_errors++;
 			continue;
 		}
 		stash_map_writeback_begin(&sc->map, c);
-		stash_bitmap_clear(&sc->pass, i);
-		sc->nr_writeback++;
-		sc->wb_batch[n].oblock = from_oblock(stash_map_oblock(&sc->map, c));
-		sc->wb_batch[n].cblock = i;
+		stash_bitmap_clear(&sc->wb.pass, i);
+		sc->wb.nr_writeback++;
+		sc->wb.batch[n].oblock = from_oblock(stash_map_oblock(&sc->map, c));
+		sc->wb.batch[n].cblock = i;
 		n++;
 	}
-	sc->pass_cursor = i < sc->nr_cblocks ? i : 0;
+	sc->wb.pass_cursor = i < sc->nr_cblocks ? i : 0;
 	if (n) {
 		r = n;
 		goto out;
 	}
-	if (done || !sc->pass.nr_set) {
-		if (atomic_read(&sc->wb_inflight)) {
+	if (done || !sc->wb.pass.nr_set) {
+		if (atomic_read(&sc->wb.inflight)) {
 			spin_unlock_irqrestore(&sc->lock, flags);
-			wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
+			wait_event(sc->wb.wait, !atomic_read(&sc->wb.inflight));
 			return COLLECT_AGAIN;
 		}
 		end_pass_locked(sc, &flags);
@@ -681,8 +681,8 @@ static int collect(struct stash_cache *sc, u32 max)
 		 * for one to be released (wake_deferred_locked()) or a run
 		 * to end (run_finish()), whichever comes first.
 		 */
-		sc->wb_busy_waits = true;
-		sc->wb_events_seen = sc->wb_events;
+		sc->wb.busy_waits = true;
+		sc->wb.events_seen = sc->wb.events;
 		r = COLLECT_BUSY;
 	}
 out:
@@ -692,7 +692,7 @@ out:
 
 static void wb_work_fn(struct work_struct *ws)
 {
-	struct stash_cache *sc = container_of(ws, struct stash_cache, wb_work);
+	struct stash_cache *sc = container_of(ws, struct stash_cache, wb.work);
 	unsigned int noio = memalloc_noio_save();
 	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
 	u64 issued = 0;
@@ -705,13 +705,13 @@ static void wb_work_fn(struct work_struct *ws)
 		n = collect(sc, stash_throttle_batch(sc));
 		if (n == COLLECT_IDLE) {
 			/* Nothing to do: a drain waiter may find the cache clean. */
-			wake_up_all(&sc->drain_wait);
+			wake_up_all(&sc->wb.drain_wait);
 			break;
 		}
 		if (n == COLLECT_BUSY) {
-			wait_event(sc->wb_wait,
-				   READ_ONCE(sc->wb_events) != sc->wb_events_seen ||
-				   READ_ONCE(sc->wb_stopped));
+			wait_event(sc->wb.wait,
+				   READ_ONCE(sc->wb.events) != sc->wb.events_seen ||
+				   READ_ONCE(sc->wb.stopped));
 			continue;
 		}
 		if (n > 0) {
@@ -740,10 +740,10 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 			return 0;
 		}
 		/* Someone waits: the throttle holds nothing back. */
-		atomic_inc(&sc->wb_urgent);
-		sc->drain_requested = true;
-		sc->wb_backoff_until = jiffies;
-		target = sc->drains_started + 1;
+		atomic_inc(&sc->wb.urgent);
+		sc->wb.drain_requested = true;
+		sc->wb.backoff_until = jiffies;
+		target = sc->wb.drains_started + 1;
 		spin_unlock_irqrestore(&sc->lock, flags);
 
 		stash_wb_kick(sc);
@@ -751,12 +751,12 @@ int stash_wb_drain_sync(struct stash_cache *sc)
 		 * A pass already running may clean the last block first; then
 		 * no drain pass starts, so a clean cache ends the wait too.
 		 */
-		wait_event(sc->drain_wait,
-			   READ_ONCE(sc->drains_completed) >= target ||
+		wait_event(sc->wb.drain_wait,
+			   READ_ONCE(sc->wb.drains_completed) >= target ||
 			   !READ_ONCE(sc->dirty.nr_set));
-		atomic_dec(&sc->wb_urgent);
+		atomic_dec(&sc->wb.urgent);
 		spin_lock_irqsave(&sc->lock, flags);
-		failed = sc->pass_failed && sc->dirty.nr_set;
+		failed = sc->wb.pass_failed && sc->dirty.nr_set;
 		spin_unlock_irqrestore(&sc->lock, flags);
 		if (failed)
 			return -EIO;
@@ -769,12 +769,12 @@ void stash_wb_stop(struct stash_cache *sc)
 	unsigned long flags;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	sc->wb_stopped = true;
+	sc->wb.stopped = true;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	/* A pass waiting for busy blocks stops waiting (wb_work_fn()). */
-	wake_up(&sc->wb_wait);
-	cancel_delayed_work_sync(&sc->waker);
-	flush_work(&sc->wb_work);
+	wake_up(&sc->wb.wait);
+	cancel_delayed_work_sync(&sc->wb.waker);
+	flush_work(&sc->wb.work);
 	wb_runs_gone(sc);
 }
 
@@ -783,7 +783,7 @@ void stash_wb_start(struct stash_cache *sc)
 	unsigned long flags;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	sc->wb_stopped = false;
+	sc->wb.stopped = false;
 	spin_unlock_irqrestore(&sc->lock, flags);
 	stash_wb_kick(sc);
 	stash_wb_arm_waker(sc);
@@ -798,32 +798,32 @@ int stash_wb_create(struct stash_cache *sc)
 	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
 	u32 i;
 
-	sc->run_max_blocks = wb_buf_bytes(sc) / block_bytes;
+	sc->wb.run_max_blocks = wb_buf_bytes(sc) / block_bytes;
 	stash_md_init_work(sc);
-	atomic_set(&sc->wb_inflight, 0);
-	atomic_set(&sc->wb_urgent, 0);
-	init_waitqueue_head(&sc->wb_wait);
-	init_waitqueue_head(&sc->drain_wait);
-	INIT_WORK(&sc->wb_work, wb_work_fn);
-	INIT_DELAYED_WORK(&sc->waker, waker_fn);
-	bio_list_init(&sc->flush_waiting);
-	bio_list_init(&sc->flush_pass);
+	atomic_set(&sc->wb.inflight, 0);
+	atomic_set(&sc->wb.urgent, 0);
+	init_waitqueue_head(&sc->wb.wait);
+	init_waitqueue_head(&sc->wb.drain_wait);
+	INIT_WORK(&sc->wb.work, wb_work_fn);
+	INIT_DELAYED_WORK(&sc->wb.waker, waker_fn);
+	bio_list_init(&sc->wb.flush_waiting);
+	bio_list_init(&sc->wb.flush_pass);
 
-	if (stash_bitmap_init(&sc->pass, sc->nr_cblocks) ||
+	if (stash_bitmap_init(&sc->wb.pass, sc->nr_cblocks) ||
 	    stash_throttle_init(sc))
 		goto bad;
-	sc->wb_batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb_batch),
+	sc->wb.batch = kvcalloc(STASH_WB_BATCH, sizeof(*sc->wb.batch),
 				STASH_GFP_TABLE);
-	if (!sc->wb_batch)
+	if (!sc->wb.batch)
 		goto bad;
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
 		struct stash_wb_run *run;
 
-		run = kzalloc(struct_size(run, cblocks, sc->run_max_blocks),
+		run = kzalloc(struct_size(run, cblocks, sc->wb.run_max_blocks),
 			      GFP_KERNEL);
 		if (!run)
 			goto bad;
-		sc->wb_runs[i] = run;
+		sc->wb.runs[i] = run;
 		run->sc = sc;
 		run->slot = i;
 		/* The others when a pass needs them (get_run_slot()). */
@@ -832,11 +832,11 @@ int stash_wb_create(struct stash_cache *sc)
 			if (!run->buf)
 				goto bad;
 		}
-		set_bit(i, &sc->wb_slots_free);
+		set_bit(i, &sc->wb.slots_free);
 	}
 	/* Writeback, commits and the two timers may all run at once. */
-	sc->wb_wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
-	if (!sc->wb_wq)
+	sc->wb.wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
+	if (!sc->wb.wq)
 		goto bad;
 	sc->commit_wq = alloc_workqueue("dm-stash-commit",
 					WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
@@ -853,29 +853,29 @@ void stash_wb_destroy(struct stash_cache *sc)
 {
 	u32 i;
 
-	if (sc->wb_wq) {
+	if (sc->wb.wq) {
 		cancel_delayed_work_sync(&sc->commit_timer);
 		if (sc->commit_wq)
 			cancel_work_sync(&sc->commit_work);
-		cancel_delayed_work_sync(&sc->waker);
-		cancel_work_sync(&sc->wb_work);
+		cancel_delayed_work_sync(&sc->wb.waker);
+		cancel_work_sync(&sc->wb.work);
 		/* A volatile suspend that drained did not stop writeback. */
 		wb_runs_gone(sc);
-		destroy_workqueue(sc->wb_wq);
-		sc->wb_wq = NULL;
+		destroy_workqueue(sc->wb.wq);
+		sc->wb.wq = NULL;
 	}
 	if (sc->commit_wq) {
 		destroy_workqueue(sc->commit_wq);
 		sc->commit_wq = NULL;
 	}
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
-		if (sc->wb_runs[i])
-			vfree(sc->wb_runs[i]->buf);
-		kfree(sc->wb_runs[i]);
-		sc->wb_runs[i] = NULL;
+		if (sc->wb.runs[i])
+			vfree(sc->wb.runs[i]->buf);
+		kfree(sc->wb.runs[i]);
+		sc->wb.runs[i] = NULL;
 	}
-	kvfree(sc->wb_batch);
-	sc->wb_batch = NULL;
+	kvfree(sc->wb.batch);
+	sc->wb.batch = NULL;
 	stash_throttle_exit(sc);
-	stash_bitmap_exit(&sc->pass);
+	stash_bitmap_exit(&sc->wb.pass);
 }

@@ -22,8 +22,13 @@
 
 #include <linux/types.h>
 #include <linux/atomic.h>
+#include <linux/bio.h>
 #include <linux/completion.h>
 #include <linux/percpu.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "stash-bitmap.h"
 
 struct stash_cache;
 
@@ -62,7 +67,7 @@ struct stash_throttle {
 	u64 pend_ns[2];			/* during passes, since the last decision */
 	u64 pend_n[2];
 	unsigned long pend_since;	/* jiffies: the last decision */
-	u64 pass;			/* wb_passes at the last look */
+	u64 pass;			/* stash_wb.passes at the last look */
 	unsigned long next_look;	/* jiffies */
 	u64 tokens;			/* rate cap: bytes that may go now */
 	u64 tokens_ns;			/* when they were counted */
@@ -89,6 +94,67 @@ struct stash_wb_run {
 struct stash_wb_candidate {
 	u64 oblock;
 	u32 cblock;
+};
+
+/*
+ * Writeback's state: sc->wb, embedded in struct stash_cache (no pointer to
+ * follow on the I/O path).
+ */
+struct stash_wb {
+	/*
+	 * --- Under sc->lock.  Those marked READ_ONCE are also read without
+	 * it (status, the throttle, wb_work's waits) and may be a moment old.
+	 */
+	struct stash_bitmap pass;	/* dirty blocks the current pass must clean */
+	/*
+	 * Flushes for the next drain pass, and those the current drain pass
+	 * completes (the throttle looks at both without the lock).
+	 */
+	struct bio_list flush_waiting;
+	struct bio_list flush_pass;
+	bool drain_requested;		/* a full drain is wanted */
+	bool pass_active;		/* READ_ONCE */
+	bool pass_is_drain;		/* cleans the whole snapshot; READ_ONCE */
+	bool pass_failed;
+	u32 pass_cursor;
+	u32 nr_writeback;		/* blocks in writeback runs; READ_ONCE */
+	u64 passes;			/* passes started; READ_ONCE */
+	u64 drains_started;
+	u64 drains_completed;		/* READ_ONCE */
+	unsigned long backoff_until;	/* jiffies: no pass before this */
+	u32 backoff_ms;			/* the last back-off, 0 after a good pass; READ_ONCE */
+	bool stopped;			/* suspended: no new writeback; READ_ONCE */
+	bool need_space;		/* a write waits for a clean slot; READ_ONCE */
+	bool busy_waits;		/* wb_work waits for a busy block */
+	u32 events;			/* runs ended, busy blocks released; READ_ONCE */
+	u64 rate_second;		/* the rate: the second counted; READ_ONCE */
+	u64 rate_current;		/* blocks in that second so far; READ_ONCE */
+	u64 rate_last;			/* blocks in the second before it; READ_ONCE */
+
+	/* --- Without the lock. --- */
+	bool suspending;		/* presuspend to resume: READ_ONCE/WRITE_ONCE */
+	/*
+	 * Runs in flight: drops under wait's lock (run_finish()), which
+	 * whoever stops or frees writeback once it is 0 takes first.
+	 */
+	atomic_t inflight;
+	atomic_t urgent;		/* drains someone waits for */
+	unsigned long slots_free;	/* a bit per free run slot (atomic bit ops) */
+	/* A run finished, or a busy block writeback waits for went. */
+	wait_queue_head_t wait;
+	wait_queue_head_t drain_wait;	/* a drain pass finished */
+
+	/* --- wb_work only. --- */
+	u32 events_seen;		/* written under sc->lock */
+	struct stash_wb_candidate *batch;
+	struct stash_throttle throttle;	/* see struct stash_throttle */
+
+	/* --- Set up by stash_wb_create(). --- */
+	struct workqueue_struct *wq;	/* work, waker; the commit timer too */
+	struct work_struct work;	/* "wb_work", wb_work_fn(): passes and runs */
+	struct delayed_work waker;	/* waker_fn(): idle drain, buffer trim */
+	struct stash_wb_run *runs[STASH_WB_SLOTS];	/* a claimed slot's is its claimer's */
+	u32 run_max_blocks;
 };
 
 /*
