@@ -444,11 +444,10 @@ int stash_csum_init(void);
 void stash_csum_exit(void);
 
 /*
- * The writeback throttle's timing of user I/O (stash-io.c; the rest of
- * writeback's API is in stash-writeback.h).  A user read or write of
- * @sectors starts: its start time, for
+ * The writeback throttle's timing of user I/O (stash-writeback.h).  A user
+ * read or write of @sectors starts: its start time, for
  * stash_throttle_end(), or 0 if it is not timed (the throttle is off, no
- * writeback can run, or a large I/O).
+ * writeback can run, or a large I/O).  Any context.
  */
 static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
 {
@@ -457,25 +456,7 @@ static inline u64 stash_throttle_start(struct stash_cache *sc, u32 sectors)
 	    (READ_ONCE(sc->mode) != STASH_MODE_WRITEBACK &&
 	     !READ_ONCE(sc->dirty.nr_set)))
 		return 0;
-	this_cpu_inc(sc->wb.throttle.lat->inflight);
-	return ktime_get_ns();
-}
-
-/*
- * It ended (@ok: completed) on the origin (@origin) or the cache device.
- * Any context.
- */
-static inline void stash_throttle_end(struct stash_cache *sc, bool origin,
-				      u64 start_ns, bool ok)
-{
-	bool busy = atomic_read(&sc->wb.inflight);
-
-	this_cpu_dec(sc->wb.throttle.lat->inflight);
-	if (!ok)
-		return;
-	this_cpu_add(sc->wb.throttle.lat->ns[origin][busy],
-		     ktime_get_ns() - start_ns);
-	this_cpu_inc(sc->wb.throttle.lat->n[origin][busy]);
+	return stash_throttle_time(&sc->wb);
 }
 
 /* stash-io.c */

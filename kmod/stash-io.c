@@ -123,16 +123,12 @@ void stash_kick_worker(struct stash_cache *sc)
 
 /*
  * Called under sc->lock after a block stopped being busy: wakes writeback
- * if it waits for one (stash-writeback.c, take_slots() and a pass left
- * with busy blocks only).  Returns true if the worker has deferred bios.
+ * if it waits for one (stash_wb_block_released()).  Returns true if the
+ * worker has deferred bios.
  */
 static bool wake_deferred_locked(struct stash_cache *sc)
 {
-	if (unlikely(sc->wb.busy_waits)) {
-		sc->wb.busy_waits = false;
-		sc->wb.events++;
-		wake_up(&sc->wb.wait);
-	}
+	stash_wb_block_released(&sc->wb);
 	return !bio_list_empty(&sc->deferred);
 }
 
@@ -932,7 +928,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 			if (sequential || full)
 				sc->stats.bypassed++;
 			if (full)
-				sc->wb.need_space = true;
+				stash_wb_want_space(&sc->wb);
 			spin_unlock_irqrestore(&sc->lock, flags);
 			if (full)
 				stash_wb_kick(sc);
@@ -1011,7 +1007,7 @@ static enum stash_action flush_after_drain(struct stash_cache *sc,
 		spin_unlock_irqrestore(&sc->lock, flags);
 		return origin_flush(sc, bio);
 	}
-	bio_list_add(&sc->wb.flush_waiting, bio);
+	stash_wb_add_flush(&sc->wb, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
 	stash_wb_kick(sc);
 	return STASH_QUEUED;
@@ -1414,7 +1410,7 @@ static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
 		wip_begin_locked(sc, bio, to_oblock(first), n);
 	seq_advance_by_run_locked(sc, bio, first_sectors, run, nr);
 	if (map_full)
-		sc->wb.need_space = true;
+		stash_wb_want_space(&sc->wb);
 	*full = map_full;
 	return run;
 }
@@ -1560,7 +1556,7 @@ int stash_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	bool kick;
 
 	if (pb->start_ns) {
-		stash_throttle_end(sc, pb->to_origin, pb->start_ns, !*error);
+		stash_throttle_end(&sc->wb, pb->to_origin, pb->start_ns, !*error);
 		pb->start_ns = 0;
 	}
 	/* Whatever reached the origin, a later flush must cover. */

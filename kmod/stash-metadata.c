@@ -1200,7 +1200,8 @@ encode:
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
 	else if (clean || bio_list_empty(&sc->commit_round) ||
-		 sc->wb.need_space || !bio_list_empty(&sc->deferred) ||
+		 stash_wb_space_wanted(&sc->wb) ||
+		 !bio_list_empty(&sc->deferred) ||
 		 time_after_eq(jiffies, sc->md_clean_due))
 		how = MD_RECORD_CLEAN;
 	else
@@ -1423,7 +1424,7 @@ static void commit_timer_fn(struct work_struct *ws)
 			sc->commit_timer_state = STASH_TIMER_PARKED;
 			parked = true;
 		} else {
-			queue_delayed_work(sc->wb.wq, &sc->commit_timer,
+			queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
 					   commit_period(sc));
 		}
 	}
@@ -1447,7 +1448,7 @@ void stash_md_wake_timer(struct stash_cache *sc)
 	spin_lock_irqsave(&sc->timer_lock, flags);
 	if (sc->commit_timer_state == STASH_TIMER_PARKED) {
 		sc->commit_timer_state = STASH_TIMER_RUNNING;
-		queue_delayed_work(sc->wb.wq, &sc->commit_timer,
+		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
 				   commit_period(sc));
 	}
 	spin_unlock_irqrestore(&sc->timer_lock, flags);
@@ -1461,7 +1462,7 @@ static void set_timer_state(struct stash_cache *sc, int state)
 	spin_lock_irqsave(&sc->timer_lock, flags);
 	sc->commit_timer_state = state;
 	if (state == STASH_TIMER_RUNNING)
-		queue_delayed_work(sc->wb.wq, &sc->commit_timer,
+		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
 				   commit_period(sc));
 	spin_unlock_irqrestore(&sc->timer_lock, flags);
 }

@@ -61,8 +61,8 @@
  * writeback pass state, the bio lists and the counters.  It is taken with
  * irqsave from any context (map, end_io, kcopyd and dm-io callbacks, the
  * workers) and nothing is taken inside it but a wait queue's own lock (the
- * wake_up() of sc->wb.wait in wake_deferred_locked()): no other lock, no
- * allocation, no I/O submission.
+ * wake_up() of writeback's in stash_wb_block_released(), from
+ * wake_deferred_locked()): no other lock, no allocation, no I/O submission.
  *
  * Read hits take and drop their pins (stash_entry.pins) without it, with
  * bounded atomic increments and decrements (stash_map_pin_lockless(),
@@ -782,12 +782,12 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->nr_cblocks = sc->nr_cblocks;
 	info->used_cblocks = stash_map_nr_allocated(&sc->map);
 	info->dirty = sc->dirty.nr_set;
-	info->writeback = sc->wb.nr_writeback;
+	info->writeback = stash_wb_nr_writeback(&sc->wb);
 	read_stats(sc, &info->stats);
 	info->tun = sc->tun;
-	info->wb_passes = sc->wb.passes;
-	info->drains_started = sc->wb.drains_started;
-	info->drains_completed = sc->wb.drains_completed;
+	info->wb_passes = stash_wb_passes(&sc->wb);
+	info->drains_started = stash_wb_drains_started(&sc->wb);
+	info->drains_completed = stash_wb_drains_completed(&sc->wb);
 	info->md_seq = sc->is_volatile ? 0 : sc->sb.seq;
 	info->checksum_errors = sc->checksum_errors;
 	info->checksum_bad = sc->nr_csum_bad;
@@ -795,7 +795,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	spin_unlock_irqrestore(&sc->lock, flags);
 	info->ram_per_block = stash_ram_per_cblock(sc);
 	info->wb_rate = stash_wb_rate(sc);
-	info->wb_backoff_ms = READ_ONCE(sc->wb.backoff_ms);
+	info->wb_backoff_ms = stash_wb_backoff_ms(&sc->wb);
 	info->is_volatile = sc->is_volatile;
 	info->cache_failed = stash_cache_failed(sc);
 	info->origin_dev = sc->origin_dev->bdev->bd_dev;
@@ -887,7 +887,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)sc->block_sectors,
 		       stash_map_nr_allocated(&sc->map), sc->nr_cblocks);
 		DMEMIT(" dirty=%u writeback=%u", READ_ONCE(sc->dirty.nr_set),
-		       READ_ONCE(sc->wb.nr_writeback));
+		       stash_wb_nr_writeback(&sc->wb));
 		DMEMIT(" read_hits=%llu read_misses=%llu write_hits=%llu write_misses=%llu",
 		       READ_ONCE(st->read_hits), READ_ONCE(st->read_misses),
 		       READ_ONCE(st->write_hits), READ_ONCE(st->write_misses));
@@ -912,7 +912,7 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		sz = emit_tunables(sc, STASH_TUN_error_threshold,
 				   STASH_TUN_error_threshold, result, maxlen, sz);
 		DMEMIT(" writeback_retry_ms=%u cache_state=%s",
-		       READ_ONCE(sc->wb.backoff_ms),
+		       stash_wb_backoff_ms(&sc->wb),
 		       stash_cache_failed(sc) ? "failed" : "ok");
 		DMEMIT(" checksum=%s checksum_errors=%llu checksum_bad=%u",
 		       sc->csum ? "on" : "off", READ_ONCE(sc->checksum_errors),
@@ -921,8 +921,8 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 				   STASH_NR_TUNABLES - 1, result, maxlen, sz);
 		DMEMIT(" writeback_limit=%u writeback_pause_us=%u writeback_throttled=%llu",
 		       stash_throttle_limit(sc),
-		       READ_ONCE(sc->wb.throttle.pause_us),
-		       READ_ONCE(sc->wb.throttle.throttled));
+		       stash_throttle_pause_us(&sc->wb),
+		       stash_throttle_throttled(&sc->wb));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
@@ -1047,8 +1047,7 @@ int stash_set_tunable(struct stash_cache *sc, const char *key,
 	/* A lower error_threshold may be reached already. */
 	check_errors(sc);
 	/* New watermarks or idle time may call for writeback now. */
-	stash_wb_kick(sc);
-	wake_up(&sc->wb.wait);
+	stash_wb_retune(sc);
 	return 0;
 }
 
@@ -1118,7 +1117,7 @@ static void stash_presuspend(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	/* Writes waiting on writeback hold the suspend: no throttle now. */
-	WRITE_ONCE(sc->wb.suspending, true);
+	stash_wb_set_suspending(&sc->wb, true);
 	if (sc->is_volatile)
 		stash_wb_request_drain(sc);
 }
@@ -1128,7 +1127,7 @@ static void stash_presuspend_undo(struct dm_target *ti)
 {
 	struct stash_cache *sc = ti->private;
 
-	WRITE_ONCE(sc->wb.suspending, false);
+	stash_wb_set_suspending(&sc->wb, false);
 }
 
 static void stash_postsuspend(struct dm_target *ti)
@@ -1182,7 +1181,7 @@ static void stash_resume(struct dm_target *ti)
 	struct stash_cache *sc = ti->private;
 
 	/* Also after a volatile suspend stopped it (stranded blocks). */
-	WRITE_ONCE(sc->wb.suspending, false);
+	stash_wb_set_suspending(&sc->wb, false);
 	stash_wb_start(sc);
 	stash_registry_set_live(sc, true);
 }

@@ -66,6 +66,12 @@ void stash_wb_arm_waker(struct stash_cache *sc)
 		queue_delayed_work(sc->wb.wq, &sc->wb.waker, waker_period(sc));
 }
 
+void stash_wb_retune(struct stash_cache *sc)
+{
+	stash_wb_kick(sc);
+	wake_up(&sc->wb.wait);
+}
+
 void stash_wb_request_drain(struct stash_cache *sc)
 {
 	unsigned long flags;

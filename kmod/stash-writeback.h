@@ -5,17 +5,46 @@
  * order.  The top of stash-writeback.c describes passes and runs, the top
  * of stash-throttle.c how writeback yields to foreground I/O.
  *
- * The dirty bitmap (sc->dirty) is not writeback's but the cache's, as
- * dm-cache's dirty bitset is its target's: the I/O path sets bits (write-back
- * writes) and clears them (discards, failed writes), the metadata loads and
- * records them, the map reads them on each eviction, the status counts them;
- * writeback reads them and clears a block's bit once its origin write is
- * done, through stash_clear_dirty() as everyone else.  Writeback owns only
- * the snapshot its pass cleans.
+ * An object of its own: its state is struct stash_wb, embedded in struct
+ * stash_cache as sc->wb.  Only stash-writeback.c and stash-throttle.c use
+ * its fields (the throttle is part of writeback: it steers nothing else and
+ * reads the pass's state); the rest of the module calls the functions
+ * below.  Those the I/O path calls per bio or under sc->lock are inline and
+ * take &sc->wb (this header comes before struct stash_cache, as the map's
+ * does); the others take the cache.
+ *
+ * What is whose:
+ *  - The dirty bitmap (sc->dirty) is not writeback's but the cache's, as
+ *    dm-cache's dirty bitset is its target's: the I/O path sets bits
+ *    (write-back writes) and clears them (discards, failed writes), the
+ *    metadata loads and records them, the map reads them on each eviction,
+ *    the status counts them; writeback reads them and clears a block's bit
+ *    once its origin write is done, through stash_clear_dirty() as everyone
+ *    else.  Writeback owns only the snapshot its pass cleans.
+ *  - The flushes waiting for a drain pass are writeback's: on a volatile or
+ *    failed cache an origin flush must come after the writeback of every
+ *    block dirty when it came, which only writeback's passes know.  The I/O
+ *    path hands such a flush over (stash_wb_add_flush()); writeback sends
+ *    it on when its drain pass ends, or at once if the cache became clean
+ *    first (stash_submit_flushes()).
+ *  - need_space is writeback's: the I/O path's request for a pass
+ *    (stash_wb_want_space()); the metadata asks about it
+ *    (stash_wb_space_wanted()) to record cleaned blocks at once.
+ *  - Writeback's queue also runs the metadata's commit timer
+ *    (stash_wb_queue()); stash_wb_create() sets up the metadata's commit
+ *    work and creates its queue (sc->commit_wq), and stash_wb_destroy()
+ *    cancels the timer and the work before the queues go, so that the order
+ *    of the teardown is in one place.
+ *  - Writeback reaches outside itself for: the map (stash-map.h), the
+ *    dirty bitmap, the metadata's md_unflushed and md_cdirty and its
+ *    commit_work (run_finish()), the checksums' csum_bad (collect()), and
+ *    the I/O path's deferred list and origin_writes_done.  docs/design.md
+ *    lists these couplings.
  *
  * Context: "any context" means hard or soft IRQ too (bio and dm-io
  * completions); such a call does not sleep.  sc->lock is the cache's one
- * spinlock; a call documented "not under sc->lock" takes it itself.
+ * spinlock (irqsave); a call documented "not under sc->lock" takes it
+ * itself.
  */
 #ifndef STASH_WRITEBACK_H
 #define STASH_WRITEBACK_H
@@ -25,6 +54,7 @@
 #include <linux/bio.h>
 #include <linux/completion.h>
 #include <linux/percpu.h>
+#include <linux/timekeeping.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
@@ -184,6 +214,26 @@ void stash_wb_stop(struct stash_cache *sc);
 void stash_wb_start(struct stash_cache *sc);
 
 /*
+ * From presuspend (@on) to resume or an undone presuspend (!@on): writes
+ * waiting on writeback hold the suspend, so the throttle holds nothing
+ * back.  Any context.
+ */
+static inline void stash_wb_set_suspending(struct stash_wb *wb, bool on)
+{
+	WRITE_ONCE(wb->suspending, on);
+}
+
+/*
+ * The queue writeback's work and waker run on; the metadata's commit timer
+ * runs on it too (stash-metadata.c).  From stash_wb_create() to
+ * stash_wb_destroy(), any context.
+ */
+static inline struct workqueue_struct *stash_wb_queue(const struct stash_wb *wb)
+{
+	return wb->wq;
+}
+
+/*
  * ---- Making writeback act ----
  */
 
@@ -208,6 +258,61 @@ void stash_wb_arm_waker(struct stash_cache *sc);
 void stash_wb_request_drain(struct stash_cache *sc);
 
 /*
+ * A tunable changed (watermarks, idle time, runs in flight): writeback
+ * looks at the state again, and a wait for a run slot at its limit.  Any
+ * context.
+ */
+void stash_wb_retune(struct stash_cache *sc);
+
+/*
+ * Under sc->lock, while blocks are dirty: origin flush @bio (of a volatile
+ * or failed cache) waits for the next drain pass, which sends it on
+ * (stash_submit_flushes()).  The caller kicks writeback once it has
+ * dropped the lock.  Writeback owns the flushes from here on: it starts
+ * the drain for them, completes them with it, or sends them on at once if
+ * the last dirty block went meanwhile.  Any context.
+ */
+static inline void stash_wb_add_flush(struct stash_wb *wb, struct bio *bio)
+{
+	bio_list_add(&wb->flush_waiting, bio);
+}
+
+/*
+ * Under sc->lock: a write found no slot it could take (every one dirty,
+ * busy or not yet recorded clean).  The next pass starts whatever the
+ * watermark and the throttle holds nothing back until it does; the caller
+ * kicks writeback once it has dropped the lock.  Any context.
+ */
+static inline void stash_wb_want_space(struct stash_wb *wb)
+{
+	wb->need_space = true;
+}
+
+/*
+ * Under sc->lock: a write waits for a clean slot and no pass has started
+ * for it yet (the metadata then records written-back blocks clean at
+ * once, so that their slots may be reused).  Any context.
+ */
+static inline bool stash_wb_space_wanted(const struct stash_wb *wb)
+{
+	return wb->need_space;
+}
+
+/*
+ * Under sc->lock, after a block stopped being busy: wake writeback if it
+ * waits for one (a run's blocks, try_take_slots(), or a pass left with
+ * busy blocks only).  Any context.
+ */
+static inline void stash_wb_block_released(struct stash_wb *wb)
+{
+	if (unlikely(wb->busy_waits)) {
+		wb->busy_waits = false;
+		wb->events++;
+		wake_up(&wb->wait);
+	}
+}
+
+/*
  * Write back every dirty block and wait.  Returns 0, or -EIO if blocks
  * stay dirty because the origin or the cache device failed.  Process
  * context, sleeps; not under sc->lock.
@@ -228,11 +333,86 @@ const char *stash_wb_state(struct stash_cache *sc);
 u64 stash_wb_rate(struct stash_cache *sc);
 
 /*
+ * Counts for status and stash_get_info().  Any context: under sc->lock
+ * they agree with each other and with the dirty count, without it each
+ * may be a moment old.
+ */
+
+/* Blocks picked by writeback whose origin write is not done. */
+static inline u32 stash_wb_nr_writeback(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->nr_writeback);
+}
+
+/* Passes started. */
+static inline u64 stash_wb_passes(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->passes);
+}
+
+/* Drain passes started, and ended. */
+static inline u64 stash_wb_drains_started(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->drains_started);
+}
+
+static inline u64 stash_wb_drains_completed(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->drains_completed);
+}
+
+/* The back-off before the next pass after a failed one; 0: none. */
+static inline u32 stash_wb_backoff_ms(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->backoff_ms);
+}
+
+/*
  * ---- The throttle (stash-throttle.c) ----
  */
 
 /* Runs in flight allowed now (at most tunables.wb_inflight).  Any context. */
 u32 stash_throttle_limit(struct stash_cache *sc);
+
+/* Its pause before each run, at one run in flight, in us.  Any context. */
+static inline u32 stash_throttle_pause_us(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->throttle.pause_us);
+}
+
+/* Its looks that found foreground I/O slowed.  Any context. */
+static inline u64 stash_throttle_throttled(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->throttle.throttled);
+}
+
+/*
+ * Timing user I/O (stash-io.c).  stash_throttle_start() (dm-stash.h)
+ * decides whether a user read or write is timed and, if so, calls this:
+ * it is in flight from now; its start time.  Any context.
+ */
+static inline u64 stash_throttle_time(struct stash_wb *wb)
+{
+	this_cpu_inc(wb->throttle.lat->inflight);
+	return ktime_get_ns();
+}
+
+/*
+ * A timed I/O that started at @start_ns ended (@ok: completed) on the
+ * origin (@origin) or the cache device.  Any context.
+ */
+static inline void stash_throttle_end(struct stash_wb *wb, bool origin,
+				      u64 start_ns, bool ok)
+{
+	bool busy = atomic_read(&wb->inflight);
+
+	this_cpu_dec(wb->throttle.lat->inflight);
+	if (!ok)
+		return;
+	this_cpu_add(wb->throttle.lat->ns[origin][busy],
+		     ktime_get_ns() - start_ns);
+	this_cpu_inc(wb->throttle.lat->n[origin][busy]);
+}
 
 /* For stash-writeback.c only: set up and free (create and destroy). */
 int stash_throttle_init(struct stash_cache *sc);
