@@ -9,7 +9,8 @@
  * stash_cache as sc->wb.  Only stash-writeback.c and stash-throttle.c use
  * its fields (the throttle is part of writeback: it steers nothing else and
  * reads the pass's state); the rest of the module calls the functions
- * below.  Those the I/O path calls per bio or under sc->lock are inline and
+ * below (tests/build/check-wb-private.sh, run by "make lint", checks it).
+ * Those the I/O path calls per bio or under sc->lock are inline and
  * take &sc->wb (this header comes before struct stash_cache, as the map's
  * does); the others take the cache.
  *
