@@ -12,7 +12,10 @@
  * below (tests/build/check-wb-private.sh, run by "make lint", checks it).
  * Those the I/O path calls per bio or under sc->lock are inline and
  * take &sc->wb (this header comes before struct stash_cache, as the map's
- * does); the others take the cache.
+ * does); the others take the cache.  stash_wb_block_released() is
+ * __always_inline: as a plain inline function it changed GCC's inlining of
+ * the I/O path around it (the same code, laid out otherwise); forced, the
+ * I/O path compiles as it did when it used the fields itself.
  *
  * What is whose:
  *  - The dirty bitmap (sc->dirty) is not writeback's but the cache's, as
@@ -304,7 +307,7 @@ static inline bool stash_wb_space_wanted(const struct stash_wb *wb)
  * waits for one (a run's blocks, try_take_slots(), or a pass left with
  * busy blocks only).  Any context.
  */
-static inline void stash_wb_block_released(struct stash_wb *wb)
+static __always_inline void stash_wb_block_released(struct stash_wb *wb)
 {
 	if (unlikely(wb->busy_waits)) {
 		wb->busy_waits = false;
