@@ -7,19 +7,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-fail=0
+. tests/build/private-fields.sh
 
-for f in kmod/*.c kmod/*.h; do
-	case $f in
-	kmod/stash-map.c | kmod/stash-map.h | *.mod.c) continue ;;
-	esac
-	# Comments out (kept line numbers), then the forbidden names.
-	perl -0pe 's{/\*.*?\*/}{$& =~ tr/\n//cdr}gse; s{//[^\n]*}{}g' "$f" |
-		grep -nE '(->|\.)map(\.|->)[a-z_]+|\bstash_map_entry\(|\bstash_entry_oblock\(|\bstruct stash_entry\b|\bSE_[A-Z]+\b' |
-		sed "s|^|$f:|" && fail=1
-done
-if [ $fail -ne 0 ]; then
-	echo "check-map-private: the lines above reach into the map; add a function to kmod/stash-map.h" >&2
-	exit 1
-fi
-echo "check-map-private: ok"
+check_private check-map-private "the map" kmod/stash-map.h \
+	'(->|\.)map(\.|->)[a-z_]+|\bstash_map_entry\(|\bstash_entry_oblock\(|\bstruct stash_entry\b|\bSE_[A-Z]+\b' \
+	kmod/stash-map.c kmod/stash-map.h
