@@ -203,7 +203,9 @@ int stash_wb_create(struct stash_cache *sc);
 
 /*
  * Destructor (or a failed constructor): stop the work and the waker, wait
- * for runs in flight, free everything.  Process context, may sleep.
+ * for runs in flight, free everything; also cancel the metadata's commit
+ * timer and work and destroy its queue (see "What is whose" above).
+ * Process context, may sleep.
  */
 void stash_wb_destroy(struct stash_cache *sc);
 
@@ -225,16 +227,6 @@ void stash_wb_start(struct stash_cache *sc);
 static inline void stash_wb_set_suspending(struct stash_wb *wb, bool on)
 {
 	WRITE_ONCE(wb->suspending, on);
-}
-
-/*
- * The queue writeback's work and waker run on; the metadata's commit timer
- * runs on it too (stash-metadata.c).  From stash_wb_create() to
- * stash_wb_destroy(), any context.
- */
-static inline struct workqueue_struct *stash_wb_queue(const struct stash_wb *wb)
-{
-	return wb->wq;
 }
 
 /*
@@ -269,6 +261,17 @@ void stash_wb_request_drain(struct stash_cache *sc);
 void stash_wb_retune(struct stash_cache *sc);
 
 /*
+ * Write back every dirty block and wait.  Returns 0, or -EIO if blocks
+ * stay dirty because the origin or the cache device failed.  Process
+ * context, sleeps; not under sc->lock.
+ */
+int stash_wb_drain_sync(struct stash_cache *sc);
+
+/*
+ * ---- From the I/O path, under sc->lock ----
+ */
+
+/*
  * Under sc->lock, while blocks are dirty: origin flush @bio (of a volatile
  * or failed cache) waits for the next drain pass, which sends it on
  * (stash_submit_flushes()).  The caller kicks writeback once it has
@@ -284,22 +287,12 @@ static inline void stash_wb_add_flush(struct stash_wb *wb, struct bio *bio)
 /*
  * Under sc->lock: a write found no slot it could take (every one dirty,
  * busy or not yet recorded clean).  The next pass starts whatever the
- * watermark and the throttle holds nothing back until it does; the caller
- * kicks writeback once it has dropped the lock.  Any context.
+ * watermark, and until it does the throttle holds nothing back.  The
+ * caller kicks writeback once it has dropped the lock.  Any context.
  */
 static inline void stash_wb_want_space(struct stash_wb *wb)
 {
 	wb->need_space = true;
-}
-
-/*
- * Under sc->lock: a write waits for a clean slot and no pass has started
- * for it yet (the metadata then records written-back blocks clean at
- * once, so that their slots may be reused).  Any context.
- */
-static inline bool stash_wb_space_wanted(const struct stash_wb *wb)
-{
-	return wb->need_space;
 }
 
 /*
@@ -317,11 +310,28 @@ static __always_inline void stash_wb_block_released(struct stash_wb *wb)
 }
 
 /*
- * Write back every dirty block and wait.  Returns 0, or -EIO if blocks
- * stay dirty because the origin or the cache device failed.  Process
- * context, sleeps; not under sc->lock.
+ * ---- For the metadata (stash-metadata.c) ----
  */
-int stash_wb_drain_sync(struct stash_cache *sc);
+
+/*
+ * Under sc->lock: a write waits for a clean slot and no pass has started
+ * for it yet (the metadata then records written-back blocks clean at
+ * once, so that their slots may be reused).  Any context.
+ */
+static inline bool stash_wb_space_wanted(const struct stash_wb *wb)
+{
+	return wb->need_space;
+}
+
+/*
+ * The queue writeback's work and waker run on; the metadata's commit timer
+ * runs on it too (stash-metadata.c).  From stash_wb_create() to
+ * stash_wb_destroy(), any context.
+ */
+static inline struct workqueue_struct *stash_wb_queue(const struct stash_wb *wb)
+{
+	return wb->wq;
+}
 
 /*
  * ---- Status ----
