@@ -10,7 +10,8 @@
  * completion paths), with a count of those in flight.  Only while
  * writeback can run at all: in write-back mode, or with dirty blocks.
  *
- * Deciding.  Before each batch it collects, writeback looks at the sums
+ * Deciding.  Before each batch it collects and between the runs of a batch
+ * (stash_throttle_tick()), writeback looks at the sums
  * every STASH_THROTTLE_MS (stash_throttle_wait()):
  *  - each device's mean latency without writeback in flight updates its
  *    baseline (an average over the looks that had such I/O; the pauses
@@ -236,15 +237,22 @@ static void rate_wait(struct stash_cache *sc, u64 bytes)
 	t->tokens_ns = ktime_get_ns();
 }
 
-void stash_throttle_wait(struct stash_cache *sc, u64 bytes)
+void stash_throttle_tick(struct stash_cache *sc)
 {
 	struct stash_throttle *t = &sc->wb.throttle;
-	u32 pause;
 
 	if (time_after_eq(jiffies, t->next_look)) {
 		look(sc);
 		t->next_look = jiffies + msecs_to_jiffies(STASH_THROTTLE_MS);
 	}
+}
+
+void stash_throttle_wait(struct stash_cache *sc, u64 bytes)
+{
+	struct stash_throttle *t = &sc->wb.throttle;
+	u32 pause;
+
+	stash_throttle_tick(sc);
 	if (urgent(sc)) {
 		t->tokens_ns = ktime_get_ns();
 		return;

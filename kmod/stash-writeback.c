@@ -497,6 +497,11 @@ static void issue_batch(struct stash_cache *sc, u32 n)
 			run = NULL;
 		}
 		if (!run) {
+			/*
+			 * A batch of scattered blocks may take seconds: the
+			 * throttle looks between its runs too.
+			 */
+			stash_throttle_tick(sc);
 			run = get_run_slot(sc);
 			run->first_oblock = b[i].oblock;
 			run->nr_blocks = 0;

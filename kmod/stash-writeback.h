@@ -437,6 +437,11 @@ void stash_throttle_exit(struct stash_cache *sc);
  * say, unless someone waits for the writeback.
  */
 void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
+/*
+ * Between the runs of a batch (wb_work): the look, if one is due, so that
+ * the runs allowed in flight follow the foreground within a batch too.
+ */
+void stash_throttle_tick(struct stash_cache *sc);
 /* Blocks the next batch may take: one run's worth while throttled (wb_work). */
 u32 stash_throttle_batch(struct stash_cache *sc);
 

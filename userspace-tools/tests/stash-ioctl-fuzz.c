@@ -288,6 +288,15 @@ static void tame_set_tunable(struct stash_ioc_tunable *t)
 	if (i == STASH_NR_TUNABLES ||
 	    (t->value >= quiet_min(i) && t->value <= quiet_max(i)))
 		return;
+	/*
+	 * A watermark in its range but out of its band may be taken, and then
+	 * a valid call for the other one would cross it and fail: never.
+	 */
+	if ((i == STASH_TUN_low_watermark || i == STASH_TUN_high_watermark) &&
+	    t->value >= tunables[i].min && t->value <= tunables[i].max) {
+		t->value = quiet_min(i);
+		return;
+	}
 	if (core_rejects < 150) {
 		core_rejects++;
 		return;
