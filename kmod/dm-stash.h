@@ -319,7 +319,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info);
 void stash_cache_error(struct stash_cache *sc);
 
 /* The mapped device @sc's table belongs to (its name, its dev_t). */
-static inline struct mapped_device *stash_md(struct stash_cache *sc)
+static inline struct mapped_device *stash_mapped_dev(struct stash_cache *sc)
 {
 	return dm_table_get_md(sc->ti->table);
 }
@@ -327,7 +327,7 @@ static inline struct mapped_device *stash_md(struct stash_cache *sc)
 /* The dm name of @sc's device (set from the constructor on), for messages. */
 static inline const char *stash_dev_name(struct stash_cache *sc)
 {
-	return dm_device_name(stash_md(sc));
+	return dm_device_name(stash_mapped_dev(sc));
 }
 
 /*

@@ -83,7 +83,7 @@ void stash_registry_set_live(struct stash_cache *sc, bool live)
 
 static dev_t stash_devt(struct stash_cache *sc)
 {
-	return disk_devt(dm_disk(stash_md(sc)));
+	return disk_devt(dm_disk(stash_mapped_dev(sc)));
 }
 
 /*
@@ -93,7 +93,7 @@ static dev_t stash_devt(struct stash_cache *sc)
  */
 static int stash_name(struct stash_cache *sc)
 {
-	return dm_copy_name_and_uuid(stash_md(sc), stash_name_buf, NULL);
+	return dm_copy_name_and_uuid(stash_mapped_dev(sc), stash_name_buf, NULL);
 }
 
 /*
@@ -103,7 +103,7 @@ static int stash_name(struct stash_cache *sc)
  */
 static bool stash_preferred(struct stash_cache *sc)
 {
-	struct mapped_device *md = stash_md(sc);
+	struct mapped_device *md = stash_mapped_dev(sc);
 	bool live = READ_ONCE(sc->live);
 	struct stash_cache *o;
 	bool earlier = true;
@@ -115,7 +115,7 @@ static bool stash_preferred(struct stash_cache *sc)
 			earlier = false;
 			continue;
 		}
-		if (stash_md(o) != md)
+		if (stash_mapped_dev(o) != md)
 			continue;
 		olive = READ_ONCE(o->live);
 		if ((olive && !live) || (olive == live && earlier))

@@ -98,7 +98,7 @@ static void refresh_name(struct stash_cache *sc)
 	char name[DM_NAME_LEN];
 
 	if (sc->md_ident &&
-	    !dm_copy_name_and_uuid(stash_md(sc), name, NULL))
+	    !dm_copy_name_and_uuid(stash_mapped_dev(sc), name, NULL))
 		strscpy(sc->md_ident->name, name, sizeof(sc->md_ident->name));
 }
 
