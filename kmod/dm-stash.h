@@ -22,6 +22,7 @@
 #include "stash-bitmap.h"
 #include "stash-format.h"
 #include "stash-writeback.h"
+#include "stash-metadata.h"
 #include "linux/dm-stash.h"
 
 #define DM_MSG_PREFIX "stash"
@@ -39,8 +40,6 @@ enum stash_mode {
 #define STASH_MIN_CBLOCKS		16
 /* Slots of the in-flight-write table (power of two). */
 #define STASH_WIP_SLOTS			1024
-/* Metadata pages one commit writes at most (1 MiB of buffer). */
-#define STASH_MD_MAX_COMMIT_PAGES	256
 
 /*
  * Counters.  Written under sc->lock, read without it by status (a torn
@@ -271,8 +270,6 @@ struct stash_cache {
 	spinlock_t timer_lock;		/* commit_timer_state */
 };
 
-enum { STASH_TIMER_STOPPED, STASH_TIMER_RUNNING, STASH_TIMER_PARKED };
-
 /*
  * Control API (stash-target.c): what `dmsetup message` and the ioctls of
  * the control device both call.  Each returns 0 or -EINVAL and changes
@@ -355,23 +352,10 @@ void stash_registry_set_live(struct stash_cache *sc, bool live);
 int stash_control_init(void);
 void stash_control_exit(void);
 
-/* stash-metadata.c */
-int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors);
-int stash_md_check_volatile(struct stash_cache *sc, bool format);
-int stash_md_prepare(struct stash_cache *sc);
-int stash_md_create(struct stash_cache *sc);
-void stash_md_destroy(struct stash_cache *sc);
-void stash_md_init_work(struct stash_cache *sc);
-int stash_md_commit(struct stash_cache *sc, bool clean);
-void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
-bool stash_md_drops_covered(struct stash_cache *sc);
-int stash_md_resume(struct stash_cache *sc);
-void stash_md_suspend(struct stash_cache *sc);
-void stash_md_wake_timer(struct stash_cache *sc);
-
 /*
- * Something may need a commit soon (user I/O, a writeback run, a
- * message): a parked commit timer runs again.  Cheap when it runs.
+ * The metadata (stash-metadata.h).  Something may need a commit soon (user
+ * I/O, a writeback run, a message): a parked commit timer runs again.
+ * Cheap when it runs.  Any context, not under sc->lock.
  */
 static inline void stash_md_note_io(struct stash_cache *sc)
 {
