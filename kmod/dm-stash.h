@@ -169,35 +169,6 @@ struct stash_cache {
 	 * block); change it with stash_set_dirty() and stash_clear_dirty().
 	 */
 	struct stash_bitmap dirty;
-	/* Blocks written back whose origin copy no commit has flushed yet. */
-	struct stash_bitmap md_unflushed;
-	unsigned long md_clean_due;	/* jiffies: record cleaned blocks by then */
-	/*
-	 * Flushes and FUA writes wait for every page changed before they
-	 * came to be committed.  Commits take the changed pages in a sweep
-	 * over the page numbers from md_cursor on, at most
-	 * STASH_MD_MAX_COMMIT_PAGES each; the bios waiting when a sweep
-	 * starts (commit_round) complete with the commit that ends it, those
-	 * that come meanwhile wait for the next sweep (commit_waiting).
-	 */
-	struct bio_list commit_waiting;	/* bios for the next sweep */
-	struct bio_list commit_round;	/* bios of the sweep in progress */
-	u32 md_cursor;			/* the page the next commit starts at */
-	u32 md_round_left;		/* pages the sweep has yet to pass; 0: none */
-	u32 md_round_stuck;		/* pages the sweep could not write */
-	u64 md_round_drops;		/* stash_map_cdirty_drops() then */
-	/*
-	 * stash_map_cdirty_drops() when the last sweep that wrote every
-	 * page it had to started (READ_ONCE without the lock): slots
-	 * invalidated up to then are recorded empty on disk.
-	 */
-	u64 md_drops_covered;
-	struct stash_bitmap md_touched;	/* metadata pages changed */
-	/*
-	 * Slots not reusable before a commit says so: recorded dirty on
-	 * disk, or written back with the origin copy not yet flushed.
-	 */
-	struct stash_bitmap md_cdirty;
 
 	/* --- Lockless. --- */
 	bool live;			/* resumed: serves I/O (set under the registry lock) */
@@ -231,43 +202,11 @@ struct stash_cache {
 	/* --- Writeback (stash-writeback.h). --- */
 	struct stash_wb wb;
 
-	/* --- Persistent metadata (stash-metadata.c); unused if volatile. --- */
-	struct mutex commit_lock;	/* one commit at a time; outside sc->lock */
-	struct stash_geometry geo;
-	struct stash_sb sb;		/* the last commit */
-	unsigned long *md_page_loc;	/* per page: copy with its newest commit */
-	void *md_buf;			/* pages of one commit (vmalloc) */
-	u32 md_buf_pages;
-	u32 *md_buf_index;		/* which page each md_buf slot holds */
-	void *md_sb_buf;		/* one 4 KiB block (kmalloc) */
-	/* What the constructor writes last (stash_md_prepare()). */
-	enum { STASH_MD_KEEP, STASH_MD_FORMAT, STASH_MD_ERASE } md_prepare;
-	/* recorded in every superblock; the name under commit_lock */
-	struct stash_sb_ident *md_ident;
-	u64 *md_entries;		/* one page of entries, for commits */
-	u32 *md_csums;			/* and their checksums */
+	/* --- Persistent metadata (stash-metadata.h). --- */
+	struct stash_md md;
+
 	/* Its stranded dirty blocks went to another table (stash-stranded.c). */
 	bool stranded_taken;		/* under stash_stranded_lock */
-	bool md_loaded;
-	bool md_failed;			/* READ_ONCE: a commit failed */
-	/*
-	 * Commits: per-CPU (bound), so that the commit a flush waits for
-	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
-	 * Created and destroyed with writeback's queue (stash_wb_create(),
-	 * whose queue runs commit_timer), also on volatile caches.
-	 */
-	struct workqueue_struct *commit_wq;
-	struct work_struct commit_work;
-	struct delayed_work commit_timer;
-	/*
-	 * The commit timer: STOPPED while suspended (and on volatile
-	 * caches), RUNNING, or PARKED when a tick of an idle volume found
-	 * nothing to commit (stash_md_note_io() starts it again).  Changed
-	 * and acted on (queued) under timer_lock, so that nothing queues the
-	 * timer once suspend has stopped it; read without it.
-	 */
-	int commit_timer_state;
-	spinlock_t timer_lock;		/* commit_timer_state */
 };
 
 /*
@@ -361,7 +300,7 @@ static inline void stash_md_note_io(struct stash_cache *sc)
 {
 	/* Pairs with the barrier after commit_timer_fn() parks the timer. */
 	smp_mb();
-	if (unlikely(READ_ONCE(sc->commit_timer_state) == STASH_TIMER_PARKED))
+	if (unlikely(READ_ONCE(sc->md.commit_timer_state) == STASH_TIMER_PARKED))
 		stash_md_wake_timer(sc);
 }
 

@@ -8,10 +8,10 @@
  *
  * Commit protocol (stash_md_commit):
  *  1. under sc->lock, encode every metadata page changed since the last
- *     commit (at most md_buf_pages) into md_buf: one instant, so a commit
+ *     commit (at most md.buf_pages) into md.buf: one instant, so a commit
  *     never records one oblock in two slots;
  *  2. if it records as clean or empty a block that writeback cleaned since
- *     the origin was last flushed (md_unflushed), flush the origin: issued
+ *     the origin was last flushed (md.unflushed), flush the origin: issued
  *     after the encoding, the flush covers every such block's origin write,
  *     so no block loses its last durable copy before its origin copy is
  *     durable;
@@ -23,7 +23,7 @@
  *     the clean flag.
  * Until step 4 completes the previous commit is the valid one.  A failed
  * page or superblock write stops commits for the life of the table
- * (md_failed) and marks the device "needs check" (mark_needs_check()); a
+ * (md.failed) and marks the device "needs check" (mark_needs_check()); a
  * failed origin flush in step 2 only makes the commit record no cleaned
  * block, and a later one tries again.
  *
@@ -34,7 +34,7 @@
  *
  * Slot reuse: a slot recorded dirty, or written back and not yet recorded
  * clean under an origin flush, stays unusable for other blocks
- * (md_cdirty, checked by the map) until a commit says otherwise;
+ * (md.cdirty, checked by the map) until a commit says otherwise;
  * otherwise recovery would write another block's data back, or lose the
  * old block.
  *
@@ -97,18 +97,18 @@ static void refresh_name(struct stash_cache *sc)
 {
 	char name[DM_NAME_LEN];
 
-	if (sc->md_ident &&
+	if (sc->md.ident &&
 	    !dm_copy_name_and_uuid(stash_mapped_dev(sc), name, NULL))
-		strscpy(sc->md_ident->name, name, sizeof(sc->md_ident->name));
+		strscpy(sc->md.ident->name, name, sizeof(sc->md.ident->name));
 }
 
 /* Superblock copy @copy: the next commit's is (seq % 2). */
 static int write_superblock_copy(struct stash_cache *sc,
 				 const struct stash_sb *sb, unsigned int copy)
 {
-	stash_sb_encode_ident(sb, sc->md_ident, sc->md_sb_buf);
+	stash_sb_encode_ident(sb, sc->md.ident, sc->md.sb_buf);
 	return md_io(sc, cache_bdev(sc),
-		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sc->md_sb_buf,
+		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sc->md.sb_buf,
 		     copy * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
 }
 
@@ -128,7 +128,7 @@ static int write_superblock(struct stash_cache *sc, const struct stash_sb *sb)
  */
 static void mark_needs_check(struct stash_cache *sc)
 {
-	struct stash_sb sb = sc->sb;
+	struct stash_sb sb = sc->md.sb;
 
 	sb.flags = (sb.flags & ~STASH_SB_FLAG_CLEAN) | STASH_SB_FLAG_NEEDS_CHECK;
 	if (write_superblock_copy(sc, &sb, (sb.seq + 1) % 2))
@@ -144,8 +144,8 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
-	/* Both copies of a page are neighbours: md_buf takes this many. */
-	u32 chunk = max_t(u32, sc->md_buf_pages / 2, 1), p, i, n;
+	/* Both copies of a page are neighbours: md.buf takes this many. */
+	u32 chunk = max_t(u32, sc->md.buf_pages / 2, 1), p, i, n;
 	int r = -ENOMEM;
 
 	if (!zero)
@@ -158,14 +158,14 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	for (p = 0; p < sb->geo.md_pages && !r; p += n) {
 		n = min(chunk, sb->geo.md_pages - p);
 		for (i = 0; i < n; i++) {
-			void *copy0 = sc->md_buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
+			void *copy0 = sc->md.buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
 
 			stash_md_page_encode_geo(copy0, &sb->geo, p + i, 1, zero,
 						 no_csums);
 			/* Copy 1 holds nothing valid: zero it. */
 			memset(copy0 + STASH_MD_BLOCK_BYTES, 0, STASH_MD_BLOCK_BYTES);
 		}
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_buf,
+		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md.buf,
 			  stash_md_page_sector(&sb->geo, p, 0),
 			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
 	}
@@ -173,8 +173,8 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	if (r)
 		return r;
 	/* The other superblock copy must not survive from an old format. */
-	memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
-	r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md_sb_buf, 0,
+	memset(sc->md.sb_buf, 0, STASH_MD_BLOCK_BYTES);
+	r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md.sb_buf, 0,
 		  STASH_MD_BLOCK_SECTORS);
 	if (!r)
 		r = md_flush(sc, cache_bdev(sc));
@@ -199,18 +199,18 @@ struct sb_copies {
 static int read_superblock(struct stash_cache *sc, struct stash_sb *sb,
 			   struct sb_copies *c)
 {
-	const struct stash_sb_disk *d = sc->md_sb_buf;
+	const struct stash_sb_disk *d = sc->md.sb_buf;
 	struct stash_sb copy;
 	int i, r;
 
 	c->best = -1;
 	for (i = 0; i < 2; i++) {
-		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md_sb_buf,
+		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md.sb_buf,
 			  i * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
 		if (r)
 			return -EIO;
 		c->why[i] = NULL;
-		c->kind[i] = stash_sb_classify(sc->md_sb_buf, &copy, &c->why[i]);
+		c->kind[i] = stash_sb_classify(sc->md.sb_buf, &copy, &c->why[i]);
 		c->version[i] = le32_to_cpu(d->version);
 		if (c->kind[i] != STASH_SB_VALID)
 			continue;
@@ -281,7 +281,7 @@ static int may_format(struct stash_cache *sc, const struct sb_copies *c,
 }
 
 /*
- * The constructor's first look at the cache device: md_sb_buf allocated and
+ * The constructor's first look at the cache device: md.sb_buf allocated and
  * both superblock copies read (read_superblock()).  -ENOMEM and -EIO set
  * ti->error.
  */
@@ -290,8 +290,8 @@ static int open_superblock(struct stash_cache *sc, struct stash_sb *sb,
 {
 	int r;
 
-	sc->md_sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
-	if (!sc->md_sb_buf) {
+	sc->md.sb_buf = kzalloc(STASH_MD_BLOCK_BYTES, GFP_KERNEL);
+	if (!sc->md.sb_buf) {
 		sc->ti->error = "Cannot allocate metadata buffers";
 		return -ENOMEM;
 	}
@@ -330,22 +330,22 @@ static int check_origin(struct stash_cache *sc, int copy, bool format)
 	dev_t dev;
 	int r;
 
-	if (!sc->md_ident)
+	if (!sc->md.ident)
 		return 0;
 	was = kzalloc(sizeof(*was), GFP_KERNEL);
 	if (!was) {
 		ti->error = "Cannot allocate metadata buffers";
 		return -ENOMEM;
 	}
-	r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md_sb_buf,
+	r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md.sb_buf,
 		  copy * STASH_MD_BLOCK_SECTORS, STASH_MD_BLOCK_SECTORS);
 	if (r) {
 		ti->error = "Cannot read the cache device's superblock";
 		goto out;
 	}
-	stash_sb_decode_ident(sc->md_sb_buf, was);
+	stash_sb_decode_ident(sc->md.sb_buf, was);
 	if (was->origin_path[0] &&
-	    strcmp(was->origin_path, sc->md_ident->origin_path)) {
+	    strcmp(was->origin_path, sc->md.ident->origin_path)) {
 		if (devt_of(was->origin_path, &dev))
 			stash_warn(sc, "cache device: origin %s names no device now: taking %s",
 				   was->origin_path, sc->origin_dev->name);
@@ -416,11 +416,11 @@ int stash_md_check_volatile(struct stash_cache *sc, bool format)
 		goto out;
 	}
 	/* Erased by stash_md_prepare(), once nothing else can fail. */
-	sc->md_prepare = STASH_MD_ERASE;
+	sc->md.prepare = STASH_MD_ERASE;
 	return 0;
 out:
-	kfree(sc->md_sb_buf);
-	sc->md_sb_buf = NULL;
+	kfree(sc->md.sb_buf);
+	sc->md.sb_buf = NULL;
 	return r;
 }
 
@@ -500,7 +500,7 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 		}
 		sb.mode = sc->mode;
 		/* Formatted by stash_md_prepare(), once nothing else can fail. */
-		sc->md_prepare = STASH_MD_FORMAT;
+		sc->md.prepare = STASH_MD_FORMAT;
 	} else {
 		int other = 1 - copies.best;
 
@@ -510,8 +510,8 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
 			stash_warn(sc, "cache device: superblock copy %d is damaged (%s): using copy %d",
 				   other, copies.why[other], copies.best);
 	}
-	sc->sb = sb;
-	sc->geo = sb.geo;
+	sc->md.sb = sb;
+	sc->md.geo = sb.geo;
 	sc->data_start = sb.geo.data_start;
 	sc->nr_cblocks = sb.geo.nr_cblocks;
 	return 0;
@@ -528,64 +528,64 @@ int stash_md_prepare(struct stash_cache *sc)
 {
 	int r = 0, i;
 
-	switch (sc->md_prepare) {
+	switch (sc->md.prepare) {
 	case STASH_MD_KEEP:
 		break;
 	case STASH_MD_FORMAT:
 		refresh_name(sc);
-		r = format_cache(sc, &sc->sb);
+		r = format_cache(sc, &sc->md.sb);
 		if (r) {
 			sc->ti->error = "Cannot format the cache device";
 			break;
 		}
-		stash_note(sc, "formatted a cache of %u blocks", sc->sb.geo.nr_cblocks);
+		stash_note(sc, "formatted a cache of %u blocks", sc->md.sb.geo.nr_cblocks);
 		break;
 	case STASH_MD_ERASE:
 		stash_warn(sc, "cache device: 'format': the dm-stash cache on it is discarded");
-		memset(sc->md_sb_buf, 0, STASH_MD_BLOCK_BYTES);
+		memset(sc->md.sb_buf, 0, STASH_MD_BLOCK_BYTES);
 		for (i = 0; i < 2 && !r; i++)
 			r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE | REQ_FUA,
-				  sc->md_sb_buf, i * STASH_MD_BLOCK_SECTORS,
+				  sc->md.sb_buf, i * STASH_MD_BLOCK_SECTORS,
 				  STASH_MD_BLOCK_SECTORS);
 		if (r)
 			sc->ti->error = "Cannot erase the cache device's superblock";
-		kfree(sc->md_sb_buf);
-		sc->md_sb_buf = NULL;
+		kfree(sc->md.sb_buf);
+		sc->md.sb_buf = NULL;
 		break;
 	}
-	sc->md_prepare = STASH_MD_KEEP;
+	sc->md.prepare = STASH_MD_KEEP;
 	return r;
 }
 
 /* Allocate what commits need, once the map exists. */
 int stash_md_create(struct stash_cache *sc)
 {
-	u32 pages = sc->geo.md_pages;
+	u32 pages = sc->md.geo.md_pages;
 
-	mutex_init(&sc->commit_lock);
-	bio_list_init(&sc->commit_waiting);
-	bio_list_init(&sc->commit_round);
+	mutex_init(&sc->md.commit_lock);
+	bio_list_init(&sc->md.commit_waiting);
+	bio_list_init(&sc->md.commit_round);
 	/*
 	 * At least two pages: load_metadata() reads both copies of a page
-	 * into md_buf at once, also when the map has a single page.
+	 * into md.buf at once, also when the map has a single page.
 	 */
-	sc->md_buf_pages = clamp_t(u32, pages, 2, STASH_MD_MAX_COMMIT_PAGES);
-	sc->md_buf = __vmalloc(array_size(sc->md_buf_pages, STASH_MD_BLOCK_BYTES),
+	sc->md.buf_pages = clamp_t(u32, pages, 2, STASH_MD_MAX_COMMIT_PAGES);
+	sc->md.buf = __vmalloc(array_size(sc->md.buf_pages, STASH_MD_BLOCK_BYTES),
 			       STASH_GFP_TABLE);
-	sc->md_buf_index = kvcalloc(sc->md_buf_pages, sizeof(u32), STASH_GFP_TABLE);
-	sc->md_page_loc = bitmap_zalloc(pages, GFP_KERNEL);
-	sc->md_entries = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64),
+	sc->md.buf_index = kvcalloc(sc->md.buf_pages, sizeof(u32), STASH_GFP_TABLE);
+	sc->md.page_loc = bitmap_zalloc(pages, GFP_KERNEL);
+	sc->md.entries = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64),
 				 GFP_KERNEL);
-	sc->md_csums = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32), GFP_KERNEL);
-	if (!sc->md_buf || !sc->md_entries || !sc->md_csums || !sc->md_buf_index ||
-	    !sc->md_page_loc ||
-	    stash_bitmap_init(&sc->md_touched, pages) ||
-	    stash_bitmap_init(&sc->md_cdirty, sc->nr_cblocks) ||
-	    stash_bitmap_init(&sc->md_unflushed, sc->nr_cblocks))
+	sc->md.csums = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u32), GFP_KERNEL);
+	if (!sc->md.buf || !sc->md.entries || !sc->md.csums || !sc->md.buf_index ||
+	    !sc->md.page_loc ||
+	    stash_bitmap_init(&sc->md.touched, pages) ||
+	    stash_bitmap_init(&sc->md.cdirty, sc->nr_cblocks) ||
+	    stash_bitmap_init(&sc->md.unflushed, sc->nr_cblocks))
 		return -ENOMEM;
-	stash_map_attach_pages(&sc->map, &sc->md_touched,
-			       sc->geo.entries_per_page);
-	stash_map_attach_cdirty(&sc->map, &sc->md_cdirty);
+	stash_map_attach_pages(&sc->map, &sc->md.touched,
+			       sc->md.geo.entries_per_page);
+	stash_map_attach_cdirty(&sc->map, &sc->md.cdirty);
 	return 0;
 }
 
@@ -593,23 +593,23 @@ void stash_md_destroy(struct stash_cache *sc)
 {
 	stash_map_attach_pages(&sc->map, NULL, 0);
 	stash_map_attach_cdirty(&sc->map, NULL);
-	stash_bitmap_exit(&sc->md_unflushed);
-	stash_bitmap_exit(&sc->md_cdirty);
-	stash_bitmap_exit(&sc->md_touched);
-	bitmap_free(sc->md_page_loc);
-	kfree(sc->md_entries);
-	sc->md_entries = NULL;
-	kfree(sc->md_csums);
-	sc->md_csums = NULL;
-	kvfree(sc->md_buf_index);
-	vfree(sc->md_buf);
-	kfree(sc->md_sb_buf);
-	kfree(sc->md_ident);
-	sc->md_ident = NULL;
-	sc->md_page_loc = NULL;
-	sc->md_buf_index = NULL;
-	sc->md_buf = NULL;
-	sc->md_sb_buf = NULL;
+	stash_bitmap_exit(&sc->md.unflushed);
+	stash_bitmap_exit(&sc->md.cdirty);
+	stash_bitmap_exit(&sc->md.touched);
+	bitmap_free(sc->md.page_loc);
+	kfree(sc->md.entries);
+	sc->md.entries = NULL;
+	kfree(sc->md.csums);
+	sc->md.csums = NULL;
+	kvfree(sc->md.buf_index);
+	vfree(sc->md.buf);
+	kfree(sc->md.sb_buf);
+	kfree(sc->md.ident);
+	sc->md.ident = NULL;
+	sc->md.page_loc = NULL;
+	sc->md.buf_index = NULL;
+	sc->md.buf = NULL;
+	sc->md.sb_buf = NULL;
 }
 
 /*
@@ -629,7 +629,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 	struct stash_md_pick pick;
 	int best, other;
 
-	stash_md_pick_page(both, &sc->geo, p, sc->nr_oblocks, sc->sb.seq, false,
+	stash_md_pick_page(both, &sc->md.geo, p, sc->nr_oblocks, sc->md.sb.seq, false,
 			   entries, csums, scratch, csum_scratch, &pick);
 	best = pick.best;
 	switch (pick.result) {
@@ -650,7 +650,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 	if (pick.erase_other) {
 		int r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE,
 			      both + best * STASH_MD_BLOCK_BYTES,
-			      stash_md_page_sector(&sc->geo, p, other),
+			      stash_md_page_sector(&sc->md.geo, p, other),
 			      STASH_MD_BLOCK_SECTORS);
 
 		if (r) {
@@ -659,7 +659,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
 		}
 	}
 	if (best)
-		__set_bit(p, sc->md_page_loc);
+		__set_bit(p, sc->md.page_loc);
 	*page_seq = pick.copy[best].seq;
 	return 0;
 }
@@ -670,7 +670,7 @@ static int load_page(struct stash_cache *sc, u32 p, void *both, u64 *entries,
  */
 static void load_drop(struct stash_cache *sc, u32 c)
 {
-	stash_bitmap_set(&sc->md_touched, c / sc->geo.entries_per_page);
+	stash_bitmap_set(&sc->md.touched, c / sc->md.geo.entries_per_page);
 }
 
 /*
@@ -685,7 +685,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 {
 	oblock_t ob = to_oblock(e & STASH_MD_OBLOCK_MASK);
 	bool dirty = e & STASH_MD_DIRTY;
-	bool unclean = !(sc->sb.flags & STASH_SB_FLAG_CLEAN);
+	bool unclean = !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN);
 	cblock_t other;
 
 	other = stash_map_lookup(&sc->map, ob);
@@ -694,7 +694,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 
 		/* The loser's page is written again (see load_metadata()). */
 		switch (stash_md_dup_winner(unclean,
-					    entry_seq_of_page[o / sc->geo.entries_per_page],
+					    entry_seq_of_page[o / sc->md.geo.entries_per_page],
 					    stash_bitmap_test(&sc->dirty, o),
 					    seq, dirty)) {
 		case STASH_DUP_CORRUPT:
@@ -708,7 +708,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 			break;
 		}
 		stash_bitmap_clear(&sc->dirty, o);
-		stash_bitmap_clear(&sc->md_cdirty, o);
+		stash_bitmap_clear(&sc->md.cdirty, o);
 		stash_map_invalidate(&sc->map, other);
 		load_drop(sc, o);
 	}
@@ -716,7 +716,7 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 		return -EINVAL;
 	if (dirty) {
 		stash_bitmap_set(&sc->dirty, c);
-		stash_bitmap_set(&sc->md_cdirty, c);
+		stash_bitmap_set(&sc->md.cdirty, c);
 	}
 	if (sc->csum)
 		stash_csum_load(sc, to_cblock(c), e & STASH_MD_OPEN, crc);
@@ -745,7 +745,7 @@ static void drop_clean(struct stash_cache *sc)
  */
 static int reread_superblock(struct stash_cache *sc)
 {
-	const struct stash_geometry *g = &sc->geo;
+	const struct stash_geometry *g = &sc->md.geo;
 	struct sb_copies copies;
 	struct stash_sb sb;
 	int r;
@@ -765,7 +765,7 @@ static int reread_superblock(struct stash_cache *sc)
 		stash_err(sc, "the superblock's geometry changed since the table was loaded");
 		return -EINVAL;
 	}
-	sc->sb = sb;
+	sc->md.sb = sb;
 	return 0;
 }
 
@@ -775,7 +775,7 @@ static int reread_superblock(struct stash_cache *sc)
  */
 static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
-	u32 pages = sc->geo.md_pages, p, i, chunk;
+	u32 pages = sc->md.geo.md_pages, p, i, chunk;
 	u64 *entries, *scratch, *page_seq;
 	u32 *csums, *csum_scratch;
 	int r;
@@ -796,18 +796,18 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		goto out;
 	}
 	/*
-	 * Read both copies of as many pages as md_buf holds at a time.  The
+	 * Read both copies of as many pages as md.buf holds at a time.  The
 	 * map touches no page while it loads: the pages already say what it
 	 * loads (load_drop() marks those that do not).
 	 */
 	*map_touched = true;
 	stash_map_attach_pages(&sc->map, NULL, 0);
-	chunk = max_t(u32, sc->md_buf_pages / 2, 1);
+	chunk = max_t(u32, sc->md.buf_pages / 2, 1);
 	for (p = 0; p < pages && !r; p += chunk) {
 		u32 n = min(chunk, pages - p);
 
-		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md_buf,
-			  stash_md_page_sector(&sc->geo, p, 0),
+		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md.buf,
+			  stash_md_page_sector(&sc->md.geo, p, 0),
 			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
 		if (r) {
 			stash_err(sc, "cannot read metadata pages %u..%u", p, p + n - 1);
@@ -816,12 +816,12 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		for (i = 0; i < n && !r; i++) {
 			u32 k, page = p + i;
 
-			r = load_page(sc, page, sc->md_buf +
+			r = load_page(sc, page, sc->md.buf +
 				      (size_t)i * 2 * STASH_MD_BLOCK_BYTES,
 				      entries, csums, &page_seq[page], scratch,
 				      csum_scratch);
-			for (k = 0; k < sc->geo.entries_per_page && !r; k++) {
-				u32 c = page * sc->geo.entries_per_page + k;
+			for (k = 0; k < sc->md.geo.entries_per_page && !r; k++) {
+				u32 c = page * sc->md.geo.entries_per_page + k;
 
 				if (entries[k])
 					r = load_entry(sc, c, entries[k],
@@ -830,11 +830,11 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			}
 		}
 	}
-	if (!r && !(sc->sb.flags & STASH_SB_FLAG_CLEAN))
+	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
-	stash_map_attach_pages(&sc->map, &sc->md_touched,
-			       sc->geo.entries_per_page);
+	stash_map_attach_pages(&sc->map, &sc->md.touched,
+			       sc->md.geo.entries_per_page);
 	/*
 	 * The pages of the entries dropped above (clean ones after a crash,
 	 * older duplicates) are touched: the resume commit writes them from
@@ -891,11 +891,11 @@ static int write_pages(struct stash_cache *sc, u32 n)
 	init_completion(&pw.done);
 	atomic_set(&pw.pending, n + 1);
 	for (i = 0; i < n; i++) {
-		u32 p = sc->md_buf_index[i];
+		u32 p = sc->md.buf_index[i];
 
-		region.sector = stash_md_page_sector(&sc->geo, p,
-						     !test_bit(p, sc->md_page_loc));
-		req.mem.ptr.vma = sc->md_buf + (size_t)i * STASH_MD_BLOCK_BYTES;
+		region.sector = stash_md_page_sector(&sc->md.geo, p,
+						     !test_bit(p, sc->md.page_loc));
+		req.mem.ptr.vma = sc->md.buf + (size_t)i * STASH_MD_BLOCK_BYTES;
 		if (stash_dm_io(&req, &region))
 			page_write_done(1, &pw);
 	}
@@ -906,7 +906,7 @@ static int write_pages(struct stash_cache *sc, u32 n)
 
 /*
  * How a commit records a block that writeback cleaned since the origin was
- * last flushed (md_unflushed): until its origin write is durable, the slot
+ * last flushed (md.unflushed): until its origin write is durable, the slot
  * is the block's one durable copy, so it is recorded clean or empty only
  * under an origin flush that the commit issues after encoding.
  */
@@ -945,21 +945,21 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 	enum md_page_enc ret = PAGE_ENCODED;
 	u32 k, c;
 
-	for (k = 0; k < sc->geo.entries_per_page; k++) {
+	for (k = 0; k < sc->md.geo.entries_per_page; k++) {
 		bool valid, dirty;
 		oblock_t ob;
 
-		c = p * sc->geo.entries_per_page + k;
+		c = p * sc->md.geo.entries_per_page + k;
 		if (c >= sc->nr_cblocks) {
 			entries[k] = 0;
 			continue;
 		}
 		valid = stash_map_is_live(&sc->map, to_cblock(c));
 		dirty = valid && stash_bitmap_test(&sc->dirty, c);
-		if (!dirty && stash_bitmap_test(&sc->md_unflushed, c)) {
+		if (!dirty && stash_bitmap_test(&sc->md.unflushed, c)) {
 			if (how == MD_RECORD_CLEAN ||
 			    (how == MD_RECORD_DIRTY && !valid)) {
-				stash_bitmap_clear(&sc->md_unflushed, c);
+				stash_bitmap_clear(&sc->md.unflushed, c);
 				(*unflushed)++;
 			} else if (valid) {
 				dirty = true;
@@ -972,14 +972,14 @@ static enum md_page_enc encode_page_locked(struct stash_cache *sc, u32 p,
 		entries[k] = stash_md_entry(valid, dirty, from_oblock(ob));
 		if (sc->csum && valid)
 			stash_csum_encode_locked(sc, to_cblock(c), clean,
-						 &entries[k], &sc->md_csums[k]);
+						 &entries[k], &sc->md.csums[k]);
 		else if (sc->csum)
 			stash_csum_forget_locked(sc, to_cblock(c));
 		/* Recorded dirty: block reuse from now on, to be safe. */
 		if (dirty)
-			stash_bitmap_set(&sc->md_cdirty, c);
+			stash_bitmap_set(&sc->md.cdirty, c);
 	}
-	stash_md_page_encode_geo(buf, &sc->geo, p, seq, entries, sc->md_csums);
+	stash_md_page_encode_geo(buf, &sc->md.geo, p, seq, entries, sc->md.csums);
 	return ret;
 }
 
@@ -993,21 +993,21 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
 	u32 i, k;
 
 	for (i = 0; i < n; i++) {
-		struct stash_md_page_disk *d = sc->md_buf +
+		struct stash_md_page_disk *d = sc->md.buf +
 					       (size_t)i * STASH_MD_BLOCK_BYTES;
-		u32 p = sc->md_buf_index[i];
+		u32 p = sc->md.buf_index[i];
 
-		__change_bit(p, sc->md_page_loc);
-		for (k = 0; k < sc->geo.entries_per_page; k++) {
-			u32 c = p * sc->geo.entries_per_page + k;
+		__change_bit(p, sc->md.page_loc);
+		for (k = 0; k < sc->md.geo.entries_per_page; k++) {
+			u32 c = p * sc->md.geo.entries_per_page + k;
 
 			if (c >= sc->nr_cblocks)
 				break;
 			stash_csum_committed_locked(sc, to_cblock(c),
 						    le64_to_cpu(d->entries[k]));
 			if (!(le64_to_cpu(d->entries[k]) & STASH_MD_DIRTY) &&
-			    !stash_bitmap_test(&sc->md_unflushed, c) &&
-			    stash_bitmap_clear(&sc->md_cdirty, c))
+			    !stash_bitmap_test(&sc->md.unflushed, c) &&
+			    stash_bitmap_clear(&sc->md.cdirty, c))
 				stash_map_note_reusable(&sc->map);
 		}
 	}
@@ -1018,7 +1018,7 @@ static void settle_cdirty_locked(struct stash_cache *sc, u32 n)
  * what encoding did before it is encoded again without them: its pages
  * are touched again, every block they record clean, and every empty slot
  * not yet reusable, is taken as not yet flushed (a superset of those
- * encoding took out of md_unflushed, which is safe: such a block only
+ * encoding took out of md.unflushed, which is safe: such a block only
  * costs a flush, or is recorded dirty once more), the waiters go back to
  * the head of the queue, and recording cleaned blocks waits commit_ms.
  */
@@ -1030,27 +1030,27 @@ static void origin_flush_failed(struct stash_cache *sc, u32 n,
 
 	spin_lock_irqsave(&sc->lock, flags);
 	for (i = 0; i < n; i++) {
-		struct stash_md_page_disk *d = sc->md_buf +
+		struct stash_md_page_disk *d = sc->md.buf +
 					       (size_t)i * STASH_MD_BLOCK_BYTES;
-		u32 p = sc->md_buf_index[i];
+		u32 p = sc->md.buf_index[i];
 
-		stash_bitmap_set(&sc->md_touched, p);
-		for (k = 0; k < sc->geo.entries_per_page; k++) {
-			u32 c = p * sc->geo.entries_per_page + k;
+		stash_bitmap_set(&sc->md.touched, p);
+		for (k = 0; k < sc->md.geo.entries_per_page; k++) {
+			u32 c = p * sc->md.geo.entries_per_page + k;
 			u64 e;
 
 			if (c >= sc->nr_cblocks)
 				break;
 			e = le64_to_cpu(d->entries[k]);
 			if ((e & STASH_MD_VALID) ? !(e & STASH_MD_DIRTY) :
-			    stash_bitmap_test(&sc->md_cdirty, c))
-				stash_bitmap_set(&sc->md_unflushed, c);
+			    stash_bitmap_test(&sc->md.cdirty, c))
+				stash_bitmap_set(&sc->md.unflushed, c);
 		}
 	}
-	bio_list_merge_head(&sc->commit_round, waiters);
+	bio_list_merge_head(&sc->md.commit_round, waiters);
 	bio_list_init(waiters);
 	sc->stats.origin_errors++;
-	sc->md_clean_due = jiffies +
+	sc->md.clean_due = jiffies +
 		msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
 	spin_unlock_irqrestore(&sc->lock, flags);
 }
@@ -1104,8 +1104,8 @@ static int flush_origin_for_clean(struct stash_cache *sc)
 }
 
 /*
- * Encode the changed pages among @from..@to - 1 into md_buf from slot *@n
- * on, until md_buf is full; counts what encode_page_locked() says in
+ * Encode the changed pages among @from..@to - 1 into md.buf from slot *@n
+ * on, until md.buf is full; counts what encode_page_locked() says in
  * *@unflushed, *@deferred and *@stuck.  Returns @to if it passed every
  * page (no changed page is left there), else the page after the last one
  * it took.  Deferred and stuck pages stay changed, for a later commit.
@@ -1116,13 +1116,13 @@ static u32 encode_pages_locked(struct stash_cache *sc, u32 from, u32 to,
 {
 	u32 p;
 
-	for (p = stash_bitmap_next(&sc->md_touched, from); p < to;
-	     p = stash_bitmap_next(&sc->md_touched, p + 1)) {
-		if (*n == sc->md_buf_pages)
+	for (p = stash_bitmap_next(&sc->md.touched, from); p < to;
+	     p = stash_bitmap_next(&sc->md.touched, p + 1)) {
+		if (*n == sc->md.buf_pages)
 			return p;
-		switch (encode_page_locked(sc, p, sc->md_buf +
+		switch (encode_page_locked(sc, p, sc->md.buf +
 					   (size_t)*n * STASH_MD_BLOCK_BYTES,
-					   seq, sc->md_entries, how, clean,
+					   seq, sc->md.entries, how, clean,
 					   unflushed)) {
 		case PAGE_STUCK:
 			(*stuck)++;
@@ -1131,10 +1131,10 @@ static u32 encode_pages_locked(struct stash_cache *sc, u32 from, u32 to,
 			(*deferred)++;
 			break;
 		case PAGE_ENCODED:
-			stash_bitmap_clear(&sc->md_touched, p);
+			stash_bitmap_clear(&sc->md.touched, p);
 			break;
 		}
-		sc->md_buf_index[(*n)++] = p;
+		sc->md.buf_index[(*n)++] = p;
 	}
 	return to;
 }
@@ -1156,21 +1156,21 @@ int stash_md_commit(struct stash_cache *sc, bool clean)
 	unsigned long flags;
 	int r;
 
-	mutex_lock(&sc->commit_lock);
-	if (READ_ONCE(sc->md_failed)) {
+	mutex_lock(&sc->md.commit_lock);
+	if (READ_ONCE(sc->md.failed)) {
 		r = -EIO;
 		goto fail_waiters;
 	}
 
 	refresh_name(sc);
-	sb = sc->sb;
+	sb = sc->md.sb;
 	sb.seq++;
 	sb.mode = READ_ONCE(sc->mode);
 
 	spin_lock_irqsave(&sc->lock, flags);
-	cursor0 = sc->md_cursor;
-	round_left0 = sc->md_round_left;
-	round_stuck0 = sc->md_round_stuck;
+	cursor0 = sc->md.cursor;
+	round_left0 = sc->md.round_left;
+	round_stuck0 = sc->md.round_stuck;
 	spin_unlock_irqrestore(&sc->lock, flags);
 encode:
 	n = 0;
@@ -1184,57 +1184,57 @@ encode:
 	spin_lock_irqsave(&sc->lock, flags);
 	if (!origin_flushed) {
 		/* Encoded again: the sweep as it was before. */
-		sc->md_cursor = cursor0;
-		sc->md_round_left = round_left0;
-		sc->md_round_stuck = round_stuck0;
+		sc->md.cursor = cursor0;
+		sc->md.round_left = round_left0;
+		sc->md.round_stuck = round_stuck0;
 	}
 	/* Bios wait and no sweep runs: this commit starts one for them. */
-	if (!sc->md_round_left && (!bio_list_empty(&sc->commit_round) ||
-				   !bio_list_empty(&sc->commit_waiting))) {
-		bio_list_merge(&sc->commit_round, &sc->commit_waiting);
-		bio_list_init(&sc->commit_waiting);
-		sc->md_round_left = sc->geo.md_pages;
-		sc->md_round_stuck = 0;
-		sc->md_round_drops = stash_map_cdirty_drops(&sc->map);
+	if (!sc->md.round_left && (!bio_list_empty(&sc->md.commit_round) ||
+				   !bio_list_empty(&sc->md.commit_waiting))) {
+		bio_list_merge(&sc->md.commit_round, &sc->md.commit_waiting);
+		bio_list_init(&sc->md.commit_waiting);
+		sc->md.round_left = sc->md.geo.md_pages;
+		sc->md.round_stuck = 0;
+		sc->md.round_drops = stash_map_cdirty_drops(&sc->map);
 	}
 	if (!origin_flushed)
 		how = MD_RECORD_NOFLUSH;
-	else if (clean || bio_list_empty(&sc->commit_round) ||
+	else if (clean || bio_list_empty(&sc->md.commit_round) ||
 		 stash_wb_space_wanted(&sc->wb) ||
 		 !bio_list_empty(&sc->deferred) ||
-		 time_after_eq(jiffies, sc->md_clean_due))
+		 time_after_eq(jiffies, sc->md.clean_due))
 		how = MD_RECORD_CLEAN;
 	else
 		how = MD_RECORD_DIRTY;
 	/* From the cursor to the last page, then from the first page to it. */
-	p = encode_pages_locked(sc, sc->md_cursor, sc->geo.md_pages, sb.seq,
+	p = encode_pages_locked(sc, sc->md.cursor, sc->md.geo.md_pages, sb.seq,
 				how, clean, &n, &unflushed, &deferred, &stuck);
-	passed = p - sc->md_cursor;
-	if (p == sc->geo.md_pages) {
-		p = encode_pages_locked(sc, 0, sc->md_cursor, sb.seq, how,
+	passed = p - sc->md.cursor;
+	if (p == sc->md.geo.md_pages) {
+		p = encode_pages_locked(sc, 0, sc->md.cursor, sb.seq, how,
 					clean, &n, &unflushed, &deferred,
 					&stuck);
 		passed += p;
 	}
-	sc->md_cursor = p;
-	more = sc->md_touched.nr_set > deferred + stuck;
-	if (sc->md_round_left) {
-		sc->md_round_stuck += stuck;
-		if (passed >= sc->md_round_left) {
+	sc->md.cursor = p;
+	more = sc->md.touched.nr_set > deferred + stuck;
+	if (sc->md.round_left) {
+		sc->md.round_stuck += stuck;
+		if (passed >= sc->md.round_left) {
 			/* The sweep passed every page: its bios complete. */
-			bio_list_merge(&waiters, &sc->commit_round);
-			bio_list_init(&sc->commit_round);
-			round_failed = sc->md_round_stuck;
-			sc->md_round_left = 0;
+			bio_list_merge(&waiters, &sc->md.commit_round);
+			bio_list_init(&sc->md.commit_round);
+			round_failed = sc->md.round_stuck;
+			sc->md.round_left = 0;
 			round_done = true;
-			round_drops = sc->md_round_drops;
+			round_drops = sc->md.round_drops;
 		} else {
-			sc->md_round_left -= passed;
+			sc->md.round_left -= passed;
 			more = true;
 		}
 	}
 	if (how == MD_RECORD_CLEAN)
-		sc->md_clean_due = jiffies +
+		sc->md.clean_due = jiffies +
 			msecs_to_jiffies(READ_ONCE(sc->tun.commit_ms));
 	spin_unlock_irqrestore(&sc->lock, flags);
 	/*
@@ -1279,13 +1279,13 @@ encode:
 	 * came): the last superblock still says it all, and a flush of the
 	 * cache device is all the waiters need.
 	 */
-	if (!n && !sb.flags && !(sc->sb.flags & STASH_SB_FLAG_CLEAN) &&
-	    sb.mode == sc->sb.mode) {
+	if (!n && !sb.flags && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN) &&
+	    sb.mode == sc->md.sb.mode) {
 		r = md_flush(sc, cache_bdev(sc));
 		if (!r) {
 			if (round_done && !round_failed)
-				WRITE_ONCE(sc->md_drops_covered, round_drops);
-			mutex_unlock(&sc->commit_lock);
+				WRITE_ONCE(sc->md.drops_covered, round_drops);
+			mutex_unlock(&sc->md.commit_lock);
 			complete_waiters(sc, &waiters, round_failed);
 			return more ? -EAGAIN : 0;
 		}
@@ -1307,12 +1307,12 @@ encode:
 
 	spin_lock_irqsave(&sc->lock, flags);
 	settle_cdirty_locked(sc, n);
-	sc->sb = sb;
+	sc->md.sb = sb;
 	sc->stats.commits++;
 	if (round_done && !round_failed)
-		WRITE_ONCE(sc->md_drops_covered, round_drops);
+		WRITE_ONCE(sc->md.drops_covered, round_drops);
 	spin_unlock_irqrestore(&sc->lock, flags);
-	mutex_unlock(&sc->commit_lock);
+	mutex_unlock(&sc->md.commit_lock);
 
 	/*
 	 * A page that needed the failed origin flush was not written: the
@@ -1327,19 +1327,19 @@ encode:
 	return more ? -EAGAIN : 0;
 
 failed:
-	WRITE_ONCE(sc->md_failed, true);
+	WRITE_ONCE(sc->md.failed, true);
 	stash_err(sc, "metadata commit failed: writes that need a commit are refused");
 	mark_needs_check(sc);
 	r = -EIO;
 fail_waiters:
 	spin_lock_irqsave(&sc->lock, flags);
-	bio_list_merge(&waiters, &sc->commit_round);
-	bio_list_init(&sc->commit_round);
-	bio_list_merge(&waiters, &sc->commit_waiting);
-	bio_list_init(&sc->commit_waiting);
-	sc->md_round_left = 0;
+	bio_list_merge(&waiters, &sc->md.commit_round);
+	bio_list_init(&sc->md.commit_round);
+	bio_list_merge(&waiters, &sc->md.commit_waiting);
+	bio_list_init(&sc->md.commit_waiting);
+	sc->md.round_left = 0;
 	spin_unlock_irqrestore(&sc->lock, flags);
-	mutex_unlock(&sc->commit_lock);
+	mutex_unlock(&sc->md.commit_lock);
 	complete_waiters(sc, &waiters, true);
 	return r;
 }
@@ -1352,14 +1352,14 @@ static unsigned long commit_period(struct stash_cache *sc)
 /* Pages to write, or written-back blocks to record clean. */
 static bool md_work_left(struct stash_cache *sc)
 {
-	return READ_ONCE(sc->md_touched.nr_set) ||
-	       READ_ONCE(sc->md_unflushed.nr_set);
+	return READ_ONCE(sc->md.touched.nr_set) ||
+	       READ_ONCE(sc->md.unflushed.nr_set);
 }
 
 static void commit_work_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(ws, struct stash_cache,
-					      commit_work);
+					      md.commit_work);
 
 	while (stash_md_commit(sc, false) == -EAGAIN)
 		cond_resched();
@@ -1377,7 +1377,7 @@ static void commit_work_fn(struct work_struct *ws)
 bool stash_md_drops_covered(struct stash_cache *sc)
 {
 	return sc->is_volatile ||
-	       stash_map_cdirty_drops(&sc->map) == READ_ONCE(sc->md_drops_covered);
+	       stash_map_cdirty_drops(&sc->map) == READ_ONCE(sc->md.drops_covered);
 }
 
 /* A bio that completes only after the next commit (flush, FUA write). */
@@ -1386,9 +1386,9 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 	unsigned long flags;
 
 	spin_lock_irqsave(&sc->lock, flags);
-	bio_list_add(&sc->commit_waiting, bio);
+	bio_list_add(&sc->md.commit_waiting, bio);
 	spin_unlock_irqrestore(&sc->lock, flags);
-	queue_work(sc->commit_wq, &sc->commit_work);
+	queue_work(sc->md.commit_wq, &sc->md.commit_work);
 }
 
 /*
@@ -1402,11 +1402,11 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio)
 static void commit_timer_fn(struct work_struct *ws)
 {
 	struct stash_cache *sc = container_of(to_delayed_work(ws),
-					      struct stash_cache, commit_timer);
+					      struct stash_cache, md.commit_timer);
 	unsigned long quiet = 2 * commit_period(sc), flags;
 	bool changed, idle, parked = false;
 
-	if (READ_ONCE(sc->commit_timer_state) == STASH_TIMER_STOPPED)
+	if (READ_ONCE(sc->md.commit_timer_state) == STASH_TIMER_STOPPED)
 		return;
 	idle = time_after(jiffies, READ_ONCE(sc->last_io) + quiet);
 	/*
@@ -1417,18 +1417,18 @@ static void commit_timer_fn(struct work_struct *ws)
 		stash_csum_touch_open(sc);
 	changed = md_work_left(sc);
 	if (changed)
-		queue_work(sc->commit_wq, &sc->commit_work);
-	spin_lock_irqsave(&sc->timer_lock, flags);
-	if (sc->commit_timer_state == STASH_TIMER_RUNNING) {
-		if (idle && !changed && !work_busy(&sc->commit_work)) {
-			sc->commit_timer_state = STASH_TIMER_PARKED;
+		queue_work(sc->md.commit_wq, &sc->md.commit_work);
+	spin_lock_irqsave(&sc->md.timer_lock, flags);
+	if (sc->md.commit_timer_state == STASH_TIMER_RUNNING) {
+		if (idle && !changed && !work_busy(&sc->md.commit_work)) {
+			sc->md.commit_timer_state = STASH_TIMER_PARKED;
 			parked = true;
 		} else {
-			queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
+			queue_delayed_work(stash_wb_queue(&sc->wb), &sc->md.commit_timer,
 					   commit_period(sc));
 		}
 	}
-	spin_unlock_irqrestore(&sc->timer_lock, flags);
+	spin_unlock_irqrestore(&sc->md.timer_lock, flags);
 	if (!parked)
 		return;
 	/*
@@ -1445,13 +1445,13 @@ void stash_md_wake_timer(struct stash_cache *sc)
 {
 	unsigned long flags;
 
-	spin_lock_irqsave(&sc->timer_lock, flags);
-	if (sc->commit_timer_state == STASH_TIMER_PARKED) {
-		sc->commit_timer_state = STASH_TIMER_RUNNING;
-		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
+	spin_lock_irqsave(&sc->md.timer_lock, flags);
+	if (sc->md.commit_timer_state == STASH_TIMER_PARKED) {
+		sc->md.commit_timer_state = STASH_TIMER_RUNNING;
+		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->md.commit_timer,
 				   commit_period(sc));
 	}
-	spin_unlock_irqrestore(&sc->timer_lock, flags);
+	spin_unlock_irqrestore(&sc->md.timer_lock, flags);
 }
 
 /* Start (RUNNING) or stop (STOPPED) the commit timer. */
@@ -1459,12 +1459,12 @@ static void set_timer_state(struct stash_cache *sc, int state)
 {
 	unsigned long flags;
 
-	spin_lock_irqsave(&sc->timer_lock, flags);
-	sc->commit_timer_state = state;
+	spin_lock_irqsave(&sc->md.timer_lock, flags);
+	sc->md.commit_timer_state = state;
 	if (state == STASH_TIMER_RUNNING)
-		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->commit_timer,
+		queue_delayed_work(stash_wb_queue(&sc->wb), &sc->md.commit_timer,
 				   commit_period(sc));
-	spin_unlock_irqrestore(&sc->timer_lock, flags);
+	spin_unlock_irqrestore(&sc->md.timer_lock, flags);
 }
 
 /*
@@ -1476,11 +1476,11 @@ int stash_md_resume(struct stash_cache *sc)
 {
 	int r;
 
-	if (READ_ONCE(sc->md_failed)) {
+	if (READ_ONCE(sc->md.failed)) {
 		stash_err(sc, "metadata failed earlier: refusing to resume; check the cache device");
 		return -EIO;
 	}
-	if (!sc->md_loaded) {
+	if (!sc->md.loaded) {
 		bool map_touched;
 
 		r = load_metadata(sc, &map_touched);
@@ -1492,14 +1492,14 @@ int stash_md_resume(struct stash_cache *sc)
 			 * tried again at the next resume.
 			 */
 			if (map_touched)
-				WRITE_ONCE(sc->md_failed, true);
+				WRITE_ONCE(sc->md.failed, true);
 			stash_err(sc, "cannot load the cache metadata (%d): refusing to resume", r);
 			return r;
 		}
-		sc->md_loaded = true;
+		sc->md.loaded = true;
 		stash_note(sc, "loaded %u blocks (%u dirty) after a%s shutdown",
 			   stash_map_nr_allocated(&sc->map), sc->dirty.nr_set,
-			   sc->sb.flags & STASH_SB_FLAG_CLEAN ? " clean" : "n unclean");
+			   sc->md.sb.flags & STASH_SB_FLAG_CLEAN ? " clean" : "n unclean");
 	}
 	r = stash_md_commit(sc, false);
 	while (r == -EAGAIN)
@@ -1517,9 +1517,9 @@ void stash_md_suspend(struct stash_cache *sc)
 
 	/* Stopped, nothing queues it again (stash_md_wake_timer()). */
 	set_timer_state(sc, STASH_TIMER_STOPPED);
-	cancel_delayed_work_sync(&sc->commit_timer);
-	flush_work(&sc->commit_work);
-	if (!sc->md_loaded)
+	cancel_delayed_work_sync(&sc->md.commit_timer);
+	flush_work(&sc->md.commit_work);
+	if (!sc->md.loaded)
 		return;
 	/* A clean shutdown records every slot's checksum. */
 	stash_csum_touch_open(sc);
@@ -1530,7 +1530,7 @@ void stash_md_suspend(struct stash_cache *sc)
 
 void stash_md_init_work(struct stash_cache *sc)
 {
-	spin_lock_init(&sc->timer_lock);
-	INIT_WORK(&sc->commit_work, commit_work_fn);
-	INIT_DELAYED_WORK(&sc->commit_timer, commit_timer_fn);
+	spin_lock_init(&sc->md.timer_lock);
+	INIT_WORK(&sc->md.commit_work, commit_work_fn);
+	INIT_DELAYED_WORK(&sc->md.commit_timer, commit_timer_fn);
 }

@@ -13,7 +13,7 @@
  * completions); such a call does not sleep.  sc->lock is the cache's one
  * spinlock (irqsave); a call documented "not under sc->lock" may take it
  * itself.  "Synchronous I/O" means the call submits metadata or flush I/O
- * and waits for it.  sc->commit_lock, the metadata's mutex, is taken by
+ * and waits for it.  sc->md.commit_lock, the metadata's mutex, is taken by
  * the commit only: no caller holds it.
  */
 #ifndef STASH_METADATA_H
@@ -21,14 +21,125 @@
 
 #include <linux/types.h>
 #include <linux/bio.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+
+#include "stash-bitmap.h"
+#include "stash-format.h"
 
 struct stash_cache;
 
 /* Metadata pages one commit writes at most (1 MiB of buffer). */
 #define STASH_MD_MAX_COMMIT_PAGES	256
 
-/* The commit timer's states (see stash_md_note_io()). */
+/* The commit timer's states (struct stash_md, commit_timer_state). */
 enum { STASH_TIMER_STOPPED, STASH_TIMER_RUNNING, STASH_TIMER_PARKED };
+
+/*
+ * The metadata's state: sc->md, embedded in struct stash_cache (no pointer
+ * to follow on the I/O path).  Only the commit work's part is set up on a
+ * volatile cache; the rest is allocated by stash_md_create(), or stays
+ * zero.
+ */
+struct stash_md {
+	/*
+	 * --- Under sc->lock.  The load at the first resume changes them
+	 * without it (no I/O runs then).  nr_set of touched and unflushed is
+	 * also read without the lock (READ_ONCE, the commit timer).
+	 */
+	/*
+	 * Metadata pages changed since their last commit.  Attached to the
+	 * map, which marks the page of each slot it changes.
+	 */
+	struct stash_bitmap touched;
+	/*
+	 * Slots not reusable before a commit says so: recorded dirty on
+	 * disk, or written back with the origin copy not yet flushed.
+	 * Attached to the map, which reuses no such slot.
+	 */
+	struct stash_bitmap cdirty;
+	/* Blocks written back whose origin copy no commit has flushed yet. */
+	struct stash_bitmap unflushed;
+	unsigned long clean_due;	/* jiffies: record cleaned blocks by then */
+	/*
+	 * Flushes and FUA writes wait for every page changed before they
+	 * came to be committed.  Commits take the changed pages in a sweep
+	 * over the page numbers from cursor on, at most
+	 * STASH_MD_MAX_COMMIT_PAGES each; the bios waiting when a sweep
+	 * starts (commit_round) complete with the commit that ends it, those
+	 * that come meanwhile wait for the next sweep (commit_waiting,
+	 * stash_md_wait_commit()).  The rest only commits change (under
+	 * commit_lock too).
+	 */
+	struct bio_list commit_waiting;	/* bios for the next sweep */
+	struct bio_list commit_round;	/* bios of the sweep in progress */
+	u32 cursor;			/* the page the next commit starts at */
+	u32 round_left;			/* pages the sweep has yet to pass; 0: none */
+	u32 round_stuck;		/* pages the sweep could not write */
+	u64 round_drops;		/* stash_map_cdirty_drops() then */
+
+	/*
+	 * --- Under commit_lock, taken by a commit before sc->lock: one
+	 * commit at a time.  The constructor and the load at the first
+	 * resume set them without it (no commit runs then).
+	 */
+	struct mutex commit_lock;
+	/*
+	 * stash_map_cdirty_drops() when the last sweep that wrote every
+	 * page it had to started (WRITE_ONCE; READ_ONCE without the lock):
+	 * slots invalidated up to then are recorded empty on disk.
+	 */
+	u64 drops_covered;
+	/* The last commit; a commit changes it under sc->lock too. */
+	struct stash_sb sb;
+	unsigned long *page_loc;	/* per page: copy with its newest commit */
+	void *buf;			/* pages of one commit (vmalloc) */
+	u32 *buf_index;			/* which page each buf slot holds */
+	u64 *entries;			/* one page of entries, for commits */
+	u32 *csums;			/* and their checksums */
+	void *sb_buf;			/* one 4 KiB block (kmalloc) */
+	/*
+	 * Recorded in every superblock; built by the constructor (the target
+	 * glue), the name kept up to date by commits.
+	 */
+	struct stash_sb_ident *ident;
+	/*
+	 * A commit failed, or a load that changed the map: no write needs a
+	 * commit from now on, no resume.  WRITE_ONCE; READ_ONCE without the
+	 * lock.
+	 */
+	bool failed;
+
+	/* --- Set by the constructor, then by the first resume. --- */
+	struct stash_geometry geo;
+	u32 buf_pages;			/* buf's size, in pages */
+	/* What the constructor writes last (stash_md_prepare()). */
+	enum { STASH_MD_KEEP, STASH_MD_FORMAT, STASH_MD_ERASE } prepare;
+	bool loaded;			/* the first resume loaded the map */
+
+	/*
+	 * --- The commit work, set up on every cache by stash_md_init_work()
+	 * (from stash_wb_create()). ---
+	 *
+	 * Commits: per-CPU (bound), so that the commit a flush waits for
+	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
+	 * Created and destroyed with writeback's queue (stash_wb_create(),
+	 * whose queue runs commit_timer), also on volatile caches.
+	 */
+	struct workqueue_struct *commit_wq;
+	struct work_struct commit_work;	/* commit_work_fn(): commits until done */
+	struct delayed_work commit_timer;	/* commit_timer_fn(), on writeback's queue */
+	/*
+	 * The commit timer: STOPPED while suspended (and on volatile
+	 * caches), RUNNING, or PARKED when a tick of an idle volume found
+	 * nothing to commit (stash_md_note_io() starts it again).  Changed
+	 * and acted on (queued) under timer_lock, so that nothing queues the
+	 * timer once suspend has stopped it; read without it (READ_ONCE).
+	 */
+	int commit_timer_state;
+	spinlock_t timer_lock;		/* commit_timer_state */
+};
 
 /*
  * ---- The constructor and the destructor (the target glue) ----
@@ -116,7 +227,7 @@ void stash_md_suspend(struct stash_cache *sc);
  * Commit the changed pages (the top of stash-metadata.c).  @clean marks a
  * clean shutdown.  Returns 0, -EAGAIN if more pages changed than one
  * commit takes (commit again), or -EIO (the metadata has failed).  Takes
- * sc->commit_lock, then sc->lock inside it; completes the bios whose sweep
+ * sc->md.commit_lock, then sc->lock inside it; completes the bios whose sweep
  * it ends.  Process context, sleeps, synchronous I/O; not under sc->lock.
  * The metadata's own callers only: its work, resume and suspend.
  */
@@ -139,7 +250,7 @@ bool stash_md_drops_covered(struct stash_cache *sc);
 
 /*
  * A parked commit timer runs again (for stash_md_note_io(), in
- * dm-stash.h).  Takes sc->timer_lock.  Any context, not under sc->lock.
+ * dm-stash.h).  Takes sc->md.timer_lock.  Any context, not under sc->lock.
  */
 void stash_md_wake_timer(struct stash_cache *sc);
 

@@ -53,7 +53,7 @@
  *
  * Lock ordering
  * -------------
- * sc->commit_lock (a mutex, one metadata commit at a time) is taken before
+ * sc->md.commit_lock (a mutex, one metadata commit at a time) is taken before
  * sc->lock and never inside it.
  *
  * There is one spinlock per cache, sc->lock.  It guards the mapping table,
@@ -70,7 +70,7 @@
  * pin; stash-map.c gives the barrier argument.
  *
  * sc->registry is guarded by the control device's registry mutex, which is
- * taken before sc->commit_lock and sc->lock.
+ * taken before sc->md.commit_lock and sc->lock.
  */
 #include <linux/module.h>
 #include <linux/init.h>
@@ -384,7 +384,7 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 	/* Every option fits (at most about 200 characters); drop the space. */
 	if (n)
 		memmove(id->options, id->options + 1, n);
-	sc->md_ident = id;
+	sc->md.ident = id;
 	return 0;
 }
 
@@ -758,7 +758,7 @@ static const char *stash_metadata_state(struct stash_cache *sc)
 {
 	if (sc->is_volatile)
 		return "volatile";
-	return READ_ONCE(sc->md_failed) ? "failed" : "persistent";
+	return READ_ONCE(sc->md.failed) ? "failed" : "persistent";
 }
 
 /* The counters: struct stash_stats plus the per-CPU ones. */
@@ -788,7 +788,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->wb_passes = stash_wb_passes(&sc->wb);
 	info->drains_started = stash_wb_drains_started(&sc->wb);
 	info->drains_completed = stash_wb_drains_completed(&sc->wb);
-	info->md_seq = sc->is_volatile ? 0 : sc->sb.seq;
+	info->md_seq = sc->is_volatile ? 0 : sc->md.sb.seq;
 	info->checksum_errors = sc->checksum_errors;
 	info->checksum_bad = sc->nr_csum_bad;
 	info->checksum = sc->csum;

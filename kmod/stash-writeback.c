@@ -199,8 +199,8 @@ static void run_finish(struct stash_wb_run *run)
 			 * not reusable (stash-metadata.c, encode_page_locked()).
 			 */
 			if (!sc->is_volatile) {
-				stash_bitmap_set(&sc->md_unflushed, c);
-				stash_bitmap_set(&sc->md_cdirty, c);
+				stash_bitmap_set(&sc->md.unflushed, c);
+				stash_bitmap_set(&sc->md.cdirty, c);
 			}
 		}
 	}
@@ -223,7 +223,7 @@ static void run_finish(struct stash_wb_run *run)
 	 * they can be reused: commit now rather than at the next tick.
 	 */
 	if (kick && !sc->is_volatile && !run->failed)
-		queue_work(sc->commit_wq, &sc->commit_work);
+		queue_work(sc->md.commit_wq, &sc->md.commit_work);
 	/* The blocks cleaned are recorded by a commit of the timer. */
 	stash_md_note_io(sc);
 	/*
@@ -849,9 +849,9 @@ int stash_wb_create(struct stash_cache *sc)
 	sc->wb.wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
 	if (!sc->wb.wq)
 		goto bad;
-	sc->commit_wq = alloc_workqueue("dm-stash-commit",
-					WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
-	if (!sc->commit_wq)
+	sc->md.commit_wq = alloc_workqueue("dm-stash-commit",
+					   WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
+	if (!sc->md.commit_wq)
 		goto bad;
 	return 0;
 
@@ -865,9 +865,9 @@ void stash_wb_destroy(struct stash_cache *sc)
 	u32 i;
 
 	if (sc->wb.wq) {
-		cancel_delayed_work_sync(&sc->commit_timer);
-		if (sc->commit_wq)
-			cancel_work_sync(&sc->commit_work);
+		cancel_delayed_work_sync(&sc->md.commit_timer);
+		if (sc->md.commit_wq)
+			cancel_work_sync(&sc->md.commit_work);
 		cancel_delayed_work_sync(&sc->wb.waker);
 		cancel_work_sync(&sc->wb.work);
 		/* A volatile suspend that drained did not stop writeback. */
@@ -875,9 +875,9 @@ void stash_wb_destroy(struct stash_cache *sc)
 		destroy_workqueue(sc->wb.wq);
 		sc->wb.wq = NULL;
 	}
-	if (sc->commit_wq) {
-		destroy_workqueue(sc->commit_wq);
-		sc->commit_wq = NULL;
+	if (sc->md.commit_wq) {
+		destroy_workqueue(sc->md.commit_wq);
+		sc->md.commit_wq = NULL;
 	}
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
 		if (sc->wb.runs[i])

@@ -36,7 +36,7 @@
  *    (stash_wb_space_wanted()) to record cleaned blocks at once.
  *  - Writeback's queue also runs the metadata's commit timer
  *    (stash_wb_queue()); stash_wb_create() sets up the metadata's commit
- *    work and creates its queue (sc->commit_wq), and stash_wb_destroy()
+ *    work and creates its queue (sc->md.commit_wq), and stash_wb_destroy()
  *    cancels the timer and the work before the queues go, so that the order
  *    of the teardown is in one place.
  *  - Writeback reaches outside itself for: the map (stash-map.h), the
