@@ -300,7 +300,7 @@ static inline void stash_md_note_io(struct stash_cache *sc)
 {
 	/* Pairs with the barrier after commit_timer_fn() parks the timer. */
 	smp_mb();
-	if (unlikely(READ_ONCE(sc->md.commit_timer_state) == STASH_TIMER_PARKED))
+	if (unlikely(stash_md_timer_parked(&sc->md)))
 		stash_md_wake_timer(sc);
 }
 

@@ -249,7 +249,7 @@ static u32 cache_flags(struct stash_cache *sc, const struct stash_info *info)
 	else
 		flags |= STASH_IOC_F_METADATA;
 	/* Not in stash_info (yet): the sticky flag, read as status does. */
-	if (!info->is_volatile && READ_ONCE(sc->md.failed))
+	if (!info->is_volatile && stash_md_failed(&sc->md))
 		flags |= STASH_IOC_F_METADATA_FAILED;
 	if (info->cache_failed)
 		flags |= STASH_IOC_F_CACHE_FAILED;

@@ -178,7 +178,7 @@ bool stash_csum_open_locked(struct stash_cache *sc, cblock_t c)
 		return test_bit(i, sc->csum_opening);
 	set_open(sc, i, true);
 	stash_map_touch(&sc->map, c);
-	if (!stash_bitmap_test(&sc->md.cdirty, i))
+	if (!stash_md_is_cdirty(&sc->md, i))
 		return false;
 	__set_bit(i, sc->csum_opening);
 	return true;
@@ -199,7 +199,7 @@ bool stash_csum_must_open(struct stash_cache *sc, cblock_t c)
 	return sc->csum_open && !stash_cache_failed(sc) &&
 	       (test_bit(i, sc->csum_opening) ||
 		(!test_bit(i, sc->csum_open) &&
-		 stash_bitmap_test(&sc->md.cdirty, i)));
+		 stash_md_is_cdirty(&sc->md, i)));
 }
 
 /*

@@ -885,7 +885,7 @@ static enum stash_action stash_write_back(struct stash_cache *sc,
 
 	if (sc->is_volatile && (bio->bi_opf & REQ_FUA))
 		return stash_write_through(sc, bio, ob);
-	if (READ_ONCE(sc->md.failed)) {
+	if (stash_md_failed(&sc->md)) {
 		stash_err_ratelimited(sc, "metadata failed: refusing a write-back write");
 		return STASH_KILL;
 	}
@@ -1387,7 +1387,7 @@ static u64 write_back_run_locked(struct stash_cache *sc, struct bio *bio,
 	u64 end = min_t(u64, first + nr, sc->nr_oblocks), ob, run, n;
 	bool sequential, map_full;
 
-	if (READ_ONCE(sc->md.failed))
+	if (stash_md_failed(&sc->md))
 		return 0;	/* the one-block path refuses the write */
 	sequential = stash_seq_peek(&sc->seq, bio->bi_iter.bi_sector,
 				    first_sectors);

@@ -1528,9 +1528,35 @@ void stash_md_suspend(struct stash_cache *sc)
 	} while (r == -EAGAIN);
 }
 
+/*
+ * ---- The commit work's life cycle (from writeback's) ----
+ */
+
 void stash_md_init_work(struct stash_cache *sc)
 {
 	spin_lock_init(&sc->md.timer_lock);
 	INIT_WORK(&sc->md.commit_work, commit_work_fn);
 	INIT_DELAYED_WORK(&sc->md.commit_timer, commit_timer_fn);
+}
+
+int stash_md_create_queue(struct stash_cache *sc)
+{
+	sc->md.commit_wq = alloc_workqueue("dm-stash-commit",
+					   WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
+	return sc->md.commit_wq ? 0 : -ENOMEM;
+}
+
+void stash_md_cancel_work(struct stash_cache *sc)
+{
+	cancel_delayed_work_sync(&sc->md.commit_timer);
+	if (sc->md.commit_wq)
+		cancel_work_sync(&sc->md.commit_work);
+}
+
+void stash_md_destroy_queue(struct stash_cache *sc)
+{
+	if (sc->md.commit_wq) {
+		destroy_workqueue(sc->md.commit_wq);
+		sc->md.commit_wq = NULL;
+	}
 }

@@ -7,7 +7,43 @@
  * protocol at the top of stash-metadata.c.  A volatile cache has no
  * metadata: of these functions it calls only stash_md_check_volatile(),
  * stash_md_prepare(), stash_md_destroy(), those of the commit work's life
- * cycle, stash_md_drops_covered() and stash_md_note_io().
+ * cycle, stash_md_drops_covered(), stash_md_failed() and
+ * stash_md_note_io().
+ *
+ * An object of its own: its state is struct stash_md, embedded in struct
+ * stash_cache as sc->md.  Only stash-metadata.c uses its fields; the rest
+ * of the module calls the functions below.  Those called per bio or under
+ * sc->lock are inline and take &sc->md (this header comes before struct
+ * stash_cache, as writeback's does); the others take the cache.
+ *
+ * What is whose:
+ *  - cdirty and unflushed are the metadata's: what the disk may still
+ *    record dirty, and the cleaned blocks whose record needs an origin
+ *    flush first.  Writeback tells the metadata of each block it cleans
+ *    (stash_md_note_cleaned()); the checksums ask about a slot
+ *    (stash_md_is_cdirty()); the map, to which stash_md_create() attaches
+ *    cdirty (stash_map_attach_cdirty()), reuses no slot in it.
+ *  - touched, the pages the next commit writes, is the metadata's, but the
+ *    map marks it, inline under sc->lock, for each slot it changes
+ *    (stash_map_attach_pages(); stash-map.h says why that is not a call).
+ *  - The commit queue, work and timer are the metadata's.  Writeback's
+ *    queue runs the timer (stash_wb_queue()), so writeback's constructor
+ *    and destructor call the commit work's life cycle below: the order in
+ *    which both objects' work is set up and torn down is in one place
+ *    (stash-writeback.h).
+ *  - The identity the superblocks record is built by the target glue from
+ *    the table line, which it parses, and handed over
+ *    (stash_md_set_ident()); the metadata keeps the volume's name in it.
+ *  - The geometry is the metadata's (the superblock records it);
+ *    stash_md_open() sets the cache's sc->data_start and sc->nr_cblocks
+ *    from it, immutable from then on.
+ *  - The metadata reaches outside itself for: the map (it loads it and
+ *    encodes it), the dirty bitmap (load_entry() sets bits without
+ *    stash_set_dirty(); encoding reads it), the checksums' per-slot state
+ *    (stash_csum_*()), writeback's need_space (stash_wb_space_wanted())
+ *    and queue, the I/O path's deferred list (stash_md_commit()) and
+ *    origin_writes_done/origin_flushed, and sc->stats.  docs/design.md
+ *    lists these couplings.
  *
  * Context: "any context" means hard or soft IRQ too (bio and dm-io
  * completions); such a call does not sleep.  sc->lock is the cache's one
@@ -120,7 +156,7 @@ struct stash_md {
 
 	/*
 	 * --- The commit work, set up on every cache by stash_md_init_work()
-	 * (from stash_wb_create()). ---
+	 * and stash_md_create_queue() (from stash_wb_create()). ---
 	 *
 	 * Commits: per-CPU (bound), so that the commit a flush waits for
 	 * runs on the flushing task's CPU, without a cross-CPU wakeup.
@@ -142,8 +178,21 @@ struct stash_md {
 };
 
 /*
- * ---- The constructor and the destructor (the target glue) ----
+ * ---- Life cycle (the target glue, stash-target.c) ----
  */
+
+/*
+ * Constructor of a persistent cache, before stash_md_open(): what every
+ * superblock records about the volume, built by the target glue from the
+ * table line (record_identity()).  The metadata keeps @id, fills in the
+ * volume's name before it writes a superblock and frees it in
+ * stash_md_destroy().  Does not sleep.
+ */
+static inline void stash_md_set_ident(struct stash_md *md,
+				      struct stash_sb_ident *id)
+{
+	md->ident = id;
+}
 
 /*
  * Constructor of a persistent cache, once the devices are open: read both
@@ -167,14 +216,6 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors);
 int stash_md_check_volatile(struct stash_cache *sc, bool format);
 
 /*
- * The constructor's last step, once nothing else can fail: write what
- * stash_md_open() or stash_md_check_volatile() decided (format the cache
- * device, or erase its superblocks).  Returns 0, or an error with
- * ti->error set.  Process context, sleeps, synchronous I/O.
- */
-int stash_md_prepare(struct stash_cache *sc);
-
-/*
  * Constructor of a persistent cache, after the map and stash_md_open():
  * allocate what loads and commits need, and attach the committed-dirty
  * bitmap and the changed pages to the map.  Returns 0 or -ENOMEM (the
@@ -182,6 +223,14 @@ int stash_md_prepare(struct stash_cache *sc);
  * context, may sleep (allocations); no I/O.
  */
 int stash_md_create(struct stash_cache *sc);
+
+/*
+ * The constructor's last step, once nothing else can fail: write what
+ * stash_md_open() or stash_md_check_volatile() decided (format the cache
+ * device, or erase its superblocks).  Returns 0, or an error with
+ * ti->error set.  Process context, sleeps, synchronous I/O.
+ */
+int stash_md_prepare(struct stash_cache *sc);
 
 /*
  * Destructor, or a constructor that failed at any point (also on a
@@ -192,11 +241,40 @@ int stash_md_create(struct stash_cache *sc);
 void stash_md_destroy(struct stash_cache *sc);
 
 /*
- * From stash_wb_create(), first, on every cache: set up the commit work
- * and the commit timer (STOPPED), so that stash_wb_destroy() may cancel
- * them.  Does not sleep.
+ * ---- The commit work's life cycle (stash_wb_create(), stash_wb_destroy()) ----
+ *
+ * On every cache, volatile too.  Writeback's constructor and destructor
+ * call these, at the points where they set up and tear down writeback's
+ * own queue, which also runs the commit timer (see "What is whose").
+ */
+
+/*
+ * First: set up the commit work and the commit timer (STOPPED, as
+ * zeroed), so that stash_md_cancel_work() may cancel them.  Does not
+ * sleep.
  */
 void stash_md_init_work(struct stash_cache *sc);
+
+/*
+ * Last, after writeback's queue: create the commit queue.  Returns 0 or
+ * -ENOMEM.  Process context, may sleep.
+ */
+int stash_md_create_queue(struct stash_cache *sc);
+
+/*
+ * While writeback's queue still exists, before writeback's own work is
+ * cancelled: cancel the commit timer and wait for it, then the commit work
+ * (if the queue was created).  Nothing may queue them again (the timer is
+ * STOPPED; a suspended or never resumed table runs no writeback that
+ * commits).  Process context, sleeps.
+ */
+void stash_md_cancel_work(struct stash_cache *sc);
+
+/*
+ * After writeback's queue is destroyed: destroy the commit queue, if it
+ * was created.  Process context, sleeps.
+ */
+void stash_md_destroy_queue(struct stash_cache *sc);
 
 /*
  * ---- Suspend and resume (the target glue; persistent caches) ----
@@ -205,10 +283,10 @@ void stash_md_init_work(struct stash_cache *sc);
 /*
  * Preresume: the first one loads the metadata into the map (re-reads the
  * superblock, reads every page, rewrites a torn page's uncommitted copy);
- * every one commits until nothing is left (recording the cache in use,
- * not clean) and starts the commit timer.  Returns 0, or an error: the
- * table does not resume (a failed load that changed the map fails the
- * metadata for good).  Process context, sleeps, synchronous I/O.
+ * every one commits until nothing is left (the superblock no longer
+ * records a clean shutdown) and starts the commit timer.  Returns 0, or an
+ * error: the table does not resume (a failed load that changed the map
+ * fails the metadata for good).  Process context, sleeps, synchronous I/O.
  */
 int stash_md_resume(struct stash_cache *sc);
 
@@ -220,23 +298,24 @@ int stash_md_resume(struct stash_cache *sc);
 void stash_md_suspend(struct stash_cache *sc);
 
 /*
- * ---- Commits ----
+ * ---- Commits (the I/O path, stash-io.c) ----
  */
 
 /*
  * Commit the changed pages (the top of stash-metadata.c).  @clean marks a
  * clean shutdown.  Returns 0, -EAGAIN if more pages changed than one
  * commit takes (commit again), or -EIO (the metadata has failed).  Takes
- * sc->md.commit_lock, then sc->lock inside it; completes the bios whose sweep
- * it ends.  Process context, sleeps, synchronous I/O; not under sc->lock.
- * The metadata's own callers only: its work, resume and suspend.
+ * sc->md.commit_lock, then sc->lock inside it; completes the bios whose
+ * sweep it ends.  Process context, sleeps, synchronous I/O; not under
+ * sc->lock.  The metadata's own callers only: its work, resume and
+ * suspend.
  */
 int stash_md_commit(struct stash_cache *sc, bool clean);
 
 /*
  * A flush or FUA write @bio completes only after the commit sweep that
  * starts after it ends (or fails, with the commit).  Queues the commit
- * work.  Any context, not under sc->lock; persistent caches.
+ * work.  Persistent caches.  Any context, not under sc->lock.
  */
 void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
 
@@ -249,9 +328,87 @@ void stash_md_wait_commit(struct stash_cache *sc, struct bio *bio);
 bool stash_md_drops_covered(struct stash_cache *sc);
 
 /*
- * A parked commit timer runs again (for stash_md_note_io(), in
- * dm-stash.h).  Takes sc->md.timer_lock.  Any context, not under sc->lock.
+ * A commit failed, or a load that had changed the map: the metadata is
+ * used no more (write-back writes are refused, resume too).  Sticky;
+ * never on a volatile cache.  Any context, without a lock (may be a
+ * moment old).
+ */
+static inline bool stash_md_failed(const struct stash_md *md)
+{
+	return READ_ONCE(md->failed);
+}
+
+/*
+ * ---- The commit timer (see also stash_md_note_io(), dm-stash.h) ----
+ */
+
+/*
+ * Whether the commit timer is parked (an idle tick found nothing to
+ * commit).  Any context, without a lock: the caller orders it with a full
+ * barrier (stash_md_note_io()).
+ */
+static inline bool stash_md_timer_parked(const struct stash_md *md)
+{
+	return READ_ONCE(md->commit_timer_state) == STASH_TIMER_PARKED;
+}
+
+/*
+ * A parked commit timer runs again (for stash_md_note_io()).  Takes
+ * sc->md.timer_lock.  Any context, not under sc->lock.
  */
 void stash_md_wake_timer(struct stash_cache *sc);
+
+/*
+ * ---- For writeback (stash-writeback.c; persistent caches) ----
+ */
+
+/*
+ * Under sc->lock: writeback copied block @c to the origin and cleaned it.
+ * Until a commit records it clean or empty after an origin flush, its
+ * slot holds the block's one durable copy: not reusable (cdirty), and
+ * the commit that records it flushes the origin first (unflushed).  Any
+ * context.
+ */
+static inline void stash_md_note_cleaned(struct stash_md *md, u32 c)
+{
+	stash_bitmap_set(&md->unflushed, c);
+	stash_bitmap_set(&md->cdirty, c);
+}
+
+/*
+ * Commit now rather than at the next tick (writes wait for slots only a
+ * commit frees).  Any context.
+ */
+static inline void stash_md_kick(struct stash_md *md)
+{
+	queue_work(md->commit_wq, &md->commit_work);
+}
+
+/*
+ * ---- For the checksums (stash-csum.c; persistent caches) ----
+ */
+
+/*
+ * Under sc->lock: whether slot @c may be recorded dirty on disk (or is
+ * written back and not yet recorded clean): a write in place must then
+ * first be recorded open (stash_csum_open_locked()).  Any context.
+ */
+static inline bool stash_md_is_cdirty(const struct stash_md *md, u32 c)
+{
+	return stash_bitmap_test(&md->cdirty, c);
+}
+
+/*
+ * ---- Status (the target glue, the control device) ----
+ */
+
+/*
+ * The sequence number of the last commit.  Under sc->lock (a commit
+ * changes it under the lock).  Any context.
+ */
+static inline u64 stash_md_seq(const struct stash_md *md)
+{
+	return md->sb.seq;
+}
 
 #endif /* STASH_METADATA_H */

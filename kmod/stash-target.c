@@ -384,7 +384,7 @@ static int record_identity(struct stash_cache *sc, const struct stash_args *args
 	/* Every option fits (at most about 200 characters); drop the space. */
 	if (n)
 		memmove(id->options, id->options + 1, n);
-	sc->md.ident = id;
+	stash_md_set_ident(&sc->md, id);
 	return 0;
 }
 
@@ -758,7 +758,7 @@ static const char *stash_metadata_state(struct stash_cache *sc)
 {
 	if (sc->is_volatile)
 		return "volatile";
-	return READ_ONCE(sc->md.failed) ? "failed" : "persistent";
+	return stash_md_failed(&sc->md) ? "failed" : "persistent";
 }
 
 /* The counters: struct stash_stats plus the per-CPU ones. */
@@ -788,7 +788,7 @@ void stash_get_info(struct stash_cache *sc, struct stash_info *info)
 	info->wb_passes = stash_wb_passes(&sc->wb);
 	info->drains_started = stash_wb_drains_started(&sc->wb);
 	info->drains_completed = stash_wb_drains_completed(&sc->wb);
-	info->md_seq = sc->is_volatile ? 0 : sc->md.sb.seq;
+	info->md_seq = sc->is_volatile ? 0 : stash_md_seq(&sc->md);
 	info->checksum_errors = sc->checksum_errors;
 	info->checksum_bad = sc->nr_csum_bad;
 	info->checksum = sc->csum;

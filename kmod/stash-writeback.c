@@ -198,10 +198,8 @@ static void run_finish(struct stash_wb_run *run)
 			 * flush, the slot holds the block's one durable copy:
 			 * not reusable (stash-metadata.c, encode_page_locked()).
 			 */
-			if (!sc->is_volatile) {
-				stash_bitmap_set(&sc->md.unflushed, c);
-				stash_bitmap_set(&sc->md.cdirty, c);
-			}
+			if (!sc->is_volatile)
+				stash_md_note_cleaned(&sc->md, c);
 		}
 	}
 	if (run->failed)
@@ -223,7 +221,7 @@ static void run_finish(struct stash_wb_run *run)
 	 * they can be reused: commit now rather than at the next tick.
 	 */
 	if (kick && !sc->is_volatile && !run->failed)
-		queue_work(sc->md.commit_wq, &sc->md.commit_work);
+		stash_md_kick(&sc->md);
 	/* The blocks cleaned are recorded by a commit of the timer. */
 	stash_md_note_io(sc);
 	/*
@@ -849,9 +847,7 @@ int stash_wb_create(struct stash_cache *sc)
 	sc->wb.wq = alloc_workqueue("dm-stash-wb", WQ_MEM_RECLAIM | WQ_UNBOUND, 4);
 	if (!sc->wb.wq)
 		goto bad;
-	sc->md.commit_wq = alloc_workqueue("dm-stash-commit",
-					   WQ_MEM_RECLAIM | WQ_HIGHPRI, 1);
-	if (!sc->md.commit_wq)
+	if (stash_md_create_queue(sc))
 		goto bad;
 	return 0;
 
@@ -865,9 +861,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 	u32 i;
 
 	if (sc->wb.wq) {
-		cancel_delayed_work_sync(&sc->md.commit_timer);
-		if (sc->md.commit_wq)
-			cancel_work_sync(&sc->md.commit_work);
+		stash_md_cancel_work(sc);
 		cancel_delayed_work_sync(&sc->wb.waker);
 		cancel_work_sync(&sc->wb.work);
 		/* A volatile suspend that drained did not stop writeback. */
@@ -875,10 +869,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 		destroy_workqueue(sc->wb.wq);
 		sc->wb.wq = NULL;
 	}
-	if (sc->md.commit_wq) {
-		destroy_workqueue(sc->md.commit_wq);
-		sc->md.commit_wq = NULL;
-	}
+	stash_md_destroy_queue(sc);
 	for (i = 0; i < STASH_WB_SLOTS; i++) {
 		if (sc->wb.runs[i])
 			vfree(sc->wb.runs[i]->buf);

@@ -35,15 +35,19 @@
  *    (stash_wb_want_space()); the metadata asks about it
  *    (stash_wb_space_wanted()) to record cleaned blocks at once.
  *  - Writeback's queue also runs the metadata's commit timer
- *    (stash_wb_queue()); stash_wb_create() sets up the metadata's commit
- *    work and creates its queue (sc->md.commit_wq), and stash_wb_destroy()
- *    cancels the timer and the work before the queues go, so that the order
- *    of the teardown is in one place.
+ *    (stash_wb_queue()).  So stash_wb_create() has the metadata set up its
+ *    commit work first and create its queue last (stash_md_init_work(),
+ *    stash_md_create_queue()), and stash_wb_destroy() has it cancel the
+ *    timer and the work before writeback's queue goes and destroy its queue
+ *    after (stash_md_cancel_work(), stash_md_destroy_queue()): the order of
+ *    the teardown is in one place.
+ *  - A block written back on a persistent cache is the metadata's to
+ *    record: run_finish() tells it (stash_md_note_cleaned()) and, when
+ *    writes wait for a slot, asks for a commit at once (stash_md_kick()).
  *  - Writeback reaches outside itself for: the map (stash-map.h), the
- *    dirty bitmap, the metadata's md_unflushed and md_cdirty and its
- *    commit_work (run_finish()), the checksums' csum_bad (collect()), and
- *    the I/O path's deferred list and origin_writes_done.  docs/design.md
- *    lists these couplings.
+ *    dirty bitmap, the checksums' csum_bad (collect()), and the I/O path's
+ *    deferred list and origin_writes_done.  docs/design.md lists these
+ *    couplings.
  *
  * Context: "any context" means hard or soft IRQ too (bio and dm-io
  * completions); such a call does not sleep.  sc->lock is the cache's one
@@ -203,8 +207,9 @@ int stash_wb_create(struct stash_cache *sc);
 
 /*
  * Destructor (or a failed constructor): stop the work and the waker, wait
- * for runs in flight, free everything; also cancel the metadata's commit
- * timer and work and destroy its queue (see "What is whose" above).
+ * for runs in flight, free everything; also has the metadata cancel its
+ * commit timer and work and destroy its queue (see "What is whose"
+ * above).
  * Process context, may sleep.
  */
 void stash_wb_destroy(struct stash_cache *sc);
