@@ -28,7 +28,8 @@
 #   make lint          checkpatch, sparse, strict userspace build, the
 #                      tunables' documentation against their table, no
 #                      file but kmod/stash-map.[ch] inside the map, none
-#                      but writeback's inside writeback
+#                      but writeback's inside writeback, none but
+#                      kmod/stash-metadata.[ch] inside the metadata
 #   make check-build   dkms build, and W=1 builds for the generic, cloud and
 #                      rt headers of 6.1 and 6.12 (no VM; 6.12 trees not
 #                      installed are unpacked into build/k612)
@@ -291,6 +292,8 @@ lint: have-kdir $(CHECKPATCH_DIR)/checkpatch.pl
 	tests/build/check-map-private.sh || fail+=" map-private"; \
 	echo "== writeback's fields only in kmod/stash-writeback.[ch], stash-throttle.c"; \
 	tests/build/check-wb-private.sh || fail+=" wb-private"; \
+	echo "== the metadata's fields only in kmod/stash-metadata.[ch]"; \
+	tests/build/check-md-private.sh || fail+=" md-private"; \
 	echo "== bash -n (completion, scripts)"; \
 	for f in userspace-tools/stashctl.bash-completion tests/run tests/*.sh \
 		tests/cases/*.sh tests/build/*.sh tests/fstests/*.sh tests/vm/*.sh bench/*.sh bench/scale/*.sh bench/contention/*.sh .ci/run; do \

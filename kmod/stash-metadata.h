@@ -12,8 +12,9 @@
  *
  * An object of its own: its state is struct stash_md, embedded in struct
  * stash_cache as sc->md.  Only stash-metadata.c uses its fields; the rest
- * of the module calls the functions below.  Those called per bio or under
- * sc->lock are inline and take &sc->md (this header comes before struct
+ * of the module calls the functions below (tests/build/check-md-private.sh,
+ * run by "make lint", checks it).  Those called per bio or under sc->lock
+ * are inline and take &sc->md (this header comes before struct
  * stash_cache, as writeback's does); the others take the cache.
  *
  * What is whose:
