@@ -150,6 +150,7 @@ struct stash_throttle {
 	u32 limit;			/* runs in flight allowed; READ_ONCE */
 	u32 pause_us;			/* before each run, at limit 1; READ_ONCE */
 	u64 throttled;			/* looks that found foreground I/O slowed */
+	u64 paused_us;			/* time it held writeback back; READ_ONCE */
 };
 
 /* One merged writeback I/O: contiguous origin blocks, any cache slots. */

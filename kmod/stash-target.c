@@ -855,6 +855,8 @@ static unsigned int emit_tunables(struct stash_cache *sc, unsigned int first,
  *   writeback_limit=	writeback runs the throttle allows in flight now
  *   writeback_pause_us=	its pause before each run (at one run)
  *   writeback_throttled=	its looks that found foreground I/O slowed
+ *   writeback_paused_ms=	the time it held writeback back in all (its
+ *			pauses and the rate cap's)
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -911,6 +913,8 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		       stash_throttle_limit(sc),
 		       READ_ONCE(sc->throttle.pause_us),
 		       READ_ONCE(sc->throttle.throttled));
+		DMEMIT(" writeback_paused_ms=%llu",
+		       div_u64(READ_ONCE(sc->throttle.paused_us), 1000));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,
