@@ -867,6 +867,8 @@ static unsigned int emit_tunables(struct stash_cache *sc, unsigned int first,
  *   writeback_limit=	writeback runs the throttle allows in flight now
  *   writeback_pause_us=	its pause before each run (at one run)
  *   writeback_throttled=	its looks that found foreground I/O slowed
+ *   writeback_paused_ms=	the time it held writeback back in all (its
+ *			pauses and the rate cap's)
  *
  * TABLE status: the constructor line, with the current mode.
  */
@@ -923,6 +925,8 @@ static void stash_status(struct dm_target *ti, status_type_t type,
 		       stash_throttle_limit(sc),
 		       stash_throttle_pause_us(&sc->wb),
 		       stash_throttle_throttled(&sc->wb));
+		DMEMIT(" writeback_paused_ms=%llu",
+		       div_u64(stash_throttle_paused_us(&sc->wb), 1000));
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %s", sc->origin_dev->name, sc->cache_dev->name,

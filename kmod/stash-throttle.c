@@ -209,6 +209,8 @@ static void nap(struct stash_cache *sc, u64 us, bool rate)
 		if (rate && !READ_ONCE(sc->tun.wb_rate_kib))
 			return;
 		usleep_range(step, step + step / 4 + 1);
+		WRITE_ONCE(sc->wb.throttle.paused_us,
+			   sc->wb.throttle.paused_us + step);
 		us -= step;
 	}
 }

@@ -112,6 +112,7 @@ struct stash_throttle {
 	u32 limit;			/* runs in flight allowed; READ_ONCE */
 	u32 pause_us;			/* before each run, at limit 1; READ_ONCE */
 	u64 throttled;			/* looks that found foreground I/O slowed */
+	u64 paused_us;			/* time it held writeback back; READ_ONCE */
 };
 
 /* One merged writeback I/O: contiguous origin blocks, any cache slots. */
@@ -403,6 +404,12 @@ static inline u32 stash_throttle_pause_us(const struct stash_wb *wb)
 static inline u64 stash_throttle_throttled(const struct stash_wb *wb)
 {
 	return READ_ONCE(wb->throttle.throttled);
+}
+
+/* The time it held writeback back in all, in us.  Any context. */
+static inline u64 stash_throttle_paused_us(const struct stash_wb *wb)
+{
+	return READ_ONCE(wb->throttle.paused_us);
 }
 
 /*
