@@ -218,24 +218,8 @@ static void run_finish(struct stash_wb_run *run)
 	 */
 	smp_mb__before_atomic();
 	set_bit(run->slot, &sc->wb_slots_free);
-	/*
-	 * The count drops under the wait queue's lock, and whoever goes on
-	 * to free the table once it is 0 takes that lock first
-	 * (wb_runs_gone()): a waiter that sees 0 cannot go on while this
-	 * wake-up still uses @sc.
-	 */
-	spin_lock_irqsave(&sc->wb_wait.lock, flags);
-	atomic_dec(&sc->wb_inflight);
-	wake_up_locked(&sc->wb_wait);
-	spin_unlock_irqrestore(&sc->wb_wait.lock, flags);
-}
-
-/* Wait for no run in flight, and for the last run_finish() to be out. */
-static void wb_runs_gone(struct stash_cache *sc)
-{
-	wait_event(sc->wb_wait, !atomic_read(&sc->wb_inflight));
-	spin_lock_irq(&sc->wb_wait.lock);
-	spin_unlock_irq(&sc->wb_wait.lock);
+	/* Whoever stops writeback once it is 0 may free @sc. */
+	stash_dec_wake(&sc->wb_inflight, &sc->wb_wait);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -779,7 +763,7 @@ void stash_wb_stop(struct stash_cache *sc)
 	wake_up(&sc->wb_wait);
 	cancel_delayed_work_sync(&sc->waker);
 	flush_work(&sc->wb_work);
-	wb_runs_gone(sc);
+	stash_wait_gone(&sc->wb_inflight, &sc->wb_wait);
 }
 
 void stash_wb_start(struct stash_cache *sc)
@@ -866,7 +850,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 		cancel_delayed_work_sync(&sc->waker);
 		cancel_work_sync(&sc->wb_work);
 		/* A volatile suspend that drained did not stop writeback. */
-		wb_runs_gone(sc);
+		stash_wait_gone(&sc->wb_inflight, &sc->wb_wait);
 		destroy_workqueue(sc->wb_wq);
 		sc->wb_wq = NULL;
 	}
