@@ -284,6 +284,31 @@ static inline const char *stash_dev_name(struct stash_cache *sc)
 #define stash_note(sc, fmt, ...) \
 	DMINFO("%s: " fmt, stash_dev_name(sc), ##__VA_ARGS__)
 
+/*
+ * A count of things in flight whose waiter frees what the count and its
+ * wait queue live in once it sees 0 (runs, internal copies).  The count
+ * drops and the waiters are woken under the queue's lock, and
+ * stash_wait_gone() takes that lock once it has seen 0: when it returns,
+ * no wake-up still uses them.  stash_dec_wake(): any context.
+ */
+static inline void stash_dec_wake(atomic_t *count, wait_queue_head_t *wq)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&wq->lock, flags);
+	atomic_dec(count);
+	wake_up_locked(wq);
+	spin_unlock_irqrestore(&wq->lock, flags);
+}
+
+/* Sleeps until @count is 0 and its last stash_dec_wake() is out. */
+static inline void stash_wait_gone(atomic_t *count, wait_queue_head_t *wq)
+{
+	wait_event(*wq, !atomic_read(count));
+	spin_lock_irq(&wq->lock);
+	spin_unlock_irq(&wq->lock);
+}
+
 /* stash-control.c: the registry of caches and /dev/stash-control. */
 int stash_registry_add(struct stash_cache *sc);
 void stash_registry_remove(struct stash_cache *sc);

@@ -1810,26 +1810,15 @@ void stash_do_work(struct work_struct *ws)
 	}
 }
 
-/*
- * An internal copy ended.  The count drops under the wait queue's lock, and
- * stash_wait_for_jobs() takes that lock once it sees 0: the waiter cannot
- * go on (to suspend, to free the table) while this wake-up still uses @sc.
- */
+/* An internal copy ended (stash_dec_wake(): the waiter may free @sc). */
 void stash_job_done(struct stash_cache *sc)
 {
-	unsigned long flags;
-
-	spin_lock_irqsave(&sc->jobs_wait.lock, flags);
-	if (atomic_dec_and_test(&sc->nr_jobs))
-		wake_up_locked(&sc->jobs_wait);
-	spin_unlock_irqrestore(&sc->jobs_wait.lock, flags);
+	stash_dec_wake(&sc->nr_jobs, &sc->jobs_wait);
 }
 
 void stash_wait_for_jobs(struct stash_cache *sc)
 {
-	wait_event(sc->jobs_wait, !atomic_read(&sc->nr_jobs));
-	spin_lock_irq(&sc->jobs_wait.lock);
-	spin_unlock_irq(&sc->jobs_wait.lock);
+	stash_wait_gone(&sc->nr_jobs, &sc->jobs_wait);
 	flush_workqueue(sc->wq);
 }
 

@@ -231,24 +231,8 @@ static void run_finish(struct stash_wb_run *run)
 	 */
 	smp_mb__before_atomic();
 	set_bit(run->slot, &sc->wb.slots_free);
-	/*
-	 * The count drops under the wait queue's lock, and whoever goes on
-	 * to free the table once it is 0 takes that lock first
-	 * (wb_runs_gone()): a waiter that sees 0 cannot go on while this
-	 * wake-up still uses @sc.
-	 */
-	spin_lock_irqsave(&sc->wb.wait.lock, flags);
-	atomic_dec(&sc->wb.inflight);
-	wake_up_locked(&sc->wb.wait);
-	spin_unlock_irqrestore(&sc->wb.wait.lock, flags);
-}
-
-/* Wait for no run in flight, and for the last run_finish() to be out. */
-static void wb_runs_gone(struct stash_cache *sc)
-{
-	wait_event(sc->wb.wait, !atomic_read(&sc->wb.inflight));
-	spin_lock_irq(&sc->wb.wait.lock);
-	spin_unlock_irq(&sc->wb.wait.lock);
+	/* Whoever stops writeback once it is 0 may free @sc. */
+	stash_dec_wake(&sc->wb.inflight, &sc->wb.wait);
 }
 
 static void run_write_done(unsigned long error, void *context)
@@ -784,7 +768,7 @@ void stash_wb_stop(struct stash_cache *sc)
 	wake_up(&sc->wb.wait);
 	cancel_delayed_work_sync(&sc->wb.waker);
 	flush_work(&sc->wb.work);
-	wb_runs_gone(sc);
+	stash_wait_gone(&sc->wb.inflight, &sc->wb.wait);
 }
 
 void stash_wb_start(struct stash_cache *sc)
@@ -865,7 +849,7 @@ void stash_wb_destroy(struct stash_cache *sc)
 		cancel_delayed_work_sync(&sc->wb.waker);
 		cancel_work_sync(&sc->wb.work);
 		/* A volatile suspend that drained did not stop writeback. */
-		wb_runs_gone(sc);
+		stash_wait_gone(&sc->wb.inflight, &sc->wb.wait);
 		destroy_workqueue(sc->wb.wq);
 		sc->wb.wq = NULL;
 	}

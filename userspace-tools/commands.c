@@ -595,6 +595,45 @@ int cmd_list(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* The tunables built in: a table, their names, or JSON. */
+int cmd_tunables(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "names", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool names = false, json = false;
+	struct opts o;
+	size_t i;
+	int c, r;
+
+	opts_init(&o, argc, argv, ":h", longopts);
+	while ((c = next_opt(&o)) != -1) {
+		if (c == 'n')
+			names = true;
+		else if (c == 'j')
+			json = true;
+		else
+			return opt_exit(c);
+	}
+	r = operands(&o, 0, 0);
+	if (r)
+		return r;
+	if (names && json)
+		return usage_error(o.cmd, "--names or --json, not both");
+	if (json) {
+		print_tunables_json(stdout);
+	} else if (names) {
+		for (i = 0; i < ARRAY_SIZE(tunables); i++)
+			printf("%s\n", tunables[i].name);
+	} else {
+		print_tunables(stdout);
+	}
+	return EXIT_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {

@@ -81,6 +81,7 @@ extern const struct tunable tunables[STASH_NR_TUNABLES];
 const struct tunable *find_tunable(const char *name);
 const char *tunable_unit(const char *name);
 void print_tunables(FILE *f);
+void print_tunables_json(FILE *f);
 
 /* ctl.c: every function returns 0 or an exit code, having said why. */
 extern bool ctl_quiet;

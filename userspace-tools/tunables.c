@@ -2,8 +2,8 @@
 /*
  * stashctl: the tunables it was built with, from the rows of
  * <linux/dm-stash-tunables.h> (the module's own table): names, ranges,
- * defaults, units, meaning and where STASH_IOC_STATUS has them; and the
- * "tunables" command, which prints them.  The loaded module's tunables,
+ * defaults, units, meaning and where STASH_IOC_STATUS has them, and their
+ * listings for the "tunables" command.  The loaded module's tunables,
  * values and ranges come from its ioctls ("get").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -66,7 +66,8 @@ void print_tunables(FILE *f)
 	}
 }
 
-static void tunables_json(FILE *f)
+/* The same as a JSON array of objects. */
+void print_tunables_json(FILE *f)
 {
 	size_t i;
 
@@ -85,36 +86,4 @@ static void tunables_json(FILE *f)
 		fputc('}', f);
 	}
 	fputs("\n]\n", f);
-}
-
-int cmd_tunables(int argc, char **argv)
-{
-	bool names = false, json = false;
-	size_t i;
-	int a;
-
-	for (a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "--names")) {
-			names = true;
-		} else if (!strcmp(argv[a], "--json")) {
-			json = true;
-		} else if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
-			print_command_help(stdout, find_command("tunables"));
-			return EXIT_OK;
-		} else {
-			return usage_error("tunables", "unexpected argument '%s'",
-					   argv[a]);
-		}
-	}
-	if (names && json)
-		return usage_error("tunables", "--names or --json, not both");
-	if (json) {
-		tunables_json(stdout);
-	} else if (names) {
-		for (i = 0; i < ARRAY_SIZE(tunables); i++)
-			printf("%s\n", tunables[i].name);
-	} else {
-		print_tunables(stdout);
-	}
-	return EXIT_OK;
 }
