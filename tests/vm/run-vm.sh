@@ -201,8 +201,16 @@ nonce=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 	echo
 } >"$VMDIR/guest-cmd.sh"
 
+# watchdog_thresh=30: a soft lockup is a CPU that did not schedule for 60 s
+# (the default, 20 s, is 10 s here).  The guest's clock is the host's: a
+# host that stops the emulator for a while (an overloaded or paused host
+# machine) looks to the guest like a CPU that did not schedule, and once
+# blamed a 26 s "soft lockup" on a kernel work item (SRCU's) that had just
+# begun.  An emulated CPU is 10-50x slower than a real one, so 60 s here is
+# still far stricter than the default on hardware; the host watch below
+# says when the host itself stalled.
 cmdline="console=ttyS0 loglevel=5 panic_on_warn=1 oops=panic hung_task_panic=1"
-cmdline+=" softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_check edd=off"
+cmdline+=" watchdog_thresh=30 softlockup_panic=1 panic=-1 mitigations=off tsc=reliable no_timer_check edd=off"
 cmdline+=" rdinit=/init stash_repo=$REPO stash_out=$OUT stash_nonce=$nonce"
 cmdline+=" stash_cmd=$VMDIR/guest-cmd.sh"
 [ "$moddir" = "/lib/modules/$kver" ] || cmdline+=" stash_moddir=$moddir"
@@ -229,6 +237,20 @@ done
 log=$VMDIR/serial.log
 echo "run-vm: booting $kver (timeout ${timeout_s}s, ${mem} MiB, ${#disks[@]} extra disk(s))"
 start=$(date +%s)
+# The host watch: a tick a second; a gap of 5 s or more means the host
+# stopped everything, the emulator too (the guest then sees its CPUs stuck).
+stalls=$VMDIR/host-stalls
+: >"$stalls"
+(
+	last=$(date +%s)
+	while sleep 1 && kill -0 $$ 2>/dev/null; do
+		now=$(date +%s)
+		[ $((now - last)) -lt 5 ] ||
+			echo "run-vm: the host stalled $((now - last))s at $(date -d "@$last" +%T) ($((last - start))s into the run)" >>"$stalls"
+		last=$now
+	done
+) &
+watch_pid=$!
 set +e
 # (SeaBIOS is told to keep off the serial console; QEMU warns about the name
 # of that fw_cfg item, which is the one SeaBIOS reads.)
@@ -236,6 +258,8 @@ timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null \
 	2> >(grep -v 'fw_cfg item names should be prefixed' >&2) | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
 elapsed=$(($(date +%s) - start))
 copy=$VMDIR/logs/serial-$(date +%Y%m%d-%H%M%S).log
 cp "$log" "$copy"
@@ -267,7 +291,10 @@ if [ -n "$why" ]; then
 	echo "------------------------------------------------------------------------"
 	first=$(grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|INFO: task .* blocked|soft lockup|Kernel panic - not syncing' "$log" | tr -d '\r' || true)
 	[ -z "$first" ] || printf 'run-vm: first kernel errors:\n%s\n' "$first"
+	last_test=$(grep -ao 'stash-run: begin [^ ]*' "$log" | tail -n1 | cut -d' ' -f3 || true)
+	[ -z "$last_test" ] || echo "run-vm: the last test begun: $last_test"
 	echo "run-vm: full log: $log (copy: $copy)"
 fi
+cat "$stalls"
 echo "run-vm: guest exit status $rc after ${elapsed}s"
 exit "$rc"
