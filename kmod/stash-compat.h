@@ -123,6 +123,7 @@ static inline bool stash_bdev_gone(struct block_device *bdev)
 
 #else /* userspace */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -324,14 +324,22 @@ cblock_t stash_map_alloc(struct stash_map *m, oblock_t ob, u64 *evicted)
 	return to_cblock(i);
 }
 
-int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob)
+int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob,
+		   cblock_t *held)
 {
 	u32 i = (u32)from_cblock(c);
-	struct stash_entry *e = &m->entries[i];
+	struct stash_entry *e;
+	cblock_t other;
 
-	if (i >= m->nr_cblocks || (e->flags & SE_ALLOC) ||
-	    cblock_is_valid(stash_map_lookup(m, ob)))
-		return -1;
+	if (i >= m->nr_cblocks || (m->entries[i].flags & SE_ALLOC))
+		return -EINVAL;
+	other = stash_map_lookup(m, ob);
+	if (cblock_is_valid(other)) {
+		if (held)
+			*held = other;
+		return -EEXIST;
+	}
+	e = &m->entries[i];
 	e->oblock_lo = (u32)from_oblock(ob);
 	e->oblock_hi = (u16)(from_oblock(ob) >> 32);
 	e->flags = SE_ALLOC | SE_VALID;

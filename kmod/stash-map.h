@@ -524,10 +524,13 @@ static inline bool stash_map_writeback_end(struct stash_map *m, cblock_t c,
 
 /*
  * Loading a cache from disk: map @ob to slot @c as a valid, idle entry.
- * Returns -1 if @c is taken or @ob is already mapped.  Call
- * stash_map_rebuild_free() when every entry is loaded.
+ * Returns 0, -EINVAL if @c is out of range or taken, or -EEXIST if @ob is
+ * mapped already (by *@held, if @held is not NULL: the load's one lookup
+ * serves the caller's duplicate rules too).  Call stash_map_rebuild_free()
+ * when every entry is loaded.
  */
-int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob);
+int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob,
+		   cblock_t *held);
 void stash_map_rebuild_free(struct stash_map *m);
 
 /* Bytes of RAM the map takes: entries, hash buckets, reference bits. */

@@ -241,7 +241,7 @@ void stash_stranded_adopt(struct stash_cache *sc)
 		u32 c = s->blocks[i].cblock;
 
 		if (stash_map_load(&sc->map, to_cblock(c),
-				   to_oblock(s->blocks[i].oblock)))
+				   to_oblock(s->blocks[i].oblock), NULL))
 			continue;
 		stash_bitmap_set(&sc->dirty, c);
 		n++;

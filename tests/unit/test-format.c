@@ -1388,7 +1388,7 @@ static cblock_t lookup(const struct stash_map *m, u64 ob)
 
 static int load(struct stash_map *m, u64 c, u64 ob)
 {
-	return stash_map_load(m, to_cblock(c), to_oblock(ob));
+	return stash_map_load(m, to_cblock(c), to_oblock(ob), NULL);
 }
 
 /* Promote @ob and complete the fill at once: mapped, valid, idle. */
@@ -1498,19 +1498,26 @@ TEST(format_map_load_refuses_duplicates)
 	REQUIRE_EQ(load(&m, 4, 100), 0);
 	used[4] = true;
 
-	/* The same oblock in another slot. */
-	CHECK_EQ(load(&m, 9, 100), -1);
+	/* The same oblock in another slot: the slot that holds it. */
+	CHECK_EQ(load(&m, 9, 100), -EEXIST);
 	CHECK_EQ(ent(&m, 9)->flags & ENTRY_STATE, 0);
 	CHECK_EQ(lookup(&m, 100), 4);
+	{
+		cblock_t held = STASH_NO_CBLOCK;
+
+		CHECK_EQ(stash_map_load(&m, to_cblock(9), to_oblock(100), &held),
+			 -EEXIST);
+		CHECK_EQ(from_cblock(held), 4);
+	}
 	/* The same slot for another oblock, and for the same one again. */
-	CHECK_EQ(load(&m, 4, 200), -1);
-	CHECK_EQ(load(&m, 4, 100), -1);
+	CHECK_EQ(load(&m, 4, 200), -EINVAL);
+	CHECK_EQ(load(&m, 4, 100), -EINVAL);
 	CHECK_EQ(lookup(&m, 200), STASH_NO_CBLOCK);
 	CHECK_EQ(lookup(&m, 100), 4);
 	CHECK_EQ(from_oblock(stash_entry_oblock(ent(&m, 4))), 100);
 	CHECK_EQ(ent(&m, 4)->flags, SE_ALLOC | SE_MAPPED | SE_VALID);
 	/* A slot past the end. */
-	CHECK_EQ(load(&m, 16, 300), -1);
+	CHECK_EQ(load(&m, 16, 300), -EINVAL);
 	CHECK_EQ(lookup(&m, 300), STASH_NO_CBLOCK);
 
 	/* Other slots and oblocks still load. */
