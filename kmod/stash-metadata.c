@@ -687,11 +687,12 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 	bool dirty = e & STASH_MD_DIRTY;
 	bool unclean = !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN);
 	cblock_t other;
+	u32 o;
+	int r;
 
-	other = stash_map_lookup(&sc->map, ob);
-	if (cblock_is_valid(other)) {
-		u32 o = from_cblock(other);
-
+	r = stash_map_load(&sc->map, to_cblock(c), ob, &other);
+	if (r == -EEXIST) {
+		o = from_cblock(other);
 		/* The loser's page is written again (see load_metadata()). */
 		switch (stash_md_dup_winner(unclean,
 					    entry_seq_of_page[o / sc->md.geo.entries_per_page],
@@ -711,8 +712,9 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 		stash_bitmap_clear(&sc->md.cdirty, o);
 		stash_map_invalidate(&sc->map, other);
 		load_drop(sc, o);
+		r = stash_map_load(&sc->map, to_cblock(c), ob, NULL);
 	}
-	if (stash_map_load(&sc->map, to_cblock(c), ob))
+	if (r)
 		return -EINVAL;
 	if (dirty) {
 		stash_bitmap_set(&sc->dirty, c);
@@ -778,12 +780,68 @@ static int reread_superblock(struct stash_cache *sc)
 }
 
 /*
+ * A read of metadata pages into one half of md.buf, in flight while the
+ * load decodes the other half.
+ */
+struct md_read {
+	struct completion done;
+	unsigned long error;
+	bool busy;
+};
+
+static void md_read_done(unsigned long error, void *context)
+{
+	struct md_read *rd = context;
+
+	rd->error = error;
+	complete(&rd->done);
+}
+
+/* Start reading both copies of pages @p..@p+@n-1 into @buf. */
+static void md_read_start(struct stash_cache *sc, void *buf, u32 p, u32 n,
+			  struct md_read *rd)
+{
+	struct dm_io_request req = {
+		.bi_opf = REQ_OP_READ,
+		.mem.type = DM_IO_VMA,
+		.mem.ptr.vma = buf,
+		.notify.fn = md_read_done,
+		.notify.context = rd,
+		.client = sc->io_client,
+	};
+	struct dm_io_region region = {
+		.bdev = cache_bdev(sc),
+		.sector = stash_md_page_sector(&sc->md.geo, p, 0),
+		.count = (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS,
+	};
+
+	init_completion(&rd->done);
+	rd->error = 0;
+	rd->busy = true;
+	/* With a notify function dm_io() reports every error through it. */
+	if (stash_dm_io(&req, &region))
+		md_read_done(1, rd);
+}
+
+/* Wait for @rd if it is in flight: 0 or -EIO. */
+static int md_read_wait(struct md_read *rd)
+{
+	if (!rd->busy)
+		return 0;
+	wait_for_completion(&rd->done);
+	rd->busy = false;
+	return rd->error ? -EIO : 0;
+}
+
+/*
  * Build the map from the metadata pages.  *@map_touched tells whether a
  * failure came after the map began to change (before, nothing was).
  */
 static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
-	u32 pages = sc->md.geo.md_pages, p, i, chunk;
+	u32 pages = sc->md.geo.md_pages, p, i, chunk, halves, h;
+	struct md_read rd[2] = { { .busy = false }, { .busy = false } };
+	void *half[2];
 	u64 *entries, *scratch, *page_seq;
 	u32 *csums, *csum_scratch;
 	int r;
@@ -804,27 +862,35 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		goto out;
 	}
 	/*
-	 * Read both copies of as many pages as md.buf holds at a time.  The
-	 * map touches no page while it loads: the pages already say what it
-	 * loads (load_drop() marks those that do not).
+	 * Read both copies of as many pages as half of md.buf holds at a
+	 * time, the next chunk while the load decodes this one (a large
+	 * cache's load is as much CPU as reading).  The map touches no page
+	 * while it loads: the pages already say what it loads (load_drop()
+	 * marks those that do not).
 	 */
 	*map_touched = true;
 	stash_map_attach_pages(&sc->map, NULL, 0);
-	chunk = max_t(u32, sc->md.buf_pages / 2, 1);
-	for (p = 0; p < pages && !r; p += chunk) {
+	halves = sc->md.buf_pages >= 4 ? 2 : 1;
+	chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1);
+	half[0] = sc->md.buf;
+	half[1] = sc->md.buf + (size_t)chunk * 2 * STASH_MD_BLOCK_BYTES;
+	md_read_start(sc, half[0], 0, min(chunk, pages), &rd[0]);
+	for (p = 0, h = 0; p < pages; p += chunk, h = (h + 1) % halves) {
 		u32 n = min(chunk, pages - p);
+		void *buf = half[h];
 
-		r = md_io(sc, cache_bdev(sc), REQ_OP_READ, sc->md.buf,
-			  stash_md_page_sector(&sc->md.geo, p, 0),
-			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
+		r = md_read_wait(&rd[h]);
 		if (r) {
 			stash_err(sc, "cannot read metadata pages %u..%u", p, p + n - 1);
 			break;
 		}
+		if (halves == 2 && p + chunk < pages)
+			md_read_start(sc, half[1 - h], p + chunk,
+				      min(chunk, pages - p - chunk), &rd[1 - h]);
 		for (i = 0; i < n && !r; i++) {
 			u32 k, page = p + i;
 
-			r = load_page(sc, page, sc->md.buf +
+			r = load_page(sc, page, buf +
 				      (size_t)i * 2 * STASH_MD_BLOCK_BYTES,
 				      entries, csums, &page_seq[page], scratch,
 				      csum_scratch);
@@ -838,7 +904,15 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			}
 			cond_resched();
 		}
+		if (r)
+			break;
+		if (halves == 1 && p + chunk < pages)
+			md_read_start(sc, half[0], p + chunk,
+				      min(chunk, pages - p - chunk), &rd[0]);
 	}
+	/* A read ahead still in flight when the load stopped. */
+	for (h = 0; h < halves; h++)
+		md_read_wait(&rd[h]);
 	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	stash_map_rebuild_free(&sc->map);
