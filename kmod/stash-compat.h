@@ -121,6 +121,9 @@ static inline bool stash_bdev_gone(struct block_device *bdev)
 	       blk_queue_dying(bdev_get_queue(bdev));
 }
 
+/* Yield in a long loop of the pure code (nothing in userspace). */
+#define stash_cond_resched()	cond_resched()
+
 #else /* userspace */
 
 #include <errno.h>
@@ -270,6 +273,8 @@ static inline u8 stash_atomic_add_u8(u8 *p, int delta)
 {
 	return __atomic_add_fetch(p, (u8)delta, __ATOMIC_SEQ_CST);
 }
+
+#define stash_cond_resched()	do { } while (0)
 
 #endif /* __KERNEL__ */
 

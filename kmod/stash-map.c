@@ -368,6 +368,45 @@ void stash_map_rebuild_free(struct stash_map *m)
 	}
 }
 
+void stash_map_keep_only(struct stash_map *m, const unsigned long *keep,
+			 struct stash_bitmap *touched, u32 entries_per_page)
+{
+	u32 i, nr_buckets = 1u << m->hash_bits;
+
+	for (i = 0; i < nr_buckets; i++) {
+		m->buckets[i] = STASH_NO_INDEX;
+		if (!(i & 0xffff))
+			stash_cond_resched();
+	}
+	m->free_head = STASH_NO_INDEX;
+	m->free_tail = STASH_NO_INDEX;
+	m->nr_free = 0;
+	/* Backwards: the free list ascends, as stash_map_rebuild_free()'s. */
+	i = m->nr_cblocks;
+	while (i--) {
+		struct stash_entry *e = &m->entries[i];
+
+		if ((e->flags & SE_ALLOC) && !test_bit(i, keep)) {
+			e->flags = 0;
+			clear_bit(i, m->refs);
+			stash_bitmap_set(touched, i / entries_per_page);
+		}
+		if (e->flags & SE_ALLOC) {
+			e->flags &= ~SE_MAPPED;
+			hash_insert(m, i);
+		} else {
+			e->next = m->free_head;
+			m->free_head = i;
+			if (m->free_tail == STASH_NO_INDEX)
+				m->free_tail = i;
+			m->nr_free++;
+		}
+		if (!(i & 0xffff))
+			stash_cond_resched();
+	}
+	stash_map_note_reusable(m);
+}
+
 bool stash_map_invalidate(struct stash_map *m, cblock_t c)
 {
 	u32 i = (u32)from_cblock(c);

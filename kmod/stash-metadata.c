@@ -727,23 +727,14 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 
 /*
  * Unclean shutdown: a clean slot may have been reused since its commit.
- * At the first resume, without sc->lock (no I/O runs yet): it yields the
- * CPU now and then (a 256 GiB cache of 4 KiB blocks has 67M slots: a soft
- * lockup on the bench's VM without it).
+ * At the first resume, without sc->lock (no I/O runs yet); the map yields
+ * the CPU now and then (a 256 GiB cache of 4 KiB blocks has 67M slots).
+ * The pages of the dropped entries are touched (load_metadata()).
  */
 static void drop_clean(struct stash_cache *sc)
 {
-	u32 c;
-
-	for (c = 0; c < sc->nr_cblocks; c++) {
-		if (stash_map_is_allocated(&sc->map, to_cblock(c)) &&
-		    !stash_bitmap_test(&sc->dirty, c)) {
-			stash_map_invalidate(&sc->map, to_cblock(c));
-			load_drop(sc, c);
-		}
-		if (!(c & 0xffff))
-			cond_resched();
-	}
+	stash_map_keep_only(&sc->map, sc->dirty.words, &sc->md.touched,
+			    sc->md.geo.entries_per_page);
 }
 
 /*
@@ -915,7 +906,8 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		md_read_wait(&rd[h]);
 	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
-	stash_map_rebuild_free(&sc->map);
+	else
+		stash_map_rebuild_free(&sc->map);
 	stash_map_attach_pages(&sc->map, &sc->md.touched,
 			       sc->md.geo.entries_per_page);
 	/*
