@@ -84,6 +84,66 @@ static struct block_device *cache_bdev(struct stash_cache *sc)
 }
 
 /*
+ * ---- Asynchronous I/O of metadata pages ----
+ */
+
+/*
+ * A read or write of both copies of a run of pages from one half of
+ * md.buf, in flight while the load decodes (or the format encodes) the
+ * other half.
+ */
+struct md_aio {
+	struct completion done;
+	unsigned long error;
+	bool busy;
+};
+
+static void md_aio_done(unsigned long error, void *context)
+{
+	struct md_aio *a = context;
+
+	a->error = error;
+	complete(&a->done);
+}
+
+/* Start @opf on both copies of pages @p..@p+@n-1 from/into @buf. */
+static void md_aio_start(struct stash_cache *sc, blk_opf_t opf, void *buf,
+			 const struct stash_geometry *g, u32 p, u32 n,
+			 struct md_aio *a)
+{
+	struct dm_io_request req = {
+		.bi_opf = opf,
+		.mem.type = DM_IO_VMA,
+		.mem.ptr.vma = buf,
+		.notify.fn = md_aio_done,
+		.notify.context = a,
+		.client = sc->io_client,
+	};
+	struct dm_io_region region = {
+		.bdev = cache_bdev(sc),
+		.sector = stash_md_page_sector(g, p, 0),
+		.count = (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS,
+	};
+
+	init_completion(&a->done);
+	a->error = 0;
+	a->busy = true;
+	/* With a notify function dm_io() reports every error through it. */
+	if (stash_dm_io(&req, &region))
+		md_aio_done(1, a);
+}
+
+/* Wait for @a if it is in flight: 0 or -EIO. */
+static int md_aio_wait(struct md_aio *a)
+{
+	if (!a->busy)
+		return 0;
+	wait_for_completion(&a->done);
+	a->busy = false;
+	return a->error ? -EIO : 0;
+}
+
+/*
  * ---- Constructor: superblock, format, geometry ----
  */
 
@@ -144,8 +204,14 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
-	/* Both copies of a page are neighbours: md.buf takes this many. */
-	u32 chunk = max_t(u32, sc->md.buf_pages / 2, 1), p, i, n;
+	/*
+	 * Both copies of a page are neighbours: half of md.buf takes this
+	 * many, written while the other half is encoded.
+	 */
+	u32 halves = sc->md.buf_pages >= 4 ? 2 : 1;
+	u32 chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1), p, i, n, h;
+	struct md_aio wr[2] = { { .busy = false }, { .busy = false } };
+	void *half[2];
 	int r = -ENOMEM;
 
 	if (!zero)
@@ -154,20 +220,31 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	sb->seq = 1;
 	sb->flags = STASH_SB_FLAG_CLEAN;
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
+	half[0] = sc->md.buf;
+	half[1] = sc->md.buf + (size_t)chunk * 2 * STASH_MD_BLOCK_BYTES;
 	r = 0;
-	for (p = 0; p < sb->geo.md_pages && !r; p += n) {
+	for (p = 0, h = 0; p < sb->geo.md_pages && !r;
+	     p += n, h = (h + 1) % halves) {
 		n = min(chunk, sb->geo.md_pages - p);
+		/* This half's last write is done before it is filled again. */
+		r = md_aio_wait(&wr[h]);
+		if (r)
+			break;
 		for (i = 0; i < n; i++) {
-			void *copy0 = sc->md.buf + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
+			void *copy0 = half[h] + (size_t)i * 2 * STASH_MD_BLOCK_BYTES;
 
 			stash_md_page_encode_geo(copy0, &sb->geo, p + i, 1, zero,
 						 no_csums);
 			/* Copy 1 holds nothing valid: zero it. */
 			memset(copy0 + STASH_MD_BLOCK_BYTES, 0, STASH_MD_BLOCK_BYTES);
 		}
-		r = md_io(sc, cache_bdev(sc), REQ_OP_WRITE, sc->md.buf,
-			  stash_md_page_sector(&sb->geo, p, 0),
-			  (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS);
+		md_aio_start(sc, REQ_OP_WRITE, half[h], &sb->geo, p, n, &wr[h]);
+		cond_resched();
+	}
+	for (h = 0; h < halves; h++) {
+		int w = md_aio_wait(&wr[h]);
+
+		r = r ?: w;
 	}
 	kfree(zero);
 	if (r)
@@ -771,67 +848,13 @@ static int reread_superblock(struct stash_cache *sc)
 }
 
 /*
- * A read of metadata pages into one half of md.buf, in flight while the
- * load decodes the other half.
- */
-struct md_read {
-	struct completion done;
-	unsigned long error;
-	bool busy;
-};
-
-static void md_read_done(unsigned long error, void *context)
-{
-	struct md_read *rd = context;
-
-	rd->error = error;
-	complete(&rd->done);
-}
-
-/* Start reading both copies of pages @p..@p+@n-1 into @buf. */
-static void md_read_start(struct stash_cache *sc, void *buf, u32 p, u32 n,
-			  struct md_read *rd)
-{
-	struct dm_io_request req = {
-		.bi_opf = REQ_OP_READ,
-		.mem.type = DM_IO_VMA,
-		.mem.ptr.vma = buf,
-		.notify.fn = md_read_done,
-		.notify.context = rd,
-		.client = sc->io_client,
-	};
-	struct dm_io_region region = {
-		.bdev = cache_bdev(sc),
-		.sector = stash_md_page_sector(&sc->md.geo, p, 0),
-		.count = (sector_t)n * 2 * STASH_MD_BLOCK_SECTORS,
-	};
-
-	init_completion(&rd->done);
-	rd->error = 0;
-	rd->busy = true;
-	/* With a notify function dm_io() reports every error through it. */
-	if (stash_dm_io(&req, &region))
-		md_read_done(1, rd);
-}
-
-/* Wait for @rd if it is in flight: 0 or -EIO. */
-static int md_read_wait(struct md_read *rd)
-{
-	if (!rd->busy)
-		return 0;
-	wait_for_completion(&rd->done);
-	rd->busy = false;
-	return rd->error ? -EIO : 0;
-}
-
-/*
  * Build the map from the metadata pages.  *@map_touched tells whether a
  * failure came after the map began to change (before, nothing was).
  */
 static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
 	u32 pages = sc->md.geo.md_pages, p, i, chunk, halves, h;
-	struct md_read rd[2] = { { .busy = false }, { .busy = false } };
+	struct md_aio rd[2] = { { .busy = false }, { .busy = false } };
 	void *half[2];
 	u64 *entries, *scratch, *page_seq;
 	u32 *csums, *csum_scratch;
@@ -865,19 +888,21 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1);
 	half[0] = sc->md.buf;
 	half[1] = sc->md.buf + (size_t)chunk * 2 * STASH_MD_BLOCK_BYTES;
-	md_read_start(sc, half[0], 0, min(chunk, pages), &rd[0]);
+	md_aio_start(sc, REQ_OP_READ, half[0], &sc->md.geo, 0,
+		     min(chunk, pages), &rd[0]);
 	for (p = 0, h = 0; p < pages; p += chunk, h = (h + 1) % halves) {
 		u32 n = min(chunk, pages - p);
 		void *buf = half[h];
 
-		r = md_read_wait(&rd[h]);
+		r = md_aio_wait(&rd[h]);
 		if (r) {
 			stash_err(sc, "cannot read metadata pages %u..%u", p, p + n - 1);
 			break;
 		}
 		if (halves == 2 && p + chunk < pages)
-			md_read_start(sc, half[1 - h], p + chunk,
-				      min(chunk, pages - p - chunk), &rd[1 - h]);
+			md_aio_start(sc, REQ_OP_READ, half[1 - h], &sc->md.geo,
+				     p + chunk, min(chunk, pages - p - chunk),
+				     &rd[1 - h]);
 		for (i = 0; i < n && !r; i++) {
 			u32 k, page = p + i;
 
@@ -898,12 +923,13 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		if (r)
 			break;
 		if (halves == 1 && p + chunk < pages)
-			md_read_start(sc, half[0], p + chunk,
-				      min(chunk, pages - p - chunk), &rd[0]);
+			md_aio_start(sc, REQ_OP_READ, half[0], &sc->md.geo,
+				     p + chunk, min(chunk, pages - p - chunk),
+				     &rd[0]);
 	}
 	/* A read ahead still in flight when the load stopped. */
 	for (h = 0; h < halves; h++)
-		md_read_wait(&rd[h]);
+		md_aio_wait(&rd[h]);
 	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
 	else
