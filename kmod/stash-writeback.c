@@ -224,6 +224,8 @@ static void run_finish(struct stash_wb_run *run)
 		stash_md_kick(&sc->md);
 	/* The blocks cleaned are recorded by a commit of the timer. */
 	stash_md_note_io(sc);
+	/* For the throttle's timing of user I/O (stash_throttle_end()). */
+	WRITE_ONCE(sc->wb.last_run_end_ns, ktime_get_ns());
 	/*
 	 * Last: the slot (and @run) may be the next run's at once, and
 	 * suspend (stash_wb_stop()) waits for no run in flight before it

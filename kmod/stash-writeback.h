@@ -177,6 +177,12 @@ struct stash_wb {
 	 * whoever stops or frees writeback once it is 0 takes first.
 	 */
 	atomic_t inflight;
+	/*
+	 * When the last run ended (ktime ns; WRITE_ONCE): a timed I/O that
+	 * began before it overlapped writeback even if none is in flight
+	 * when it ends (stash_throttle_end()).
+	 */
+	u64 last_run_end_ns;
 	atomic_t urgent;		/* drains someone waits for */
 	unsigned long slots_free;	/* a bit per free run slot (atomic bit ops) */
 	/* A run finished, or a busy block writeback waits for went. */
@@ -430,7 +436,14 @@ static inline u64 stash_throttle_time(struct stash_wb *wb)
 static inline void stash_throttle_end(struct stash_wb *wb, bool origin,
 				      u64 start_ns, bool ok)
 {
-	bool busy = atomic_read(&wb->inflight);
+	/*
+	 * With writeback: in flight now, or a run ended since it began.
+	 * Counting only the former, an I/O slowed by a run and ending in
+	 * the gap before the next one counted as without writeback, and
+	 * the baseline crept up to the slowed latency during a drain.
+	 */
+	bool busy = atomic_read(&wb->inflight) ||
+		    READ_ONCE(wb->last_run_end_ns) > start_ns;
 
 	this_cpu_dec(wb->throttle.lat->inflight);
 	if (!ok)
