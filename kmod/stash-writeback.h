@@ -467,7 +467,7 @@ void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
  * the runs allowed in flight follow the foreground within a batch too.
  */
 void stash_throttle_tick(struct stash_cache *sc);
-/* Blocks the next batch may take: one run's worth while throttled (wb_work). */
+/* Blocks the next batch may take: one run's worth while throttled or capped. */
 u32 stash_throttle_batch(struct stash_cache *sc);
 
 #endif /* STASH_WRITEBACK_H */
