@@ -37,6 +37,12 @@ static inline void *stash_zalloc_array(size_t n, size_t size)
 	return kvcalloc(n, size, STASH_GFP_TABLE);
 }
 
+/* Not zeroed: for an array its caller fills in one pass anyway. */
+static inline void *stash_alloc_array(size_t n, size_t size)
+{
+	return kvmalloc_array(n, size, STASH_GFP_TABLE);
+}
+
 /*
  * dm_io() gained an ioprio argument (6.10, backported to later 6.1.y);
  * Kbuild tests the header and defines STASH_DM_IO_HAS_IOPRIO.
@@ -249,6 +255,11 @@ static inline void clear_bit(unsigned long nr, unsigned long *addr)
 static inline void *stash_zalloc_array(size_t n, size_t size)
 {
 	return calloc(n ? n : 1, size);
+}
+
+static inline void *stash_alloc_array(size_t n, size_t size)
+{
+	return n && size > SIZE_MAX / n ? NULL : malloc(n ? n * size : 1);
 }
 
 static inline void stash_free_array(void *p)

@@ -854,6 +854,7 @@ static int reread_superblock(struct stash_cache *sc)
 static int load_metadata(struct stash_cache *sc, bool *map_touched)
 {
 	u32 pages = sc->md.geo.md_pages, p, i, chunk, halves, h;
+	u64 loaded = 0;
 	struct md_aio rd[2] = { { .busy = false }, { .busy = false } };
 	void *half[2];
 	u64 *entries, *scratch, *page_seq;
@@ -913,10 +914,11 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			for (k = 0; k < sc->md.geo.entries_per_page && !r; k++) {
 				u32 c = page * sc->md.geo.entries_per_page + k;
 
-				if (entries[k])
-					r = load_entry(sc, c, entries[k],
-						       csums[k], page_seq[page],
-						       page_seq);
+				if (!entries[k])
+					continue;
+				r = load_entry(sc, c, entries[k], csums[k],
+					       page_seq[page], page_seq);
+				loaded++;
 			}
 			cond_resched();
 		}
@@ -930,9 +932,14 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	/* A read ahead still in flight when the load stopped. */
 	for (h = 0; h < halves; h++)
 		md_aio_wait(&rd[h]);
+	/*
+	 * Loading leaves the free list as stash_map_init() made it, the
+	 * loaded slots still on it: rebuild it, unless nothing was loaded
+	 * (an empty cache: every slot free, in order, as it is).
+	 */
 	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
 		drop_clean(sc);
-	else
+	else if (loaded)
 		stash_map_rebuild_free(&sc->map);
 	stash_map_attach_pages(&sc->map, &sc->md.touched,
 			       sc->md.geo.entries_per_page);
