@@ -586,7 +586,7 @@ void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
 void stash_throttle_tick(struct stash_cache *sc);
 /* Runs in flight allowed now (at most tunables.wb_inflight). */
 u32 stash_throttle_limit(struct stash_cache *sc);
-/* Blocks the next batch may take: one run's worth while throttled. */
+/* Blocks the next batch may take: one run's worth while throttled or capped. */
 u32 stash_throttle_batch(struct stash_cache *sc);
 
 /*

@@ -35,7 +35,9 @@
  * nothing is judged slow.
  *
  * A rate cap (tunables.wb_rate_kib) is a token bucket on the bytes written
- * back, with a tenth of a second of burst.
+ * back, with a tenth of a second of burst; under a cap a batch is one
+ * run's worth, and the sleep that pays for a run looks at the cap again
+ * at least every PAUSE_MAX_US.
  *
  * Never held back: writeback that someone waits for (a flush on a volatile
  * cache, stash_wb_drain_sync(), a suspend from its presuspend on, a failed
@@ -196,31 +198,41 @@ static void look(struct stash_cache *sc)
 	WRITE_ONCE(t->pause_us, pause);
 }
 
-/*
- * Sleep @us, in steps that end early when the pass becomes urgent; @rate
- * (bytes/s, 0 for none) is read again each step: a pause for the cap ends
- * when the cap is lifted.
- */
-static void nap(struct stash_cache *sc, u64 us, bool rate)
+/* One step of a pause: @us at most PAUSE_MAX_US, counted in paused_us. */
+static void nap_step(struct stash_cache *sc, u64 us)
+{
+	usleep_range(us, us + us / 4 + 1);
+	WRITE_ONCE(sc->throttle.paused_us, sc->throttle.paused_us + us);
+}
+
+/* Sleep @us, in steps that end early when the pass becomes urgent. */
+static void nap(struct stash_cache *sc, u64 us)
 {
 	while (us && !urgent(sc)) {
 		u64 step = min_t(u64, us, PAUSE_MAX_US);
 
-		if (rate && !READ_ONCE(sc->tun.wb_rate_kib))
-			return;
-		usleep_range(step, step + step / 4 + 1);
-		WRITE_ONCE(sc->throttle.paused_us,
-			   sc->throttle.paused_us + step);
+		nap_step(sc, step);
 		us -= step;
 	}
 }
 
-/* The cap: @bytes were written back since the last call. */
+/* The cap in bytes/s, 0 for none. */
+static u64 rate_cap(struct stash_cache *sc)
+{
+	return (u64)READ_ONCE(sc->tun.wb_rate_kib) << 10;
+}
+
+/*
+ * The cap: @bytes were written back since the last call.  What the bucket
+ * does not cover is paid for by sleeping, in steps that each look at the
+ * cap again: a cap raised or lifted while writeback sleeps takes effect
+ * within a step (a pause computed once at a cap of 1 KiB/s, and kept
+ * after the cap went up, held a drain for ten minutes).
+ */
 static void rate_wait(struct stash_cache *sc, u64 bytes)
 {
 	struct stash_throttle *t = &sc->throttle;
-	u64 rate = (u64)READ_ONCE(sc->tun.wb_rate_kib) << 10;	/* bytes/s */
-	u64 now = ktime_get_ns(), burst, dt;
+	u64 rate = rate_cap(sc), now = ktime_get_ns(), dt, owed;
 
 	dt = min_t(u64, now - t->tokens_ns, NSEC_PER_SEC / 10);
 	t->tokens_ns = now;
@@ -228,13 +240,25 @@ static void rate_wait(struct stash_cache *sc, u64 bytes)
 		t->tokens = 0;
 		return;
 	}
-	burst = rate / 10;
-	t->tokens = min(burst, t->tokens + div64_u64(rate * dt, NSEC_PER_SEC));
+	/* rate * dt may pass 2^64: the cap goes up to 2^40 bytes/s. */
+	t->tokens = min(rate / 10,
+			t->tokens + mul_u64_u64_div_u64(rate, dt, NSEC_PER_SEC));
 	if (t->tokens >= bytes) {
 		t->tokens -= bytes;
 		return;
 	}
-	nap(sc, div64_u64((bytes - t->tokens) * USEC_PER_SEC, rate), true);
+	for (owed = bytes - t->tokens; owed && !urgent(sc); ) {
+		u64 us, paid;
+
+		rate = rate_cap(sc);
+		if (!rate)
+			break;
+		us = clamp_t(u64, div64_u64(owed * USEC_PER_SEC, rate), 1,
+			     PAUSE_MAX_US);
+		nap_step(sc, us);
+		paid = mul_u64_u64_div_u64(rate, us, USEC_PER_SEC);
+		owed = owed > paid ? owed - paid : 0;
+	}
 	t->tokens = 0;
 	t->tokens_ns = ktime_get_ns();
 }
@@ -263,8 +287,7 @@ void stash_throttle_wait(struct stash_cache *sc, u64 bytes)
 	/* The pause is per STASH_WB_RUN_BYTES written back. */
 	pause = READ_ONCE(t->pause_us);
 	if (pause && bytes)
-		nap(sc, div64_u64((u64)pause * bytes, STASH_WB_RUN_BYTES) ?: 1,
-		    false);
+		nap(sc, div64_u64((u64)pause * bytes, STASH_WB_RUN_BYTES) ?: 1);
 }
 
 u32 stash_throttle_limit(struct stash_cache *sc)
@@ -276,11 +299,16 @@ u32 stash_throttle_limit(struct stash_cache *sc)
 	return min(max, READ_ONCE(sc->throttle.limit));
 }
 
+/*
+ * Under a cap too: the cap is paid for after each batch, so a whole batch
+ * (up to STASH_WB_BATCH blocks, 16 MiB of 4 KiB ones) would go at full
+ * speed first.
+ */
 u32 stash_throttle_batch(struct stash_cache *sc)
 {
 	if (urgent(sc) || (READ_ONCE(sc->throttle.limit) >=
 			   READ_ONCE(sc->tun.wb_inflight) &&
-			   !READ_ONCE(sc->throttle.pause_us)))
+			   !READ_ONCE(sc->throttle.pause_us) && !rate_cap(sc)))
 		return STASH_WB_BATCH;
 	return sc->run_max_blocks;
 }

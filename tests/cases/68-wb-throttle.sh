@@ -1,5 +1,5 @@
 #!/bin/bash
-# desc: the writeback throttle: foreground reads that queue behind writeback on a 20 MB/s origin make writeback back off (writeback_throttled counts, the runs in flight drop; at the strictest target pauses start), with writeback_latency 0 it does not, and either way every dirty block reaches the origin
+# desc: the writeback throttle: foreground reads that queue behind writeback on a 20 MB/s origin make writeback back off (writeback_throttled counts, the runs in flight drop; at the strictest target pauses start), with writeback_latency 0 it does not, and either way every dirty block reaches the origin; a rate cap holds writeback to it from the first run, and a cap raised while writeback sleeps for it takes effect at once
 #
 # The origin is a null_blk limited to 20 MB/s with one request at a time
 # (mbps 20, hw_queue_depth 1, no I/O scheduler, requests of at most 128 KiB,
@@ -95,3 +95,29 @@ read -r thr lim pause <"$tmp/r0"
 assert_eq 0 "$thr" "writeback_throttled with the throttle off"
 assert_eq 8 "$lim" "writeback_limit with the throttle off"
 assert_eq 0 "$pause" "writeback_paused_ms with the throttle off"
+
+# The cap.  At 1 KiB/s a flush may write back one run (1 MiB: 256 blocks)
+# at once, which the bucket then pays for, and nothing more while the cap
+# stays; raised to 1 GiB/s, the rest drains at once.  Breaks it catches: a
+# whole batch (here all 2048 blocks) written back before the cap bites,
+# and a sleep computed at the old cap and kept after the cap went up
+# (the drain then takes an hour: wait_clean gives up).
+stash_create thr "$origin" "$cache" writeback high_watermark 100 idle_ms 0 \
+	sequential_cutoff 0 writeback_rate_cap 1
+vol=$STASH_DEV
+rand_file "$tmp/c" 2048
+put "$vol" "$tmp/c" 0
+assert_eq 2048 "$(sf "$vol" dirty)" "dirty blocks before the capped flush"
+dmsetup message "$vol" 0 flush || die "flush failed"
+sleep 5
+wb=$(sf "$vol" written_back)
+log "at 1 KiB/s: $wb blocks written back in 5 s, paused $(sf "$vol" writeback_paused_ms) ms"
+assert_ok "at most one run (256 blocks) written back under a 1 KiB/s cap ($wb)" \
+	test "$wb" -le 256
+assert_ne 0 "$(sf "$vol" dirty)" "dirty blocks left under the cap"
+dmsetup message "$vol" 0 set writeback_rate_cap 1048576 || die "cannot raise the cap"
+wait_clean "$vol" 60
+assert_ok "the origin holds every block written under the cap" \
+	cmp -s <(dd if="$origin" bs=1M count=8 iflag=direct status=none) "$tmp/c"
+stash_remove "$vol"
+wipe_sb "$cache"
