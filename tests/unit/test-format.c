@@ -1429,6 +1429,20 @@ static void check_free_list(const struct stash_map *m, const bool *used)
 	CHECK_EQ(i, STASH_NO_INDEX);
 }
 
+/* New blocks take every slot not in @used, in ascending order, no eviction. */
+static void fill_free_slots(struct stash_map *m, const bool *used)
+{
+	u64 ev;
+
+	for (u32 c = 0; c < m->nr_cblocks; c++) {
+		if (used[c])
+			continue;
+		test_context("alloc into free slot %u", c);
+		CHECK_EQ(stash_map_alloc(m, to_oblock(5000 + c), &ev), c);
+		CHECK_EQ(ev, STASH_NO_OBLOCK);
+	}
+}
+
 TEST(format_map_load_rebuild_free)
 {
 	static const struct { u32 c; u64 ob; } loaded[] = {
@@ -1465,13 +1479,7 @@ TEST(format_map_load_rebuild_free)
 			CHECK_EQ(lookup(&m, ob), STASH_NO_CBLOCK);
 
 	/* New blocks get the free slots, in ascending order, no eviction. */
-	for (u32 c = 0; c < n; c++) {
-		if (used[c])
-			continue;
-		test_context("alloc into free slot %u", c);
-		CHECK_EQ(stash_map_alloc(&m, to_oblock(5000 + c), &ev), c);
-		CHECK_EQ(ev, STASH_NO_OBLOCK);
-	}
+	fill_free_slots(&m, used);
 	CHECK_EQ(m.nr_free, 0);
 	/* Then only loaded entries are evictable: they are valid and idle. */
 	for (u32 k = 0; k < nl; k++) {
@@ -1506,7 +1514,6 @@ TEST(format_map_keep_only)
 	bool used[40] = { false };
 	struct stash_bitmap keep, touched;
 	struct stash_map m;
-	u64 ev;
 
 	REQUIRE_EQ(stash_map_init(&m, n), 0);
 	REQUIRE_EQ(stash_bitmap_init(&keep, n), 0);
@@ -1543,13 +1550,7 @@ TEST(format_map_keep_only)
 	CHECK_EQ(stash_map_nr_allocated(&m), 3);
 	check_free_list(&m, used);
 	/* Every free slot is handed out before anything is evicted. */
-	for (u32 c = 0; c < n; c++) {
-		if (used[c])
-			continue;
-		test_context("alloc into free slot %u", c);
-		CHECK_EQ(stash_map_alloc(&m, to_oblock(5000 + c), &ev), c);
-		CHECK_EQ(ev, STASH_NO_OBLOCK);
-	}
+	fill_free_slots(&m, used);
 	stash_bitmap_exit(&touched);
 	stash_bitmap_exit(&keep);
 	stash_map_exit(&m);
