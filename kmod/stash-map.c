@@ -30,7 +30,8 @@ int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 	/*
 	 * The larger array first: without it, the other is not needed.  Not
 	 * zeroed: the free list below fills in every entry (a 256 GiB cache
-	 * of 4 KiB blocks has 67M: one pass over them, not two).
+	 * of 4 KiB blocks has 67M: one pass over them, not two, unless the
+	 * kernel zeroes every allocation anyway, as init_on_alloc does).
 	 */
 	m->entries = stash_alloc_array(nr_cblocks, sizeof(*m->entries));
 	if (!m->entries)
