@@ -14,6 +14,38 @@ static u32 bucket_of(const struct stash_map *m, oblock_t ob)
 	return m->hash_bits ? hash_64(from_oblock(ob), m->hash_bits) : 0;
 }
 
+/* Every hash chain empty (filled in at creation, rebuilt after a crash). */
+static void reset_buckets(struct stash_map *m)
+{
+	u32 i, nr_buckets = 1u << m->hash_bits;
+
+	for (i = 0; i < nr_buckets; i++) {
+		m->buckets[i] = STASH_NO_INDEX;
+		if (!(i & 0xffff))
+			stash_cond_resched();
+	}
+}
+
+/*
+ * Rebuilding the free list: empty it, then push the free slots from the
+ * last to the first, so that it ascends.
+ */
+static void free_list_reset(struct stash_map *m)
+{
+	m->free_head = STASH_NO_INDEX;
+	m->free_tail = STASH_NO_INDEX;
+	m->nr_free = 0;
+}
+
+static void free_list_push(struct stash_map *m, u32 i)
+{
+	m->entries[i].next = m->free_head;
+	m->free_head = i;
+	if (m->free_tail == STASH_NO_INDEX)
+		m->free_tail = i;
+	m->nr_free++;
+}
+
 int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 {
 	u32 nr_buckets, i;
@@ -36,14 +68,13 @@ int stash_map_init(struct stash_map *m, u32 nr_cblocks)
 	m->entries = stash_alloc_array(nr_cblocks, sizeof(*m->entries));
 	if (!m->entries)
 		return -1;
-	m->buckets = stash_zalloc_array(nr_buckets, sizeof(*m->buckets));
+	m->buckets = stash_alloc_array(nr_buckets, sizeof(*m->buckets));
 	m->refs = stash_zalloc_array(BITS_TO_LONGS(nr_cblocks), sizeof(long));
 	if (!m->buckets || !m->refs) {
 		stash_map_exit(m);
 		return -1;
 	}
-	for (i = 0; i < nr_buckets; i++)
-		m->buckets[i] = STASH_NO_INDEX;
+	reset_buckets(m);
 
 	/* Free list in ascending order, so a new cache fills from the front. */
 	for (i = 0; i < nr_cblocks; i++) {
@@ -362,37 +393,19 @@ void stash_map_rebuild_free(struct stash_map *m)
 {
 	u32 i = m->nr_cblocks;
 
-	m->free_head = STASH_NO_INDEX;
-	m->free_tail = STASH_NO_INDEX;
-	m->nr_free = 0;
-	while (i--) {
-		struct stash_entry *e = &m->entries[i];
-
-		if (e->flags & SE_ALLOC)
-			continue;
-		e->next = m->free_head;
-		m->free_head = i;
-		if (m->free_tail == STASH_NO_INDEX)
-			m->free_tail = i;
-		m->nr_free++;
-	}
+	free_list_reset(m);
+	while (i--)
+		if (!(m->entries[i].flags & SE_ALLOC))
+			free_list_push(m, i);
 }
 
 void stash_map_keep_only(struct stash_map *m, const unsigned long *keep,
 			 struct stash_bitmap *touched, u32 entries_per_page)
 {
-	u32 i, nr_buckets = 1u << m->hash_bits;
+	u32 i = m->nr_cblocks;
 
-	for (i = 0; i < nr_buckets; i++) {
-		m->buckets[i] = STASH_NO_INDEX;
-		if (!(i & 0xffff))
-			stash_cond_resched();
-	}
-	m->free_head = STASH_NO_INDEX;
-	m->free_tail = STASH_NO_INDEX;
-	m->nr_free = 0;
-	/* Backwards: the free list ascends, as stash_map_rebuild_free()'s. */
-	i = m->nr_cblocks;
+	reset_buckets(m);
+	free_list_reset(m);
 	while (i--) {
 		struct stash_entry *e = &m->entries[i];
 
@@ -405,11 +418,7 @@ void stash_map_keep_only(struct stash_map *m, const unsigned long *keep,
 			e->flags &= ~SE_MAPPED;
 			hash_insert(m, i);
 		} else {
-			e->next = m->free_head;
-			m->free_head = i;
-			if (m->free_tail == STASH_NO_INDEX)
-				m->free_tail = i;
-			m->nr_free++;
+			free_list_push(m, i);
 		}
 		if (!(i & 0xffff))
 			stash_cond_resched();
