@@ -144,6 +144,21 @@ static int md_aio_wait(struct md_aio *a)
 }
 
 /*
+ * md.buf in halves, each for both copies of *@chunk pages: two if it
+ * holds two such pages at least, else one (I/O and CPU then take turns).
+ * Returns how many; @half gets where they begin.
+ */
+static u32 md_buf_halves(struct stash_cache *sc, void *half[2], u32 *chunk)
+{
+	u32 halves = sc->md.buf_pages >= 4 ? 2 : 1;
+
+	*chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1);
+	half[0] = sc->md.buf;
+	half[1] = sc->md.buf + (size_t)*chunk * 2 * STASH_MD_BLOCK_BYTES;
+	return halves;
+}
+
+/*
  * ---- Constructor: superblock, format, geometry ----
  */
 
@@ -204,13 +219,9 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 {
 	u64 *zero = kcalloc(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	static const u32 no_csums[STASH_MD_CSUM_ENTRIES_PER_PAGE];
-	/*
-	 * Both copies of a page are neighbours: half of md.buf takes this
-	 * many, written while the other half is encoded.
-	 */
-	u32 halves = sc->md.buf_pages >= 4 ? 2 : 1;
-	u32 chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1), p, i, n, h;
+	/* A half of md.buf is written while the other half is encoded. */
 	struct md_aio wr[2] = { { .busy = false }, { .busy = false } };
+	u32 chunk, p, i, n, h, halves;
 	void *half[2];
 	int r = -ENOMEM;
 
@@ -220,8 +231,7 @@ static int format_cache(struct stash_cache *sc, struct stash_sb *sb)
 	sb->seq = 1;
 	sb->flags = STASH_SB_FLAG_CLEAN;
 	get_random_bytes(sb->uuid, sizeof(sb->uuid));
-	half[0] = sc->md.buf;
-	half[1] = sc->md.buf + (size_t)chunk * 2 * STASH_MD_BLOCK_BYTES;
+	halves = md_buf_halves(sc, half, &chunk);
 	r = 0;
 	for (p = 0, h = 0; p < sb->geo.md_pages && !r;
 	     p += n, h = (h + 1) % halves) {
@@ -847,6 +857,17 @@ static int reread_superblock(struct stash_cache *sc)
 	return 0;
 }
 
+/* Start reading both copies of the @chunk pages from @p, if any, into @buf. */
+static void md_read_chunk(struct stash_cache *sc, void *buf, u32 p, u32 chunk,
+			  struct md_aio *a)
+{
+	u32 pages = sc->md.geo.md_pages;
+
+	if (p < pages)
+		md_aio_start(sc, REQ_OP_READ, buf, &sc->md.geo, p,
+			     min(chunk, pages - p), a);
+}
+
 /*
  * Build the map from the metadata pages.  *@map_touched tells whether a
  * failure came after the map began to change (before, nothing was).
@@ -885,14 +906,10 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	 */
 	*map_touched = true;
 	stash_map_attach_pages(&sc->map, NULL, 0);
-	halves = sc->md.buf_pages >= 4 ? 2 : 1;
-	chunk = max_t(u32, sc->md.buf_pages / (2 * halves), 1);
-	half[0] = sc->md.buf;
-	half[1] = sc->md.buf + (size_t)chunk * 2 * STASH_MD_BLOCK_BYTES;
-	md_aio_start(sc, REQ_OP_READ, half[0], &sc->md.geo, 0,
-		     min(chunk, pages), &rd[0]);
+	halves = md_buf_halves(sc, half, &chunk);
+	md_read_chunk(sc, half[0], 0, chunk, &rd[0]);
 	for (p = 0, h = 0; p < pages; p += chunk, h = (h + 1) % halves) {
-		u32 n = min(chunk, pages - p);
+		u32 n = min(chunk, pages - p), next = (h + 1) % halves;
 		void *buf = half[h];
 
 		r = md_aio_wait(&rd[h]);
@@ -900,10 +917,9 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 			stash_err(sc, "cannot read metadata pages %u..%u", p, p + n - 1);
 			break;
 		}
-		if (halves == 2 && p + chunk < pages)
-			md_aio_start(sc, REQ_OP_READ, half[1 - h], &sc->md.geo,
-				     p + chunk, min(chunk, pages - p - chunk),
-				     &rd[1 - h]);
+		/* With one half, the next read waits for the decode below. */
+		if (halves == 2)
+			md_read_chunk(sc, half[next], p + chunk, chunk, &rd[next]);
 		for (i = 0; i < n && !r; i++) {
 			u32 k, page = p + i;
 
@@ -924,10 +940,8 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 		}
 		if (r)
 			break;
-		if (halves == 1 && p + chunk < pages)
-			md_aio_start(sc, REQ_OP_READ, half[0], &sc->md.geo,
-				     p + chunk, min(chunk, pages - p - chunk),
-				     &rd[0]);
+		if (halves == 1)
+			md_read_chunk(sc, half[next], p + chunk, chunk, &rd[next]);
 	}
 	/* A read ahead still in flight when the load stopped. */
 	for (h = 0; h < halves; h++)
