@@ -75,8 +75,11 @@
 #include <linux/module.h>
 #include <linux/init.h>
 #include <linux/blkdev.h>
+#include <linux/llist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include "dm-stash.h"
 #include "linux/dm-stash.h"
@@ -573,6 +576,43 @@ bad_dirty:
 	return r;
 }
 
+/*
+ * ---- Deferred freeing of the tables ----
+ *
+ * The destructor's large tables (the map, the bitmaps, the filter, the
+ * checksums: about 1 GiB at 64M blocks) are freed by a work item after
+ * the remove returned.  The node that chains a table sits in its own first
+ * bytes, as vfree_atomic() does it (which modules cannot call).  A
+ * constructor waits for the frees first, whose memory its tables may
+ * need, and so does the module's exit.
+ */
+static LLIST_HEAD(stash_free_list);
+
+static void stash_free_fn(struct work_struct *ws)
+{
+	struct llist_node *n, *next;
+
+	llist_for_each_safe(n, next, llist_del_all(&stash_free_list)) {
+		vfree(n);
+		cond_resched();
+	}
+}
+
+static DECLARE_WORK(stash_free_work, stash_free_fn);
+
+void stash_vfree_deferred(void *p)
+{
+	if (!p)
+		return;
+	if (llist_add(p, &stash_free_list))
+		queue_work(system_unbound_wq, &stash_free_work);
+}
+
+static void stash_wait_frees(void)
+{
+	flush_work(&stash_free_work);
+}
+
 static void destroy_runtime(struct stash_cache *sc)
 {
 	stash_csum_destroy(sc);
@@ -620,6 +660,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -EINVAL;
 	}
 
+	stash_wait_frees();
 	sc = kzalloc(sizeof(*sc), GFP_KERNEL);
 	if (!sc) {
 		ti->error = "Cannot allocate the cache context";
@@ -1280,6 +1321,7 @@ static void __exit dm_stash_exit(void)
 {
 	stash_control_exit();
 	dm_unregister_target(&stash_target);
+	stash_wait_frees();
 	stash_csum_exit();
 	stash_io_exit();
 }
