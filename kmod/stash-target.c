@@ -580,12 +580,16 @@ bad_dirty:
  * ---- Deferred freeing of the tables ----
  *
  * The destructor's large tables (the map, the bitmaps, the filter, the
- * checksums: about 1 GiB at 64M blocks) are freed by a work item after
- * the remove returned.  The node that chains a table sits in its own first
- * bytes, as vfree_atomic() does it (which modules cannot call).  A
- * constructor waits for the frees first, whose memory its tables may
+ * checksums: about 1 GiB at 64M blocks) are freed by a work item a moment
+ * after the remove returned, so that neither the remove nor what follows
+ * it at once (udev's events for the removed device) waits for 1 GiB of
+ * pages to go back to the allocator.  The node that chains a table sits
+ * in its own first bytes, as vfree_atomic() does it (which modules cannot
+ * call).  A constructor runs the frees first, whose memory its tables may
  * need, and so does the module's exit.
  */
+#define STASH_FREE_DELAY	(HZ / 2)
+
 static LLIST_HEAD(stash_free_list);
 
 static void stash_free_fn(struct work_struct *ws)
@@ -598,19 +602,20 @@ static void stash_free_fn(struct work_struct *ws)
 	}
 }
 
-static DECLARE_WORK(stash_free_work, stash_free_fn);
+static DECLARE_DELAYED_WORK(stash_free_work, stash_free_fn);
 
 void stash_vfree_deferred(void *p)
 {
 	if (!p)
 		return;
 	if (llist_add(p, &stash_free_list))
-		queue_work(system_unbound_wq, &stash_free_work);
+		queue_delayed_work(system_unbound_wq, &stash_free_work,
+				   STASH_FREE_DELAY);
 }
 
 static void stash_wait_frees(void)
 {
-	flush_work(&stash_free_work);
+	flush_delayed_work(&stash_free_work);
 }
 
 static void destroy_runtime(struct stash_cache *sc)
