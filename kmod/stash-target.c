@@ -647,6 +647,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct stash_cache *sc;
+	bool shared;
 	int r;
 
 	if (argc < 3) {
@@ -672,6 +673,8 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -ENOMEM;
 	}
 	sc->ti = ti;
+	INIT_LIST_HEAD(&sc->registry);
+	INIT_LIST_HEAD(&sc->claim);
 	sc->mode = args.mode;
 	sc->is_volatile = args.is_volatile;
 	sc->format = args.format;
@@ -687,6 +690,9 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_devices(ti, sc, argv[0], argv[1]);
 	if (r)
 		goto bad_devices;
+	r = stash_claim_devices(sc, &shared);
+	if (r)
+		goto bad_claim;
 	sc->io_client = dm_io_client_create();
 	if (IS_ERR(sc->io_client)) {
 		ti->error = "Cannot create the I/O client";
@@ -742,6 +748,8 @@ bad_geometry:
 	stash_md_destroy(sc);
 	dm_io_client_destroy(sc->io_client);
 bad_io_client:
+	stash_release_devices(sc);
+bad_claim:
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 bad_devices:
@@ -763,6 +771,7 @@ static void stash_dtr(struct dm_target *ti)
 	destroy_runtime(sc);
 	stash_md_destroy(sc);
 	dm_io_client_destroy(sc->io_client);
+	stash_release_devices(sc);
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 	kfree(sc->table_opts);
