@@ -611,7 +611,7 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
  * 'format' replaces).  A table refused or short of memory before this
  * leaves the cache device as it was.  Sets ti->error on failure.
  */
-int stash_md_prepare(struct stash_cache *sc)
+int stash_md_prepare(struct stash_cache *sc, bool alone)
 {
 	int r = 0, i;
 
@@ -626,6 +626,7 @@ int stash_md_prepare(struct stash_cache *sc)
 			break;
 		}
 		stash_note(sc, "formatted a cache of %u blocks", sc->md.sb.geo.nr_cblocks);
+		sc->md.fresh = alone;
 		break;
 	case STASH_MD_ERASE:
 		stash_warn(sc, "cache device: 'format': the dm-stash cache on it is discarded");
@@ -883,6 +884,17 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	int r;
 
 	*map_touched = false;
+	/*
+	 * Formatted by this table, with nothing else on the device since:
+	 * the superblock is the format's, every page empty in copy 0
+	 * (md.page_loc as allocated), the map as created.
+	 */
+	if (sc->md.fresh) {
+		sc->md.fresh = false;
+		stash_map_attach_pages(&sc->map, &sc->md.touched,
+				       sc->md.geo.entries_per_page);
+		return 0;
+	}
 	r = reread_superblock(sc);
 	if (r)
 		return r;

@@ -720,7 +720,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	 */
 	if (args.format)
 		stash_stranded_drop(sc);
-	r = stash_md_prepare(sc);
+	r = stash_md_prepare(sc, !shared);
 	if (r)
 		goto bad_prepare;
 
