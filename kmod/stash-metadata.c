@@ -887,12 +887,11 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	/*
 	 * Formatted by this table, with nothing else on the device since:
 	 * the superblock is the format's, every page empty in copy 0
-	 * (md.page_loc as allocated), the map as created.
+	 * (md.page_loc as allocated), the map empty as created and attached
+	 * to md.touched as stash_md_create() left it.
 	 */
 	if (sc->md.fresh) {
 		sc->md.fresh = false;
-		stash_map_attach_pages(&sc->map, &sc->md.touched,
-				       sc->md.geo.entries_per_page);
 		return 0;
 	}
 	r = reread_superblock(sc);
