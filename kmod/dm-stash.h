@@ -179,6 +179,7 @@ struct stash_cache {
 	atomic_t cache_failed;		/* 0 or 1 */
 	atomic_t cache_error_count;	/* cache errors since the constructor */
 	struct list_head registry;	/* in the control registry (its lock) */
+	struct list_head claim;		/* holds its devices (the same lock) */
 	enum stash_mode mode;		/* READ_ONCE/WRITE_ONCE */
 	struct stash_tunables tun;	/* READ_ONCE/WRITE_ONCE */
 	unsigned long last_io;		/* jiffies of the last user I/O */
@@ -313,6 +314,8 @@ static inline void stash_wait_gone(atomic_t *count, wait_queue_head_t *wq)
 int stash_registry_add(struct stash_cache *sc);
 void stash_registry_remove(struct stash_cache *sc);
 void stash_registry_set_live(struct stash_cache *sc, bool live);
+int stash_claim_devices(struct stash_cache *sc, bool *shared);
+void stash_release_devices(struct stash_cache *sc);
 int stash_control_init(void);
 void stash_control_exit(void);
 

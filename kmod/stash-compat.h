@@ -57,9 +57,19 @@ static inline int stash_dm_io(struct dm_io_request *req,
 #endif
 }
 
+void stash_vfree_deferred(void *p);
+
+/*
+ * A table from vmalloc goes to stash_vfree_deferred(): returning 1 GiB of
+ * pages to the allocator took most of a remove of a cache of 64M blocks
+ * (1.1 of 1.3 s), and nothing waits for it.
+ */
 static inline void stash_free_array(void *p)
 {
-	kvfree(p);
+	if (is_vmalloc_addr(p))
+		stash_vfree_deferred(p);
+	else
+		kfree(p);
 }
 
 /*

@@ -50,6 +50,7 @@
 
 static DEFINE_MUTEX(stash_registry_lock);
 static LIST_HEAD(stash_registry);		/* stash_cache.registry */
+static LIST_HEAD(stash_claims);			/* stash_cache.claim */
 /* Scratch for dm_copy_name_and_uuid(); guarded by stash_registry_lock. */
 static char stash_name_buf[DM_NAME_LEN];
 
@@ -94,6 +95,66 @@ static dev_t stash_devt(struct stash_cache *sc)
 static int stash_name(struct stash_cache *sc)
 {
 	return dm_copy_name_and_uuid(stash_mapped_dev(sc), stash_name_buf, NULL);
+}
+
+static bool same_dev(struct dm_dev *a, struct dm_dev *b)
+{
+	return a->bdev->bd_dev == b->bdev->bd_dev;
+}
+
+/*
+ * Claim @sc's cache and origin devices for its mapped device, from the
+ * constructor, before it reads or writes either.  Refused (-EBUSY,
+ * ti->error set) while a table of another dm-stash device holds one of
+ * them, as its cache or its origin: two caches on one cache device
+ * overwrite each other's blocks and metadata, two over one origin each
+ * serve reads that the other's writes made stale.  The tables of one
+ * mapped device (a reload) share them: the old one stops before the new
+ * one starts.  *@shared: such a table holds the cache device.
+ */
+int stash_claim_devices(struct stash_cache *sc, bool *shared)
+{
+	struct mapped_device *md = stash_mapped_dev(sc);
+	struct dm_dev *taken = NULL;
+	struct stash_cache *o;
+
+	*shared = false;
+	mutex_lock(&stash_registry_lock);
+	list_for_each_entry(o, &stash_claims, claim) {
+		if (stash_mapped_dev(o) == md) {
+			*shared |= same_dev(o->cache_dev, sc->cache_dev);
+			continue;
+		}
+		if (same_dev(o->cache_dev, sc->cache_dev) ||
+		    same_dev(o->origin_dev, sc->cache_dev))
+			taken = sc->cache_dev;
+		else if (same_dev(o->cache_dev, sc->origin_dev) ||
+			 same_dev(o->origin_dev, sc->origin_dev))
+			taken = sc->origin_dev;
+		else
+			continue;
+		stash_err(sc, "the %s device %pg is in use by dm-stash device %s",
+			  taken == sc->cache_dev ? "cache" : "origin", taken->bdev,
+			  stash_name(o) ? "(being removed)" : stash_name_buf);
+		break;
+	}
+	if (!taken)
+		list_add_tail(&sc->claim, &stash_claims);
+	mutex_unlock(&stash_registry_lock);
+	if (!taken)
+		return 0;
+	sc->ti->error = taken == sc->cache_dev ?
+		"Cache device in use by another dm-stash device" :
+		"Origin device in use by another dm-stash device";
+	return -EBUSY;
+}
+
+/* The destructor, or a constructor that failed after claiming them. */
+void stash_release_devices(struct stash_cache *sc)
+{
+	mutex_lock(&stash_registry_lock);
+	list_del_init(&sc->claim);
+	mutex_unlock(&stash_registry_lock);
 }
 
 /*

@@ -538,13 +538,13 @@ bool stash_csum_check_block_locked(struct stash_cache *sc, u32 c,
 
 static void stash_csum_free_tables(struct stash_cache *sc)
 {
-	bitmap_free(sc->csum_opening);
-	bitmap_free(sc->csum_written_before);
-	bitmap_free(sc->csum_written);
-	bitmap_free(sc->csum_unknown);
-	bitmap_free(sc->csum_open);
-	kvfree(sc->csum_bad);
-	kvfree(sc->csums);
+	stash_free_array(sc->csum_opening);
+	stash_free_array(sc->csum_written_before);
+	stash_free_array(sc->csum_written);
+	stash_free_array(sc->csum_unknown);
+	stash_free_array(sc->csum_open);
+	stash_free_array(sc->csum_bad);
+	stash_free_array(sc->csums);
 	sc->csum_opening = NULL;
 	sc->csum_written_before = NULL;
 	sc->csum_written = NULL;
@@ -554,24 +554,32 @@ static void stash_csum_free_tables(struct stash_cache *sc)
 	sc->csums = NULL;
 }
 
+/*
+ * A bit per cache block, from kvmalloc: at 64M blocks a bitmap is 8 MiB,
+ * more than kmalloc (bitmap_zalloc()) can give.
+ */
+static unsigned long *csum_bitmap(struct stash_cache *sc)
+{
+	return stash_zalloc_array(BITS_TO_LONGS(sc->nr_cblocks),
+				  sizeof(unsigned long));
+}
+
 int stash_csum_create(struct stash_cache *sc)
 {
 	int r;
 
 	if (!sc->csum)
 		return 0;
-	sc->csums = kvcalloc(sc->nr_cblocks, sizeof(u32), GFP_KERNEL);
-	sc->csum_bad = kvcalloc(BITS_TO_LONGS(sc->nr_cblocks),
-				sizeof(unsigned long), GFP_KERNEL);
+	sc->csums = stash_zalloc_array(sc->nr_cblocks, sizeof(u32));
+	sc->csum_bad = csum_bitmap(sc);
 	if (!sc->csums || !sc->csum_bad)
 		goto bad;
 	if (!sc->is_volatile) {
-		sc->csum_open = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
-		sc->csum_unknown = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
-		sc->csum_written = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
-		sc->csum_written_before = bitmap_zalloc(sc->nr_cblocks,
-							GFP_KERNEL);
-		sc->csum_opening = bitmap_zalloc(sc->nr_cblocks, GFP_KERNEL);
+		sc->csum_open = csum_bitmap(sc);
+		sc->csum_unknown = csum_bitmap(sc);
+		sc->csum_written = csum_bitmap(sc);
+		sc->csum_written_before = csum_bitmap(sc);
+		sc->csum_opening = csum_bitmap(sc);
 		if (!sc->csum_open || !sc->csum_unknown || !sc->csum_written ||
 		    !sc->csum_written_before || !sc->csum_opening)
 			goto bad;

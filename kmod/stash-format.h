@@ -295,6 +295,22 @@ void stash_md_pick_page(const void *both, const struct stash_geometry *g,
 /* STASH_PICK_NO_COPY: the reason, as the kernel reports it. */
 const char *stash_md_pick_why(const struct stash_md_pick *pick);
 
+/*
+ * Step 3: does the load keep the (valid) entry @e?  After an unclean
+ * shutdown only the dirty ones: a clean slot may have been reused after
+ * the last commit, and its data is on the origin anyway.  A dirty entry
+ * must then not give way to a clean one of the same block, even a newer
+ * one: an older page that still records the block dirty was not written
+ * since the block left that slot, and every flush and FUA write waited for
+ * a commit sweep that would have written it, so nothing newer than that
+ * dirty copy was made durable.  Dropping the clean entries before step 4
+ * sees them ensures it, and spares the load a lookup for each.
+ */
+static inline bool stash_md_load_keeps(bool unclean, u64 e)
+{
+	return !unclean || (e & STASH_MD_DIRTY);
+}
+
 /* Step 4: one origin block in two slots (stash_md_dup_winner()). */
 enum stash_md_dup {
 	STASH_DUP_KEEP,		/* the slot loaded first keeps the block */
@@ -303,22 +319,14 @@ enum stash_md_dup {
 };
 
 /*
- * An origin block mapped by a slot of page sequence @held_seq (dirty:
- * @held_dirty) is found in another slot of page sequence @seq (@dirty).
- * After an unclean shutdown a dirty entry beats a clean one whatever
- * their ages: an older page that still records the block dirty was not
- * written since the block left that slot, and every flush and FUA write
- * waited for a commit sweep that would have written it, so nothing newer
- * than that dirty copy was made durable.  Otherwise the newer page wins.
+ * An origin block mapped by a kept entry of a page of sequence @held_seq
+ * is found in another kept entry, of a page of sequence @seq: the newer
+ * page wins; two in one commit are corrupt.
  */
-static inline enum stash_md_dup stash_md_dup_winner(bool unclean, u64 held_seq,
-						    bool held_dirty, u64 seq,
-						    bool dirty)
+static inline enum stash_md_dup stash_md_dup_winner(u64 held_seq, u64 seq)
 {
 	if (held_seq == seq)
 		return STASH_DUP_CORRUPT;
-	if (unclean && held_dirty != dirty)
-		return dirty ? STASH_DUP_REPLACE : STASH_DUP_KEEP;
 	return seq > held_seq ? STASH_DUP_REPLACE : STASH_DUP_KEEP;
 }
 

@@ -14,7 +14,7 @@ static u32 bucket_of(const struct stash_map *m, oblock_t ob)
 	return m->hash_bits ? hash_64(from_oblock(ob), m->hash_bits) : 0;
 }
 
-/* Every hash chain empty (filled in at creation, rebuilt after a crash). */
+/* Every hash chain empty (at creation). */
 static void reset_buckets(struct stash_map *m)
 {
 	u32 i, nr_buckets = 1u << m->hash_bits;
@@ -397,33 +397,6 @@ void stash_map_rebuild_free(struct stash_map *m)
 	while (i--)
 		if (!(m->entries[i].flags & SE_ALLOC))
 			free_list_push(m, i);
-}
-
-void stash_map_keep_only(struct stash_map *m, const unsigned long *keep,
-			 struct stash_bitmap *touched, u32 entries_per_page)
-{
-	u32 i = m->nr_cblocks;
-
-	reset_buckets(m);
-	free_list_reset(m);
-	while (i--) {
-		struct stash_entry *e = &m->entries[i];
-
-		if ((e->flags & SE_ALLOC) && !test_bit(i, keep)) {
-			e->flags = 0;
-			clear_bit(i, m->refs);
-			stash_bitmap_set(touched, i / entries_per_page);
-		}
-		if (e->flags & SE_ALLOC) {
-			e->flags &= ~SE_MAPPED;
-			hash_insert(m, i);
-		} else {
-			free_list_push(m, i);
-		}
-		if (!(i & 0xffff))
-			stash_cond_resched();
-	}
-	stash_map_note_reusable(m);
 }
 
 bool stash_map_invalidate(struct stash_map *m, cblock_t c)

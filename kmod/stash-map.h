@@ -533,17 +533,6 @@ int stash_map_load(struct stash_map *m, cblock_t c, oblock_t ob,
 		   cblock_t *held);
 void stash_map_rebuild_free(struct stash_map *m);
 
-/*
- * After a load from an unclean shutdown, before any I/O and without the
- * lock: drop every loaded entry whose slot is clear in @keep, mark the
- * group of @entries_per_page slots of each in @touched, and rebuild the
- * hash chains and the free list (no stash_map_rebuild_free() needed).
- * One pass over the buckets and one over the slots, yielding the CPU now
- * and then; not an invalidation (a chain walk) per dropped entry.
- */
-void stash_map_keep_only(struct stash_map *m, const unsigned long *keep,
-			 struct stash_bitmap *touched, u32 entries_per_page);
-
 /* Bytes of RAM the map takes: entries, hash buckets, reference bits. */
 u64 stash_map_bytes(const struct stash_map *m);
 /* The same per cache block, rounded up. */

@@ -611,7 +611,7 @@ int stash_md_open(struct stash_cache *sc, bool format, u32 block_sectors)
  * 'format' replaces).  A table refused or short of memory before this
  * leaves the cache device as it was.  Sets ti->error on failure.
  */
-int stash_md_prepare(struct stash_cache *sc)
+int stash_md_prepare(struct stash_cache *sc, bool alone)
 {
 	int r = 0, i;
 
@@ -626,6 +626,7 @@ int stash_md_prepare(struct stash_cache *sc)
 			break;
 		}
 		stash_note(sc, "formatted a cache of %u blocks", sc->md.sb.geo.nr_cblocks);
+		sc->md.fresh = alone;
 		break;
 	case STASH_MD_ERASE:
 		stash_warn(sc, "cache device: 'format': the dm-stash cache on it is discarded");
@@ -762,17 +763,14 @@ static void load_drop(struct stash_cache *sc, u32 c)
 
 /*
  * Map @c to @ob; a second mapping of @ob is resolved by
- * stash_md_dup_winner() (the newer page wins, except that after an unclean
- * shutdown a dirty entry beats a clean one: the sweeps that flushes and
- * FUA writes wait for, stash_md_drops_covered(), are why).  The clean
- * entries are dropped afterwards (drop_clean()).
+ * stash_md_dup_winner() (the newer page wins).  After an unclean shutdown
+ * only dirty entries get here (stash_md_load_keeps()).
  */
 static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 		      u64 *entry_seq_of_page)
 {
 	oblock_t ob = to_oblock(e & STASH_MD_OBLOCK_MASK);
 	bool dirty = e & STASH_MD_DIRTY;
-	bool unclean = !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN);
 	cblock_t other;
 	u32 o;
 	int r;
@@ -781,10 +779,8 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 	if (r == -EEXIST) {
 		o = from_cblock(other);
 		/* The loser's page is written again (see load_metadata()). */
-		switch (stash_md_dup_winner(unclean,
-					    entry_seq_of_page[o / sc->md.geo.entries_per_page],
-					    stash_bitmap_test(&sc->dirty, o),
-					    seq, dirty)) {
+		switch (stash_md_dup_winner(entry_seq_of_page[o / sc->md.geo.entries_per_page],
+					    seq)) {
 		case STASH_DUP_CORRUPT:
 			stash_err(sc, "metadata maps origin block %llu twice in one commit",
 				  from_oblock(ob));
@@ -810,18 +806,6 @@ static int load_entry(struct stash_cache *sc, u32 c, u64 e, u32 crc, u64 seq,
 	if (sc->csum)
 		stash_csum_load(sc, to_cblock(c), e & STASH_MD_OPEN, crc);
 	return 0;
-}
-
-/*
- * Unclean shutdown: a clean slot may have been reused since its commit.
- * At the first resume, without sc->lock (no I/O runs yet); the map yields
- * the CPU now and then (a 256 GiB cache of 4 KiB blocks has 67M slots).
- * The pages of the dropped entries are touched (load_metadata()).
- */
-static void drop_clean(struct stash_cache *sc)
-{
-	stash_map_keep_only(&sc->map, sc->dirty.words, &sc->md.touched,
-			    sc->md.geo.entries_per_page);
 }
 
 /*
@@ -880,12 +864,24 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	void *half[2];
 	u64 *entries, *scratch, *page_seq;
 	u32 *csums, *csum_scratch;
+	bool unclean;
 	int r;
 
 	*map_touched = false;
+	/*
+	 * Formatted by this table, with nothing else on the device since:
+	 * the superblock is the format's, every page empty in copy 0
+	 * (md.page_loc as allocated), the map empty as created and attached
+	 * to md.touched as stash_md_create() left it.
+	 */
+	if (sc->md.fresh) {
+		sc->md.fresh = false;
+		return 0;
+	}
 	r = reread_superblock(sc);
 	if (r)
 		return r;
+	unclean = !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN);
 
 	entries = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
 	scratch = kmalloc_array(STASH_MD_ENTRIES_PER_PAGE, sizeof(u64), GFP_KERNEL);
@@ -932,6 +928,10 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 
 				if (!entries[k])
 					continue;
+				if (!stash_md_load_keeps(unclean, entries[k])) {
+					load_drop(sc, c);
+					continue;
+				}
 				r = load_entry(sc, c, entries[k], csums[k],
 					       page_seq[page], page_seq);
 				loaded++;
@@ -951,9 +951,7 @@ static int load_metadata(struct stash_cache *sc, bool *map_touched)
 	 * loaded slots still on it: rebuild it, unless nothing was loaded
 	 * (an empty cache: every slot free, in order, as it is).
 	 */
-	if (!r && !(sc->md.sb.flags & STASH_SB_FLAG_CLEAN))
-		drop_clean(sc);
-	else if (loaded)
+	if (loaded)
 		stash_map_rebuild_free(&sc->map);
 	stash_map_attach_pages(&sc->map, &sc->md.touched,
 			       sc->md.geo.entries_per_page);

@@ -154,6 +154,12 @@ struct stash_md {
 	/* What the constructor writes last (stash_md_prepare()). */
 	enum { STASH_MD_KEEP, STASH_MD_FORMAT, STASH_MD_ERASE } prepare;
 	bool loaded;			/* the first resume loaded the map */
+	/*
+	 * This table formatted the device, and no other table held it since
+	 * (stash_claim_devices()): the first resume need not read back what
+	 * the format wrote, an empty map.
+	 */
+	bool fresh;
 
 	/*
 	 * --- The commit work, set up on every cache by stash_md_init_work()
@@ -228,10 +234,12 @@ int stash_md_create(struct stash_cache *sc);
 /*
  * The constructor's last step, once nothing else can fail: write what
  * stash_md_open() or stash_md_check_volatile() decided (format the cache
- * device, or erase its superblocks).  Returns 0, or an error with
+ * device, or erase its superblocks).  @alone: no other table holds the
+ * cache device (no reload over a live one), so nothing else writes it
+ * before this table's first resume.  Returns 0, or an error with
  * ti->error set.  Process context, sleeps, synchronous I/O.
  */
-int stash_md_prepare(struct stash_cache *sc);
+int stash_md_prepare(struct stash_cache *sc, bool alone);
 
 /*
  * Destructor, or a constructor that failed at any point (also on a

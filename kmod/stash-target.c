@@ -75,8 +75,11 @@
 #include <linux/module.h>
 #include <linux/init.h>
 #include <linux/blkdev.h>
+#include <linux/llist.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include "dm-stash.h"
 #include "linux/dm-stash.h"
@@ -573,6 +576,48 @@ bad_dirty:
 	return r;
 }
 
+/*
+ * ---- Deferred freeing of the tables ----
+ *
+ * The destructor's large tables (the map, the bitmaps, the filter, the
+ * checksums: about 1 GiB at 64M blocks) are freed by a work item a moment
+ * after the remove returned, so that neither the remove nor what follows
+ * it at once (udev's events for the removed device) waits for 1 GiB of
+ * pages to go back to the allocator.  The node that chains a table sits
+ * in its own first bytes, as vfree_atomic() does it (which modules cannot
+ * call).  A constructor runs the frees first, whose memory its tables may
+ * need, and so does the module's exit.
+ */
+#define STASH_FREE_DELAY	(HZ / 2)
+
+static LLIST_HEAD(stash_free_list);
+
+static void stash_free_fn(struct work_struct *ws)
+{
+	struct llist_node *n, *next;
+
+	llist_for_each_safe(n, next, llist_del_all(&stash_free_list)) {
+		vfree(n);
+		cond_resched();
+	}
+}
+
+static DECLARE_DELAYED_WORK(stash_free_work, stash_free_fn);
+
+void stash_vfree_deferred(void *p)
+{
+	if (!p)
+		return;
+	if (llist_add(p, &stash_free_list))
+		queue_delayed_work(system_unbound_wq, &stash_free_work,
+				   STASH_FREE_DELAY);
+}
+
+static void stash_wait_frees(void)
+{
+	flush_delayed_work(&stash_free_work);
+}
+
 static void destroy_runtime(struct stash_cache *sc)
 {
 	stash_csum_destroy(sc);
@@ -602,6 +647,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	};
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
 	struct stash_cache *sc;
+	bool shared;
 	int r;
 
 	if (argc < 3) {
@@ -620,12 +666,15 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -EINVAL;
 	}
 
+	stash_wait_frees();
 	sc = kzalloc(sizeof(*sc), GFP_KERNEL);
 	if (!sc) {
 		ti->error = "Cannot allocate the cache context";
 		return -ENOMEM;
 	}
 	sc->ti = ti;
+	INIT_LIST_HEAD(&sc->registry);
+	INIT_LIST_HEAD(&sc->claim);
 	sc->mode = args.mode;
 	sc->is_volatile = args.is_volatile;
 	sc->format = args.format;
@@ -641,6 +690,9 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_devices(ti, sc, argv[0], argv[1]);
 	if (r)
 		goto bad_devices;
+	r = stash_claim_devices(sc, &shared);
+	if (r)
+		goto bad_claim;
 	sc->io_client = dm_io_client_create();
 	if (IS_ERR(sc->io_client)) {
 		ti->error = "Cannot create the I/O client";
@@ -668,7 +720,7 @@ static int stash_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	 */
 	if (args.format)
 		stash_stranded_drop(sc);
-	r = stash_md_prepare(sc);
+	r = stash_md_prepare(sc, !shared);
 	if (r)
 		goto bad_prepare;
 
@@ -696,6 +748,8 @@ bad_geometry:
 	stash_md_destroy(sc);
 	dm_io_client_destroy(sc->io_client);
 bad_io_client:
+	stash_release_devices(sc);
+bad_claim:
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 bad_devices:
@@ -717,6 +771,7 @@ static void stash_dtr(struct dm_target *ti)
 	destroy_runtime(sc);
 	stash_md_destroy(sc);
 	dm_io_client_destroy(sc->io_client);
+	stash_release_devices(sc);
 	dm_put_device(ti, sc->cache_dev);
 	dm_put_device(ti, sc->origin_dev);
 	kfree(sc->table_opts);
@@ -1280,6 +1335,7 @@ static void __exit dm_stash_exit(void)
 {
 	stash_control_exit();
 	dm_unregister_target(&stash_target);
+	stash_wait_frees();
 	stash_csum_exit();
 	stash_io_exit();
 }

@@ -12,12 +12,11 @@
  *     sequence above that copy's and not above the superblock's) to be
  *     the page's newest committed version;
  *  3. after a clean shutdown every mapping is kept, after an unclean one
- *     only the dirty ones;
- *  4. an origin block in two slots: the entry of the newer page wins,
- *     except that after an unclean shutdown a dirty entry beats a clean
- *     one whatever their ages (the kernel's load_entry() says why); two
- *     in pages of the same commit make the load fail.  This is decided
- *     before step 3 drops the clean ones.
+ *     only the dirty ones (stash_md_load_keeps() says why a dirty entry
+ *     must not give way to a clean one);
+ *  4. of the mappings kept, an origin block in two slots: the entry of the
+ *     newer page wins; two in pages of the same commit make the load
+ *     fail.
  *
  * dump prints the result; check reports every problem it meets, each with
  * its severity, and exits with the worst (stashctl.8, EXIT STATUS):
@@ -478,10 +477,10 @@ static u64 page_seq(const struct scan *s, uint32_t cblock)
 }
 
 /*
- * Steps 4, then 3: which mappings the kernel keeps.  False if it refuses.
- * Duplicates are resolved first (after an unclean shutdown a dirty entry
- * beats a clean one, else the newer page wins), then clean entries are
- * dropped after an unclean shutdown.
+ * Steps 3, then 4: which mappings the kernel keeps.  False if it refuses.
+ * After an unclean shutdown the clean entries are dropped first
+ * (stash_md_load_keeps()); of the entries kept, one origin block in two
+ * slots goes to the newer page's, and two in one commit are refused.
  */
 static bool recover(struct scan *s)
 {
@@ -496,6 +495,10 @@ static bool recover(struct scan *s)
 
 		if (!e)
 			continue;
+		if (!stash_md_load_keeps(!clean, e)) {
+			s->dropped_clean++;
+			continue;
+		}
 		refs[n].oblock = e & STASH_MD_OBLOCK_MASK;
 		refs[n].cblock = c;
 		n++;
@@ -507,12 +510,9 @@ static bool recover(struct scan *s)
 
 		for (j = i + 1; j < n && refs[j].oblock == refs[i].oblock; j++) {
 			uint32_t cb = refs[j].cblock;
-			u64 hs = page_seq(s, holder), cs = page_seq(s, cb);
-			bool hd = s->entries[holder] & STASH_MD_DIRTY;
-			bool cd = s->entries[cb] & STASH_MD_DIRTY;
-			bool by_dirt = !clean && hd != cd;
-			enum stash_md_dup d = stash_md_dup_winner(!clean, hs, hd,
-								  cs, cd);
+			u64 cs = page_seq(s, cb);
+			enum stash_md_dup d = stash_md_dup_winner(page_seq(s, holder),
+								  cs);
 			uint32_t win = d == STASH_DUP_REPLACE ? cb : holder;
 
 			if (d == STASH_DUP_CORRUPT) {
@@ -521,10 +521,6 @@ static bool recover(struct scan *s)
 					"): the kernel refuses the cache", refs[i].oblock,
 					holder, cb, cs);
 				ok = false;
-			} else if (by_dirt) {
-				problem(s, SEV_NOTE, "origin block %" PRIu64 " is in slots "
-					"%u and %u: the dirty one (slot %u) wins after an "
-					"unclean shutdown", refs[i].oblock, holder, cb, win);
 			} else {
 				problem(s, SEV_NOTE, "origin block %" PRIu64 " is in slots "
 					"%u and %u: the newer page's (slot %u) wins", refs[i].oblock,
@@ -532,15 +528,6 @@ static bool recover(struct scan *s)
 			}
 			s->dropped_older++;
 			holder = win;
-		}
-		if (!(s->entries[holder] & STASH_MD_DIRTY) && !clean) {
-			s->dropped_clean++;
-			if (j - i > 1)
-				problem(s, SEV_NOTE, "origin block %" PRIu64 ": its newest "
-					"entry (slot %u) is clean, dropped after an unclean "
-					"shutdown: the block is read from the origin",
-					refs[i].oblock, holder);
-			continue;
 		}
 		s->loaded[holder] = s->entries[holder];
 	}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# desc: a cache device that holds a dm-stash cache is refused by a volatile table and by a table naming another origin (or one of another size), unchanged; 'format' gives the data up knowingly; a renamed origin is accepted
+# desc: a cache device that holds a dm-stash cache is refused by a volatile table and by a table naming another origin (or one of another size), unchanged; while it is live, its cache device and origin are refused to any other dm-stash device; 'format' gives the data up knowingly; a renamed origin is accepted
 #
 # Breaks it catches: a volatile table that ignores the superblock (it
 # starts empty, reads return the origin's stale data, its writes overwrite
@@ -66,6 +66,32 @@ log "its own origin: accepted, the dirty blocks are there"
 pstash_create ident "$origa" "$cache" "${opts[@]}"
 assert_eq 16 "$(st "$STASH_DEV" dirty)" "dirty blocks after the reload"
 assert_ok "the data reads back" same "$STASH_DEV" 100 "$tmp/a"
+
+# While it is live, no other dm-stash device may take its cache device or
+# its origin.  Break it catches: no claim on the devices (the same table
+# under another name loads the same cache a second time, and a volatile
+# cache over its origin is accepted: two caches whose writes make each
+# other's blocks stale).
+log "live: its cache device and its origin are refused to another device"
+kmsg_mark
+assert_fails "a second device on its cache device and origin" \
+	dm_create other "$(stash_table "$origa" "$cache" "${opts[@]}")"
+assert_match "the cache device .* is in use by dm-stash device .*ident" "$(kmsg_since)" \
+	"the kernel names the device that holds the cache device"
+kmsg_mark
+assert_fails "a volatile cache over its origin" \
+	dm_create other "$(stash_table "$origa" "$origb" writeback volatile format)"
+assert_match "the origin device .* is in use by dm-stash device .*ident" "$(kmsg_since)" \
+	"the kernel names the device that holds the origin"
+assert_eq "" "$(dm_names | grep -x "${STASH_DM_PREFIX}other")" "no device left by the refusals"
+log "a reload of the live device itself takes them"
+# (The table as made, not as dmsetup shows it: that names the origin
+# 253:N, which the next commit would record as its path.)
+assert_ok "reload with the same devices" dmsetup reload "$(basename "$STASH_DEV")" \
+	--table "$(stash_table "$origa" "$cache" "${opts[@]}")"
+assert_ok "resume the reloaded table" dmsetup resume "$(basename "$STASH_DEV")"
+assert_eq 16 "$(st "$STASH_DEV" dirty)" "dirty blocks after the refusals and the reload"
+assert_ok "the data reads back after them" same "$STASH_DEV" 100 "$tmp/a"
 stash_remove "$STASH_DEV"
 
 log "the origin renamed (its recorded path names no device now): accepted"

@@ -5,7 +5,7 @@
  * stash_bitmap_next() agrees with a brute-force scan at every start
  * position, for sizes around word boundaries and random contents; copy and
  * zero carry the count along; the chunk marks (second level) never hide a
- * set bit.
+ * set bit, nor the third level a word of marks.
  */
 #include "unit.h"
 
@@ -103,14 +103,21 @@ TEST(bitmap_empty)
 }
 
 /*
- * Every set bit's chunk is marked (else searches, copies and zeroing would
- * skip it).
+ * Every set bit's chunk is marked, and every non-zero word of marks has its
+ * third-level bit (else searches, copies and zeroing would skip them).
  */
 static bool marks_cover(const struct stash_bitmap *b)
 {
+	size_t chunks = (BITS_TO_LONGS(b->nr_bits) + STASH_BITMAP_CHUNK_WORDS - 1) /
+			STASH_BITMAP_CHUNK_WORDS;
+
 	for (u32 i = 0; i < b->nr_bits; i++) {
 		if (stash_bitmap_test(b, i) &&
 		    !test_bit(i / BITS_PER_LONG / STASH_BITMAP_CHUNK_WORDS, b->chunks))
+			return false;
+	}
+	for (size_t w = 0; w < BITS_TO_LONGS(chunks); w++) {
+		if (b->chunks[w] && !test_bit(w, b->groups))
 			return false;
 	}
 	return true;
@@ -126,7 +133,8 @@ static bool marks_cover(const struct stash_bitmap *b)
  */
 TEST(bitmap_chunk_marks)
 {
-	static const u32 big[] = { 4096, 4097, 3 * 4096 + 5, 200000 };
+	static const u32 big[] = { 4096, 4097, 3 * 4096 + 5, 200000,
+				   2 * 64 * 4096 + 4099 };
 	uint64_t rs = 4242;
 
 	for (unsigned int k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
@@ -204,6 +212,107 @@ TEST(bitmap_chunk_marks)
 				break;
 			}
 		}
+		stash_bitmap_exit(&other);
+		stash_bitmap_exit(&b);
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Words of the third level of an @n-bit bitmap. */
+static size_t group_words(u32 n)
+{
+	size_t chunks = (BITS_TO_LONGS(n) + STASH_BITMAP_CHUNK_WORDS - 1) /
+			STASH_BITMAP_CHUNK_WORDS;
+
+	return BITS_TO_LONGS(BITS_TO_LONGS(chunks));
+}
+
+/* The first of the sorted @set (of @nr) at or after @start, or @n. */
+static u32 sorted_next(const u32 *set, unsigned int nr, u32 start, u32 n)
+{
+	for (unsigned int k = 0; k < nr; k++) {
+		if (set[k] >= start)
+			return set[k];
+	}
+	return n;
+}
+
+/*
+ * The third level, on bitmaps of several of its words (64 words of marks,
+ * 16M bits, each): a few bits far apart, found from random starts and
+ * after a copy and zeroing, and marks that empty out drop their
+ * third-level bit.  Breaks caught: a search that skips a third-level word
+ * or trusts a stale one, a copy that does not mark the destination's third
+ * level, a zero that leaves a word of marks set.
+ */
+TEST(bitmap_third_level)
+{
+	static const u32 sizes3[] = { 16777216, 16777216 + 4096 * 3 + 7,
+				      3 * 16777216 + 100 };
+	uint64_t rs = 99;
+
+	for (unsigned int k = 0; k < sizeof(sizes3) / sizeof(sizes3[0]); k++) {
+		const u32 n = sizes3[k];
+		struct stash_bitmap b, other;
+		u32 set[24];
+		unsigned int nr = 0;
+
+		test_context("%u bits", n);
+		REQUIRE_EQ(stash_bitmap_init(&b, n), 0);
+		REQUIRE_EQ(stash_bitmap_init(&other, n), 0);
+		set[nr++] = 0;
+		set[nr++] = n - 1;
+		while (nr < 24) {
+			u32 i = (u32)unit_rand_below(&rs, n);
+
+			if (sorted_next(set, nr, i, n) != i)
+				set[nr++] = i;
+			qsort(set, nr, sizeof(set[0]), cmp_u32);
+		}
+		for (unsigned int j = 0; j < nr; j++)
+			CHECK(stash_bitmap_set(&b, set[j]));
+		CHECK_EQ(b.nr_set, nr);
+		for (unsigned int r = 0; r < 2000; r++) {
+			u32 s = (u32)unit_rand_below(&rs, n + 1);
+
+			CHECK_EQ(stash_bitmap_next(&b, s), sorted_next(set, nr, s, n));
+		}
+		/* Each found in order from each one's successor. */
+		for (unsigned int j = 0; j < nr; j++)
+			CHECK_EQ(stash_bitmap_next(&b, j ? set[j - 1] + 1 : 0), set[j]);
+		CHECK(marks_cover(&b));
+
+		stash_bitmap_set(&other, n / 2 + 1);
+		stash_bitmap_copy(&other, &b);
+		CHECK(marks_cover(&other));
+		for (unsigned int j = 0; j < nr; j++)
+			CHECK_EQ(stash_bitmap_next(&other, j ? set[j - 1] + 1 : 0), set[j]);
+		CHECK_EQ(stash_bitmap_next(&other, set[nr - 1] + 1), n);
+
+		/* Clear all but the last: searches drop the empty marks. */
+		for (unsigned int j = 0; j + 1 < nr; j++)
+			CHECK(stash_bitmap_clear(&b, set[j]));
+		CHECK_EQ(stash_bitmap_next(&b, 0), n - 1);
+		for (size_t w = 0; w < group_words(n); w++) {
+			if (w != (n - 1) / 4096 / 64 / 64 && b.groups[w]) {
+				CHECK(!"a third-level bit outlived its marks");
+				break;
+			}
+		}
+		CHECK(marks_cover(&b));
+
+		stash_bitmap_zero(&other);
+		CHECK_EQ(other.nr_set, 0);
+		CHECK_EQ(stash_bitmap_next(&other, 0), n);
+		for (size_t w = 0; w < group_words(n); w++)
+			CHECK_EQ(other.groups[w], 0);
+		CHECK_EQ(group_words(n), (size_t)1 << k);
 		stash_bitmap_exit(&other);
 		stash_bitmap_exit(&b);
 	}

@@ -1497,65 +1497,6 @@ TEST(format_map_load_rebuild_free)
 	stash_map_exit(&m);
 }
 
-/*
- * After an unclean shutdown the load keeps the dirty entries only
- * (stash_map_keep_only()): the others are gone from the chains, their
- * slots free in ascending order, the groups (pages) that held them
- * marked; the kept ones still found, valid and idle.
- */
-TEST(format_map_keep_only)
-{
-	static const struct { u32 c; u64 ob; bool dirty; } loaded[] = {
-		{ 0, 1000, false }, { 5, 7, true }, { 6, 8, false },
-		{ 39, 3, true }, { 20, 0, false }, { 21, 1ull << 32, true },
-		{ 22, 4, false }, { 23, 12, false },
-	};
-	const u32 n = 40, nl = sizeof(loaded) / sizeof(loaded[0]);
-	bool used[40] = { false };
-	struct stash_bitmap keep, touched;
-	struct stash_map m;
-
-	REQUIRE_EQ(stash_map_init(&m, n), 0);
-	REQUIRE_EQ(stash_bitmap_init(&keep, n), 0);
-	REQUIRE_EQ(stash_bitmap_init(&touched, n / 4), 0);
-	for (u32 k = 0; k < nl; k++) {
-		REQUIRE_EQ(load(&m, loaded[k].c, loaded[k].ob), 0);
-		if (loaded[k].dirty) {
-			stash_bitmap_set(&keep, loaded[k].c);
-			used[loaded[k].c] = true;
-		}
-	}
-	/* A stale reference bit must not survive on a dropped slot. */
-	set_bit(6, m.refs);
-	stash_map_keep_only(&m, keep.words, &touched, 4);
-
-	for (u32 k = 0; k < nl; k++) {
-		u32 c = loaded[k].c;
-
-		test_context("slot %u, oblock %llu", c, loaded[k].ob);
-		if (loaded[k].dirty) {
-			CHECK_EQ(lookup(&m, loaded[k].ob), c);
-			CHECK_EQ(ent(&m, c)->flags, SE_ALLOC | SE_MAPPED | SE_VALID);
-		} else {
-			CHECK_EQ(lookup(&m, loaded[k].ob), STASH_NO_CBLOCK);
-			CHECK_EQ(ent(&m, c)->flags, 0);
-			CHECK(stash_bitmap_test(&touched, c / 4));
-		}
-	}
-	test_context("groups");
-	/* Groups 0, 1, 5 held dropped entries; 9 (slot 39) a kept one only. */
-	CHECK_EQ(touched.nr_set, 3);
-	CHECK(!stash_bitmap_test(&touched, 9));
-	CHECK(!test_bit(6, m.refs));
-	CHECK_EQ(stash_map_nr_allocated(&m), 3);
-	check_free_list(&m, used);
-	/* Every free slot is handed out before anything is evicted. */
-	fill_free_slots(&m, used);
-	stash_bitmap_exit(&touched);
-	stash_bitmap_exit(&keep);
-	stash_map_exit(&m);
-}
-
 TEST(format_map_load_refuses_duplicates)
 {
 	bool used[16] = { false };

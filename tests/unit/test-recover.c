@@ -261,16 +261,26 @@ TEST(recover_pick_page_fast_equals_full)
 
 TEST(recover_dup_winner)
 {
-	/* One commit: refused, whatever the state. */
-	CHECK_EQ(stash_md_dup_winner(false, 5, false, 5, true), STASH_DUP_CORRUPT);
-	CHECK_EQ(stash_md_dup_winner(true, 5, true, 5, false), STASH_DUP_CORRUPT);
-	/* Clean shutdown: the newer page wins. */
-	CHECK_EQ(stash_md_dup_winner(false, 5, true, 6, false), STASH_DUP_REPLACE);
-	CHECK_EQ(stash_md_dup_winner(false, 6, false, 5, true), STASH_DUP_KEEP);
-	/* Unclean: the dirty entry wins whatever the ages. */
-	CHECK_EQ(stash_md_dup_winner(true, 5, true, 6, false), STASH_DUP_KEEP);
-	CHECK_EQ(stash_md_dup_winner(true, 6, false, 5, true), STASH_DUP_REPLACE);
-	/* Unclean, both dirty or both clean: the newer page. */
-	CHECK_EQ(stash_md_dup_winner(true, 5, true, 6, true), STASH_DUP_REPLACE);
-	CHECK_EQ(stash_md_dup_winner(true, 6, false, 5, false), STASH_DUP_KEEP);
+	/* One commit: refused. */
+	CHECK_EQ(stash_md_dup_winner(5, 5), STASH_DUP_CORRUPT);
+	/* Otherwise the newer page wins. */
+	CHECK_EQ(stash_md_dup_winner(5, 6), STASH_DUP_REPLACE);
+	CHECK_EQ(stash_md_dup_winner(6, 5), STASH_DUP_KEEP);
+}
+
+/*
+ * Step 3: after an unclean shutdown only dirty entries are kept, so that
+ * no clean entry, however new, displaces a dirty one in step 4.  Break it
+ * catches: clean entries kept (an older dirty block loses to a newer clean
+ * entry and is read from an origin that may not hold it durably).
+ */
+TEST(recover_load_keeps)
+{
+	const u64 dirty = stash_md_entry(true, true, 77);
+	const u64 clean = stash_md_entry(true, false, 77);
+
+	CHECK(stash_md_load_keeps(false, dirty));
+	CHECK(stash_md_load_keeps(false, clean));
+	CHECK(stash_md_load_keeps(true, dirty));
+	CHECK(!stash_md_load_keeps(true, clean));
 }
