@@ -85,14 +85,15 @@ race() {
 }
 
 # race_until SECONDS DISCARDS FIELD MIN...: race SECONDS at a time, up to
-# four times, until every FIELD of the status grew by its MIN (a debug
-# kernel runs several times slower).  Sets st0 and st1.
+# eight times, until every FIELD of the status grew by its MIN (a debug
+# kernel runs several times slower: part 2 took six rounds of 10 s
+# there).  Sets st0 and st1.
 race_until() {
 	local secs=$1 discards=$2 round field min short i
 
 	shift 2
 	st0=$(status_line "$vol")
-	for round in 1 2 3 4; do
+	for round in 1 2 3 4 5 6 7 8; do
 		race "$secs" "$discards"
 		st1=$(status_line "$vol")
 		short=
