@@ -15,8 +15,8 @@
  * and mark words, so their cost follows the bits set, not the size: a pass
  * over a few dirty blocks of a cache of 64M blocks reads a few chunks, a
  * few words of marks and 32 B of the third level, not 8 MiB or the 2 KiB
- * of marks (whose scan, twice per pass, made a volatile cache's fsync 46%
- * slower at 64M blocks than at 64K).  Callers may test bits in @words
+ * of marks (whose scans, about five per pass, made a volatile cache's
+ * fsync 46% slower at 64M blocks than at 64K).  Callers may test bits in @words
  * directly; they change them only through these calls.
  */
 #ifndef STASH_BITMAP_H

@@ -62,7 +62,7 @@ void stash_vfree_deferred(void *p);
 /*
  * A table from vmalloc goes to stash_vfree_deferred(): returning 1 GiB of
  * pages to the allocator took most of a remove of a cache of 64M blocks
- * (1.1 of 1.3 s), and nothing waits for it.
+ * (1.1 of 1.3 s), and the remove need not wait for it.
  */
 static inline void stash_free_array(void *p)
 {

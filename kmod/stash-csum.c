@@ -555,8 +555,9 @@ static void stash_csum_free_tables(struct stash_cache *sc)
 }
 
 /*
- * A bit per cache block, from kvmalloc: at 64M blocks a bitmap is 8 MiB,
- * more than kmalloc (bitmap_zalloc()) can give.
+ * A bit per cache block (8 MiB at 64M blocks), allocated and freed as the
+ * other per-block tables are (stash_zalloc_array(), stash_free_array():
+ * vmalloc when large, freed after the remove).
  */
 static unsigned long *csum_bitmap(struct stash_cache *sc)
 {
