@@ -22,6 +22,16 @@ STASH_DM_PREFIX=${STASH_DM_PREFIX:-stasht-}
 export DM_DISABLE_UDEV=1
 export STASH_REPO STASH_KO
 
+# STASH_XTRACE=1: every command a test runs, with the time and the line,
+# into $STASH_LOGDIR/NAME.xtrace (beside its log; tests/run sets both), for
+# finding where a slow test spends its time (tests/tools/xtrace-profile.py).
+if [ "${STASH_XTRACE:-0}" = 1 ] && [ -n "${STASH_LOGDIR:-}" ] && [ -n "${STASH_TEST_NAME:-}" ]; then
+	exec {_stash_xtrace_fd}>>"$STASH_LOGDIR/$STASH_TEST_NAME.xtrace"
+	BASH_XTRACEFD=$_stash_xtrace_fd
+	PS4='+ $EPOCHREALTIME ${BASH_SOURCE[0]##*/}:$LINENO: '
+	set -x
+fi
+
 # ---------------------------------------------------------------------------
 # Reporting and assertions
 # ---------------------------------------------------------------------------
