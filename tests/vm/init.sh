@@ -9,6 +9,7 @@
 # Parameters arrive from the kernel command line as environment variables:
 #   stash_repo   repo directory on the host (and in the guest)
 #   stash_nonce  tag for the exit-status marker line run-vm.sh looks for
+#   stash_9p_cache  the 9p cache mode of the host root (default loose)
 export PATH=/bin
 
 fail() {
@@ -27,7 +28,12 @@ while read -r m; do
 done </modules.list
 
 mkdir -p /lower /rw /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro hostroot /lower ||
+# cache=loose (stash_9p_cache=, default loose): the guest keeps the host's
+# files, their names and attributes once read, instead of asking the host
+# for each lookup and read (100 starts of dd: 12 s instead of 18 to 21).
+# The host root does not change while a VM runs (see run-vm.sh).
+mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,ro,cache=${stash_9p_cache:-loose}" \
+	hostroot /lower ||
 	fail "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=0755 stash-rw /rw || fail "cannot mount tmpfs"
 mkdir -p /rw/upper /rw/work
