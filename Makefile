@@ -198,9 +198,8 @@ vm-check:
 	@$(VM_RUN) --timeout $(KERNEL_VM_TIMEOUT) $(VM_ARGS) -- tests/run $(TEST)
 
 # The data-path, write-back, error, persistence and crash tests: what CI
-# runs on its second kernel (make check-core KERNEL=6.12: about 22 minutes
-# of test time there, which CI's time limit allows beside the whole suite
-# on 6.1).
+# runs on its second kernel (make check-core KERNEL=6.12: about 12 minutes
+# of test time, which CI's time limit allows beside the whole suite on 6.1).
 CORE_TESTS ?= 03-fio-verify 20-engine-fio-verify 21-writearound 22-writethrough \
 	26-discard 29-multiblock-runs 33-wb-power-cut 35-wb-flush-fua \
 	37-wb-fua-race 38-wb-suspend-remove 40-err-cache-writes 41-err-origin \
