@@ -74,8 +74,16 @@ fill() {
 	cat "${files[@]}" >"$tmp/fill"
 	put "$1" "$tmp/fill" 100
 }
-entry() { # VALID DIRTY OBLOCK
-	printf '0x%x' $(((1 << 63) | ($2 << 62) | $3))
+# entry_to VAR VALID DIRTY OBLOCK: the raw entry word into VAR (no fork,
+# for loops); entry VALID DIRTY OBLOCK prints it.
+entry_to() {
+	printf -v "$1" '0x%x' $(((1 << 63) | ($3 << 62) | $4))
+}
+entry() {
+	local v
+
+	entry_to v "$@"
+	echo "$v"
 }
 
 opts=(writearound commit_ms 60000)
@@ -96,7 +104,7 @@ log "forge: every page maps one clean block (slot ${epp}p -> block 100+p), shut 
 # One stash-md process for all of it, not three a page.
 fill "$origin" "$tmp/orig"
 for ((p = 0; p < pages; p++)); do
-	printf -v e '0x%x' $(((1 << 63) | (100 + p)))	# entry 1 0 100+p, without a fork
+	entry_to e 1 0 $((100 + p))
 	echo "write-page $p 0 $S 0=$e"
 	echo "zero-page $p 1"
 	echo "write-slot $((p * epp)) $tmp/old"

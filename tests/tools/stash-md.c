@@ -65,21 +65,30 @@ static void rd(int fd, void *buf, uint64_t sector)
 		fatal("read failed: %s", strerror(errno));
 }
 
+static void wr_len(int fd, const void *buf, size_t len, uint64_t sector)
+{
+	if (pwrite(fd, buf, len, (off_t)(sector * 512)) != (ssize_t)len)
+		fatal("write failed: %s", strerror(errno));
+}
+
 static void wr_nosync(int fd, const void *buf, uint64_t sector)
 {
-	if (pwrite(fd, buf, STASH_MD_BLOCK_BYTES, (off_t)(sector * 512)) !=
-	    STASH_MD_BLOCK_BYTES)
-		fatal("write failed: %s", strerror(errno));
+	wr_len(fd, buf, STASH_MD_BLOCK_BYTES, sector);
 }
 
 /* In a batch, one fsync at its end. */
 static int batching;
 
+static void sync_dev(int fd)
+{
+	if (!batching && fsync(fd))
+		fatal("fsync failed: %s", strerror(errno));
+}
+
 static void wr(int fd, const void *buf, uint64_t sector)
 {
 	wr_nosync(fd, buf, sector);
-	if (!batching && fsync(fd))
-		fatal("fsync failed: %s", strerror(errno));
+	sync_dev(fd);
 }
 
 static void fix_crc(void *block)
@@ -306,10 +315,8 @@ static int write_slot(int fd, uint64_t slot, const char *file)
 	if (!f || fread(buf, 1, len, f) != len)
 		fatal("cannot read one block from %s", file);
 	fclose(f);
-	if (pwrite(fd, buf, len, (off_t)((sb.geo.data_start +
-					  slot * sb.geo.block_sectors) * 512)) !=
-	    (ssize_t)len || (!batching && fsync(fd)))
-		fatal("write failed: %s", strerror(errno));
+	wr_len(fd, buf, len, sb.geo.data_start + slot * sb.geo.block_sectors);
+	sync_dev(fd);
 	return 0;
 }
 
@@ -369,8 +376,8 @@ static int batch(int fd, char *dev)
 		if (r)
 			return r;
 	}
-	if (fsync(fd))
-		fatal("fsync failed: %s", strerror(errno));
+	batching = 0;
+	sync_dev(fd);
 	return 0;
 }
 
