@@ -11,6 +11,8 @@
 #   stash_nonce  tag for the exit-status marker line run-vm.sh looks for
 #   stash_9p_cache  the 9p cache mode of the host root (default loose)
 export PATH=/bin
+# run-vm.sh boots again a kernel that died before this line.
+echo "STASH-VM-BOOTED:${stash_nonce}"
 
 fail() {
 	echo "stash-vm: stage 1: $*"
