@@ -467,7 +467,7 @@ static int cmp_candidate(const void *a, const void *b)
 }
 
 /* Sort the batch by origin block and issue it as merged runs. */
-static void issue_batch(struct stash_cache *sc, u32 n)
+static void issue_batch(struct stash_cache *sc, u32 n, long base_nice)
 {
 	struct stash_wb_candidate *b = sc->wb.batch;
 	struct stash_wb_run *run = NULL;
@@ -486,6 +486,7 @@ static void issue_batch(struct stash_cache *sc, u32 n)
 			 * throttle looks between its runs too.
 			 */
 			stash_throttle_tick(sc);
+			stash_throttle_prio(sc, base_nice);
 			run = get_run_slot(sc);
 			run->first_oblock = b[i].oblock;
 			run->nr_blocks = 0;
@@ -690,11 +691,13 @@ static void wb_work_fn(struct work_struct *ws)
 	struct stash_cache *sc = container_of(ws, struct stash_cache, wb.work);
 	unsigned int noio = memalloc_noio_save();
 	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
+	long base_nice = task_nice(current);
 	u64 issued = 0;
 	int n;
 
 	for (;;) {
 		/* The throttle (stash-throttle.c) before a batch is taken. */
+		stash_throttle_prio(sc, base_nice);
 		stash_throttle_wait(sc, issued);
 		issued = 0;
 		n = collect(sc, stash_throttle_batch(sc));
@@ -710,11 +713,14 @@ static void wb_work_fn(struct work_struct *ws)
 			continue;
 		}
 		if (n > 0) {
-			issue_batch(sc, n);
+			issue_batch(sc, n, base_nice);
 			issued = (u64)n * block_bytes;
 		}
 		cond_resched();
 	}
+	/* The worker's task runs others' work next. */
+	if (task_nice(current) != base_nice)
+		set_user_nice(current, base_nice);
 	memalloc_noio_restore(noio);
 }
 
