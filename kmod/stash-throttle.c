@@ -39,16 +39,6 @@
  * run's worth, and the sleep that pays for a run looks at the cap again
  * at least every PAUSE_MAX_US.
  *
- * The CPU.  Copies take CPU wherever the devices do not copy by DMA (a
- * RAM cache device, a memory-backed origin): in the bench's one-vCPU
- * model, read hits at qd 16 beside a drain of random dirty blocks ran at
- * 0.65x their idle rate, each hit no slower than before (no latency
- * signal sees it); at nice 19, 0.98-0.99x.  So writeback,
- * unless urgent, runs at nice WB_NICE (stash_throttle_prio()): the CPU
- * scheduler gives it what the foreground leaves, all of an idle CPU, and
- * on a machine with a spare CPU it costs nothing.  Urgent writeback and a
- * throttle turned off (writeback_latency 0) run at the worker's own nice.
- *
  * Never held back: writeback that someone waits for (a flush on a volatile
  * cache, stash_wb_drain_sync(), a suspend from its presuspend on, a failed
  * cache rescuing its dirty blocks), and writeback above the high watermark
@@ -57,7 +47,6 @@
  */
 #include <linux/module.h>
 #include <linux/delay.h>
-#include <linux/sched.h>
 
 #include "dm-stash.h"
 
@@ -272,19 +261,6 @@ static void rate_wait(struct stash_cache *sc, u64 bytes)
 	}
 	t->tokens = 0;
 	t->tokens_ns = ktime_get_ns();
-}
-
-/* Writeback's nice when it is neither urgent nor unthrottled. */
-#define WB_NICE		19
-
-void stash_throttle_prio(struct stash_cache *sc, long base)
-{
-	long nice = base;
-
-	if (READ_ONCE(sc->tun.wb_latency_pct) && !urgent(sc))
-		nice = max_t(long, base, WB_NICE);
-	if (task_nice(current) != nice)
-		set_user_nice(current, nice);
 }
 
 void stash_throttle_tick(struct stash_cache *sc)

@@ -479,7 +479,7 @@ static int cmp_candidate(const void *a, const void *b)
 }
 
 /* Sort the batch by origin block and issue it as merged runs. */
-static void issue_batch(struct stash_cache *sc, u32 n, long base_nice)
+static void issue_batch(struct stash_cache *sc, u32 n)
 {
 	struct stash_wb_candidate *b = sc->wb.batch;
 	struct stash_wb_run *run = NULL;
@@ -498,7 +498,6 @@ static void issue_batch(struct stash_cache *sc, u32 n, long base_nice)
 			 * throttle looks between its runs too.
 			 */
 			stash_throttle_tick(sc);
-			stash_throttle_prio(sc, base_nice);
 			run = get_run_slot(sc);
 			run->first_oblock = b[i].oblock;
 			run->nr_blocks = 0;
@@ -703,13 +702,11 @@ static void wb_work_fn(struct work_struct *ws)
 	struct stash_cache *sc = container_of(ws, struct stash_cache, wb.work);
 	unsigned int noio = memalloc_noio_save();
 	size_t block_bytes = sc->block_sectors << SECTOR_SHIFT;
-	long base_nice = task_nice(current);
 	u64 issued = 0;
 	int n;
 
 	for (;;) {
 		/* The throttle (stash-throttle.c) before a batch is taken. */
-		stash_throttle_prio(sc, base_nice);
 		stash_throttle_wait(sc, issued);
 		issued = 0;
 		n = collect(sc, stash_throttle_batch(sc));
@@ -725,14 +722,11 @@ static void wb_work_fn(struct work_struct *ws)
 			continue;
 		}
 		if (n > 0) {
-			issue_batch(sc, n, base_nice);
+			issue_batch(sc, n);
 			issued = (u64)n * block_bytes;
 		}
 		cond_resched();
 	}
-	/* The worker's task runs others' work next. */
-	if (task_nice(current) != base_nice)
-		set_user_nice(current, base_nice);
 	memalloc_noio_restore(noio);
 }
 

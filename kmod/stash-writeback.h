@@ -467,12 +467,6 @@ void stash_throttle_wait(struct stash_cache *sc, u64 bytes);
  * the runs allowed in flight follow the foreground within a batch too.
  */
 void stash_throttle_tick(struct stash_cache *sc);
-/*
- * The CPU priority of writeback's work (wb_work, on its own task): nice
- * WB_NICE unless writeback is urgent or the throttle is off, then @base
- * (the worker's nice when the work began, which it restores).
- */
-void stash_throttle_prio(struct stash_cache *sc, long base);
 /* Blocks the next batch may take: one run's worth while throttled or capped. */
 u32 stash_throttle_batch(struct stash_cache *sc);
 
