@@ -276,6 +276,12 @@ boot() {
 	ls -1t "$VMDIR"/logs/serial-*.log | tail -n +21 | xargs -r rm -f
 }
 
+# The first three kernel errors of the last boot's log.
+first_errors() {
+	grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|INFO: task .* blocked|soft lockup|Kernel panic - not syncing' "$log" |
+		tr -d '\r' || true
+}
+
 # A kernel that dies before /init runs (init.sh's first line prints
 # STASH-VM-BOOTED) ran nothing of ours: no test, no dm-stash (the module
 # is loaded by the tests, later).  That is the emulator's fault or the
@@ -293,8 +299,7 @@ for try in $(seq 1 "$tries"); do
 	[ "$try" -lt "$tries" ] || break
 	echo
 	echo "run-vm: the kernel stopped before /init ran (qemu exit $qemu_rc, ${elapsed}s; boot $try of $tries): booting again"
-	grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|Kernel panic - not syncing' "$log" |
-		tr -d '\r' | sed 's/^/run-vm:   /' || true
+	first_errors | sed 's/^/run-vm:   /'
 	echo "run-vm: that boot's log: $copy"
 done
 
@@ -321,7 +326,7 @@ if [ -n "$why" ]; then
 	echo "------------------------------------------------------------------------"
 	tail -n 60 "$log" | tr -d '\r'
 	echo "------------------------------------------------------------------------"
-	first=$(grep -aE -m 3 'WARNING:|BUG:|Oops|general protection|INFO: task .* blocked|soft lockup|Kernel panic - not syncing' "$log" | tr -d '\r' || true)
+	first=$(first_errors)
 	[ -z "$first" ] || printf 'run-vm: first kernel errors:\n%s\n' "$first"
 	last_test=$(grep -ao 'stash-run: begin [^ ]*' "$log" | tail -n1 | cut -d' ' -f3 || true)
 	[ -z "$last_test" ] || echo "run-vm: the last test begun: $last_test"
